@@ -1,0 +1,231 @@
+// Package api is what every Linkway HTTP service stands on: callers
+// authenticated by API key and bound to one organisation, handlers that
+// return errors, the one mapping from error codes to HTTP statuses and the
+// JSON error shape, strict JSON decoding, and request metrics.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"linkway/events"
+)
+
+// Kind is an organisation's kind, which decides what its keys may call.
+type Kind string
+
+// Organisation kinds (API.md).
+const (
+	KindGP           Kind = "gp"
+	KindLinkwork     Kind = "linkwork"
+	KindVCS          Kind = "vcs"
+	KindCommissioner Kind = "commissioner"
+	KindPanel        Kind = "panel"
+	KindAdmin        Kind = "admin"
+)
+
+// Kinds lists every kind.
+var Kinds = []Kind{KindGP, KindLinkwork, KindVCS, KindCommissioner, KindPanel, KindAdmin}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	// OrgID is the organisation's code (ODS code for practices and teams).
+	OrgID string `json:"org_id"`
+	Kind  Kind   `json:"kind"`
+	// KeyID names the key (never the key itself), for audit.
+	KeyID string `json:"key_id"`
+}
+
+// HandlerFunc serves one authenticated request. An error it returns is
+// turned into the JSON error shape by the server; it must not have written
+// a response first.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request, p Principal) error
+
+// Server routes requests, authenticates them and maps errors.
+type Server struct {
+	mux     *http.ServeMux
+	keys    Keys
+	log     *slog.Logger
+	metrics *httpMetrics
+}
+
+// NewServer returns a server that authenticates with keys.
+func NewServer(keys Keys, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	m, err := newHTTPMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{mux: http.NewServeMux(), keys: keys, log: log, metrics: m}, nil
+}
+
+// Handle serves pattern (a net/http pattern with method) for callers of
+// one of kinds. No key or an unknown key is 401; another kind is 403.
+func (s *Server) Handle(pattern string, kinds []Kind, h HandlerFunc) {
+	s.mux.Handle(pattern, s.instrument(pattern, func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.Authenticate(r)
+		if err == nil && !allowed(kinds, p.Kind) {
+			err = &events.Error{Code: events.CodePermissionDenied, Message: "a " + string(p.Kind) + " key may not call this route"}
+		}
+		if err == nil {
+			err = h(w, r, p)
+		}
+		if err != nil {
+			s.WriteError(w, r, err)
+		}
+	}))
+}
+
+// HandlePublic serves pattern without authentication (health, metrics,
+// sign-in pages).
+func (s *Server) HandlePublic(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, s.instrument(pattern, h.ServeHTTP))
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Authenticate returns the caller of a request bearing an API key.
+func (s *Server) Authenticate(r *http.Request) (Principal, error) {
+	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || key == "" {
+		return Principal{}, &events.Error{Code: events.CodeUnauthenticated, Message: "an API key is required: Authorization: Bearer <key>"}
+	}
+	return s.LookupKey(r.Context(), key)
+}
+
+// LookupKey returns the principal of a key, or an unauthenticated error.
+func (s *Server) LookupKey(ctx context.Context, key string) (Principal, error) {
+	p, found, err := s.keys.Lookup(ctx, key)
+	if err != nil {
+		return Principal{}, &events.Error{Code: events.CodeUnavailable, Message: "keys cannot be checked now"}
+	}
+	if !found {
+		return Principal{}, &events.Error{Code: events.CodeUnauthenticated, Message: "unknown API key"}
+	}
+	return p, nil
+}
+
+func allowed(kinds []Kind, k Kind) bool {
+	for _, x := range kinds {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Status is the HTTP status of an error code: the one place that says so.
+func Status(code events.Code) int {
+	switch code {
+	case events.CodeInvalid:
+		return http.StatusBadRequest
+	case events.CodeUnauthenticated:
+		return http.StatusUnauthorized
+	case events.CodePermissionDenied:
+		return http.StatusForbidden
+	case events.CodeNotFound:
+		return http.StatusNotFound
+	case events.CodeFailedPrecondition:
+		return http.StatusConflict
+	case events.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case events.CodeTooManyRequests:
+		return http.StatusTooManyRequests
+	case events.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// Public returns what the caller may be told of err: the *Error itself, or
+// for anything else (a bug) an internal error with no detail.
+func Public(err error) *events.Error {
+	var e *events.Error
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &events.Error{Code: events.CodeUnavailable, Message: "the request timed out"}
+	}
+	return &events.Error{Code: events.CodeInternal, Message: "internal error"}
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    events.Code `json:"code"`
+	Message string      `json:"message"`
+	Field   string      `json:"field,omitempty"`
+}
+
+// WriteError answers with the JSON error shape of API.md. What is logged
+// (the full error, for a bug) is kept apart from what the client is told.
+func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	pub := Public(err)
+	status := Status(pub.Code)
+	if status >= 500 {
+		s.log.Error("request failed", "method", r.Method, "route", r.Pattern, "status", status, "err", err)
+	}
+	if pub.Code == events.CodeUnavailable || pub.Code == events.CodeTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	WriteJSON(w, status, errorBody{Error: errorDetail{Code: pub.Code, Message: pub.Message, Field: pub.Field}})
+}
+
+// instrument counts requests by route pattern (never by path: paths hold
+// ids) and status, and turns a panic into a 500 without a stack trace.
+func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panicked", "route", route, "panic", v)
+				if !rec.wrote {
+					s.WriteError(rec, r, errors.New("panic"))
+				}
+			}
+			s.metrics.observe(route, rec.status, time.Since(start))
+		}()
+		h(rec, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+// Flush lets server-sent events through the recorder.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

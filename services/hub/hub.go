@@ -1,0 +1,314 @@
+// Package hub runs Linkway: every service in one process, with an embedded
+// NATS JetStream server (the zero set-up default) or against an external
+// NATS. Every long-running part runs in one group, so one failure stops the
+// process cleanly.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"linkway/services/api"
+	"linkway/services/eventlog"
+	"linkway/services/orgs"
+	"linkway/services/platform"
+	"linkway/services/projection"
+)
+
+// Config of a hub. Read once at start-up.
+type Config struct {
+	// HTTP is the listen address (":8080"; port 0 picks one).
+	HTTP string
+	// Data holds the embedded server's JetStream store.
+	Data string
+	// NATS is an external server's URL; empty runs the embedded one.
+	NATS string
+	// NATSListen is where the embedded server also listens for other
+	// clients ("127.0.0.1:4222"); "off" keeps it in-process only.
+	NATSListen string
+	// Demo seeds the demo organisations and keys of API.md.
+	Demo bool
+	// Replicas of streams and buckets (3 on a cluster).
+	Replicas int
+	// Services to run; nil runs all.
+	Services []string
+	// ShutdownTimeout bounds the graceful stop.
+	ShutdownTimeout time.Duration
+	Log             *slog.Logger
+}
+
+// DefaultConfig is `linkway hub` with no flags.
+func DefaultConfig() Config {
+	return Config{HTTP: ":8080", Data: "./data", NATSListen: "127.0.0.1:4222", Replicas: 1,
+		ShutdownTimeout: 15 * time.Second, Log: slog.Default()}
+}
+
+// Hub is a running hub.
+type Hub struct {
+	cfg      Config
+	ns       *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	store    *eventlog.Store
+	http     *http.Server
+	listener net.Listener
+	registry *prometheus.Registry
+	deps     platform.Deps
+
+	mu      sync.Mutex
+	runners []*projection.Runner
+	group   *errgroup.Group
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// Start brings the hub up: NATS, the event store, the services and their
+// projections, and the HTTP server. It returns once the HTTP server listens;
+// /readyz answers 200 once the projections have caught up.
+func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	h := &Hub{cfg: cfg, cancel: cancel, registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			cancel()
+			h.closeNATS()
+		}
+	}()
+	h.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := h.connect(); err != nil {
+		return nil, err
+	}
+	h.group, h.ctx = errgroup.WithContext(ctx)
+
+	storeCfg := eventlog.DefaultConfig()
+	storeCfg.Replicas = cfg.Replicas
+	if h.store, err = eventlog.Open(ctx, h.js, storeCfg, h.registry); err != nil {
+		return nil, err
+	}
+	registry, err := orgs.Open(h.ctx, h.js, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := api.OpenKeyRing(ctx, h.js, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	httpAPI, err := api.NewServer(keys, cfg.Log, h.registry)
+	if err != nil {
+		return nil, err
+	}
+	pm, err := projection.NewMetrics(h.registry)
+	if err != nil {
+		return nil, err
+	}
+	h.deps = platform.Deps{
+		NC: h.nc, JS: h.js, Store: h.store, Orgs: registry, Keys: keys, HTTP: httpAPI,
+		Log: cfg.Log, Reg: h.registry, Demo: cfg.Demo, Replicas: cfg.Replicas,
+		Project: func(ctx context.Context, p projection.Projector) (*projection.Runner, error) {
+			pcfg := projection.DefaultConfig()
+			pcfg.Replicas = cfg.Replicas
+			r, err := projection.New(ctx, h.js, p, pcfg, pm, cfg.Log)
+			if err != nil {
+				return nil, err
+			}
+			h.mu.Lock()
+			h.runners = append(h.runners, r)
+			h.mu.Unlock()
+			h.group.Go(func() error { return r.Run(h.ctx) })
+			return r, nil
+		},
+		Go: func(run func(context.Context) error) { h.group.Go(func() error { return run(h.ctx) }) },
+	}
+	if cfg.Demo {
+		if err := seedDemo(ctx, registry, keys); err != nil {
+			return nil, err
+		}
+	}
+	if err := startServices(ctx, h.deps, cfg.Services); err != nil {
+		return nil, err
+	}
+
+	httpAPI.HandlePublic("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}))
+	httpAPI.HandlePublic("GET /readyz", http.HandlerFunc(h.serveReady))
+	httpAPI.HandlePublic("GET /metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{}))
+
+	h.listener, err = net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP, err)
+	}
+	h.http = &http.Server{
+		Handler:           httpAPI,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn),
+	}
+	h.group.Go(func() error {
+		if err := h.http.Serve(h.listener); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	h.group.Go(func() error {
+		<-h.ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		return h.http.Shutdown(sctx)
+	})
+	cfg.Log.Info("linkway hub listening", "http", h.listener.Addr().String(), "demo", cfg.Demo,
+		"nats", h.natsDescription())
+	return h, nil
+}
+
+// connect starts the embedded server, or connects to an external one.
+func (h *Hub) connect() error {
+	var err error
+	if h.cfg.NATS != "" {
+		h.nc, err = nats.Connect(h.cfg.NATS, nats.Name("linkway"), nats.MaxReconnects(-1))
+		if err != nil {
+			return fmt.Errorf("connect to NATS at %s: %w", h.cfg.NATS, err)
+		}
+	} else {
+		if h.ns, err = StartEmbedded(h.cfg.Data, h.cfg.NATSListen); err != nil {
+			return err
+		}
+		h.nc, err = nats.Connect("", nats.InProcessServer(h.ns), nats.Name("linkway"))
+		if err != nil {
+			return fmt.Errorf("connect to the embedded NATS server: %w", err)
+		}
+	}
+	h.js, err = jetstream.New(h.nc)
+	return err
+}
+
+// StartEmbedded starts a NATS server with JetStream under dataDir, fsyncing
+// every write, listening on listen ("host:port", port 0 for any, "off" for
+// in-process only).
+func StartEmbedded(dataDir, listen string) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: "linkway",
+		JetStream:  true,
+		StoreDir:   filepath.Join(dataDir, "nats"),
+		SyncAlways: true, // an acknowledged append is on disk
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	if listen == "off" || listen == "" {
+		opts.DontListen = true
+	} else {
+		host, port, err := net.SplitHostPort(listen)
+		if err != nil {
+			return nil, fmt.Errorf("--nats-listen %q: %w", listen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("--nats-listen %q: bad port", listen)
+		}
+		if p == 0 {
+			p = server.RANDOM_PORT
+		}
+		opts.Host, opts.Port = host, p
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded NATS did not start within 30s")
+	}
+	return ns, nil
+}
+
+func (h *Hub) natsDescription() string {
+	if h.ns == nil {
+		return "external"
+	}
+	if h.ns.Addr() == nil {
+		return "embedded (in-process only)"
+	}
+	return "embedded on " + h.ns.Addr().String()
+}
+
+// serveReady is 200 once NATS is connected and every projection has caught
+// up with the log as it was at start-up.
+func (h *Hub) serveReady(w http.ResponseWriter, r *http.Request) {
+	var behind []string
+	h.mu.Lock()
+	for _, run := range h.runners {
+		if !run.Ready() {
+			behind = append(behind, run.Name())
+		}
+	}
+	h.mu.Unlock()
+	switch {
+	case !h.nc.IsConnected():
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "nats unavailable"})
+	case len(behind) > 0:
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "catching up", "projections": behind})
+	default:
+		api.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	}
+}
+
+// Addr is the HTTP listen address.
+func (h *Hub) Addr() string { return h.listener.Addr().String() }
+
+// Deps are what the hub gives its services (for tests and tools).
+func (h *Hub) Deps() platform.Deps { return h.deps }
+
+// Runners are the hub's projection runners.
+func (h *Hub) Runners() []*projection.Runner {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*projection.Runner(nil), h.runners...)
+}
+
+// Stop begins a graceful stop; Wait waits for it.
+func (h *Hub) Stop() { h.cancel() }
+
+// Wait blocks until the hub has stopped, and returns why it stopped.
+func (h *Hub) Wait() error {
+	err := h.group.Wait()
+	h.cancel()
+	h.closeNATS()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func (h *Hub) closeNATS() {
+	if h.nc != nil {
+		_ = h.nc.Drain()
+		h.nc.Close()
+	}
+	if h.ns != nil {
+		h.ns.Shutdown()
+		h.ns.WaitForShutdown()
+	}
+}

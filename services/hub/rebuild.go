@@ -1,0 +1,81 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"linkway/events"
+	"linkway/services/projection"
+)
+
+// Rebuild drops projection's view and replays the log into it: the hub's
+// services start without HTTP traffic, the dropped runner replays from the
+// first event, and Rebuild returns once it has caught up. progress is
+// called about once a second.
+func Rebuild(ctx context.Context, cfg Config, name string, progress func(applied, total uint64)) (uint64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Drop first, on a hub of its own, so that the runner that starts next
+	// finds no view and no consumer.
+	cfg.Demo = false
+	h, err := Start(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	names := []string{}
+	for _, r := range h.Runners() {
+		names = append(names, r.Name())
+	}
+	h.Stop()
+	if err := h.Wait(); err != nil {
+		return 0, err
+	}
+	if !slices.Contains(names, name) {
+		return 0, fmt.Errorf("no projection %q (projections: %v)", name, names)
+	}
+	if err := dropWith(ctx, cfg, name); err != nil {
+		return 0, err
+	}
+	h, err = Start(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { h.Stop(); _ = h.Wait() }()
+	info, err := h.store.Stream().Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	total := info.State.LastSeq
+	var run *projection.Runner
+	for _, r := range h.Runners() {
+		if r.Name() == name {
+			run = r
+		}
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	done := make(chan error, 1)
+	go func() { done <- run.WaitFor(ctx, total) }()
+	for {
+		select {
+		case err := <-done:
+			return run.Applied(), err
+		case <-tick.C:
+			if progress != nil {
+				progress(run.Applied(), total)
+			}
+		}
+	}
+}
+
+// dropWith connects as the hub would and drops one projection.
+func dropWith(ctx context.Context, cfg Config, name string) error {
+	h := &Hub{cfg: cfg}
+	if err := h.connect(); err != nil {
+		return err
+	}
+	defer h.closeNATS()
+	return projection.Drop(ctx, h.js, events.JourneyStream, name)
+}
