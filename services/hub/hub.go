@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"linkway/events"
 	"linkway/services/api"
 	"linkway/services/eventlog"
 	"linkway/services/orgs"
@@ -48,6 +49,8 @@ type Config struct {
 	Replicas int
 	// Services to run; nil runs all.
 	Services []string
+	// Settings are passed to the services.
+	Settings platform.Settings
 	// ShutdownTimeout bounds the graceful stop.
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
@@ -56,7 +59,11 @@ type Config struct {
 // DefaultConfig is `linkway hub` with no flags.
 func DefaultConfig() Config {
 	return Config{HTTP: ":8080", Data: "./data", NATSListen: "127.0.0.1:4222", Replicas: 1,
-		ShutdownTimeout: 15 * time.Second, Log: slog.Default()}
+		ShutdownTimeout: 15 * time.Second, Log: slog.Default(),
+		Settings: platform.Settings{
+			PseudonymKeyID: "k1",
+			Uncontactable:  events.UncontactablePolicy{Attempts: 3, Within: 21 * 24 * time.Hour},
+		}}
 }
 
 // Hub is a running hub.
@@ -123,7 +130,7 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}
 	h.deps = platform.Deps{
 		NC: h.nc, JS: h.js, Store: h.store, Orgs: registry, Keys: keys, HTTP: httpAPI,
-		Log: cfg.Log, Reg: h.registry, Demo: cfg.Demo, Replicas: cfg.Replicas,
+		Log: cfg.Log, Reg: h.registry, Demo: cfg.Demo, Replicas: cfg.Replicas, Settings: cfg.Settings,
 		Project: func(ctx context.Context, p projection.Projector) (*projection.Runner, error) {
 			pcfg := projection.DefaultConfig()
 			pcfg.Replicas = cfg.Replicas

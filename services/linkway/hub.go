@@ -27,6 +27,16 @@ func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writ
 	fs.SetOutput(stderr)
 	hubFlags(fs, &cfg)
 	fs.BoolVar(&cfg.Demo, "demo", envBool("LINKWAY_DEMO"), "seed the demo organisations and keys [LINKWAY_DEMO]")
+	fs.StringVar(&cfg.Settings.PseudonymKey, "pseudonym-key", env("LINKWAY_PSEUDONYM_KEY", ""),
+		"secret for commissioners' person pseudonyms; required without --demo [LINKWAY_PSEUDONYM_KEY]")
+	fs.StringVar(&cfg.Settings.PseudonymKeyID, "pseudonym-key-id", env("LINKWAY_PSEUDONYM_KEY_ID", cfg.Settings.PseudonymKeyID),
+		"version of the pseudonym secret [LINKWAY_PSEUDONYM_KEY_ID]")
+	fs.StringVar(&cfg.Settings.DeprivationFile, "deprivation", env("LINKWAY_DEPRIVATION", ""),
+		"CSV of postcode, LSOA code, IMD decile for commissioners' deprivation figures [LINKWAY_DEPRIVATION]")
+	fs.IntVar(&cfg.Settings.Uncontactable.Attempts, "uncontactable-attempts", envInt("LINKWAY_UNCONTACTABLE_ATTEMPTS", cfg.Settings.Uncontactable.Attempts),
+		"failed contact attempts that flag a journey for closure as uncontactable [LINKWAY_UNCONTACTABLE_ATTEMPTS]")
+	fs.DurationVar(&cfg.Settings.Uncontactable.Within, "uncontactable-within", cfg.Settings.Uncontactable.Within,
+		"span within which those attempts must fall")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -36,6 +36,9 @@ type Deps struct {
 	// Project creates a projection's runner; the process runs it and
 	// counts it for readiness.
 	Project func(ctx context.Context, p projection.Projector) (*projection.Runner, error)
+	// Settings are the operator's settings for the services, read once at
+	// start-up from flags and environment.
+	Settings Settings
 	// Directory finds community services for onward referrals and keeps
 	// their capacity; set by the hub once the directory service is up.
 	Directory Directory
@@ -54,4 +57,17 @@ type Directory interface {
 	// SetCapacity records a service's capacity (open, waiting_list, full,
 	// paused), changed by actor (a VCS organisation changing its own).
 	SetCapacity(ctx context.Context, actor api.Principal, serviceID, capacity string) error
+}
+
+// Settings are operator settings that individual services need.
+type Settings struct {
+	// PseudonymKey is the secret of the commissioners' person pseudonyms
+	// (HMAC-SHA256 of the NHS number); empty in demo mode means generate one
+	// and keep it. PseudonymKeyID versions it ("k1").
+	PseudonymKey   string
+	PseudonymKeyID string
+	// DeprivationFile is a CSV mapping postcodes to LSOA and IMD decile.
+	DeprivationFile string
+	// Uncontactable says when failed contact attempts flag a journey.
+	Uncontactable events.UncontactablePolicy
 }
