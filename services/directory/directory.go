@@ -15,7 +15,9 @@ type Service struct{}
 
 // Start opens the directory; serve is false when this process only reads
 // it for other services (no routes, no projections of its own).
-func Start(ctx context.Context, d platform.Deps, serve bool) (*Service, error) { return &Service{}, nil }
+func Start(ctx context.Context, d platform.Deps, serve bool) (*Service, error) {
+	return &Service{}, nil
+}
 
 // Service implements platform.Directory.
 func (s *Service) Service(ctx context.Context, id string) (events.ServiceFacts, bool, error) {
