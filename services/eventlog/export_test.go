@@ -1,0 +1,4 @@
+package eventlog
+
+// MsgIDBase exposes msgIDBase to the tests.
+var MsgIDBase = msgIDBase
