@@ -15,12 +15,12 @@ import (
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/eventlog"
-	"linkway/services/hub/hubtest"
+	"linkway/services/natsserver"
 )
 
 func openStore(t testing.TB) (*eventlog.Store, jetstream.JetStream) {
 	t.Helper()
-	_, js := hubtest.NATS(t)
+	_, js := natsserver.Test(t)
 	s, err := eventlog.Open(context.Background(), js, eventlog.DefaultConfig(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 	"linkway/events"
 	"linkway/services/api"
 	"linkway/services/eventlog"
+	"linkway/services/natsserver"
 	"linkway/services/orgs"
 	"linkway/services/platform"
 	"linkway/services/projection"
@@ -211,44 +210,9 @@ func (h *Hub) connect() error {
 	return err
 }
 
-// StartEmbedded starts a NATS server with JetStream under dataDir, fsyncing
-// every write, listening on listen ("host:port", port 0 for any, "off" for
-// in-process only).
+// StartEmbedded starts the embedded NATS server; see natsserver.Start.
 func StartEmbedded(dataDir, listen string) (*server.Server, error) {
-	opts := &server.Options{
-		ServerName: "linkway",
-		JetStream:  true,
-		StoreDir:   filepath.Join(dataDir, "nats"),
-		SyncAlways: true, // an acknowledged append is on disk
-		NoSigs:     true,
-		NoLog:      true,
-	}
-	if listen == "off" || listen == "" {
-		opts.DontListen = true
-	} else {
-		host, port, err := net.SplitHostPort(listen)
-		if err != nil {
-			return nil, fmt.Errorf("--nats-listen %q: %w", listen, err)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			return nil, fmt.Errorf("--nats-listen %q: bad port", listen)
-		}
-		if p == 0 {
-			p = server.RANDOM_PORT
-		}
-		opts.Host, opts.Port = host, p
-	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded NATS: %w", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		ns.Shutdown()
-		return nil, errors.New("embedded NATS did not start within 30s")
-	}
-	return ns, nil
+	return natsserver.Start(dataDir, listen)
 }
 
 func (h *Hub) natsDescription() string {

@@ -14,35 +14,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/services/hub"
+	"linkway/services/natsserver"
 )
 
-// NATS starts an embedded JetStream server (fsync always, temp store,
-// random port) and returns a JetStream client on it. Both stop with the test.
-func NATS(tb testing.TB) (*server.Server, jetstream.JetStream) {
-	tb.Helper()
-	ns, err := hub.StartEmbedded(tb.TempDir(), "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		nc.Close()
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	return ns, js
-}
+// NATS starts an embedded JetStream server for one test; see natsserver.Test.
+func NATS(tb testing.TB) (*server.Server, jetstream.JetStream) { return natsserver.Test(tb) }
 
 // Hub is a running hub and a client for it.
 type Hub struct {
