@@ -1,35 +1,537 @@
-// Package directory is the community directory service (work in progress:
-// see its issue).
+// Package directory is the community directory: the organisations and
+// services that link workers refer people to, kept by a community panel,
+// with each service's current capacity (open, waiting list, full, paused),
+// served as JSON and as Open Referral UK 3.0, and the unmet-need view that
+// shows a panel and a commissioner where new groups are needed.
+//
+// Directory changes are events on their own stream (DIRECTORY, one subject
+// per organisation, so each organisation's changes are guarded by that
+// subject's last sequence). Every process folds the stream into memory:
+// the directory is small (thousands of services, not millions) and is read
+// on every onward referral. A serving process also keeps a KV view of it
+// (lw_directory) for tools and systems outside the process.
 package directory
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"linkway/events"
+	directoryv1 "linkway/proto/linkway/directory/v1"
+	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/api"
+	"linkway/services/orgs"
 	"linkway/services/platform"
+	"linkway/services/projection"
 )
 
-// Service is the directory.
-type Service struct{}
+// Stream, subjects and the view bucket.
+const (
+	StreamName    = "DIRECTORY"
+	SubjectPrefix = "lw.directory."
+	// ViewBucket holds svc.<service id> and org.<organisation id> as JSON,
+	// and the last applied stream sequence under _checkpoint.
+	ViewBucket = "lw_directory"
+	// HeaderEvent names the event's protobuf message, as on JOURNEYS.
+	HeaderEvent = "Lw-Event"
+)
+
+// maxRetries bounds reload-decide-append rounds on a conflict.
+const maxRetries = 10
+
+// Service is the directory. It implements platform.Directory.
+type Service struct {
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	log     *slog.Logger
+	view    jetstream.KeyValue // nil unless serving
+	metrics *metrics
+	orgs    *orgs.Registry
+
+	mu      sync.RWMutex
+	byOrg   map[string]*orgState
+	svcOrg  map[string]string // service id -> organisation id
+	applied uint64
+	changed chan struct{} // closed and replaced after every applied event
+	viewCP  uint64        // view checkpoint: events up to it are in the view
+}
+
+var _ platform.Directory = (*Service)(nil)
+
+// StreamConfig is the DIRECTORY stream: kept for ever, never edited.
+func StreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "Linkway community directory events, one subject per organisation",
+		Subjects:    []string{SubjectPrefix + "*"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew,
+		Duplicates:  2 * time.Minute,
+		DenyDelete:  true,
+		DenyPurge:   true,
+		AllowDirect: true,
+	}
+}
 
 // Start opens the directory; serve is false when this process only reads
-// it for other services (no routes, no projections of its own).
+// it for other services (no routes, no projections of its own). It returns
+// once the directory has caught up with its stream, so the services that
+// start after it find every service.
 func Start(ctx context.Context, d platform.Deps, serve bool) (*Service, error) {
-	return &Service{}, nil
+	log := d.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	stream, err := d.JS.CreateOrUpdateStream(ctx, StreamConfig(d.Replicas))
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+	}
+	s := &Service{js: d.JS, stream: stream, log: log.With("service", "directory"), orgs: d.Orgs,
+		byOrg: map[string]*orgState{}, svcOrg: map[string]string{}, changed: make(chan struct{})}
+	if s.metrics, err = newMetrics(d.Reg, s); err != nil {
+		return nil, err
+	}
+	if serve {
+		s.view, err = d.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: ViewBucket, Description: "Linkway directory view (derived from the DIRECTORY stream)",
+			Storage: jetstream.FileStorage, Replicas: max(d.Replicas, 1), History: 1,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("directory view bucket: %w", err)
+		}
+		if e, err := s.view.Get(ctx, projection.CheckpointKey); err == nil {
+			_, _ = fmt.Sscan(string(e.Value()), &s.viewCP)
+		}
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", StreamName, err)
+	}
+	cons, err := d.JS.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("directory consumer: %w", err)
+	}
+	if d.Go != nil {
+		d.Go(func(ctx context.Context) error { return s.follow(ctx, cons) })
+	} else {
+		go func() { _ = s.follow(ctx, cons) }()
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.waitFor(wctx, info.State.LastSeq); err != nil {
+		return nil, fmt.Errorf("directory catching up with its stream: %w", err)
+	}
+	if d.Demo {
+		if err := s.seedDemo(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if serve {
+		if err := s.serve(ctx, d); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
-// Service implements platform.Directory.
+// follow folds the stream into memory (and the view) until ctx ends.
+func (s *Service) follow(ctx context.Context, cons jetstream.Consumer) error {
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("directory consumer: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		it.Stop()
+	}()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			s.log.Warn("directory consumer", "err", err)
+			continue
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("directory message metadata: %w", err)
+		}
+		ev := &directoryv1.DirectoryEvent{}
+		if err := proto.Unmarshal(msg.Data(), ev); err != nil || ev.GetEvent() == nil {
+			// Unreadable by this version: skipped, so one bad message
+			// cannot stop the directory.
+			s.log.Error("skipping undecodable directory event", "seq", meta.Sequence.Stream)
+			s.metrics.undecodable.Inc()
+			s.advance(meta.Sequence.Stream)
+			continue
+		}
+		s.apply(meta.Sequence.Stream, ev)
+		if s.view != nil && meta.Sequence.Stream > s.viewCP {
+			if err := s.writeView(ctx, ev); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				// The view is derived: a failed write is logged and
+				// rewritten with the next change of the same record.
+				s.log.Warn("writing the directory view failed", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Service) apply(seq uint64, ev *directoryv1.DirectoryEvent) {
+	s.mu.Lock()
+	org := ev.GetOrganisationId()
+	st := s.byOrg[org]
+	if st == nil {
+		st = &orgState{services: map[string]*serviceState{}}
+		s.byOrg[org] = st
+	}
+	st.evolve(ev)
+	if a := ev.GetServiceAdded(); a != nil {
+		s.svcOrg[a.GetService().GetId()] = org
+	}
+	s.mu.Unlock()
+	s.metrics.applied.Inc()
+	s.advance(seq)
+}
+
+func (s *Service) advance(seq uint64) {
+	s.mu.Lock()
+	if seq > s.applied {
+		s.applied = seq
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// waitFor blocks until the directory has applied stream sequence seq.
+func (s *Service) waitFor(ctx context.Context, seq uint64) error {
+	for {
+		s.mu.RLock()
+		applied, ch := s.applied, s.changed
+		s.mu.RUnlock()
+		if applied >= seq {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// writeView writes the records an event touched to the KV view, then the
+// checkpoint, so a restart only ever rewrites.
+func (s *Service) writeView(ctx context.Context, ev *directoryv1.DirectoryEvent) error {
+	org := ev.GetOrganisationId()
+	if o, ok := s.Organisation(org); ok {
+		b, err := json.Marshal(o)
+		if err != nil {
+			return err
+		}
+		if _, err := s.view.Put(ctx, "org."+org, b); err != nil {
+			return err
+		}
+	}
+	var id string
+	switch e := ev.GetEvent().(type) {
+	case *directoryv1.DirectoryEvent_ServiceAdded:
+		id = e.ServiceAdded.GetService().GetId()
+	case *directoryv1.DirectoryEvent_ServiceUpdated:
+		id = e.ServiceUpdated.GetService().GetId()
+	case *directoryv1.DirectoryEvent_ServiceWithdrawn:
+		id = e.ServiceWithdrawn.GetServiceId()
+	case *directoryv1.DirectoryEvent_CapacityChanged:
+		id = e.CapacityChanged.GetServiceId()
+	}
+	if id != "" {
+		if v, ok := s.ServiceView(id); ok {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return err
+			}
+			if _, err := s.view.Put(ctx, "svc."+id, b); err != nil {
+				return err
+			}
+		}
+	}
+	s.mu.RLock()
+	cp := s.applied
+	s.mu.RUnlock()
+	_, err := s.view.Put(ctx, projection.CheckpointKey, []byte(fmt.Sprint(cp)))
+	return err
+}
+
+// execute carries out cmd on an organisation's part of the directory:
+// decide from the folded state that includes the subject's last event,
+// append with that event's sequence as the expected one, and on a
+// conflict decide again. It returns once the change is readable here.
+func (s *Service) execute(ctx context.Context, actor api.Principal, orgID string, cmd any) (changed bool, err error) {
+	name := commandName(cmd)
+	defer func() {
+		result := "ok"
+		switch {
+		case err != nil:
+			result = string(events.ErrorCode(err))
+		case !changed:
+			result = "unchanged"
+		}
+		s.metrics.commands.WithLabelValues(name, result).Inc()
+	}()
+	if !orgs.ValidCode(orgID) {
+		return false, events.Invalid("organisation_id", "must be an organisation code")
+	}
+	subject := SubjectPrefix + orgID
+	for attempt := 0; ; attempt++ {
+		var expect uint64
+		last, err := s.stream.GetLastMsgForSubject(ctx, subject)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return false, &events.Error{Code: events.CodeUnavailable, Message: "the directory is unavailable"}
+		default:
+			expect = last.Sequence
+		}
+		if err := s.waitFor(ctx, expect); err != nil {
+			return false, err
+		}
+		evs, err := decide(s.orgSnapshot(orgID), cmd)
+		if err != nil || len(evs) == 0 {
+			return false, err
+		}
+		now := time.Now().UTC()
+		conflict := false
+		for _, ev := range evs {
+			ev.EventId = events.NewID()
+			ev.OrganisationId = orgID
+			ev.OccurredAt = timestamppb.New(now)
+			ev.Actor = &eventsv1.Actor{OrganisationId: actor.OrgID, OrganisationKind: kindOf(actor.Kind), User: actor.KeyID}
+			data, err := proto.Marshal(ev)
+			if err != nil {
+				return false, fmt.Errorf("marshal directory event: %w", err)
+			}
+			msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+			msg.Header.Set(HeaderEvent, eventName(ev))
+			ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.EventId), jetstream.WithExpectLastSequencePerSubject(expect))
+			if isConflict(err) {
+				conflict = true
+				break
+			}
+			if err != nil {
+				return false, &events.Error{Code: events.CodeUnavailable, Message: "the directory is unavailable"}
+			}
+			expect = ack.Sequence
+		}
+		if !conflict {
+			return true, s.waitFor(ctx, expect)
+		}
+		s.metrics.conflicts.Inc()
+		if attempt >= maxRetries {
+			return false, &events.Error{Code: events.CodeUnavailable, Message: "the directory is being changed by others; retry"}
+		}
+	}
+}
+
+// orgSnapshot copies an organisation's state for decide: service states
+// are replaced, never changed, so a shallow copy of the map is enough.
+func (s *Service) orgSnapshot(orgID string) orgState {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := s.byOrg[orgID]
+	if st == nil {
+		return orgState{services: map[string]*serviceState{}}
+	}
+	out := orgState{org: st.org, services: make(map[string]*serviceState, len(st.services))}
+	for k, v := range st.services {
+		out.services[k] = v
+	}
+	return out
+}
+
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return false
+}
+
+func kindOf(k api.Kind) eventsv1.OrganisationKind {
+	switch k {
+	case api.KindGP:
+		return eventsv1.OrganisationKind_ORGANISATION_KIND_GP
+	case api.KindLinkwork:
+		return eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK
+	case api.KindVCS:
+		return eventsv1.OrganisationKind_ORGANISATION_KIND_VCS
+	case api.KindCommissioner:
+		return eventsv1.OrganisationKind_ORGANISATION_KIND_COMMISSIONER
+	case api.KindPanel:
+		return eventsv1.OrganisationKind_ORGANISATION_KIND_PANEL
+	case api.KindAdmin:
+		return eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN
+	}
+	return eventsv1.OrganisationKind_ORGANISATION_KIND_UNSPECIFIED
+}
+
+// eventName is the full protobuf name of the event a DirectoryEvent holds.
+func eventName(ev *directoryv1.DirectoryEvent) string {
+	m := ev.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("event"))
+	if fd == nil {
+		return ""
+	}
+	return string(fd.Message().FullName())
+}
+
+func commandName(cmd any) string {
+	switch cmd.(type) {
+	case registerOrg:
+		return "register_organisation"
+	case updateOrg:
+		return "update_organisation"
+	case addService:
+		return "add_service"
+	case updateService:
+		return "update_service"
+	case withdrawService:
+		return "withdraw_service"
+	case setCapacity:
+		return "set_capacity"
+	}
+	return "unknown"
+}
+
+// Service implements platform.Directory. A withdrawn service is not found:
+// nobody can be referred to it.
 func (s *Service) Service(ctx context.Context, id string) (events.ServiceFacts, bool, error) {
-	return events.ServiceFacts{}, false, nil
+	st, ok := s.lookup(id)
+	if !ok || st.withdrawn {
+		return events.ServiceFacts{}, false, nil
+	}
+	return facts(st.svc), true, nil
 }
 
-// ServicesOf implements platform.Directory.
+func facts(svc *directoryv1.Service) events.ServiceFacts {
+	return events.ServiceFacts{ID: svc.GetId(), Name: svc.GetName(), OrganisationID: svc.GetOrganisationId(),
+		AcceptsReferrals: svc.GetAcceptsReferrals(), Capacity: svc.GetCapacity()}
+}
+
+func (s *Service) lookup(id string) (*serviceState, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	org, ok := s.svcOrg[id]
+	if !ok {
+		return nil, false
+	}
+	st, ok := s.byOrg[org].services[id]
+	return st, ok
+}
+
+// ServicesOf implements platform.Directory: the organisation's services
+// that are not withdrawn, by id.
 func (s *Service) ServicesOf(ctx context.Context, orgID string) ([]events.ServiceFacts, error) {
-	return nil, nil
+	s.mu.RLock()
+	var out []events.ServiceFacts
+	if st := s.byOrg[orgID]; st != nil {
+		for _, svc := range st.services {
+			if !svc.withdrawn {
+				out = append(out, facts(svc.svc))
+			}
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b events.ServiceFacts) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
-// SetCapacity implements platform.Directory.
+// SetCapacity implements platform.Directory. Panel and admin keys change
+// any service; a VCS organisation only its own (another's is 403: the
+// directory is public, so its existence is no secret); other kinds none.
 func (s *Service) SetCapacity(ctx context.Context, actor api.Principal, serviceID, capacity string) error {
-	return nil
+	st, ok := s.lookup(serviceID)
+	if !ok {
+		return events.ErrNotFound
+	}
+	org := st.svc.GetOrganisationId()
+	switch actor.Kind {
+	case api.KindPanel, api.KindAdmin:
+	case api.KindVCS:
+		if actor.OrgID != org {
+			return &events.Error{Code: events.CodePermissionDenied, Message: "a VCS organisation may change the capacity of its own services only"}
+		}
+	default:
+		return &events.Error{Code: events.CodePermissionDenied, Message: "a " + string(actor.Kind) + " key may not change a service's capacity"}
+	}
+	_, err := s.execute(ctx, actor, org, setCapacity{id: serviceID, capacity: capacity})
+	return err
+}
+
+// metrics of the directory. Labels are bounded: command names and codes.
+type metrics struct {
+	commands    *prometheus.CounterVec
+	conflicts   prometheus.Counter
+	applied     prometheus.Counter
+	undecodable prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
+	m := &metrics{
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "linkway_directory_commands_total", Help: "Directory commands by command and result.",
+		}, []string{"command", "result"}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "linkway_directory_conflicts_total", Help: "Directory appends that met a concurrent change and were decided again.",
+		}),
+		applied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "linkway_directory_events_applied_total", Help: "Directory events folded into this process's directory.",
+		}),
+		undecodable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "linkway_directory_events_undecodable_total", Help: "Directory events this version could not read and skipped.",
+		}),
+	}
+	services := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "linkway_directory_services", Help: "Services in the directory that are not withdrawn.",
+	}, func() float64 {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		n := 0
+		for _, o := range s.byOrg {
+			for _, svc := range o.services {
+				if !svc.withdrawn {
+					n++
+				}
+			}
+		}
+		return float64(n)
+	})
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.commands, m.conflicts, m.applied, m.undecodable, services} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("directory metrics: %w", err)
+		}
+	}
+	return m, nil
 }
