@@ -163,7 +163,7 @@ func (s *Store) Execute(ctx context.Context, journeyID string, meta Meta, cmd ev
 	base := msgIDBase(journeyID, key)
 	name := events.CommandName(cmd)
 	for attempt := 0; ; attempt++ {
-		j, err := s.load(ctx, journeyID)
+		j, err := s.current(ctx, journeyID, cmd, attempt)
 		if err != nil {
 			return Result{}, err
 		}
@@ -251,6 +251,25 @@ func (s *Store) append(ctx context.Context, j *journey, base string, meta Meta, 
 	}
 	s.remember(nj)
 	return nj, recs, nil
+}
+
+// current is the journey to decide on. The first round trusts the cache
+// (or, for a referral, assumes a new journey) and so costs no read: the
+// append's expected-sequence check catches a stale view, and the rounds
+// after a conflict load from the stream.
+func (s *Store) current(ctx context.Context, id string, cmd events.Command, attempt int) (*journey, error) {
+	if attempt == 0 {
+		s.mu.Lock()
+		cached := s.cache[id]
+		s.mu.Unlock()
+		if cached != nil {
+			return cached, nil
+		}
+		if _, ok := cmd.(events.Refer); ok {
+			return &journey{id: id}, nil
+		}
+	}
+	return s.load(ctx, id)
 }
 
 // Load returns a journey's state and history. A journey that was never

@@ -49,6 +49,8 @@ type Config struct {
 	Batch int
 	// Replicas of the view bucket.
 	Replicas int
+	// CacheSize bounds the view entries the runner keeps in memory.
+	CacheSize int
 	// Storage of the view bucket. Views are derived data: memory storage
 	// is allowed, at the price of a replay after a restart.
 	Storage jetstream.StorageType
@@ -56,7 +58,7 @@ type Config struct {
 
 // DefaultConfig is right for one embedded server.
 func DefaultConfig() Config {
-	return Config{Stream: events.JourneyStream, Batch: 500, Replicas: 1, Storage: jetstream.FileStorage}
+	return Config{Stream: events.JourneyStream, Batch: 500, Replicas: 1, CacheSize: 200_000, Storage: jetstream.FileStorage}
 }
 
 // BucketName is the KV bucket of a projection's view.
@@ -74,6 +76,7 @@ type Runner struct {
 	metrics *Metrics
 	log     *slog.Logger
 
+	cache   *viewCache
 	applied atomic.Uint64 // last applied stream sequence
 	readyAt uint64        // stream's last sequence when the runner started
 	ready   atomic.Bool
@@ -88,6 +91,9 @@ func New(ctx context.Context, js jetstream.JetStream, p Projector, cfg Config, m
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 500
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 200_000
 	}
 	r := &Runner{js: js, p: p, cfg: cfg, metrics: m, log: log.With("projection", p.Name()), waiters: map[chan struct{}]uint64{}}
 	if err := r.init(ctx); err != nil {
@@ -113,6 +119,7 @@ func (r *Runner) init(ctx context.Context) error {
 		return err
 	}
 	r.applied.Store(cp)
+	r.cache = newViewCache(r.cfg.CacheSize, cp == 0 && empty(ctx, kv))
 	stream, err := r.js.Stream(ctx, r.cfg.Stream)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", r.cfg.Stream, err)
@@ -143,6 +150,12 @@ func (r *Runner) init(ctx context.Context) error {
 		return fmt.Errorf("consumer %s: %w", ConsumerName(r.p.Name()), err)
 	}
 	return nil
+}
+
+// empty reports whether a view bucket holds no keys at all.
+func empty(ctx context.Context, kv jetstream.KeyValue) bool {
+	st, err := kv.Status(ctx)
+	return err == nil && st.Values() == 0
 }
 
 func readCheckpoint(ctx context.Context, kv jetstream.KeyValue) (uint64, error) {
@@ -245,7 +258,7 @@ func (r *Runner) Run(ctx context.Context) error {
 // applyBatch folds every message of one fetch into one Tx, flushes it, then
 // writes the checkpoint and acknowledges the last message.
 func (r *Runner) applyBatch(ctx context.Context, batch jetstream.MessageBatch) error {
-	tx := newTx(ctx, r.kv)
+	tx := newTx(ctx, r.kv, r.cache)
 	var last jetstream.Msg
 	var lastMeta *jetstream.MsgMetadata
 	n := 0

@@ -15,12 +15,43 @@ import (
 type Tx struct {
 	ctx        context.Context
 	kv         jetstream.KeyValue
+	cache      *viewCache
 	writes     map[string][]byte // nil value: delete
 	checkpoint uint64
 }
 
-func newTx(ctx context.Context, kv jetstream.KeyValue) *Tx {
-	return &Tx{ctx: ctx, kv: kv, writes: map[string][]byte{}}
+func newTx(ctx context.Context, kv jetstream.KeyValue, cache *viewCache) *Tx {
+	return &Tx{ctx: ctx, kv: kv, cache: cache, writes: map[string][]byte{}}
+}
+
+// viewCache holds what the runner wrote to or read from its view. The
+// runner is its view's only writer, so what it holds is current. While it
+// has held every key since the view was empty (complete), a key it lacks
+// is a key the view lacks: a rebuild reads nothing back from KV.
+type viewCache struct {
+	max      int
+	values   map[string][]byte // nil value: known absent
+	complete bool
+}
+
+func newViewCache(max int, empty bool) *viewCache {
+	return &viewCache{max: max, values: map[string][]byte{}, complete: empty}
+}
+
+func (c *viewCache) get(key string) (v []byte, known bool) {
+	v, known = c.values[key]
+	if !known && c.complete {
+		return nil, true
+	}
+	return v, known
+}
+
+func (c *viewCache) set(key string, v []byte) {
+	if len(c.values) >= c.max {
+		clear(c.values) // start again rather than track recency
+		c.complete = false
+	}
+	c.values[key] = v
 }
 
 // Get returns a key's value, or ok false when there is none.
@@ -28,13 +59,18 @@ func (t *Tx) Get(key string) (value []byte, ok bool, err error) {
 	if v, buffered := t.writes[key]; buffered {
 		return v, v != nil, nil
 	}
+	if v, known := t.cache.get(key); known {
+		return v, v != nil, nil
+	}
 	e, err := t.kv.Get(t.ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.cache.set(key, nil)
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("view get: %w", err)
 	}
+	t.cache.set(key, e.Value())
 	return e.Value(), true, nil
 }
 
@@ -81,6 +117,9 @@ func (t *Tx) flush(ctx context.Context) error {
 	}
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	for k, v := range t.writes {
+		t.cache.set(k, v)
 	}
 	clear(t.writes)
 	return nil
