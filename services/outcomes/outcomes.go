@@ -1,11 +1,224 @@
-// Package outcomes is the outcomes service (work in progress: see its issue).
+// Package outcomes is the commissioners' service: a pseudonymised feed of
+// journey events (NDJSON over HTTP and the NATS subjects
+// lw.feed.outcomes.<commissioner>.>), summaries with NHS-style small-number
+// suppression (JSON and CSV), and a dashboard of server-rendered charts.
+// Commissioners see only journeys of the link-worker teams they
+// commission, and never who the people are.
 package outcomes
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
+	"linkway/events"
+	"linkway/services/api"
 	"linkway/services/platform"
+	"linkway/services/projection"
 )
 
-// Start adds the service's routes and starts its projections.
-func Start(ctx context.Context, d platform.Deps) error { return nil }
+// ProjectionName names the outcomes projection (its consumer and bucket).
+const ProjectionName = "outcomes"
+
+// Service is a running outcomes service.
+type Service struct {
+	d      platform.Deps
+	ctx    context.Context
+	model  *model
+	feed   *feed
+	runner *projection.Runner
+	web    *web
+}
+
+// Start adds the service's routes and starts its projection. Without a
+// pseudonym key and outside demo mode it refuses to start.
+func Start(ctx context.Context, d platform.Deps) error {
+	_, err := New(ctx, d)
+	return err
+}
+
+// New starts the service and returns it (for tests and benchmarks).
+func New(ctx context.Context, d platform.Deps) (*Service, error) {
+	key, err := loadKey(ctx, d.JS, d.Settings.PseudonymKey, d.Demo, d.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPseudonymiser(d.Settings.PseudonymKeyID, key)
+	if err != nil {
+		return nil, fmt.Errorf("outcomes: %w", err)
+	}
+	dep, err := loadDeprivation(d.Settings.DeprivationFile)
+	if err != nil {
+		return nil, fmt.Errorf("outcomes: %w", err)
+	}
+	f, err := openFeed(ctx, d.JS, d.Replicas)
+	if err != nil {
+		return nil, fmt.Errorf("outcomes: %w", err)
+	}
+	s := &Service{d: d, ctx: ctx, model: newModel(p, dep), feed: f}
+	// The view lives in memory, so it is replayed from the log at every
+	// start: drop the checkpoint and consumer left by the last run. The
+	// feed keeps its own high-water mark, so the replay publishes nothing
+	// twice.
+	if err := projection.Drop(ctx, d.JS, events.JourneyStream, ProjectionName); err != nil {
+		return nil, fmt.Errorf("outcomes: %w", err)
+	}
+	if s.runner, err = d.Project(ctx, projector{s}); err != nil {
+		return nil, fmt.Errorf("outcomes: %w", err)
+	}
+	commissioner := []api.Kind{api.KindCommissioner}
+	d.HTTP.Handle("GET /v1/outcomes/events", commissioner, s.serveEvents)
+	d.HTTP.Handle("GET /v1/outcomes/summary", commissioner, s.serveSummary)
+	s.web, err = newWeb(s)
+	if err != nil {
+		return nil, fmt.Errorf("outcomes: %w", err)
+	}
+	s.web.routes(d.HTTP)
+	return s, nil
+}
+
+// projector folds journey events into the in-memory view and the feed.
+type projector struct{ s *Service }
+
+func (projector) Name() string { return ProjectionName }
+
+func (p projector) Apply(_ *projection.Tx, ev projection.Event) error {
+	line := p.s.model.apply(ev.Envelope)
+	if line == nil {
+		return nil
+	}
+	return p.s.feed.publish(p.s.ctx, ev.Seq, p.s.d.Orgs.CommissionersOf(line.Team), line)
+}
+
+// caughtUp waits (briefly) until the view holds everything the log held
+// when the request came, so a commissioner reads their own world's writes.
+func (s *Service) caughtUp(ctx context.Context) error {
+	info, err := s.d.Store.Stream().Info(ctx)
+	if err != nil {
+		return &events.Error{Code: events.CodeUnavailable, Message: "the event log is unavailable"}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := s.runner.WaitFor(wctx, info.State.LastSeq); err != nil {
+		return &events.Error{Code: events.CodeUnavailable, Message: "the outcomes view is catching up; retry"}
+	}
+	return nil
+}
+
+// teams are the link-worker teams a commissioner commissions.
+func (s *Service) teams(commissioner string) []string {
+	o, ok := s.d.Orgs.Get(commissioner)
+	if !ok || o.Kind != api.KindCommissioner {
+		return nil
+	}
+	return o.Commissions
+}
+
+const (
+	defaultFeedLimit = 1000
+	maxFeedLimit     = 10000
+)
+
+func (s *Service) serveEvents(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+	q := r.URL.Query()
+	var after uint64
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return events.Invalid("after", "must be a cursor from an earlier line")
+		}
+		after = n
+	}
+	limit := defaultFeedLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxFeedLimit {
+			return events.Invalid("limit", "must be from 1 to %d", maxFeedLimit)
+		}
+		limit = n
+	}
+	if err := s.caughtUp(r.Context()); err != nil {
+		return err
+	}
+	lines, err := s.feed.read(r.Context(), p.OrgID, after, limit)
+	if err != nil {
+		return fmt.Errorf("read the outcome feed: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	for i := range lines {
+		if err := enc.Encode(&lines[i]); err != nil {
+			return nil // the client went away
+		}
+	}
+	return nil
+}
+
+// parseQuery reads from, to and by of a summary request.
+func parseQuery(get func(string) string) (Query, error) {
+	q := Query{By: get("by")}
+	if q.By == "" {
+		q.By = "month"
+	}
+	if !slices.Contains(Groupings, q.By) {
+		return q, events.Invalid("by", "must be one of %s", strings.Join(Groupings, ", "))
+	}
+	var err error
+	if v := get("from"); v != "" {
+		if q.From, err = events.ParseDate("from", v); err != nil {
+			return q, err
+		}
+	}
+	if v := get("to"); v != "" {
+		if q.To, err = events.ParseDate("to", v); err != nil {
+			return q, err
+		}
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
+		return q, events.Invalid("to", "must not be before from")
+	}
+	return q, nil
+}
+
+// wantsCSV reports whether the client asked for CSV.
+func wantsCSV(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/csv") || r.URL.Query().Get("format") == "csv"
+}
+
+func (s *Service) serveSummary(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+	q, err := parseQuery(r.URL.Query().Get)
+	if err != nil {
+		return err
+	}
+	if err := s.caughtUp(r.Context()); err != nil {
+		return err
+	}
+	sum := s.model.summarise(p.OrgID, s.teams(p.OrgID), q)
+	if wantsCSV(r) {
+		writeCSVResponse(w, sum)
+		return nil
+	}
+	api.WriteJSON(w, http.StatusOK, sum)
+	return nil
+}
+
+func writeCSVResponse(w http.ResponseWriter, sum Summary) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="outcomes-by-`+sum.By+`.csv"`)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_ = sum.writeCSV(w) // the client went away: nothing more to do
+}
+
+// Summary computes a commissioner's summary from the view (for the
+// benchmark and tests).
+func (s *Service) Summary(commissioner string, q Query) Summary {
+	return s.model.summarise(commissioner, s.teams(commissioner), q)
+}

@@ -1,0 +1,113 @@
+package outcomes
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// pseudonymiser turns identifiers into keyed pseudonyms: HMAC-SHA256 under a
+// per-deployment secret, prefixed with the secret's id ("k1:<hex>"), so a
+// rotated secret gives visibly different pseudonyms rather than silently
+// unlinkable ones. Without the secret a pseudonym cannot be recomputed from
+// a guessed NHS number (there are only about 10^9 of them, so an unkeyed
+// hash would be reversible).
+type pseudonymiser struct {
+	keyID string
+	key   []byte
+}
+
+func newPseudonymiser(keyID string, key []byte) (*pseudonymiser, error) {
+	if len(key) < 16 {
+		return nil, errors.New("the pseudonym key must be at least 16 bytes")
+	}
+	if keyID == "" {
+		keyID = "k1"
+	}
+	if strings.ContainsAny(keyID, ": \t\n") {
+		return nil, fmt.Errorf("pseudonym key id %q may not hold ':' or spaces", keyID)
+	}
+	return &pseudonymiser{keyID: keyID, key: key}, nil
+}
+
+// NormaliseNHSNumber keeps only the digits of an NHS number, so "943 476
+// 5919" and "9434765919" name the same person.
+func NormaliseNHSNumber(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func (p *pseudonymiser) mac(domain, value string) string {
+	h := hmac.New(sha256.New, p.key)
+	h.Write([]byte(domain))
+	h.Write([]byte(value))
+	return p.keyID + ":" + hex.EncodeToString(h.Sum(nil))
+}
+
+// person is the pseudonym of an NHS number: HMAC-SHA256 of its digits, so
+// one person links across journeys. "" when there is no number (erased).
+func (p *pseudonymiser) person(nhs string) string {
+	n := NormaliseNHSNumber(nhs)
+	if n == "" {
+		return ""
+	}
+	return p.mac("", n)
+}
+
+// journey is a journey's pseudonym. It is domain-separated from person
+// pseudonyms so that no journey id can collide with a person.
+func (p *pseudonymiser) journey(id string) string {
+	return p.mac("journey\x00", id)
+}
+
+// secretsBucket keeps the generated demo pseudonym key, so pseudonyms stay
+// stable across restarts of a demo hub.
+const secretsBucket = "lw_outcomes_secrets"
+
+const demoKeyName = "pseudonym_key"
+
+// loadKey returns the pseudonym key: the operator's, or in demo mode one
+// generated once and kept in a KV bucket. Outside demo mode a missing key
+// is an error: pseudonyms made with a throwaway key would change at every
+// restart and could never be linked again.
+func loadKey(ctx context.Context, js jetstream.JetStream, configured string, demo bool, replicas int) ([]byte, error) {
+	if configured != "" {
+		return []byte(configured), nil
+	}
+	if !demo {
+		return nil, errors.New("outcomes: a pseudonym key is required (--pseudonym-key or LINKWAY_PSEUDONYM_KEY) outside --demo")
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: secretsBucket, Description: "Linkway outcomes: generated demo pseudonym key",
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1), History: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outcomes secrets bucket: %w", err)
+	}
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, fmt.Errorf("generate pseudonym key: %w", err)
+	}
+	// Create, not Put: of two replicas starting together, one key wins and
+	// both use it.
+	if _, err := kv.Create(ctx, demoKeyName, []byte(hex.EncodeToString(fresh))); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("store pseudonym key: %w", err)
+	}
+	e, err := kv.Get(ctx, demoKeyName)
+	if err != nil {
+		return nil, fmt.Errorf("read pseudonym key: %w", err)
+	}
+	return e.Value(), nil
+}

@@ -1,0 +1,346 @@
+package outcomes
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"html/template"
+	"math"
+	"slices"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"linkway/events"
+	"linkway/services/api"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// The dashboard signs a commissioner in with their organisation key once,
+// then holds a session: an HttpOnly, SameSite=Strict cookie naming a
+// random token that only this process knows. Forms that change anything
+// (sign-in, sign-out) carry a CSRF token as well.
+const (
+	sessionCookie = "lw_commissioner_session"
+	loginCSRF     = "lw_commissioner_login"
+	sessionTTL    = 8 * time.Hour
+	webPath       = "/commissioner/"
+)
+
+type session struct {
+	p       api.Principal
+	csrf    string
+	expires time.Time
+}
+
+type web struct {
+	s    *Service
+	tmpl *template.Template
+
+	mu       sync.Mutex
+	sessions map[string]session
+}
+
+func newWeb(s *Service) (*web, error) {
+	t, err := template.New("").Funcs(template.FuncMap{"chart": barChart}).ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	return &web{s: s, tmpl: t, sessions: map[string]session{}}, nil
+}
+
+func (wb *web) routes(srv *api.Server) {
+	srv.HandlePublic("GET /commissioner/{$}", http.HandlerFunc(wb.serveDashboard))
+	srv.HandlePublic("POST /commissioner/sign-in", http.HandlerFunc(wb.serveSignIn))
+	srv.HandlePublic("POST /commissioner/sign-out", http.HandlerFunc(wb.serveSignOut))
+	srv.HandlePublic("GET /commissioner/summary.csv", http.HandlerFunc(wb.serveCSV))
+	srv.HandlePublic("GET /commissioner", http.RedirectHandler(webPath, http.StatusMovedPermanently))
+}
+
+func token() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand never fails on supported platforms
+	return hex.EncodeToString(b)
+}
+
+func setSecurityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	// Nothing is fetched from anywhere: charts are inline SVG, styles inline.
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+}
+
+func (wb *web) render(w http.ResponseWriter, status int, name string, data any) {
+	setSecurityHeaders(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := wb.tmpl.ExecuteTemplate(w, name, data); err != nil {
+		wb.s.d.Log.Error("render page", "page", name, "err", err)
+	}
+}
+
+// current returns the request's session, if it has a live one.
+func (wb *web) current(r *http.Request) (string, session, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return "", session{}, false
+	}
+	wb.mu.Lock()
+	defer wb.mu.Unlock()
+	se, ok := wb.sessions[c.Value]
+	if !ok || time.Now().After(se.expires) {
+		delete(wb.sessions, c.Value)
+		return "", session{}, false
+	}
+	return c.Value, se, true
+}
+
+type signInPage struct {
+	CSRF  string
+	Error string
+}
+
+func (wb *web) showSignIn(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	t := token()
+	http.SetCookie(w, &http.Cookie{Name: loginCSRF, Value: t, Path: webPath, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: 3600})
+	wb.render(w, status, "signin.html", signInPage{CSRF: t, Error: msg})
+}
+
+func (wb *web) serveSignIn(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if err := r.ParseForm(); err != nil {
+		wb.showSignIn(w, r, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	c, err := r.Cookie(loginCSRF)
+	if err != nil || !sameToken(c.Value, r.PostForm.Get("csrf")) {
+		wb.showSignIn(w, r, http.StatusForbidden, "The form had expired; please sign in again.")
+		return
+	}
+	p, err := wb.s.d.HTTP.LookupKey(r.Context(), r.PostForm.Get("key"))
+	if err != nil {
+		wb.showSignIn(w, r, http.StatusUnauthorized, "That key is not known.")
+		return
+	}
+	if p.Kind != api.KindCommissioner {
+		wb.showSignIn(w, r, http.StatusForbidden, "This dashboard is for commissioners; that key belongs to another kind of organisation.")
+		return
+	}
+	t := token()
+	wb.mu.Lock()
+	now := time.Now()
+	for k, se := range wb.sessions { // sweep expired sessions
+		if now.After(se.expires) {
+			delete(wb.sessions, k)
+		}
+	}
+	wb.sessions[t] = session{p: p, csrf: token(), expires: now.Add(sessionTTL)}
+	wb.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: t, Path: webPath, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(sessionTTL.Seconds())})
+	http.SetCookie(w, &http.Cookie{Name: loginCSRF, Value: "", Path: webPath, MaxAge: -1})
+	http.Redirect(w, r, webPath, http.StatusSeeOther)
+}
+
+func sameToken(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+func (wb *web) serveSignOut(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	id, se, ok := wb.current(r)
+	if ok && r.ParseForm() == nil && sameToken(se.csrf, r.PostForm.Get("csrf")) {
+		wb.mu.Lock()
+		delete(wb.sessions, id)
+		wb.mu.Unlock()
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: webPath, MaxAge: -1})
+	}
+	http.Redirect(w, r, webPath, http.StatusSeeOther)
+}
+
+func (wb *web) serveCSV(w http.ResponseWriter, r *http.Request) {
+	_, se, ok := wb.current(r)
+	if !ok {
+		http.Redirect(w, r, webPath, http.StatusSeeOther)
+		return
+	}
+	q, err := parseQuery(r.URL.Query().Get)
+	if err != nil {
+		http.Error(w, api.Public(err).Message, api.Status(events.ErrorCode(err)))
+		return
+	}
+	if err := wb.s.caughtUp(r.Context()); err != nil {
+		http.Error(w, "the outcomes view is catching up; retry", http.StatusServiceUnavailable)
+		return
+	}
+	writeCSVResponse(w, wb.s.Summary(se.p.OrgID, q))
+}
+
+// dashboard is what the dashboard page shows.
+type dashboard struct {
+	Org        string
+	CSRF       string
+	From, To   string
+	Error      string
+	Months     []Row
+	Funnel     []bar
+	Wellbeing  []bar
+	Unmet      []bar
+	Deciles    []Row
+	MonthBars  []bar
+	DecileBars []bar
+	Total      Row
+	Note       string
+}
+
+func (wb *web) serveDashboard(w http.ResponseWriter, r *http.Request) {
+	_, se, ok := wb.current(r)
+	if !ok {
+		wb.showSignIn(w, r, http.StatusOK, "")
+		return
+	}
+	get := r.URL.Query().Get
+	d := dashboard{Org: se.p.OrgID, CSRF: se.csrf, From: get("from"), To: get("to"), Note: suppressionNote}
+	if o, ok := wb.s.d.Orgs.Get(se.p.OrgID); ok {
+		d.Org = o.Name + " (" + o.ID + ")"
+	}
+	q, err := parseQuery(func(k string) string {
+		if k == "by" {
+			return "month"
+		}
+		return get(k)
+	})
+	if err != nil {
+		d.Error = api.Public(err).Message + " (" + api.Public(err).Field + ")"
+		wb.render(w, http.StatusBadRequest, "dashboard.html", d)
+		return
+	}
+	if err := wb.s.caughtUp(r.Context()); err != nil {
+		d.Error = "The figures are catching up with the log; they may be a moment old."
+	}
+	org := se.p.OrgID
+	teams := wb.s.teams(org)
+	months := wb.s.model.summarise(org, teams, q)
+	q.By = "deprivation_decile"
+	deciles := wb.s.model.summarise(org, teams, q)
+	d.Months, d.Deciles, d.Total = months.Groups, deciles.Groups, months.Total
+	for _, g := range months.Groups {
+		d.MonthBars = append(d.MonthBars, bar{Label: g.Group, Value: g.Referrals})
+	}
+	for _, g := range deciles.Groups {
+		d.DecileBars = append(d.DecileBars, bar{Label: g.Group, Value: g.Referrals})
+	}
+	t := months.Total
+	d.Funnel = []bar{{"referred", t.Referrals}, {"contacted", t.Contacted}, {"connected", t.Connected}, {"attended", t.AttendedPeople}}
+	for _, reason := range events.DeclineReasons {
+		d.Unmet = append(d.Unmet, bar{Label: reason, Value: t.Onward.DeclinedByReason[reason]})
+	}
+	d.Wellbeing = wb.s.model.changeDistribution(teams, q, "SWEMWBS")
+	wb.render(w, http.StatusOK, "dashboard.html", d)
+}
+
+// changeBands are the bins of the wellbeing change distribution.
+var changeBands = []struct {
+	label string
+	below float64 // upper bound, exclusive
+}{{"worse by 3+", -3 + 1e-9}, {"worse by <3", -1e-9}, {"no change", 1e-9}, {"better by <3", 3 - 1e-9}, {"better by 3+", math.Inf(1)}}
+
+// changeDistribution bins the baseline-to-follow-up changes of a measure.
+func (m *model) changeDistribution(teams []string, q Query, measure string) []bar {
+	counts := make([]int, len(changeBands))
+	var end time.Time
+	if !q.To.IsZero() {
+		end = q.To.AddDate(0, 0, 1)
+	}
+	m.mu.RLock()
+	for _, j := range m.journeys {
+		if !slices.Contains(teams, j.team) || (!q.From.IsZero() && j.referred.Before(q.From)) || (!end.IsZero() && !j.referred.Before(end)) {
+			continue
+		}
+		b, okb := j.baseline[measure]
+		f, okf := j.followUp[measure]
+		if !okb || !okf {
+			continue
+		}
+		c := f - b
+		for i, band := range changeBands {
+			if c < band.below {
+				counts[i]++
+				break
+			}
+		}
+	}
+	m.mu.RUnlock()
+	out := make([]bar, len(changeBands))
+	for i, band := range changeBands {
+		out[i] = bar{Label: band.label, Value: Count{counts[i]}}
+	}
+	return out
+}
+
+// bar is one bar of a chart: a published (suppressed, rounded) count.
+type bar struct {
+	Label string
+	Value Count
+}
+
+// svgBar is a bar laid out for drawing.
+type svgBar struct {
+	X, Y, W, H, LabelX, TextY float64
+	Label, Text               string
+	Suppressed                bool
+}
+
+type svgChart struct {
+	Title         string
+	Width, Height float64
+	Base          float64
+	Bars          []svgBar
+}
+
+var chartTmpl = template.Must(template.New("chart").Parse(`<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{{.Title}}" width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}">` +
+	`<title>{{.Title}}</title>` +
+	`<line x1="0" y1="{{.Base}}" x2="{{.Width}}" y2="{{.Base}}" stroke="#425563"/>` +
+	`{{range .Bars}}{{if .Suppressed}}<rect x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}" fill="none" stroke="#768692" stroke-dasharray="3 3"/>` +
+	`{{else}}<rect x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}" fill="#005eb8"/>{{end}}` +
+	`<text x="{{.LabelX}}" y="{{.TextY}}" font-size="11" text-anchor="middle" fill="#212b32">{{.Text}}</text>` +
+	`<text x="{{.LabelX}}" y="{{$.Height}}" dy="-4" font-size="10" text-anchor="middle" fill="#425563">{{.Label}}</text>{{end}}</svg>`))
+
+// barChart draws bars as an inline SVG. Suppressed counts are drawn as a
+// dashed outline marked "*", never as a value.
+func barChart(title string, bars []bar) (template.HTML, error) {
+	const barW, gap, plotH, top, bottom = 56.0, 14.0, 160.0, 18.0, 22.0
+	c := svgChart{Title: title, Width: max(float64(len(bars))*(barW+gap)+gap, 200), Height: top + plotH + bottom}
+	c.Base = top + plotH
+	maxV := 1
+	for _, b := range bars {
+		if !b.Value.Suppressed() {
+			maxV = max(maxV, b.Value.Rounded())
+		}
+	}
+	for i, b := range bars {
+		x := gap + float64(i)*(barW+gap)
+		sb := svgBar{X: x, W: barW, LabelX: x + barW/2, Label: b.Label, Text: b.Value.String(), Suppressed: b.Value.Suppressed()}
+		if sb.Suppressed {
+			sb.H = plotH * 0.05
+		} else {
+			sb.H = plotH * float64(b.Value.Rounded()) / float64(maxV)
+		}
+		sb.Y = c.Base - sb.H
+		sb.TextY = sb.Y - 4
+		c.Bars = append(c.Bars, sb)
+	}
+	var buf strings.Builder
+	if err := chartTmpl.Execute(&buf, c); err != nil {
+		return "", err
+	}
+	return template.HTML(buf.String()), nil // produced by html/template: escaped
+}
+
