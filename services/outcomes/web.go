@@ -7,8 +7,8 @@ import (
 	"encoding/hex"
 	"html/template"
 	"math"
-	"slices"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -343,4 +343,3 @@ func barChart(title string, bars []bar) (template.HTML, error) {
 	}
 	return template.HTML(buf.String()), nil // produced by html/template: escaped
 }
-
