@@ -1,0 +1,290 @@
+package vcs_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"linkway/services/hub/hubtest"
+)
+
+func TestInboxHoldsOnlyWhatWasShared(t *testing.T) {
+	h := hubtest.Start(t)
+	cases := []struct {
+		name   string
+		share  []string
+		want   func(it inboxItem) bool
+		absent []string // values that must not appear
+	}{
+		{"name only", []string{"name"}, func(it inboxItem) bool {
+			return it.Person.GivenName == "Jane" && it.Person.Phone == "" && it.Person.Email == "" && len(it.Needs) == 0
+		}, []string{"07700 900123", "jane@example.org"}},
+		{"name, phone, needs", []string{"name", "phone", "needs"}, func(it inboxItem) bool {
+			return it.Person.Phone == "07700 900123" && it.Person.Email == "" && len(it.Needs) == 1
+		}, []string{"jane@example.org"}},
+		{"email only", []string{"email"}, func(it inboxItem) bool {
+			return it.Person.GivenName == "" && it.Person.Email == "jane@example.org"
+		}, []string{"Walker", "07700 900123"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			j := toOnward(t, h, walk, c.share...)
+			waitInInbox(t, h, vcs1Key, j.OnwardID)
+			st, body := h.Do("GET", "/v1/onward-referrals/"+j.OnwardID, vcs1Key, nil)
+			if st != 200 {
+				t.Fatalf("GET onward referral: %d %s", st, body)
+			}
+			var it inboxItem
+			if err := json.Unmarshal(body, &it); err != nil {
+				t.Fatal(err)
+			}
+			if !c.want(it) {
+				t.Errorf("item does not hold exactly what was shared: %s", body)
+			}
+			if l := leaks(string(body)); len(l) > 0 {
+				t.Errorf("item leaks %v: %s", l, body)
+			}
+			for _, a := range c.absent {
+				if strings.Contains(string(body), a) {
+					t.Errorf("item holds %q, which was not shared: %s", a, body)
+				}
+			}
+			if strings.Contains(string(body), j.ID) || strings.Contains(string(body), "journey") {
+				t.Errorf("item exposes the journey: %s", body)
+			}
+			if it.LinkWorkerContact == "" || it.WaitingSeconds == nil || it.Status != "sent" {
+				t.Errorf("item lacks the link worker's contact, waiting time or status: %s", body)
+			}
+		})
+	}
+	t.Run("notes only when shared", func(t *testing.T) {
+		j := toOnward(t, h, walk, "notes")
+		waitInInbox(t, h, vcs1Key, j.OnwardID)
+		_, body := h.Do("GET", "/v1/onward-referrals/"+j.OnwardID, vcs1Key, nil)
+		if !strings.Contains(string(body), gpNotes) {
+			t.Errorf("shared notes are missing: %s", body)
+		}
+		if l := leaks(string(body), gpNotes); len(l) > 0 {
+			t.Errorf("item leaks %v", l)
+		}
+	})
+}
+
+func TestAnotherOrganisationGetsNotFound(t *testing.T) {
+	h := hubtest.Start(t)
+	j := toOnward(t, h, walk, "name", "phone")
+	waitInInbox(t, h, vcs1Key, j.OnwardID)
+	_, other := inbox(t, h, vcs2Key, "")
+	if strings.Contains(other, j.OnwardID) {
+		t.Fatalf("VCS002's inbox holds VCS001's referral: %s", other)
+	}
+	before := journeyVersion(t, h, j.ID)
+	for _, r := range []struct{ method, path, body string }{
+		{"GET", "/v1/onward-referrals/" + j.OnwardID, ""},
+		{"POST", "/v1/onward-referrals/" + j.OnwardID + "/accept", `{}`},
+		{"POST", "/v1/onward-referrals/" + j.OnwardID + "/decline", `{"reason":"no_capacity"}`},
+		// Invalid input for another organisation's id is still 404: the
+		// answer must not depend on whether the id exists elsewhere.
+		{"POST", "/v1/onward-referrals/" + j.OnwardID + "/decline", `{"reason":"nonsense"}`},
+		{"POST", "/v1/onward-referrals/" + j.OnwardID + "/attendance", `{"date":"2026-11-20","attended":true}`},
+		{"POST", "/v1/onward-referrals/" + j.OnwardID + "/complete", ``},
+		{"POST", "/v1/onward-referrals/" + j.OnwardID + "/dropped-out", `{}`},
+		// The journey id is not an onward referral id either.
+		{"POST", "/v1/onward-referrals/" + j.ID + "/accept", `{}`},
+		{"GET", "/v1/onward-referrals/not-a-uuid", ""},
+		{"GET", "/v1/onward-referrals/..%2F..%2Fx", ""},
+	} {
+		var body any
+		if r.body != "" {
+			body = []byte(r.body)
+		}
+		st, out := h.Do(r.method, r.path, vcs2Key, body)
+		if st != 404 {
+			t.Errorf("%s %s as VCS002: %d, want 404: %s", r.method, r.path, st, out)
+		}
+		if strings.Contains(string(out), "Jane") || strings.Contains(string(out), j.ID) {
+			t.Errorf("%s %s: the 404 leaks data: %s", r.method, r.path, out)
+		}
+	}
+	if after := journeyVersion(t, h, j.ID); after != before {
+		t.Errorf("another organisation changed the journey: version %d -> %d", before, after)
+	}
+}
+
+func TestWhoMayCall(t *testing.T) {
+	h := hubtest.Start(t)
+	cases := []struct {
+		method, path, key string
+		want              int
+	}{
+		{"GET", "/v1/inbox", "", 401},
+		{"GET", "/v1/inbox", "not-a-key", 401},
+		{"GET", "/v1/inbox", gpKey, 403},
+		{"GET", "/v1/inbox", lwKey, 403},
+		{"GET", "/v1/inbox", vcs1Key, 200},
+		{"POST", "/v1/onward-referrals/0193a0b6-0000-7000-8000-000000000000/accept", "", 401},
+		{"POST", "/v1/onward-referrals/0193a0b6-0000-7000-8000-000000000000/accept", lwKey, 403},
+		{"POST", "/v1/onward-referrals/0193a0b6-0000-7000-8000-000000000000/accept", vcs1Key, 404},
+	}
+	for _, c := range cases {
+		var body any
+		if c.method == "POST" {
+			body = map[string]any{}
+		}
+		if st, out := h.Do(c.method, c.path, c.key, body); st != c.want {
+			t.Errorf("%s %s with %q: %d, want %d: %s", c.method, c.path, c.key, st, c.want, out)
+		}
+	}
+}
+
+func TestTakeUpFollowsTheRules(t *testing.T) {
+	h := hubtest.Start(t)
+	j := toOnward(t, h, walk, "name", "phone", "needs")
+	waitInInbox(t, h, vcs1Key, j.OnwardID)
+	base := "/v1/onward-referrals/" + j.OnwardID
+	steps := []struct {
+		name, path string
+		body       string
+		status     int
+		wantStatus string // the item's status after, for 200s
+		code       string // the error code, otherwise
+	}{
+		{"attendance before accepting", "/attendance", `{"date":"2026-11-20","attended":true}`, 409, "", "failed_precondition"},
+		{"complete before attending", "/complete", ``, 409, "", "failed_precondition"},
+		{"accept", "/accept", `{}`, 200, "accepted", ""},
+		{"accept again", "/accept", `{}`, 409, "", "failed_precondition"},
+		{"decline once accepted", "/decline", `{"reason":"no_capacity"}`, 409, "", "failed_precondition"},
+		{"did not attend", "/attendance", `{"date":"2026-11-13","attended":false}`, 200, "accepted", ""},
+		{"attended", "/attendance", `{"date":"2026-11-20","attended":true}`, 200, "attending", ""},
+		{"complete", "/complete", `{}`, 200, "completed", ""},
+		{"drop out once completed", "/dropped-out", `{}`, 409, "", "failed_precondition"},
+	}
+	for _, s := range steps {
+		st, out := h.Do("POST", base+s.path, vcs1Key, []byte(s.body))
+		if st != s.status {
+			t.Fatalf("%s: %d, want %d: %s", s.name, st, s.status, out)
+		}
+		if s.status == 200 {
+			var it inboxItem
+			if err := json.Unmarshal(out, &it); err != nil {
+				t.Fatal(err)
+			}
+			// Read-your-writes: the answer already shows the change.
+			if it.Status != s.wantStatus {
+				t.Errorf("%s: item status %q, want %q", s.name, it.Status, s.wantStatus)
+			}
+		} else if code, _ := errorField(t, out); code != s.code {
+			t.Errorf("%s: code %q, want %q", s.name, code, s.code)
+		}
+	}
+	var it inboxItem
+	h.JSON("GET", base, vcs1Key, nil, 200, &it)
+	if len(it.Attendance) != 2 || it.Attendance[0].Attended || !it.Attendance[1].Attended {
+		t.Errorf("attendance not kept in order: %+v", it.Attendance)
+	}
+	st, _, err := h.Deps().Store.Load(t.Context(), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := st.OnwardByID(j.OnwardID); !ok || o.Status != "completed" {
+		t.Errorf("the journey's onward referral is %+v, want completed", o)
+	}
+}
+
+func TestRefusedInputNamesTheFieldAndAppendsNothing(t *testing.T) {
+	h := hubtest.Start(t)
+	j := toOnward(t, h, walk, "name")
+	waitInInbox(t, h, vcs1Key, j.OnwardID)
+	base := "/v1/onward-referrals/" + j.OnwardID
+	long := strings.Repeat("x", 1001)
+	cases := []struct {
+		name, path, body, field string
+		status                  int
+	}{
+		{"decline without a reason", "/decline", `{}`, "reason", 400},
+		{"decline with an unknown reason", "/decline", `{"reason":"sometime"}`, "reason", 400},
+		{"decline with a reason of the wrong type", "/decline", `{"reason":3}`, "reason", 400},
+		{"decline with too long a detail", "/decline", `{"reason":"other","detail":"` + long + `"}`, "detail", 400},
+		{"decline with an unknown field", "/decline", `{"reason":"other","nhs_number":"1"}`, "nhs_number", 400},
+		{"accept with an unknown field", "/accept", `{"why":"x"}`, "why", 400},
+		{"attendance without a date", "/attendance", `{"attended":true}`, "date", 400},
+		{"attendance with a bad date", "/attendance", `{"date":"20/11/2026","attended":true}`, "date", 400},
+		{"attendance in the future", "/attendance", `{"date":"2999-01-01","attended":true}`, "date", 400},
+		{"attendance without attended", "/attendance", `{"date":"2026-11-20"}`, "attended", 400},
+		{"attendance with attended a string", "/attendance", `{"date":"2026-11-20","attended":"yes"}`, "attended", 400},
+		{"not JSON", "/decline", `{"reason":`, "", 400},
+		{"too large", "/decline", `{"reason":"other","detail":"` + strings.Repeat("y", 9000) + `"}`, "", 413},
+	}
+	before := journeyVersion(t, h, j.ID)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st, out := h.Do("POST", base+c.path, vcs1Key, []byte(c.body))
+			if st != c.status {
+				t.Fatalf("%d, want %d: %s", st, c.status, out)
+			}
+			if _, field := errorField(t, out); field != c.field {
+				t.Errorf("field %q, want %q: %s", field, c.field, out)
+			}
+		})
+	}
+	if after := journeyVersion(t, h, j.ID); after != before {
+		t.Errorf("refused input was appended: version %d -> %d", before, after)
+	}
+	// And a good decline still works afterwards, with its detail kept.
+	var it inboxItem
+	h.JSON("POST", base+"/decline", vcs1Key, map[string]string{"reason": "no_capacity", "detail": "waiting list full"}, 200, &it)
+	if it.Status != "declined" || it.DeclineReason != "no_capacity" || it.Detail != "waiting list full" {
+		t.Errorf("declined item: %+v", it)
+	}
+}
+
+func TestInboxListIsNewestFirstAndFilters(t *testing.T) {
+	h := hubtest.Start(t)
+	a := toOnward(t, h, walk, "name")
+	b := toOnward(t, h, walk, "name")
+	c := toOnward(t, h, debt, "name")
+	waitInInbox(t, h, vcs1Key, b.OnwardID)
+	waitInInbox(t, h, vcs2Key, c.OnwardID)
+	h.JSON("POST", "/v1/onward-referrals/"+a.OnwardID+"/accept", vcs1Key, nil, 200, nil)
+	items, body := inbox(t, h, vcs1Key, "")
+	if len(items) != 2 || items[0].OnwardReferralID != b.OnwardID || items[1].OnwardReferralID != a.OnwardID {
+		t.Fatalf("want [b a] newest first, got %s", body)
+	}
+	if strings.Contains(body, c.OnwardID) {
+		t.Errorf("VCS001's inbox holds VCS002's referral")
+	}
+	sent, _ := inbox(t, h, vcs1Key, "?status=sent")
+	if len(sent) != 1 || sent[0].OnwardReferralID != b.OnwardID {
+		t.Errorf("status=sent: %+v", sent)
+	}
+	acc, _ := inbox(t, h, vcs1Key, "?status=accepted")
+	if len(acc) != 1 || acc[0].OnwardReferralID != a.OnwardID {
+		t.Errorf("status=accepted: %+v", acc)
+	}
+	st, out := h.Do("GET", "/v1/inbox?status=maybe", vcs1Key, nil)
+	if _, field := errorField(t, out); st != 400 || field != "status" {
+		t.Errorf("status=maybe: %d %s", st, out)
+	}
+}
+
+func TestIdempotencyKeyReplaysTheAnswer(t *testing.T) {
+	h := hubtest.Start(t)
+	j := toOnward(t, h, walk, "name")
+	waitInInbox(t, h, vcs1Key, j.OnwardID)
+	send := func() (int, []byte) {
+		req := []byte(`{}`)
+		return doWithHeader(t, h, "POST", "/v1/onward-referrals/"+j.OnwardID+"/accept", vcs1Key, req, "Idempotency-Key", "retry-1")
+	}
+	st1, out1 := send()
+	st2, out2 := send()
+	if st1 != 200 || st2 != 200 {
+		t.Fatalf("a retried accept with the same key: %d then %d (%s)", st1, st2, out2)
+	}
+	if !strings.Contains(string(out1), `"accepted"`) || !strings.Contains(string(out2), `"accepted"`) {
+		t.Errorf("answers: %s / %s", out1, out2)
+	}
+	// Without the key, the same request is a second accept: refused.
+	if st, _ := h.Do("POST", "/v1/onward-referrals/"+j.OnwardID+"/accept", vcs1Key, []byte(`{}`)); st != 409 {
+		t.Errorf("a second accept without the key: %d, want 409", st)
+	}
+}

@@ -1,0 +1,526 @@
+package vcs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"linkway/events"
+	"linkway/services/api"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Limits of the web inbox.
+const (
+	formLimit      = 16 << 10
+	sseKeepAlive   = 20 * time.Second
+	sseWriteWindow = time.Minute
+)
+
+// web is the server-rendered inbox at /vcs/.
+type web struct {
+	s        *Service
+	sessions *sessions
+	pages    map[string]*template.Template
+	list     *template.Template
+}
+
+func newWeb(s *Service) (*web, error) {
+	funcs := template.FuncMap{
+		"personName":    func(p Person) string { return cmpOr(p.Name(), "Name not shared") },
+		"statusLabel":   statusLabel,
+		"reasonLabel":   reasonLabel,
+		"capacityLabel": capacityLabel,
+		"needLabel":     func(s string) string { return s },
+		"when":          func(t time.Time) string { return t.Local().Format("2 Jan 2006 15:04") },
+		"duration":      humanDuration,
+	}
+	w := &web{s: s, sessions: newSessions(s.now, s.metrics.sessions.Set), pages: map[string]*template.Template{}}
+	for _, page := range []string{"signin", "inbox", "referral", "message"} {
+		t, err := template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/list.html", "templates/"+page+".html")
+		if err != nil {
+			return nil, fmt.Errorf("vcs templates: %w", err)
+		}
+		w.pages[page] = t
+	}
+	w.list = w.pages["inbox"]
+	return w, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func (w *web) routes(srv *api.Server) {
+	static, _ := fs.Sub(staticFS, "static") // the embed pattern guarantees the folder
+	files := http.StripPrefix("/vcs/static/", http.FileServerFS(static))
+	srv.HandlePublic("GET /vcs/static/", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		securityHeaders(rw)
+		rw.Header().Set("Cache-Control", "no-cache")
+		files.ServeHTTP(rw, r)
+	}))
+	srv.HandlePublic("GET /vcs/{$}", w.page(w.inbox))
+	srv.HandlePublic("GET /vcs", http.RedirectHandler("/vcs/", http.StatusMovedPermanently))
+	srv.HandlePublic("POST /vcs/sign-in", w.page(w.signIn))
+	srv.HandlePublic("POST /vcs/sign-out", w.page(w.signOut))
+	srv.HandlePublic("GET /vcs/referrals/{id}", w.page(w.referral))
+	srv.HandlePublic("POST /vcs/referrals/{id}/{action}", w.page(w.act))
+	srv.HandlePublic("POST /vcs/capacity", w.page(w.capacity))
+	srv.HandlePublic("GET /vcs/events", http.HandlerFunc(w.events))
+}
+
+// securityHeaders: no inline script or style is ever needed, so the policy
+// is strict; nothing here is to be framed, cached or leaked by referrer.
+func securityHeaders(rw http.ResponseWriter) {
+	h := rw.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "+
+		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+}
+
+// view is what every page template gets.
+type view struct {
+	Title      string
+	Session    bool
+	OrgName    string
+	CSRF       string
+	Flash      string
+	Error      string
+	List       listView
+	Services   []events.ServiceFacts
+	Capacities []string
+	Item       Item
+	Reasons    []string
+	Today      string
+}
+
+type listView struct{ New, Open, Done []Item }
+
+// pageFunc serves one web request; an error it returns is shown as a page.
+type pageFunc func(rw http.ResponseWriter, r *http.Request, se *session) error
+
+// page wraps a pageFunc: security headers, the session, CSRF on every
+// POST, and errors shown as pages with the status the API would give.
+func (w *web) page(h pageFunc) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		securityHeaders(rw)
+		rw.Header().Set("Cache-Control", "no-store")
+		se, signedIn := w.sessions.get(r)
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(rw, r.Body, formLimit)
+			if err := r.ParseForm(); err != nil {
+				w.render(rw, r, http.StatusBadRequest, "message", view{Title: "The form could not be read"}, se)
+				return
+			}
+			if r.URL.Path != "/vcs/sign-in" {
+				if !signedIn || !sameToken(r.PostForm.Get("csrf"), se.csrf) {
+					// A stale form or a forged one: sign in (again) first.
+					w.signInPage(rw, r, http.StatusForbidden, "Your session has ended or the form was out of date. Please sign in again.")
+					return
+				}
+			}
+		}
+		if !signedIn && r.URL.Path != "/vcs/sign-in" {
+			w.signInPage(rw, r, http.StatusOK, "")
+			return
+		}
+		if err := h(rw, r, se); err != nil {
+			pub := api.Public(err)
+			status := api.Status(pub.Code)
+			if status >= 500 {
+				w.s.log.Error("web inbox request failed", "route", r.Pattern, "status", status, "err", err)
+			}
+			title := "Something went wrong"
+			if pub.Code == events.CodeNotFound {
+				title = "Referral not found"
+			}
+			w.render(rw, r, status, "message", view{Title: title, Error: pub.Message}, se)
+		}
+	})
+}
+
+func (w *web) render(rw http.ResponseWriter, r *http.Request, status int, page string, v view, se *session) {
+	if se != nil {
+		v.Session, v.CSRF = true, se.csrf
+		v.OrgName = se.principal.OrgID
+		if o, ok := w.s.d.Orgs.Get(se.principal.OrgID); ok {
+			v.OrgName = o.Name
+		}
+	}
+	var buf bytes.Buffer
+	if err := w.pages[page].ExecuteTemplate(&buf, "layout", v); err != nil {
+		w.s.log.Error("web inbox template failed", "page", page, "err", err)
+		http.Error(rw, "internal error", http.StatusInternalServerError)
+		return
+	}
+	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
+	rw.WriteHeader(status)
+	_, _ = buf.WriteTo(rw)
+}
+
+// signInPage shows the sign-in form with a fresh sign-in CSRF token, kept
+// in its own cookie (double submit) because there is no session yet.
+func (w *web) signInPage(rw http.ResponseWriter, r *http.Request, status int, msg string) {
+	token := randomToken()
+	http.SetCookie(rw, cookie(r, signInCookie, token, 3600))
+	w.render(rw, r, status, "signin", view{Title: "Sign in", CSRF: token, Error: msg}, nil)
+}
+
+func (w *web) signIn(rw http.ResponseWriter, r *http.Request, _ *session) error {
+	c, err := r.Cookie(signInCookie)
+	if err != nil || !sameToken(r.PostForm.Get("csrf"), c.Value) {
+		w.signInPage(rw, r, http.StatusForbidden, "The sign-in form was out of date. Please try again.")
+		return nil
+	}
+	p, err := w.s.d.HTTP.LookupKey(r.Context(), strings.TrimSpace(r.PostForm.Get("key")))
+	switch {
+	case events.ErrorCode(err) == events.CodeUnauthenticated:
+		w.signInPage(rw, r, http.StatusUnauthorized, "That key was not recognised. Check it and try again.")
+		return nil
+	case err != nil:
+		return err
+	case p.Kind != api.KindVCS:
+		w.signInPage(rw, r, http.StatusForbidden, "That key does not belong to a community organisation. This page is for VCS organisations.")
+		return nil
+	}
+	se := w.sessions.create(p)
+	w.s.log.Info("web inbox sign-in", "org", p.OrgID, "key_id", p.KeyID)
+	http.SetCookie(rw, cookie(r, signInCookie, "", -1))
+	http.SetCookie(rw, cookie(r, sessionCookie, w.sessions.sign(se.id), int(sessionTTL/time.Second)))
+	http.Redirect(rw, r, "/vcs/", http.StatusSeeOther)
+	return nil
+}
+
+func (w *web) signOut(rw http.ResponseWriter, r *http.Request, se *session) error {
+	w.sessions.delete(se.id)
+	http.SetCookie(rw, cookie(r, sessionCookie, "", -1))
+	http.Redirect(rw, r, "/vcs/", http.StatusSeeOther)
+	return nil
+}
+
+func (w *web) listView(orgID string) (listView, error) {
+	items, err := w.s.items(orgID, "")
+	if err != nil {
+		return listView{}, err
+	}
+	var lv listView
+	for _, it := range items {
+		switch events.OnwardStatus(it.Status) {
+		case events.OnwardSent:
+			lv.New = append(lv.New, it)
+		case events.OnwardAccepted, events.OnwardAttending:
+			lv.Open = append(lv.Open, it)
+		default:
+			lv.Done = append(lv.Done, it)
+		}
+	}
+	// New referrals: the longest-waiting first, since they need an answer.
+	slices.Reverse(lv.New)
+	return lv, nil
+}
+
+func (w *web) inbox(rw http.ResponseWriter, r *http.Request, se *session) error {
+	lv, err := w.listView(se.principal.OrgID)
+	if err != nil {
+		return err
+	}
+	v := view{Title: "Referrals", List: lv, Capacities: events.CapacityStatuses, Flash: flash(r.URL.Query().Get("done"))}
+	if dir := w.s.d.Directory; dir != nil {
+		svcs, err := dir.ServicesOf(r.Context(), se.principal.OrgID)
+		if err != nil {
+			w.s.log.Warn("directory unavailable for the web inbox", "err", err)
+			v.Error = "Your services' capacity cannot be shown just now."
+		}
+		v.Services = svcs
+	}
+	w.render(rw, r, http.StatusOK, "inbox", v, se)
+	return nil
+}
+
+func (w *web) referral(rw http.ResponseWriter, r *http.Request, se *session) error {
+	return w.showReferral(rw, r, se, http.StatusOK, flash(r.URL.Query().Get("done")), "")
+}
+
+func (w *web) showReferral(rw http.ResponseWriter, r *http.Request, se *session, status int, flashMsg, errMsg string) error {
+	rec, err := w.s.lookup(r.Context(), se.principal.OrgID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	it := rec.item(w.s.now())
+	w.render(rw, r, status, "referral", view{Title: cmpOr(it.Person.Name(), "Referral"), Item: it,
+		Reasons: events.DeclineReasons, Today: w.s.now().Format(time.DateOnly), Flash: flashMsg, Error: errMsg}, se)
+	return nil
+}
+
+// act carries out a form's action with the same code as the JSON API.
+func (w *web) act(rw http.ResponseWriter, r *http.Request, se *session) error {
+	name := r.PathValue("action")
+	i := slices.IndexFunc(actions, func(a action) bool { return a.path == name })
+	if i < 0 {
+		return events.ErrNotFound
+	}
+	a := actions[i]
+	f := r.PostForm
+	body := map[string]any{}
+	switch a.path {
+	case "decline":
+		body["reason"], body["detail"] = f.Get("reason"), strings.TrimSpace(f.Get("detail"))
+	case "attendance":
+		body["date"] = f.Get("date")
+		if v := f.Get("attended"); v != "" {
+			body["attended"] = v == "yes"
+		}
+	case "dropped-out":
+		body["detail"] = strings.TrimSpace(f.Get("detail"))
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	// The form's CSRF token is unique per session and page load is not, so
+	// a double-clicked button is caught by the journey rules (409), and
+	// shown as such.
+	if _, err := w.s.act(r.Context(), se.principal, id, a, raw, "", "web"); err != nil {
+		pub := api.Public(err)
+		if pub.Code == events.CodeInvalid || pub.Code == events.CodeFailedPrecondition {
+			return w.showReferral(rw, r, se, api.Status(pub.Code), "", formMessage(pub))
+		}
+		return err
+	}
+	http.Redirect(rw, r, "/vcs/referrals/"+id+"?done="+a.name, http.StatusSeeOther)
+	return nil
+}
+
+func (w *web) capacity(rw http.ResponseWriter, r *http.Request, se *session) error {
+	dir := w.s.d.Directory
+	if dir == nil {
+		return &events.Error{Code: events.CodeUnavailable, Message: "the directory is not available"}
+	}
+	id, capacity := r.PostForm.Get("service_id"), r.PostForm.Get("capacity")
+	if !slices.Contains(events.CapacityStatuses, capacity) {
+		return events.Invalid("capacity", "must be one of %v", events.CapacityStatuses)
+	}
+	svcs, err := dir.ServicesOf(r.Context(), se.principal.OrgID)
+	if err != nil {
+		return fmt.Errorf("services of %s: %w", se.principal.OrgID, err)
+	}
+	if !slices.ContainsFunc(svcs, func(f events.ServiceFacts) bool { return f.ID == id }) {
+		return events.ErrNotFound // not this organisation's service
+	}
+	if err := dir.SetCapacity(r.Context(), se.principal, id, capacity); err != nil {
+		return err
+	}
+	http.Redirect(rw, r, "/vcs/?done=capacity", http.StatusSeeOther)
+	return nil
+}
+
+// events streams the organisation's list, rendered by the server, whenever
+// the inbox view changes: on connect, then on every change to this
+// organisation's items (other organisations' changes wake it but send
+// nothing).
+func (w *web) events(rw http.ResponseWriter, r *http.Request) {
+	securityHeaders(rw)
+	se, ok := w.sessions.get(r)
+	if !ok {
+		http.Error(rw, "sign in first", http.StatusUnauthorized)
+		return
+	}
+	rc := http.NewResponseController(rw)
+	rw.Header().Set("Content-Type", "text/event-stream")
+	rw.Header().Set("Cache-Control", "no-store")
+	rw.Header().Set("X-Accel-Buffering", "no")
+	rw.WriteHeader(http.StatusOK)
+	w.s.metrics.sseClients.Inc()
+	defer w.s.metrics.sseClients.Dec()
+	ctx := r.Context()
+	var last [32]byte
+	keepAlive := time.NewTicker(sseKeepAlive)
+	defer keepAlive.Stop()
+	for {
+		changed := w.s.mirror.Changed()
+		if _, live := w.sessions.get(r); !live {
+			_ = w.send(rc, rw, "event: signed-out\ndata: {}\n\n")
+			return
+		}
+		frag, err := w.fragment(se.principal.OrgID)
+		if err != nil {
+			w.s.log.Error("web inbox stream failed", "err", err)
+			return
+		}
+		if sum := sha256.Sum256(frag); sum != last {
+			last = sum
+			if w.send(rc, rw, sseData("inbox", frag)) != nil {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.s.ctx.Done():
+			return
+		case <-keepAlive.C:
+			if w.send(rc, rw, ": keep-alive\n\n") != nil {
+				return
+			}
+		case <-changed:
+		}
+	}
+}
+
+func (w *web) send(rc *http.ResponseController, rw http.ResponseWriter, msg string) error {
+	// The hub's server has a write timeout for ordinary requests; a stream
+	// extends its own deadline as long as it is being read.
+	_ = rc.SetWriteDeadline(time.Now().Add(sseWriteWindow))
+	if _, err := rw.Write([]byte(msg)); err != nil {
+		return err
+	}
+	return rc.Flush()
+}
+
+func (w *web) fragment(orgID string) ([]byte, error) {
+	lv, err := w.listView(orgID)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := w.list.ExecuteTemplate(&buf, "list", lv); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// sseData frames a multi-line payload as one server-sent event.
+func sseData(event string, data []byte) string {
+	var b strings.Builder
+	b.WriteString("event: " + event + "\n")
+	for line := range strings.SplitSeq(string(data), "\n") {
+		b.WriteString("data: " + strings.TrimRight(line, "\r") + "\n")
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func flash(done string) string {
+	switch done {
+	case "accept":
+		return "Accepted. The link worker and the GP practice can see it."
+	case "decline":
+		return "Declined. Thank you for saying why: it helps plan for unmet need."
+	case "attendance":
+		return "Attendance recorded."
+	case "complete":
+		return "Marked as finished."
+	case "dropped_out":
+		return "Recorded that they stopped coming."
+	case "capacity":
+		return "Capacity updated. Link workers will see it in the directory."
+	}
+	return ""
+}
+
+// formMessage turns a refusal into words for the page.
+func formMessage(e *events.Error) string {
+	switch e.Field {
+	case "reason":
+		return "Choose a reason for declining."
+	case "date":
+		return "Enter the date of the session (it cannot be in the future)."
+	case "attended":
+		return "Say whether they came."
+	case "detail":
+		return "The detail is too long: keep it under " + strconv.Itoa(maxDetail) + " characters."
+	}
+	if e.Code == events.CodeFailedPrecondition {
+		return "That cannot be done now: " + strings.TrimPrefix(e.Message, "cannot ") + "."
+	}
+	return e.Message
+}
+
+func statusLabel(s string) string {
+	switch events.OnwardStatus(s) {
+	case events.OnwardSent:
+		return "New"
+	case events.OnwardAccepted:
+		return "Accepted"
+	case events.OnwardAttending:
+		return "Attending"
+	case events.OnwardDeclined:
+		return "Declined"
+	case events.OnwardWithdrawn:
+		return "Withdrawn by the link worker"
+	case events.OnwardCompleted:
+		return "Finished"
+	case events.OnwardDroppedOut:
+		return "Stopped coming"
+	}
+	return s
+}
+
+func reasonLabel(s string) string {
+	switch s {
+	case "no_capacity":
+		return "We have no space"
+	case "not_eligible":
+		return "Not eligible for this service"
+	case "person_declined":
+		return "The person said no"
+	case "uncontactable":
+		return "We could not reach them"
+	case "other":
+		return "Another reason"
+	}
+	return s
+}
+
+func capacityLabel(s string) string {
+	switch s {
+	case "open":
+		return "Open"
+	case "waiting_list":
+		return "Waiting list"
+	case "full":
+		return "Full"
+	case "paused":
+		return "Paused"
+	}
+	return s
+}
+
+func humanDuration(seconds int64) string {
+	d := time.Duration(seconds) * time.Second
+	plural := func(n int64, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return strconv.FormatInt(n, 10) + " " + unit + "s"
+	}
+	switch {
+	case d < time.Minute:
+		return "less than a minute"
+	case d < time.Hour:
+		return plural(int64(d/time.Minute), "minute")
+	case d < 48*time.Hour:
+		return plural(int64(d/time.Hour), "hour")
+	}
+	return plural(int64(d/(24*time.Hour)), "day")
+}
