@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +54,7 @@ type Server struct {
 	keys    Keys
 	log     *slog.Logger
 	metrics *httpMetrics
+	limits  *rateLimits
 }
 
 // NewServer returns a server that authenticates with keys.
@@ -61,8 +63,11 @@ func NewServer(keys Keys, log *slog.Logger, reg prometheus.Registerer) (*Server,
 	if err != nil {
 		return nil, err
 	}
-	return &Server{mux: http.NewServeMux(), keys: keys, log: log, metrics: m}, nil
+	return &Server{mux: http.NewServeMux(), keys: keys, log: log, metrics: m, limits: newRateLimits(DefaultRateLimit)}, nil
 }
+
+// SetRateLimit sets the per-key request rate (zero Rate: no limit).
+func (s *Server) SetRateLimit(l RateLimit) { s.limits = newRateLimits(l) }
 
 // Handle serves pattern (a net/http pattern with method) for callers of
 // one of kinds. No key or an unknown key is 401; another kind is 403.
@@ -71,6 +76,12 @@ func (s *Server) Handle(pattern string, kinds []Kind, h HandlerFunc) {
 		p, err := s.Authenticate(r)
 		if err == nil && !allowed(kinds, p.Kind) {
 			err = &events.Error{Code: events.CodePermissionDenied, Message: "a " + string(p.Kind) + " key may not call this route"}
+		}
+		if err == nil {
+			if wait, ok := s.limits.allow(p); !ok {
+				w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+				err = &events.Error{Code: events.CodeTooManyRequests, Message: "too many requests for this key; retry later"}
+			}
 		}
 		if err == nil {
 			err = h(w, r, p)
@@ -174,7 +185,7 @@ func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 {
 		s.log.Error("request failed", "method", r.Method, "route", r.Pattern, "status", status, "err", err)
 	}
-	if pub.Code == events.CodeUnavailable || pub.Code == events.CodeTooManyRequests {
+	if pub.Code == events.CodeUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
 	WriteJSON(w, status, errorBody{Error: errorDetail{Code: pub.Code, Message: pub.Message, Field: pub.Field}})
@@ -186,6 +197,10 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		// Every route's body is bounded; routes that decode JSON bound it
+		// again with their own (smaller or equal) limit.
+		r.Body = http.MaxBytesReader(rec, r.Body, MaxBody)
+		rec.Header().Set("X-Content-Type-Options", "nosniff")
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {

@@ -2,11 +2,14 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -54,14 +57,91 @@ func (k *KeyRing) AddDemo(key string, p Principal) {
 	k.demo[HashKey(key)] = p
 }
 
-// Create stores a key's hash with its principal.
+// KeyRecord is what is stored of a key: never the key itself.
+type KeyRecord struct {
+	Principal
+	Created time.Time `json:"created"`
+}
+
+// NewKey makes a key for an organisation, stores only its hash, and
+// returns the key: the one time it is ever shown.
+func (k *KeyRing) NewKey(ctx context.Context, orgID string, kind Kind) (string, KeyRecord, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", KeyRecord{}, err
+	}
+	key := "lw_" + base64.RawURLEncoding.EncodeToString(raw)
+	h := HashKey(key)
+	rec := KeyRecord{Principal: Principal{OrgID: orgID, Kind: kind, KeyID: KeyIDOf(h)}, Created: time.Now().UTC()}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return "", KeyRecord{}, err
+	}
+	if _, err := k.kv.Create(ctx, h, b); err != nil {
+		return "", KeyRecord{}, fmt.Errorf("store key: %w", err)
+	}
+	return key, rec, nil
+}
+
+// Create stores the hash of a key chosen by the caller (keys moved from
+// another system; tests).
 func (k *KeyRing) Create(ctx context.Context, key string, p Principal) error {
-	b, err := json.Marshal(p)
+	h := HashKey(key)
+	if p.KeyID == "" {
+		p.KeyID = KeyIDOf(h)
+	}
+	b, err := json.Marshal(KeyRecord{Principal: p, Created: time.Now().UTC()})
 	if err != nil {
 		return err
 	}
-	_, err = k.kv.Create(ctx, HashKey(key), b)
+	_, err = k.kv.Create(ctx, h, b)
 	return err
+}
+
+// KeyIDOf is the public name of a key: a prefix of its hash, enough to
+// tell keys apart in lists and audit, useless for finding the key.
+func KeyIDOf(hash string) string { return "key_" + hash[:16] }
+
+// List returns every stored key's record.
+func (k *KeyRing) List(ctx context.Context) ([]KeyRecord, error) {
+	lister, err := k.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []KeyRecord
+	for h := range lister.Keys() {
+		e, err := k.kv.Get(ctx, h)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var rec KeyRecord
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// Revoke deletes a key by its id, history included; found is false when
+// there is no such key.
+func (k *KeyRing) Revoke(ctx context.Context, keyID string) (found bool, err error) {
+	lister, err := k.kv.ListKeys(ctx)
+	if err != nil {
+		return false, err
+	}
+	for h := range lister.Keys() {
+		if KeyIDOf(h) == keyID {
+			found = true
+			if err := k.kv.Purge(ctx, h); err != nil {
+				return true, err
+			}
+		}
+	}
+	return found, nil
 }
 
 // Lookup implements Keys.
@@ -77,9 +157,9 @@ func (k *KeyRing) Lookup(ctx context.Context, key string) (Principal, bool, erro
 	if err != nil {
 		return Principal{}, false, err
 	}
-	var p Principal
-	if err := json.Unmarshal(e.Value(), &p); err != nil {
+	var rec KeyRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		return Principal{}, false, fmt.Errorf("key record: %w", err)
 	}
-	return p, true, nil
+	return rec.Principal, true, nil
 }

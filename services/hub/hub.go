@@ -48,6 +48,10 @@ type Config struct {
 	Replicas int
 	// Services to run; nil runs all.
 	Services []string
+	// TLSCert and TLSKey, when set, serve HTTPS.
+	TLSCert, TLSKey string
+	// RateLimit is the request rate allowed to each API key.
+	RateLimit api.RateLimit
 	// Settings are passed to the services.
 	Settings platform.Settings
 	// ShutdownTimeout bounds the graceful stop.
@@ -58,7 +62,7 @@ type Config struct {
 // DefaultConfig is `linkway hub` with no flags.
 func DefaultConfig() Config {
 	return Config{HTTP: ":8080", Data: "./data", NATSListen: "127.0.0.1:4222", Replicas: 1,
-		ShutdownTimeout: 15 * time.Second, Log: slog.Default(),
+		ShutdownTimeout: 15 * time.Second, Log: slog.Default(), RateLimit: api.DefaultRateLimit,
 		Settings: platform.Settings{
 			PseudonymKeyID: "k1",
 			Uncontactable:  events.UncontactablePolicy{Attempts: 3, Within: 21 * 24 * time.Hour},
@@ -123,6 +127,7 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err != nil {
 		return nil, err
 	}
+	httpAPI.SetRateLimit(cfg.RateLimit)
 	pm, err := projection.NewMetrics(h.registry)
 	if err != nil {
 		return nil, err
@@ -173,7 +178,13 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn),
 	}
 	h.group.Go(func() error {
-		if err := h.http.Serve(h.listener); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if cfg.TLSCert != "" {
+			err = h.http.ServeTLS(h.listener, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			err = h.http.Serve(h.listener)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
@@ -283,3 +294,22 @@ func (h *Hub) closeNATS() {
 		h.ns.WaitForShutdown()
 	}
 }
+
+// Conn is a connection to the hub's NATS for command-line tools: the
+// external server, or the embedded one started on the data folder.
+type Conn struct {
+	JS jetstream.JetStream
+	h  *Hub
+}
+
+// Connect opens the NATS a hub with cfg would use.
+func Connect(ctx context.Context, cfg Config) (*Conn, error) {
+	h := &Hub{cfg: cfg}
+	if err := h.connect(); err != nil {
+		return nil, err
+	}
+	return &Conn{JS: h.js, h: h}, nil
+}
+
+// Close closes the connection (and stops an embedded server).
+func (c *Conn) Close() { c.h.closeNATS() }

@@ -72,10 +72,10 @@ func Rebuild(ctx context.Context, cfg Config, name string, progress func(applied
 
 // dropWith connects as the hub would and drops one projection.
 func dropWith(ctx context.Context, cfg Config, name string) error {
-	h := &Hub{cfg: cfg}
-	if err := h.connect(); err != nil {
+	c, err := Connect(ctx, cfg)
+	if err != nil {
 		return err
 	}
-	defer h.closeNATS()
-	return projection.Drop(ctx, h.js, events.JourneyStream, name)
+	defer c.Close()
+	return projection.Drop(ctx, c.JS, events.JourneyStream, name)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -27,6 +28,11 @@ func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writ
 	fs.SetOutput(stderr)
 	hubFlags(fs, &cfg)
 	fs.BoolVar(&cfg.Demo, "demo", envBool("LINKWAY_DEMO"), "seed the demo organisations and keys [LINKWAY_DEMO]")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", env("LINKWAY_TLS_CERT", ""), "TLS certificate file: serve HTTPS [LINKWAY_TLS_CERT]")
+	fs.StringVar(&cfg.TLSKey, "tls-key", env("LINKWAY_TLS_KEY", ""), "TLS private key file [LINKWAY_TLS_KEY]")
+	fs.Float64Var(&cfg.RateLimit.Rate, "rate-limit", envFloat("LINKWAY_RATE_LIMIT", cfg.RateLimit.Rate),
+		"requests per second allowed to each API key; 0 for no limit [LINKWAY_RATE_LIMIT]")
+	fs.IntVar(&cfg.RateLimit.Burst, "rate-burst", envInt("LINKWAY_RATE_BURST", cfg.RateLimit.Burst), "burst allowed above the rate [LINKWAY_RATE_BURST]")
 	fs.StringVar(&cfg.Settings.PseudonymKey, "pseudonym-key", env("LINKWAY_PSEUDONYM_KEY", ""),
 		"secret for commissioners' person pseudonyms; required without --demo [LINKWAY_PSEUDONYM_KEY]")
 	fs.StringVar(&cfg.Settings.PseudonymKeyID, "pseudonym-key-id", env("LINKWAY_PSEUDONYM_KEY_ID", cfg.Settings.PseudonymKeyID),
@@ -39,6 +45,9 @@ func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writ
 		"span within which those attempts must fall")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
 	}
 	h, err := hub.Start(ctx, cfg)
 	if err != nil {

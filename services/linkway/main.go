@@ -2,6 +2,7 @@
 //
 //	linkway hub [flags]                   every service and an embedded NATS server
 //	linkway rebuild <projection> [flags]  drop a view and replay the log into it
+//	linkway keys create|list|revoke       manage API keys (stored only as hashes)
 package main
 
 import (
@@ -32,6 +33,7 @@ func main() {
 const usage = `usage:
   linkway hub [flags]                   run every service with an embedded NATS server
   linkway rebuild <projection> [flags]  drop a view and replay the log into it
+  linkway keys create|list|revoke       manage API keys (stored only as hashes)
 run 'linkway <command> -h' for a command's flags`
 
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -45,6 +47,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runHub(ctx, args[1:], log, stderr)
 	case "rebuild":
 		return runRebuild(ctx, args[1:], log, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, args[1:], log, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -77,6 +81,13 @@ func envBool(name string) bool {
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
 		return n
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if f, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
+		return f
 	}
 	return def
 }
