@@ -1,0 +1,308 @@
+package vcs_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"linkway/services/hub/hubtest"
+)
+
+// browser is a plain HTTP client with cookies: the web inbox as a browser
+// without JavaScript uses it.
+type browser struct {
+	t    *testing.T
+	h    *hubtest.Hub
+	c    *http.Client
+	last string // the last page's body
+}
+
+func newBrowser(t *testing.T, h *hubtest.Hub) *browser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &browser{t: t, h: h, c: &http.Client{Jar: jar}}
+}
+
+func (b *browser) do(req *http.Request) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.last = string(body)
+	return resp, b.last
+}
+
+func (b *browser) get(path string) (int, string) {
+	b.t.Helper()
+	req, _ := http.NewRequest("GET", b.h.Base+path, nil)
+	resp, body := b.do(req)
+	return resp.StatusCode, body
+}
+
+func (b *browser) post(path string, form url.Values) (int, string) {
+	b.t.Helper()
+	req, _ := http.NewRequest("POST", b.h.Base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, body := b.do(req)
+	return resp.StatusCode, body
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrf is the token of the last page's forms.
+func (b *browser) csrf() string {
+	b.t.Helper()
+	m := csrfField.FindStringSubmatch(b.last)
+	if m == nil {
+		b.t.Fatalf("no CSRF token on the page: %s", b.last)
+	}
+	return m[1]
+}
+
+func (b *browser) signIn(key string) (int, string) {
+	b.t.Helper()
+	if st, _ := b.get("/vcs/"); st != 200 {
+		b.t.Fatalf("GET /vcs/: %d", st)
+	}
+	return b.post("/vcs/sign-in", url.Values{"key": {key}, "csrf": {b.csrf()}})
+}
+
+func TestWebInboxWithoutJavaScript(t *testing.T) {
+	h := hubtest.Start(t)
+	a := toOnward(t, h, walk, "name", "phone", "needs")
+	d := toOnward(t, h, walk, "name")
+	other := toOnward(t, h, debt, "name")
+	waitInInbox(t, h, vcs1Key, d.OnwardID)
+	waitInInbox(t, h, vcs2Key, other.OnwardID)
+
+	b := newBrowser(t, h)
+	st, page := b.get("/vcs/")
+	if st != 200 || !strings.Contains(page, `<label for="key">`) || strings.Contains(page, "Jane") {
+		t.Fatalf("signed out, /vcs/ should be the sign-in form: %d %s", st, page)
+	}
+	for _, c := range []struct {
+		key  string
+		want int
+	}{{"not-a-key", 401}, {gpKey, 403}} {
+		if st, page := b.signIn(c.key); st != c.want || strings.Contains(page, "Jane") {
+			t.Errorf("signing in with %s: %d, want %d", c.key, st, c.want)
+		}
+	}
+	// Sign-in without the sign-in form's token is refused.
+	if st, _ := b.post("/vcs/sign-in", url.Values{"key": {vcs1Key}, "csrf": {"forged"}}); st != 403 {
+		t.Errorf("sign-in with a forged token: %d, want 403", st)
+	}
+
+	st, page = b.signIn(vcs1Key)
+	if st != 200 || !strings.Contains(page, "Sale Walking Group") || !strings.Contains(page, a.OnwardID) {
+		t.Fatalf("after sign-in, the inbox: %d %s", st, page)
+	}
+	if strings.Contains(page, other.OnwardID) || len(leaks(page)) > 0 || strings.Contains(page, a.ID) {
+		t.Errorf("the inbox page shows another organisation's referral, personal data or a journey id: %s", page)
+	}
+	u, _ := url.Parse(h.Base + "/vcs/")
+	var session *http.Cookie
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "lw_vcs_session" {
+			session = c
+		}
+	}
+	if session == nil {
+		t.Fatal("no session cookie")
+	}
+	// The jar does not keep the attributes: check the Set-Cookie header.
+	checkSessionCookie(t, h)
+
+	// New referrals first.
+	if strings.Index(page, "New referrals") > strings.Index(page, "Taken on") {
+		t.Errorf("new referrals are not listed first")
+	}
+	// Another organisation's referral page is not found.
+	if st, page := b.get("/vcs/referrals/" + other.OnwardID); st != 404 || strings.Contains(page, "Jane") {
+		t.Errorf("another organisation's referral page: %d", st)
+	}
+
+	// A form without the session's CSRF token changes nothing.
+	before := journeyVersion(t, h, a.ID)
+	if st, _ := b.post("/vcs/referrals/"+a.OnwardID+"/accept", url.Values{"csrf": {"forged"}}); st != 403 {
+		t.Errorf("accept with a forged CSRF token: %d, want 403", st)
+	}
+	if journeyVersion(t, h, a.ID) != before {
+		t.Fatal("a forged form changed the journey")
+	}
+
+	// Accept, attendance, and a decline with its reason.
+	st, page = b.get("/vcs/referrals/" + a.OnwardID)
+	if st != 200 || !strings.Contains(page, "07700 900123") || !strings.Contains(page, "Sam Link") {
+		t.Fatalf("the referral page: %d %s", st, page)
+	}
+	if st, page = b.post("/vcs/referrals/"+a.OnwardID+"/accept", url.Values{"csrf": {b.csrf()}}); st != 200 || !strings.Contains(page, "Accepted") {
+		t.Fatalf("accept: %d %s", st, page)
+	}
+	if st, page = b.post("/vcs/referrals/"+a.OnwardID+"/attendance", url.Values{"csrf": {b.csrf()}, "date": {"2026-11-20"}}); st != 400 || !strings.Contains(page, "Say whether they came") {
+		t.Errorf("attendance without saying whether they came: %d", st)
+	}
+	if st, page = b.post("/vcs/referrals/"+a.OnwardID+"/attendance", url.Values{"csrf": {b.csrf()}, "date": {"2026-11-20"}, "attended": {"yes"}}); st != 200 || !strings.Contains(page, "2026-11-20: came") {
+		t.Fatalf("attendance: %d %s", st, page)
+	}
+	if st, page = b.post("/vcs/referrals/"+d.OnwardID+"/decline", url.Values{"csrf": {b.csrf()}, "reason": {""}}); st != 400 || !strings.Contains(page, "Choose a reason") {
+		t.Errorf("decline without a reason: %d", st)
+	}
+	if st, page = b.post("/vcs/referrals/"+d.OnwardID+"/decline", url.Values{"csrf": {b.csrf()}, "reason": {"no_capacity"}, "detail": {"full until March"}}); st != 200 || !strings.Contains(page, "We have no space: full until March") {
+		t.Fatalf("decline: %d %s", st, page)
+	}
+	if st, _ = b.post("/vcs/referrals/"+d.OnwardID+"/accept", url.Values{"csrf": {b.csrf()}}); st != 409 {
+		t.Errorf("accepting a declined referral from the page: %d, want 409", st)
+	}
+	js, _, _ := h.Deps().Store.Load(context.Background(), a.ID)
+	if o, _ := js.OnwardByID(a.OnwardID); o.Status != "attending" {
+		t.Errorf("the journey's onward referral is %q, want attending", o.Status)
+	}
+
+	// Sign out ends the session: the old cookie no longer works.
+	b.get("/vcs/")
+	if st, _ := b.post("/vcs/sign-out", url.Values{"csrf": {b.csrf()}}); st != 200 {
+		t.Errorf("sign out: %d", st)
+	}
+	replay := &http.Client{}
+	req, _ := http.NewRequest("GET", h.Base+"/vcs/", nil)
+	req.AddCookie(session)
+	resp, err := replay.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), a.OnwardID) || !strings.Contains(string(body), `<label for="key">`) {
+		t.Errorf("the signed-out session still shows the inbox")
+	}
+}
+
+// checkSessionCookie signs in without a jar to read the cookie's attributes.
+func checkSessionCookie(t *testing.T, h *hubtest.Hub) {
+	t.Helper()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(h.Base + "/vcs/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("the page has no strict CSP: %q", csp)
+	}
+	var pre *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "lw_vcs_signin" {
+			pre = c
+		}
+	}
+	token := csrfField.FindStringSubmatch(string(body))
+	if pre == nil || token == nil {
+		t.Fatal("the sign-in form has no token")
+	}
+	req, _ := http.NewRequest("POST", h.Base+"/vcs/sign-in", strings.NewReader(url.Values{"key": {vcs1Key}, "csrf": {token[1]}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(pre)
+	resp, err = noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d, want 303", resp.StatusCode)
+	}
+	var found bool
+	for _, c := range resp.Cookies() {
+		if c.Name == "lw_vcs_session" {
+			found = true
+			// Plain HTTP here, so not Secure; over TLS it is (cookie()).
+			if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Secure {
+				t.Errorf("session cookie attributes: %+v", c)
+			}
+			if strings.Contains(c.Value, vcs1Key) {
+				t.Errorf("the session cookie holds the key")
+			}
+		}
+	}
+	if !found {
+		t.Error("sign-in set no session cookie")
+	}
+}
+
+func TestWebInboxStreamsNewReferrals(t *testing.T) {
+	h := hubtest.Start(t)
+	b := newBrowser(t, h)
+	if st, _ := b.signIn(vcs1Key); st != 200 {
+		t.Fatalf("sign in: %d", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.Base+"/vcs/events", nil)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	await := func(what string, cond func(string) bool) {
+		t.Helper()
+		for {
+			select {
+			case l := <-lines:
+				if cond(l) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("the stream never sent %s", what)
+			}
+		}
+	}
+	await("the current list", func(l string) bool { return strings.Contains(l, `id="inbox-list"`) })
+	other := toOnward(t, h, debt, "name")
+	j := toOnward(t, h, walk, "name")
+	await("the new referral", func(l string) bool {
+		if strings.Contains(l, other.OnwardID) {
+			t.Errorf("VCS001's stream carried VCS002's referral")
+		}
+		return strings.Contains(l, j.OnwardID)
+	})
+	// Without a session the stream is refused.
+	anon, err := http.Get(h.Base + "/vcs/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon.Body.Close()
+	if anon.StatusCode != 401 {
+		t.Errorf("events without a session: %d, want 401", anon.StatusCode)
+	}
+}
