@@ -1,11 +1,332 @@
-// Package referrals is the referrals service (work in progress: see its issue).
+// Package referrals is the GP-facing service: GP practice systems post
+// social-prescribing referrals (JSON, or FHIR R4 UK Core / BaRS shaped)
+// and read back what became of them, with SNOMED CT codes to file in the
+// GP record. It owns the `referrals` view: each practice's own journeys.
 package referrals
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"linkway/events"
+	eventsv1 "linkway/proto/linkway/events/v1"
+	lwproto "linkway/proto"
+	"linkway/services/api"
+	"linkway/services/eventlog"
 	"linkway/services/platform"
+	"linkway/services/projection"
 )
 
-// Start adds the service's routes and starts its projections.
-func Start(ctx context.Context, d platform.Deps) error { return nil }
+// Config of the service.
+type Config struct {
+	// ReadYourWrites bounds how long a write waits for the view to show
+	// it, so that a GET straight after a POST finds the referral.
+	ReadYourWrites time.Duration
+	// PageSize is the default and MaxPageSize the largest list page.
+	PageSize, MaxPageSize int
+}
+
+// DefaultConfig is right for one hub.
+func DefaultConfig() Config {
+	return Config{ReadYourWrites: 3 * time.Second, PageSize: 50, MaxPageSize: 200}
+}
+
+// Service is the referrals service.
+type Service struct {
+	cfg    Config
+	d      platform.Deps
+	terms  *Terminology
+	runner *projection.Runner
+	mirror *projection.Mirror
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// Start adds the service's routes and starts its projection.
+func Start(ctx context.Context, d platform.Deps) error {
+	_, err := New(ctx, d, DefaultConfig())
+	return err
+}
+
+// New starts the service with cfg and returns it (for tests).
+func New(ctx context.Context, d platform.Deps, cfg Config) (*Service, error) {
+	terms, err := LoadTerminology()
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, d: d, terms: terms, log: d.Log.With("service", "referrals"), now: time.Now}
+	if s.runner, err = d.Project(ctx, &projector{terms: terms}); err != nil {
+		return nil, fmt.Errorf("referrals projection: %w", err)
+	}
+	// The list is served from memory: a practice's page is a prefix scan
+	// of the mirrored view, with no round trip per referral.
+	if s.mirror, err = projection.NewMirror(ctx, s.runner.KV()); err != nil {
+		return nil, fmt.Errorf("referrals view mirror: %w", err)
+	}
+	gp := []api.Kind{api.KindGP}
+	d.HTTP.Handle("POST /v1/referrals", gp, s.postReferral)
+	d.HTTP.Handle("GET /v1/referrals/{id}", gp, s.getReferral)
+	d.HTTP.Handle("GET /v1/referrals", gp, s.listReferrals)
+	d.HTTP.HandlePublic("GET /openapi.yaml", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(lwproto.OpenAPI)
+	}))
+	s.routesFHIR()
+	return s, nil
+}
+
+// ReferralResponse answers a POST: the journey id and the practice's view.
+type ReferralResponse struct {
+	View
+	// Created is false when the referral had been received before.
+	Created bool `json:"created"`
+}
+
+func (s *Service) postReferral(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+	var req ReferralRequest
+	if err := api.DecodeJSON(w, r, api.DefaultBodyLimit, &req); err != nil {
+		return err
+	}
+	if errs := s.checker(true).check(&req); len(errs) > 0 {
+		return errs[0]
+	}
+	v, created, err := s.refer(r.Context(), p, &req, "gp")
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	api.WriteJSON(w, status, ReferralResponse{View: v, Created: created})
+	return nil
+}
+
+func (s *Service) checker(requireDemographics bool) checker {
+	return checker{terms: s.terms, now: s.now, requireDemographics: requireDemographics,
+		isTeam: func(id string) bool { return s.d.Orgs.Is(id, api.KindLinkwork) }}
+}
+
+// refer records a checked referral and returns the practice's view of it.
+//
+// Idempotency for ever, with no second write: the journey id is a UUIDv5 of
+// the practice and its own referral id (events.ReferralJourneyID), so a
+// resend, a week or a year later, names the same journey. The first append
+// to a journey expects its subject to be empty; Decide answers Refer on an
+// existing journey with no events. So of two identical posts, concurrent or
+// not, exactly one appends (201) and the other finds the journey (200). No
+// idempotency key is passed: each request's Nats-Msg-Id is its own, so the
+// answer never depends on the order in which JetStream checks duplicate ids
+// and expected sequences; the expected-sequence check is what decides.
+func (s *Service) refer(ctx context.Context, p api.Principal, req *ReferralRequest, source string) (View, bool, error) {
+	id := events.ReferralJourneyID(p.OrgID, req.SourceID)
+	res, err := s.d.Store.Execute(ctx, id, eventlog.Meta{Actor: actor(p)}, events.Refer{Referral: req.event(source, p.OrgID)})
+	if err != nil {
+		return View{}, false, err
+	}
+	// Events are returned only to the call that appended them (Replayed is
+	// set only when this same call's append had landed before a retry).
+	created := len(res.Events) > 0
+	if !created && res.State.Referral.GetReferrerOrganisationId() != p.OrgID {
+		// Not possible for a name-based id unless UUIDv5 collides; never
+		// show another practice's journey.
+		return View{}, false, fmt.Errorf("journey %s exists for another referrer", id)
+	}
+	if created {
+		s.log.Info("referral received", "journey_id", id, "practice", p.OrgID, "source", source)
+	}
+	v, ok, err := s.viewAfter(ctx, p.OrgID, id, res.LastSeq)
+	if err != nil {
+		return View{}, false, err
+	}
+	if !ok {
+		// The view is behind (or the wait timed out): answer from the log.
+		v = View{JourneyID: id, SourceID: req.SourceID, Status: string(res.State.Status()), Urgency: req.Urgency,
+			LinkWorkTeam: req.LinkWorkTeam, Timeline: []Step{}, Connections: []Connection{}, Measures: []Measure{}, Codes: []WriteBack{}}
+	}
+	return v, created, nil
+}
+
+// viewAfter waits, briefly, for the view to apply seq and reads the record.
+func (s *Service) viewAfter(ctx context.Context, practice, id string, seq uint64) (View, bool, error) {
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.ReadYourWrites)
+	defer cancel()
+	if err := s.runner.WaitFor(wctx, seq); err != nil && ctx.Err() == nil {
+		s.log.Warn("the referrals view is behind the log", "seq", seq, "applied", s.runner.Applied())
+	}
+	return s.readView(ctx, practice, id)
+}
+
+func (s *Service) readView(ctx context.Context, practice, id string) (View, bool, error) {
+	e, err := s.runner.KV().Get(ctx, viewKey(practice, id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return View{}, false, nil
+	}
+	if err != nil {
+		return View{}, false, &events.Error{Code: events.CodeUnavailable, Message: "the referrals view is unavailable"}
+	}
+	var rec record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return View{}, false, fmt.Errorf("referrals view %s: %w", id, err)
+	}
+	return rec.View, true, nil
+}
+
+func (s *Service) getReferral(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+	id := r.PathValue("id")
+	if err := events.ParseID(id); err != nil {
+		return err
+	}
+	v, ok, err := s.readView(r.Context(), p.OrgID, id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// Another replica may have taken the write and this view not caught
+		// up yet: if the log says the journey is this practice's, wait for it.
+		st, hist, err := s.d.Store.Load(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if !st.Exists() || st.Referral.GetReferrerOrganisationId() != p.OrgID || len(hist) == 0 {
+			return events.ErrNotFound
+		}
+		if v, ok, err = s.viewAfter(r.Context(), p.OrgID, id, hist[len(hist)-1].Seq); err != nil {
+			return err
+		}
+		if !ok {
+			return &events.Error{Code: events.CodeUnavailable, Message: "the referral is not in the view yet; retry"}
+		}
+	}
+	api.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// ListResponse is a page of a practice's referrals.
+type ListResponse struct {
+	Referrals     []View `json:"referrals"`
+	NextPageToken string `json:"next_page_token"`
+}
+
+// Practice statuses a list can filter on.
+var statuses = []string{"referred", "assigned", "in_progress", "connected", "closed", "declined"}
+
+// listReferrals pages through a practice's referrals oldest first, by
+// (created_at, journey_id): an order that never changes, so a page token
+// stays good while referrals are updated. A GP system polling for changes
+// passes updated_since.
+func (s *Service) listReferrals(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+	q := r.URL.Query()
+	for k := range q {
+		if !slices.Contains([]string{"status", "updated_since", "page_token", "page_size"}, k) {
+			return events.Invalid(k, "unknown query parameter")
+		}
+	}
+	status := q.Get("status")
+	if status != "" && !slices.Contains(statuses, status) {
+		return events.Invalid("status", "must be one of %v", statuses)
+	}
+	var since time.Time
+	if v := q.Get("updated_since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return events.Invalid("updated_since", "must be an RFC 3339 time such as 2026-11-20T10:00:00Z")
+		}
+		since = t
+	}
+	size := s.cfg.PageSize
+	if v := q.Get("page_size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > s.cfg.MaxPageSize {
+			return events.Invalid("page_size", "must be a number from 1 to %d", s.cfg.MaxPageSize)
+		}
+		size = n
+	}
+	after, err := parsePageToken(q.Get("page_token"))
+	if err != nil {
+		return err
+	}
+
+	var all []View
+	for _, kv := range s.mirror.Scan(practicePrefix(p.OrgID)) {
+		var rec record
+		if err := json.Unmarshal(kv.Value, &rec); err != nil {
+			return fmt.Errorf("referrals view %s: %w", kv.Key, err)
+		}
+		if rec.Practice != p.OrgID ||
+			status != "" && rec.Status != status ||
+			!since.IsZero() && !rec.UpdatedAt.After(since) {
+			continue
+		}
+		all = append(all, rec.View)
+	}
+	slices.SortFunc(all, func(a, b View) int { return pageKey(a).compare(pageKey(b)) })
+	start := 0
+	if after != nil {
+		start = len(all)
+		for i, v := range all {
+			if pageKey(v).compare(*after) > 0 {
+				start = i
+				break
+			}
+		}
+	}
+	resp := ListResponse{Referrals: []View{}}
+	end := min(start+size, len(all))
+	resp.Referrals = append(resp.Referrals, all[start:end]...)
+	if end < len(all) {
+		resp.NextPageToken = pageKey(all[end-1]).token()
+	}
+	api.WriteJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+type position struct {
+	created time.Time
+	id      string
+}
+
+func pageKey(v View) position { return position{v.CreatedAt, v.JourneyID} }
+
+func (a position) compare(b position) int {
+	if c := a.created.Compare(b.created); c != 0 {
+		return c
+	}
+	return strings.Compare(a.id, b.id)
+}
+
+func (a position) token() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(a.created.UnixNano(), 10) + "|" + a.id))
+}
+
+func parsePageToken(t string) (*position, error) {
+	if t == "" {
+		return nil, nil
+	}
+	bad := events.Invalid("page_token", "is not a page token this server issued")
+	b, err := base64.RawURLEncoding.DecodeString(t)
+	if err != nil {
+		return nil, bad
+	}
+	ns, id, ok := strings.Cut(string(b), "|")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || err != nil || events.ParseID(id) != nil {
+		return nil, bad
+	}
+	return &position{time.Unix(0, n).UTC(), id}, nil
+}
+
+func actor(p api.Principal) *eventsv1.Actor {
+	return &eventsv1.Actor{OrganisationId: p.OrgID, OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_GP, User: p.KeyID}
+}
