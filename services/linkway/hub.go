@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 
 	"linkway/services/hub"
 )
@@ -21,10 +23,25 @@ func hubFlags(fs *flag.FlagSet, cfg *hub.Config) {
 	fs.IntVar(&cfg.Replicas, "replicas", envInt("LINKWAY_REPLICAS", cfg.Replicas), "replicas of streams and buckets (3 on a cluster) [LINKWAY_REPLICAS]")
 }
 
-func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writer) error {
+// runServe runs one service alone: `linkway serve <service> --nats URL`.
+// Any number of replicas may run side by side against the same NATS.
+func runServe(ctx context.Context, args []string, log *slog.Logger, stderr io.Writer) error {
+	if len(args) == 0 || !slices.Contains(hub.ServiceNames, args[0]) {
+		fmt.Fprintf(stderr, "usage: linkway serve <service> [flags]; services: %v\n", hub.ServiceNames)
+		return flag.ErrHelp
+	}
+	return runHub(ctx, args[1:], log, stderr, args[0])
+}
+
+func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writer, only ...string) error {
 	cfg := hub.DefaultConfig()
 	cfg.Log = log
-	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
+	cfg.Services = only
+	name := "hub"
+	if len(only) > 0 {
+		name = "serve " + only[0]
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	hubFlags(fs, &cfg)
 	fs.BoolVar(&cfg.Demo, "demo", envBool("LINKWAY_DEMO"), "seed the demo organisations and keys [LINKWAY_DEMO]")

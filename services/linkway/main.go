@@ -1,6 +1,7 @@
 // Command linkway runs the Linkway social-prescribing hub and its tools.
 //
 //	linkway hub [flags]                   every service and an embedded NATS server
+//	linkway serve <service> [flags]       one service alone, as one of many replicas
 //	linkway rebuild <projection> [flags]  drop a view and replay the log into it
 //	linkway keys create|list|revoke       manage API keys (stored only as hashes)
 package main
@@ -32,6 +33,7 @@ func main() {
 
 const usage = `usage:
   linkway hub [flags]                   run every service with an embedded NATS server
+  linkway serve <service> [flags]       run one service alone (--nats URL), as one of many replicas
   linkway rebuild <projection> [flags]  drop a view and replay the log into it
   linkway keys create|list|revoke       manage API keys (stored only as hashes)
 run 'linkway <command> -h' for a command's flags`
@@ -45,6 +47,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch args[0] {
 	case "hub":
 		return runHub(ctx, args[1:], log, stderr)
+	case "serve":
+		return runServe(ctx, args[1:], log, stderr)
 	case "rebuild":
 		return runRebuild(ctx, args[1:], log, stdout, stderr)
 	case "keys":
