@@ -20,8 +20,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/events"
-	eventsv1 "linkway/proto/linkway/events/v1"
 	lwproto "linkway/proto"
+	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/api"
 	"linkway/services/eventlog"
 	"linkway/services/platform"

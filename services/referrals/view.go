@@ -90,7 +90,7 @@ type record struct {
 // journey to practice for the events after the referral.
 func viewKey(practice, journeyID string) string { return "r." + practice + "." + journeyID }
 func practicePrefix(practice string) string     { return "r." + practice + "." }
-func indexKey(journeyID string) string           { return "j." + journeyID }
+func indexKey(journeyID string) string          { return "j." + journeyID }
 
 // projector folds journey events into the practices' view.
 type projector struct {
