@@ -24,8 +24,8 @@ import (
 	"linkway/services/hub"
 	"linkway/services/hub/hubtest"
 	"linkway/services/orgs"
-	"linkway/services/platform"
 	"linkway/services/outcomes"
+	"linkway/services/platform"
 )
 
 const (
