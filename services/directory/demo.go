@@ -31,7 +31,7 @@ var DemoServices = []*directoryv1.Service{
 	{Id: "VCS001-walk", OrganisationId: "VCS001", Name: "Sale health walks",
 		Description: "Gentle guided walks of 30 to 90 minutes, twice a week, with a cuppa afterwards. All abilities welcome.",
 		Category:    "physical_activity", Areas: []string{"Sale", "Trafford"}, AcceptsReferrals: true, Capacity: CapacityOpen,
-		Contact: &directoryv1.Contact{Email: "walks@salewalking.example.org", Phone: "0161 496 0101", Address: "Sale Water Park, M33 2LX"}},
+		Contact: &directoryv1.Contact{Email: "walks@salewalking.example.org", Phone: "0161 496 0101", Website: "https://salewalking.example.org/walks", Address: "Sale Water Park, M33 2LX"}},
 	{Id: "VCS002-debt", OrganisationId: "VCS002", Name: "Debt and benefits advice",
 		Description: "One-to-one advice on debt, budgeting and benefits, by phone or in person.",
 		Category:    "financial_and_debt_advice", Areas: []string{"Trafford"}, AcceptsReferrals: true, Capacity: CapacityOpen,

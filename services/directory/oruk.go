@@ -16,8 +16,12 @@ import (
 // fixes them; the records ORUK nests inside a service (areas, attributes)
 // get stable UUIDv5 ids derived from the service, as the profile asks.
 
-// TaxonomyID names the directory's category taxonomy in ORUK documents.
-const TaxonomyID = "linkway-directory-categories"
+// TaxonomyID is the id of the directory's category taxonomy in ORUK
+// documents (a UUID, as the profile asks); TaxonomyName is its name.
+var TaxonomyID = nestedID("taxonomy", "linkway-directory-categories")
+
+// TaxonomyName names the taxonomy in each term's taxonomy field.
+const TaxonomyName = "linkway-directory-categories"
 
 // orukNamespace scopes the UUIDv5 ids of nested ORUK records.
 var orukNamespace = uuid.MustParse("0b7f0f6e-5f0a-4c55-9a0e-3c1d2b9e4a71")
@@ -186,7 +190,7 @@ func termOf(category string) (orukTaxonomyTerm, bool) {
 	for _, c := range Categories {
 		if c.ID == category {
 			return orukTaxonomyTerm{ID: c.ID, Name: c.Name, Description: c.Description,
-				Taxonomy: TaxonomyID, TaxonomyID: TaxonomyID, Term: c.Name}, true
+				Taxonomy: TaxonomyName, TaxonomyID: TaxonomyID, Term: c.Name}, true
 		}
 	}
 	return orukTaxonomyTerm{}, false
