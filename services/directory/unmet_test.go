@@ -2,14 +2,18 @@ package directory_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"testing"
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/directory"
 	"linkway/services/eventlog"
+	"linkway/services/hub"
 	"linkway/services/hub/hubtest"
 )
 
@@ -218,4 +222,23 @@ func TestUnmetNeedAfterScriptedDeclines(t *testing.T) {
 		refused(t, h, "GET", "/v1/directory/unmet-need", key, nil, 403, "")
 	}
 	refused(t, h, "GET", "/v1/directory/unmet-need", "", nil, 401, "")
+
+	// The view is derived: dropped and rebuilt from the log, it is the same.
+	before, _ := json.Marshal(unmet(h, panel))
+	h.Stop()
+	if err := h.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := hub.DefaultConfig()
+	cfg.Data, cfg.HTTP, cfg.NATSListen = h.Data, "127.0.0.1:0", "off"
+	cfg.Services = []string{"directory"} // only the view being rebuilt matters here
+	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := hub.Rebuild(context.Background(), cfg, directory.UnmetNeedProjection, nil); err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	h2 := hubtest.Start(t, func(c *hub.Config) { c.Data = h.Data })
+	after, _ := json.Marshal(unmet(h2, panel))
+	if string(after) != string(before) {
+		t.Errorf("rebuilt view differs:\n before %s\n after  %s", before, after)
+	}
 }
