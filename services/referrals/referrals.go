@@ -330,3 +330,6 @@ func parsePageToken(t string) (*position, error) {
 func actor(p api.Principal) *eventsv1.Actor {
 	return &eventsv1.Actor{OrganisationId: p.OrgID, OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_GP, User: p.KeyID}
 }
+
+// Runner is the referrals view's projection runner.
+func (s *Service) Runner() *projection.Runner { return s.runner }
