@@ -162,10 +162,17 @@ func (s *Service) follow(ctx context.Context, cons jetstream.Consumer) error {
 	for {
 		msg, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, nats.ErrConnectionClosed) {
 				return nil
 			}
+			// The ordered consumer recreates itself; pause so that an
+			// outage is not a busy loop.
 			s.log.Warn("directory consumer", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(200 * time.Millisecond):
+			}
 			continue
 		}
 		meta, err := msg.Metadata()

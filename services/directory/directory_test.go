@@ -3,9 +3,13 @@ package directory_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
+	"linkway/events"
+	directoryv1 "linkway/proto/linkway/directory/v1"
 	"linkway/services/api"
 	"linkway/services/directory"
 	"linkway/services/hub/hubtest"
@@ -53,5 +57,58 @@ func TestDemoSeedAndPlatformDirectory(t *testing.T) {
 	f, _, _ = dir.Service(ctx, "VCS001-walk")
 	if f.Capacity != "full" {
 		t.Errorf("capacity after SetCapacity = %q, want full (read your writes)", f.Capacity)
+	}
+}
+
+// TestConcurrentWriters changes one organisation's services from many
+// goroutines and two directory instances at once (two processes sharing
+// the stream): every change is decided on the latest state, none is lost.
+func TestConcurrentWriters(t *testing.T) {
+	h := hubtest.Start(t)
+	a, b := reader(t, h), reader(t, h)
+	ctx := context.Background()
+	panel := api.Principal{OrgID: "PANEL-SALE", Kind: api.KindPanel}
+	capacities := []string{"full", "waiting_list", "paused", "open"}
+	errs := make(chan error, 40)
+	for i := range 40 {
+		dir := a
+		if i%2 == 1 {
+			dir = b
+		}
+		go func() { errs <- dir.SetCapacity(ctx, panel, "VCS001-walk", capacities[i%len(capacities)]) }()
+	}
+	for range 40 {
+		if err := <-errs; err != nil {
+			t.Errorf("SetCapacity: %v", err)
+		}
+	}
+	// Both instances converge on the stream's last word.
+	st, err := h.Deps().JS.Stream(ctx, directory.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := st.GetLastMsgForSubject(ctx, directory.SubjectPrefix+"VCS001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev directoryv1.DirectoryEvent
+	if err := proto.Unmarshal(last.Data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	want := ev.GetCapacityChanged().GetCapacity()
+	if want == "" {
+		t.Fatalf("the last VCS001 event is not a capacity change: %v", &ev)
+	}
+	hubtest.Eventually(t, 10*time.Second, func() bool {
+		fa, _, _ := a.Service(ctx, "VCS001-walk")
+		fb, _, _ := b.Service(ctx, "VCS001-walk")
+		return fa.Capacity == want && fb.Capacity == want
+	}, "both directories agree with the last event")
+	// A VCS principal of another organisation cannot, whatever the race.
+	if err := a.SetCapacity(ctx, api.Principal{OrgID: "VCS002", Kind: api.KindVCS}, "VCS001-walk", "open"); events.ErrorCode(err) != events.CodePermissionDenied {
+		t.Errorf("VCS002 changing VCS001-walk: %v, want permission_denied", err)
+	}
+	if err := a.SetCapacity(ctx, api.Principal{OrgID: "A81001", Kind: api.KindGP}, "VCS001-walk", "open"); events.ErrorCode(err) != events.CodePermissionDenied {
+		t.Errorf("a GP changing capacity: %v, want permission_denied", err)
 	}
 }
