@@ -316,23 +316,30 @@ func buildCaseload(team string, entries []caseEntry, worker, status string, now 
 			}
 		}
 		open := st.Open()
+		// New this month counts intake whatever became of it since; the
+		// other figures are of open cases only.
+		newToWorker := c.AssignedAt != nil && sameMonth(*c.AssignedAt, now)
 		var wl *Workload
-		if open && c.WorkerID != "" {
+		if c.WorkerID != "" && (open || newToWorker) {
 			if wl = loads[c.WorkerID]; wl == nil {
 				wl = &Workload{WorkerID: c.WorkerID}
 				loads[c.WorkerID] = wl
 			}
 			wl.WorkerName = c.WorkerName
-			wl.OpenCases++
-			if c.AssignedAt != nil && sameMonth(*c.AssignedAt, now) {
+			if newToWorker {
 				wl.NewThisMonth++
 			}
+		}
+		if wl != nil && open {
+			wl.OpenCases++
 			if s.Waiting {
 				wl.Waiting++
 			}
 			if s.FlaggedUncontactable {
 				wl.Flagged++
 			}
+		} else {
+			wl = nil // follow-ups of closed cases are not due
 		}
 		dueInEntry := []DueFollowUp{}
 		for _, f := range c.FollowUps {
@@ -364,14 +371,14 @@ func buildCaseload(team string, entries []caseEntry, worker, status string, now 
 		}
 		// Team totals cover the whole team whatever the filter: a team lead
 		// looking at one worker still sees the team's load.
+		if sameMonth(c.OpenedAt, now) {
+			out.Totals.NewThisMonth++
+		}
 		if open {
 			out.Totals.Open++
 			out.ByStatus[s.Status]++
 			if c.WorkerID == "" {
 				out.Totals.Unassigned++
-			}
-			if sameMonth(c.OpenedAt, now) {
-				out.Totals.NewThisMonth++
 			}
 			if s.Waiting {
 				out.Totals.Waiting++

@@ -1,0 +1,15 @@
+package linkwork
+
+import "linkway/services/projection"
+
+// Internals the external tests (package linkwork_test, which may import
+// hubtest) need.
+
+// Runner is the caseload projection's runner.
+func (s *Service) Runner() *projection.Runner { return s.runner }
+
+// Mirror is the in-memory copy of the caseload view.
+func (s *Service) Mirror() *projection.Mirror { return s.mirror }
+
+// CaseloadProjector is the caseload projector.
+type CaseloadProjector = caseload
