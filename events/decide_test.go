@@ -270,3 +270,32 @@ func TestIDs(t *testing.T) {
 		t.Error("subject round trip")
 	}
 }
+
+func TestPartitionSubjects(t *testing.T) {
+	t.Parallel()
+	id := NewID()
+	for _, tt := range []struct {
+		subject string
+		k       int
+		ok      bool
+	}{
+		{"lw.journey.7." + id, 7, true},
+		{"lw.journey.15." + id, 15, true},
+		{"lw.journey.16." + id, 0, false},
+		{"lw.journey." + id, 0, false},
+		{"lw.other.3." + id, 0, false},
+	} {
+		k, ok := PartitionOfSubject(tt.subject)
+		if k != tt.k || ok != tt.ok {
+			t.Errorf("PartitionOfSubject(%q) = %d %v, want %d %v", tt.subject, k, ok, tt.k, tt.ok)
+		}
+	}
+	for _, s := range []string{JourneySubject(id), "lw.journey.3." + id} {
+		if got, ok := JourneyIDFromSubject(s); !ok || got != id {
+			t.Errorf("JourneyIDFromSubject(%q) = %q %v", s, got, ok)
+		}
+	}
+	if PartitionFilter(3) != "lw.journey.3.*" || JourneyFilter(id) != "lw.journey.*."+id {
+		t.Error("filters")
+	}
+}

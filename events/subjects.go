@@ -1,6 +1,7 @@
 package events
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -15,13 +16,52 @@ const (
 	JourneySubjects      = JourneySubjectPrefix + "*"
 )
 
-// JourneySubject is the subject that holds one journey's history.
+// JourneyPartitions is how many partition tokens the JOURNEYS stream
+// spreads journeys over, so that projections can apply them in parallel
+// consumers. It is fixed for the life of a stream: a stored subject keeps
+// the partition it was written with.
+const JourneyPartitions = 16
+
+// JourneyPartitionTransform makes the stream store lw.journey.<id> as
+// lw.journey.<partition>.<id>, the partition a hash of the id computed by
+// the NATS server (subject-mapping partitions).
+var JourneyPartitionTransform = [2]string{
+	JourneySubjects,
+	JourneySubjectPrefix + "{{partition(" + strconv.Itoa(JourneyPartitions) + ",1)}}.{{wildcard(1)}}",
+}
+
+// JourneySubject is the subject a journey's events are published to.
 func JourneySubject(journeyID string) string { return JourneySubjectPrefix + journeyID }
 
-// JourneyIDFromSubject returns the journey id of a journey subject.
+// JourneyFilter matches the subject a journey's events are stored under,
+// whatever its partition.
+func JourneyFilter(journeyID string) string { return JourneySubjectPrefix + "*." + journeyID }
+
+// PartitionFilter matches every journey stored in partition k.
+func PartitionFilter(k int) string { return JourneySubjectPrefix + strconv.Itoa(k) + ".*" }
+
+// PartitionOfSubject returns the partition of a stored journey subject.
+func PartitionOfSubject(subject string) (int, bool) {
+	rest, ok := strings.CutPrefix(subject, JourneySubjectPrefix)
+	p, _, found := strings.Cut(rest, ".")
+	if !ok || !found {
+		return 0, false
+	}
+	k, err := strconv.Atoi(p)
+	if err != nil || k < 0 || k >= JourneyPartitions {
+		return 0, false
+	}
+	return k, true
+}
+
+// JourneyIDFromSubject returns the journey id of a journey subject, as
+// published (lw.journey.<id>) or as stored (lw.journey.<partition>.<id>).
 func JourneyIDFromSubject(subject string) (string, bool) {
-	id, ok := strings.CutPrefix(subject, JourneySubjectPrefix)
-	return id, ok && ParseID(id) == nil
+	rest, ok := strings.CutPrefix(subject, JourneySubjectPrefix)
+	if _, id, partitioned := strings.Cut(rest, "."); partitioned {
+		rest = id
+	}
+	return rest, ok && ParseID(rest) == nil
 }
 
 // ParseID checks that s is a canonical lower-case UUID, the only shape of

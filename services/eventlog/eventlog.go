@@ -136,6 +136,8 @@ func StreamConfig(cfg Config) jetstream.StreamConfig {
 		DenyDelete:  true,
 		DenyPurge:   true,
 		AllowDirect: true,
+		SubjectTransform: &jetstream.SubjectTransformConfig{
+			Source: events.JourneyPartitionTransform[0], Destination: events.JourneyPartitionTransform[1]},
 	}
 }
 
@@ -286,7 +288,7 @@ func (s *Store) Load(ctx context.Context, journeyID string) (events.State, []Rec
 }
 
 func (s *Store) load(ctx context.Context, id string) (*journey, error) {
-	subject := events.JourneySubject(id)
+	subject := events.JourneyFilter(id)
 	last, err := s.stream.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return &journey{id: id}, nil

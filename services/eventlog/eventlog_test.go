@@ -56,7 +56,7 @@ func rawHistory(t *testing.T, js jetstream.JetStream, id string) []*eventsv1.Env
 	t.Helper()
 	ctx := context.Background()
 	c, err := js.OrderedConsumer(ctx, events.JourneyStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.JourneySubject(id)}})
+		FilterSubjects: []string{events.JourneyFilter(id)}})
 	if err != nil {
 		t.Fatal(err)
 	}

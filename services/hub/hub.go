@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -52,6 +53,12 @@ type Config struct {
 	TLSCert, TLSKey string
 	// RateLimit is the request rate allowed to each API key.
 	RateLimit api.RateLimit
+	// Member names this replica among the replicas sharing an external
+	// NATS (default: the host name); it must be stable across restarts.
+	Member string
+	// LeaseTTL is how long a dead replica's projection partitions wait
+	// before the others take them over.
+	LeaseTTL time.Duration
 	// Settings are passed to the services.
 	Settings platform.Settings
 	// ShutdownTimeout bounds the graceful stop.
@@ -63,6 +70,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{HTTP: ":8080", Data: "./data", NATSListen: "127.0.0.1:4222", Replicas: 1,
 		ShutdownTimeout: 15 * time.Second, Log: slog.Default(), RateLimit: api.DefaultRateLimit,
+		LeaseTTL: 10 * time.Second,
 		Settings: platform.Settings{
 			PseudonymKeyID: "k1",
 			Uncontactable:  events.UncontactablePolicy{Attempts: 3, Within: 21 * 24 * time.Hour},
@@ -132,12 +140,28 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// On an external NATS other replicas may run: projections then share
+	// their partitions by lease. The embedded server has this process only.
+	var leases *projection.Leases
+	if cfg.NATS != "" {
+		member := cfg.Member
+		if member == "" {
+			if member, err = os.Hostname(); err != nil {
+				return nil, fmt.Errorf("replica name: %w", err)
+			}
+		}
+		if leases, err = projection.OpenLeases(ctx, h.js, member, cfg.LeaseTTL, cfg.Replicas); err != nil {
+			return nil, err
+		}
+		h.group.Go(func() error { return leases.Run(h.ctx) })
+	}
 	h.deps = platform.Deps{
 		NC: h.nc, JS: h.js, Store: h.store, Orgs: registry, Keys: keys, HTTP: httpAPI,
 		Log: cfg.Log, Reg: h.registry, Demo: cfg.Demo, Replicas: cfg.Replicas, Settings: cfg.Settings,
 		Project: func(ctx context.Context, p projection.Projector) (*projection.Runner, error) {
 			pcfg := projection.DefaultConfig()
 			pcfg.Replicas = cfg.Replicas
+			pcfg.Leases = leases
 			r, err := projection.New(ctx, h.js, p, pcfg, pm, cfg.Log)
 			if err != nil {
 				return nil, err

@@ -20,6 +20,8 @@ func hubFlags(fs *flag.FlagSet, cfg *hub.Config) {
 	fs.StringVar(&cfg.NATS, "nats", env("LINKWAY_NATS", cfg.NATS), "external NATS URL instead of the embedded server [LINKWAY_NATS]")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", env("LINKWAY_NATS_LISTEN", cfg.NATSListen),
 		"where the embedded NATS server also listens; off for in-process only [LINKWAY_NATS_LISTEN]")
+	fs.StringVar(&cfg.Member, "replica-name", env("LINKWAY_REPLICA_NAME", ""),
+		"this replica's name among replicas on one NATS (default: host name) [LINKWAY_REPLICA_NAME]")
 	fs.IntVar(&cfg.Replicas, "replicas", envInt("LINKWAY_REPLICAS", cfg.Replicas), "replicas of streams and buckets (3 on a cluster) [LINKWAY_REPLICAS]")
 }
 

@@ -25,12 +25,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"projection"}),
 		lagEvents: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "linkway_projection_lag_events",
-			Help: "Events in the log not yet applied to the view.",
-		}, []string{"projection"}),
+			Help: "Events in the log not yet applied to the view, by partition (all: unpartitioned).",
+		}, []string{"projection", "partition"}),
 		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "linkway_projection_lag_seconds",
 			Help: "Age of the last applied event while the view is behind; 0 when caught up.",
-		}, []string{"projection"}),
+		}, []string{"projection", "partition"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "linkway_projection_errors_total",
 			Help: "View write failures (retried) and undecodable events (skipped).",

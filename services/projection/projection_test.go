@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,7 +73,7 @@ func dump(t *testing.T, kv jetstream.KeyValue) map[string]string {
 	}
 	out := map[string]string{}
 	for k := range keys.Keys() {
-		if k == projection.CheckpointKey {
+		if strings.HasPrefix(k, projection.CheckpointKey) {
 			continue
 		}
 		e, err := kv.Get(ctx, k)

@@ -1,0 +1,265 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"linkway/events"
+	"linkway/services/eventlog"
+)
+
+// partition is one consumer of a projection: a partition of the journeys,
+// or (k = -1) the whole stream.
+type partition struct {
+	r *Runner
+	k int
+
+	seq     atomic.Uint64 // last applied stream sequence
+	readyAt atomic.Uint64 // stream's last sequence when the partition (re)started
+	ready   atomic.Bool
+	owned   atomic.Bool
+	cache   *viewCache // used only by the partition's own goroutine
+}
+
+func (pt *partition) name() string {
+	if pt.k < 0 {
+		return ConsumerName(pt.r.p.Name())
+	}
+	return partitionConsumer(pt.r.p.Name(), pt.k)
+}
+
+func (pt *partition) label() string {
+	if pt.k < 0 {
+		return "all"
+	}
+	return strconv.Itoa(pt.k)
+}
+
+func (pt *partition) leaseName() string { return pt.r.p.Name() + "." + pt.label() }
+
+func (pt *partition) checkpointKey() string {
+	if pt.k < 0 {
+		return CheckpointKey
+	}
+	return CheckpointKey + "." + strconv.Itoa(pt.k)
+}
+
+func (pt *partition) applied() uint64 { return pt.seq.Load() }
+
+// readyNow: a partition another replica applies does not hold this one back.
+func (pt *partition) readyNow() bool {
+	return pt.ready.Load() || (pt.r.cfg.Leases != nil && !pt.owned.Load())
+}
+
+// reached reports whether seq is in the view: by this process's progress
+// when it applies the partition, else by the checkpoint another wrote.
+func (pt *partition) reached(ctx context.Context, seq uint64) (bool, error) {
+	if pt.r.cfg.Leases == nil || pt.owned.Load() {
+		return pt.seq.Load() >= seq, nil
+	}
+	cp, err := readCheckpoint(ctx, pt.r.kv, pt.checkpointKey())
+	return cp >= seq, err
+}
+
+// init loads the checkpoint and makes sure the consumer exists. It runs at
+// start and again whenever this replica takes the partition (over): then
+// (restart) the consumer is made anew from the checkpoint, since the
+// previous holder may have left messages fetched and not acknowledged,
+// which would otherwise come back only after the ack wait, out of order.
+func (pt *partition) init(ctx context.Context, restart bool) error {
+	r := pt.r
+	cp, err := readCheckpoint(ctx, r.kv, pt.checkpointKey())
+	if err != nil {
+		return err
+	}
+	pt.seq.Store(cp)
+	pt.cache = newViewCache(r.cfg.CacheSize, cp == 0 && empty(ctx, r.kv))
+	stream, err := r.js.Stream(ctx, r.cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", r.cfg.Stream, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", r.cfg.Stream, err)
+	}
+	pt.readyAt.Store(info.State.LastSeq)
+	pt.ready.Store(cp >= info.State.LastSeq)
+	if restart {
+		if err := stream.DeleteConsumer(ctx, pt.name()); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("consumer %s: %w", pt.name(), err)
+		}
+	}
+	// An existing consumer resumes at its ack floor; a new one starts
+	// after the checkpoint (a view kept while its consumer was lost).
+	if _, err := stream.Consumer(ctx, pt.name()); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("consumer %s: %w", pt.name(), err)
+	}
+	cc := jetstream.ConsumerConfig{
+		Durable:       pt.name(),
+		Description:   "Linkway projection " + r.p.Name(),
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   cp + 1,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: r.cfg.Batch * 2,
+	}
+	if pt.k >= 0 {
+		cc.FilterSubject = events.PartitionFilter(pt.k)
+	}
+	_, err = stream.CreateConsumer(ctx, cc)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+		return fmt.Errorf("consumer %s: %w", pt.name(), err)
+	}
+	return nil
+}
+
+// run applies the partition's events until ctx ends (or, with leases, the
+// lease is lost: ctx ends then too).
+func (pt *partition) run(ctx context.Context) error {
+	r := pt.r
+	if r.cfg.Leases != nil {
+		if err := pt.init(ctx, true); err != nil {
+			return err
+		}
+		pt.owned.Store(true)
+		defer pt.owned.Store(false)
+	}
+	cons, err := r.js.Consumer(ctx, r.cfg.Stream, pt.name())
+	if err != nil {
+		return fmt.Errorf("projection %s: %w", pt.name(), err)
+	}
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(r.cfg.Batch, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				// Dropped for a rebuild: start again from the log's beginning.
+				r.log.Warn("projection consumer gone; rebuilding the view", "consumer", pt.name())
+				if err := r.openBucket(ctx); err != nil {
+					return err
+				}
+				if err := pt.init(ctx, false); err != nil {
+					return err
+				}
+				if cons, err = r.js.Consumer(ctx, r.cfg.Stream, pt.name()); err != nil {
+					return err
+				}
+				continue
+			}
+			r.log.Warn("fetch failed; retrying", "consumer", pt.name(), "err", err)
+			if !sleep(ctx, time.Second) {
+				return nil
+			}
+			continue
+		}
+		if err := pt.applyBatch(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// applyBatch folds every message of one fetch into one Tx, flushes it, then
+// writes the checkpoint and acknowledges the last message.
+func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatch) error {
+	r := pt.r
+	name := r.p.Name()
+	tx := newTx(ctx, r.kv, pt.cache)
+	var last jetstream.Msg
+	var lastMeta *jetstream.MsgMetadata
+	n := 0
+	for msg := range batch.Messages() {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("projection %s: message metadata: %w", name, err)
+		}
+		last, lastMeta = msg, meta
+		seq := meta.Sequence.Stream
+		if seq <= pt.seq.Load() {
+			continue // re-delivered after a crash: already in the view
+		}
+		env, err := eventlog.Decode(msg.Data())
+		if err != nil {
+			// A message this version cannot read: counted and skipped, so one
+			// bad message cannot stop every view.
+			r.metrics.errors.WithLabelValues(name).Inc()
+			r.log.Error("skipping undecodable event", "seq", seq, "err", err)
+			tx.checkpoint = seq
+			continue
+		}
+		start := time.Now()
+		if err := r.p.Apply(tx, Event{Seq: seq, Envelope: env}); err != nil {
+			return fmt.Errorf("projection %s: apply seq %d: %w", name, seq, err)
+		}
+		r.metrics.applySeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		tx.checkpoint = seq
+		n++
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+		r.log.Debug("fetch ended early", "err", err)
+	}
+	if last == nil {
+		pt.markCaughtUp(0)
+		return nil
+	}
+	if tx.checkpoint > pt.seq.Load() {
+		if err := pt.flush(ctx, tx); err != nil {
+			return err
+		}
+		pt.seq.Store(tx.checkpoint)
+		r.advanced()
+	}
+	if err := last.Ack(); err != nil {
+		r.log.Warn("ack failed; the batch will be re-delivered and skipped", "err", err)
+	}
+	r.metrics.applied.WithLabelValues(name).Add(float64(n))
+	r.metrics.lagEvents.WithLabelValues(name, pt.label()).Set(float64(lastMeta.NumPending))
+	lag := 0.0
+	if lastMeta.NumPending > 0 {
+		lag = time.Since(lastMeta.Timestamp).Seconds()
+	}
+	r.metrics.lagSeconds.WithLabelValues(name, pt.label()).Set(lag)
+	pt.markCaughtUp(lastMeta.NumPending)
+	return nil
+}
+
+func (pt *partition) markCaughtUp(pending uint64) {
+	if !pt.ready.Load() && (pt.seq.Load() >= pt.readyAt.Load() || pending == 0) {
+		pt.ready.Store(true)
+		pt.r.log.Debug("view caught up with the log", "consumer", pt.name(), "seq", pt.seq.Load())
+		pt.r.advanced()
+	}
+}
+
+// flush writes the batch's views, then the checkpoint, retrying while NATS
+// is unavailable: the batch is never dropped or re-ordered.
+func (pt *partition) flush(ctx context.Context, tx *Tx) error {
+	r := pt.r
+	for attempt := 0; ; attempt++ {
+		err := tx.flush(ctx)
+		if err == nil {
+			_, err = r.kv.Put(ctx, pt.checkpointKey(), []byte(strconv.FormatUint(tx.checkpoint, 10)))
+		}
+		if err == nil {
+			return nil
+		}
+		r.metrics.errors.WithLabelValues(r.p.Name()).Inc()
+		r.log.Warn("writing the view failed; retrying", "err", err, "attempt", attempt)
+		if !sleep(ctx, time.Duration(min(attempt+1, 10))*200*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
