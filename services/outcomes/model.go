@@ -3,6 +3,7 @@ package outcomes
 import (
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,10 +34,25 @@ type journey struct {
 	declined     bool      // the person said no to social prescribing
 
 	onward []*onwardFacts
-	// baseline is the first baseline score per measure key; followUp the
-	// latest follow-up score (SWEMWBS, WEMWBS, UCLA3, ONS4.<item>).
-	baseline map[string]float64
-	followUp map[string]float64
+	// baseline is the first baseline score of each of Measures, followUp
+	// the latest follow-up; hasBaseline and hasFollowUp say which are set.
+	// Arrays, not maps: summaries walk every journey on each request.
+	baseline, followUp       [numMeasures]float64
+	hasBaseline, hasFollowUp uint8
+
+	// Precomputed for summaries: group labels and re-referral.
+	month, decileLabel string
+	reReferral         bool
+}
+
+const numMeasures = 7
+
+func (j *journey) change(i int) (float64, bool) {
+	bit := uint8(1) << i
+	if j.hasBaseline&bit == 0 || j.hasFollowUp&bit == 0 {
+		return 0, false
+	}
+	return j.followUp[i] - j.baseline[i], true
 }
 
 type onwardFacts struct {
@@ -74,12 +90,14 @@ type model struct {
 	mu       sync.RWMutex
 	journeys map[string]*journey // by journey id
 	byPerson map[string][]*journey
+	byTeam   map[string][]*journey // what a commissioner's summary walks
 	pseudo   *pseudonymiser
 	dep      *deprivation
 }
 
 func newModel(p *pseudonymiser, dep *deprivation) *model {
-	return &model{journeys: map[string]*journey{}, byPerson: map[string][]*journey{}, pseudo: p, dep: dep}
+	return &model{journeys: map[string]*journey{}, byPerson: map[string][]*journey{}, byTeam: map[string][]*journey{},
+		pseudo: p, dep: dep}
 }
 
 // Value sets the feed copies through. Anything else a caller typed into
@@ -262,25 +280,54 @@ func (m *model) refer(id string, r *eventsv1.ReferralReceived, at time.Time) *jo
 		decile:   m.dep.decile(p.GetPostcode()),
 		reasons:  filter(r.GetReasons(), snomedPattern.MatchString),
 		referred: at,
-		baseline: map[string]float64{},
-		followUp: map[string]float64{},
+		month:    at.Format("2006-01"),
+	}
+	j.decileLabel = "unknown"
+	if j.decile > 0 {
+		j.decileLabel = strconv.Itoa(j.decile)
 	}
 	m.journeys[id] = j
+	m.byTeam[j.team] = append(m.byTeam[j.team], j)
 	if j.person != "" {
 		m.byPerson[j.person] = append(m.byPerson[j.person], j)
+		m.markReReferrals(j.person)
 	}
 	return j
+}
+
+// markReReferrals marks each of a person's journeys that began within 12
+// months after another of theirs. All are re-marked, since the log may
+// bring an earlier referral after a later one.
+func (m *model) markReReferrals(person string) {
+	js := m.byPerson[person]
+	for _, j := range js {
+		j.reReferral = false
+		from := j.referred.AddDate(-1, 0, 0)
+		for _, o := range js {
+			if o == j || o.referred.After(j.referred) || o.referred.Before(from) {
+				continue
+			}
+			if o.referred.Equal(j.referred) && o.pseudo > j.pseudo {
+				continue // same instant: only one of the pair is the re-referral
+			}
+			j.reReferral = true
+			break
+		}
+	}
 }
 
 func (m *model) unlinkPerson(j *journey) {
 	if j.person == "" {
 		return
 	}
-	m.byPerson[j.person] = slices.DeleteFunc(m.byPerson[j.person], func(x *journey) bool { return x == j })
-	if len(m.byPerson[j.person]) == 0 {
-		delete(m.byPerson, j.person)
+	person := j.person
+	m.byPerson[person] = slices.DeleteFunc(m.byPerson[person], func(x *journey) bool { return x == j })
+	j.person, j.reReferral = "", false
+	if len(m.byPerson[person]) == 0 {
+		delete(m.byPerson, person)
+	} else {
+		m.markReReferrals(person)
 	}
-	j.person = ""
 }
 
 // measure records a wellbeing score and its change from the baseline.
@@ -306,15 +353,20 @@ func (m *model) measure(j *journey, w *eventsv1.WellbeingMeasured, f *FeedEvent)
 		scores[inst] = s
 	}
 	for k, s := range scores {
+		i := slices.Index(Measures[:], k)
+		if i < 0 {
+			continue
+		}
+		bit := uint8(1) << i
 		switch f.Timepoint {
 		case "baseline":
-			if _, ok := j.baseline[k]; !ok {
-				j.baseline[k] = s
+			if j.hasBaseline&bit == 0 {
+				j.baseline[i], j.hasBaseline = s, j.hasBaseline|bit
 			}
 		case "follow_up":
-			j.followUp[k] = s
-			if b, ok := j.baseline[k]; ok {
-				c := round2(s - b)
+			j.followUp[i], j.hasFollowUp = s, j.hasFollowUp|bit
+			if c, ok := j.change(i); ok {
+				c = round2(c)
 				if inst == "ONS4" {
 					if f.ItemChanges == nil {
 						f.ItemChanges = map[string]float64{}

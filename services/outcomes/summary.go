@@ -154,7 +154,7 @@ type Wellbeing struct {
 }
 
 // Measures are the wellbeing measures summarised, in order.
-var Measures = []string{"SWEMWBS", "WEMWBS", "UCLA3", "ONS4.life_satisfaction", "ONS4.worthwhile", "ONS4.happiness", "ONS4.anxiety"}
+var Measures = [numMeasures]string{"SWEMWBS", "WEMWBS", "UCLA3", "ONS4.life_satisfaction", "ONS4.worthwhile", "ONS4.happiness", "ONS4.anxiety"}
 
 // meaningfulThreshold is the smallest change counted as meaningful
 // (Warwick Medical School guidance: 3 points on (S)WEMWBS).
@@ -267,11 +267,11 @@ type tally struct {
 	toContact, toSession                                      []float64
 	made, accepted, declinedOnward, attended, completed       int
 	declinedBy                                                map[string]int
-	changes                                                   map[string][]float64
+	changes                                                   [numMeasures][]float64
 	reReferrals                                               int
 }
 
-func (t *tally) add(j *journey, reReferral bool) {
+func (t *tally) add(j *journey) {
 	t.referrals++
 	if j.declined {
 		t.declined++
@@ -308,15 +308,14 @@ func (t *tally) add(j *journey, reReferral bool) {
 			t.completed++
 		}
 	}
-	for k, f := range j.followUp {
-		if b, ok := j.baseline[k]; ok {
-			if t.changes == nil {
-				t.changes = map[string][]float64{}
+	if j.hasFollowUp != 0 {
+		for i := range numMeasures {
+			if c, ok := j.change(i); ok {
+				t.changes[i] = append(t.changes[i], c)
 			}
-			t.changes[k] = append(t.changes[k], f-b)
 		}
 	}
-	if reReferral {
+	if j.reReferral {
 		t.reReferrals++
 	}
 }
@@ -342,35 +341,36 @@ func (t *tally) publish(group string) Row {
 	}
 	o.AttendanceRate, o.CompletionRate = Rate{o.Attended, o.Accepted}, Rate{o.Completed, o.Accepted}
 	r.Onward = o
-	for _, m := range Measures {
-		r.Wellbeing = append(r.Wellbeing, wellbeing(m, t.changes[m]))
+	for i, m := range Measures {
+		r.Wellbeing = append(r.Wellbeing, wellbeing(m, t.changes[i]))
 	}
 	return r
 }
 
-// groupsOf names the groups a journey falls in: one, but one per reason
-// when grouping by reason (so reason groups may add up to more than the
-// total).
-func groupsOf(j *journey, by string) []string {
+// eachGroup calls f with each group a journey falls in: one, but one per
+// reason when grouping by reason (so reason groups may add up to more than
+// the total). Labels are precomputed: this runs for every journey of every
+// summary.
+func eachGroup(j *journey, by string, f func(string)) {
 	switch by {
 	case "practice":
-		return []string{cmp.Or(j.practice, "unknown")}
+		f(cmp.Or(j.practice, "unknown"))
 	case "reason":
 		if len(j.reasons) == 0 {
-			return []string{"unknown"}
+			f("unknown")
 		}
-		return j.reasons
+		for _, r := range j.reasons {
+			f(r)
+		}
 	case "age_band":
-		return []string{j.ageBand}
+		f(j.ageBand)
 	case "sex":
-		return []string{j.sex}
+		f(j.sex)
 	case "deprivation_decile":
-		if j.decile == 0 {
-			return []string{"unknown"}
-		}
-		return []string{strconv.Itoa(j.decile)}
+		f(j.decileLabel)
+	default:
+		f(j.month)
 	}
-	return []string{j.referred.Format("2006-01")}
 }
 
 // summarise computes the published summary of the journeys of the teams a
@@ -389,23 +389,24 @@ func (m *model) summarise(commissioner string, teams []string, q Query) Summary 
 	}
 	groups := map[string]*tally{}
 	var total tally
+	var j *journey
+	addTo := func(g string) {
+		t := groups[g]
+		if t == nil {
+			t = &tally{}
+			groups[g] = t
+		}
+		t.add(j)
+	}
+	teams = slices.Compact(slices.Sorted(slices.Values(teams))) // a team listed twice counts once
 	m.mu.RLock()
-	for _, j := range m.journeys {
-		if !slices.Contains(teams, j.team) {
-			continue
-		}
-		if (!q.From.IsZero() && j.referred.Before(q.From)) || (!end.IsZero() && !j.referred.Before(end)) {
-			continue
-		}
-		re := m.reReferral(j)
-		total.add(j, re)
-		for _, g := range groupsOf(j, q.By) {
-			t := groups[g]
-			if t == nil {
-				t = &tally{}
-				groups[g] = t
+	for _, team := range teams {
+		for _, j = range m.byTeam[team] {
+			if (!q.From.IsZero() && j.referred.Before(q.From)) || (!end.IsZero() && !j.referred.Before(end)) {
+				continue
 			}
-			t.add(j, re)
+			total.add(j)
+			eachGroup(j, q.By, addTo)
 		}
 	}
 	m.mu.RUnlock()
@@ -439,24 +440,6 @@ func compareGroups(a, b string) int {
 		return cmp.Compare(ia, ib)
 	}
 	return cmp.Compare(a, b)
-}
-
-// reReferral reports whether the person was referred in another journey in
-// the 12 months before this one.
-func (m *model) reReferral(j *journey) bool {
-	if j.person == "" {
-		return false
-	}
-	from := j.referred.AddDate(-1, 0, 0)
-	for _, o := range m.byPerson[j.person] {
-		if o != j && !o.referred.After(j.referred) && !o.referred.Before(from) {
-			if o.referred.Equal(j.referred) && o.pseudo > j.pseudo {
-				continue // same instant: count only one of the pair as the re-referral
-			}
-			return true
-		}
-	}
-	return false
 }
 
 // csvHeader is the header of the CSV form of a summary.

@@ -259,21 +259,22 @@ func (m *model) changeDistribution(teams []string, q Query, measure string) []ba
 	if !q.To.IsZero() {
 		end = q.To.AddDate(0, 0, 1)
 	}
+	mi := slices.Index(Measures[:], measure)
 	m.mu.RLock()
-	for _, j := range m.journeys {
-		if !slices.Contains(teams, j.team) || (!q.From.IsZero() && j.referred.Before(q.From)) || (!end.IsZero() && !j.referred.Before(end)) {
-			continue
-		}
-		b, okb := j.baseline[measure]
-		f, okf := j.followUp[measure]
-		if !okb || !okf {
-			continue
-		}
-		c := f - b
-		for i, band := range changeBands {
-			if c < band.below {
-				counts[i]++
-				break
+	for _, team := range teams {
+		for _, j := range m.byTeam[team] {
+			if (!q.From.IsZero() && j.referred.Before(q.From)) || (!end.IsZero() && !j.referred.Before(end)) {
+				continue
+			}
+			c, ok := j.change(mi)
+			if !ok {
+				continue
+			}
+			for i, band := range changeBands {
+				if c < band.below {
+					counts[i]++
+					break
+				}
 			}
 		}
 	}
