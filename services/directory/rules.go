@@ -120,11 +120,28 @@ type orgState struct {
 
 // serviceState is one service and its history that readers show.
 type serviceState struct {
-	svc        *directoryv1.Service
-	withdrawn  bool
+	svc       *directoryv1.Service
+	withdrawn bool
+	// placed is where the service stood (category, area) from each time
+	// on, so a view rebuilt later places a past referral as it was then.
+	placed     []placement
 	updatedAt  time.Time
 	capacityAt time.Time
 	capacityBy string
+}
+
+// placement is a service's category and first area from a time on.
+type placement struct {
+	from           time.Time
+	category, area string
+}
+
+func placeOf(svc *directoryv1.Service, at time.Time) placement {
+	area := "unknown"
+	if a := svc.GetAreas(); len(a) > 0 {
+		area = a[0]
+	}
+	return placement{from: at, category: svc.GetCategory(), area: area}
 }
 
 // Commands of the directory.
@@ -345,13 +362,14 @@ func (s *orgState) evolve(ev *directoryv1.DirectoryEvent) {
 	case *directoryv1.DirectoryEvent_ServiceAdded:
 		svc := e.ServiceAdded.GetService()
 		s.services[svc.GetId()] = &serviceState{svc: svc, updatedAt: at, capacityAt: at,
-			capacityBy: ev.GetActor().GetOrganisationId()}
+			capacityBy: ev.GetActor().GetOrganisationId(), placed: []placement{placeOf(svc, at)}}
 	case *directoryv1.DirectoryEvent_ServiceUpdated:
 		svc := proto.CloneOf(e.ServiceUpdated.GetService())
 		if old, ok := s.services[svc.GetId()]; ok {
 			svc.Capacity = old.svc.GetCapacity()
 			next := *old
 			next.svc, next.updatedAt = svc, at
+			next.placed = append(slices.Clip(old.placed), placeOf(svc, at))
 			s.services[svc.GetId()] = &next
 		}
 	case *directoryv1.DirectoryEvent_ServiceWithdrawn:

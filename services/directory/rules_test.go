@@ -3,6 +3,7 @@ package directory
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -201,5 +202,34 @@ func TestServiceID(t *testing.T) {
 		if got != tt.want || !ValidServiceID(got) {
 			t.Errorf("serviceID(%q, %q) = %q, want %q (valid)", tt.org, tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestPlacementFollowsTime(t *testing.T) {
+	s := state(mustDecide(t, orgState{}, registerOrg{org: testOrg()}))
+	add := mustDecide(t, s, addService{svc: testService("open")})[0]
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	add.OccurredAt = timestamppb.New(t0)
+	s.evolve(add)
+	moved := testService("open")
+	moved.Category, moved.Areas = "nature_and_green_space", []string{"Altrincham"}
+	up := mustDecide(t, s, updateService{svc: moved})[0]
+	up.OccurredAt = timestamppb.New(t0.Add(time.Hour))
+	s.evolve(up)
+	dir := &Service{byOrg: map[string]*orgState{"VCS001": &s}, svcOrg: map[string]string{"VCS001-walk": "VCS001"}}
+	for _, tt := range []struct {
+		at             time.Time
+		category, area string
+	}{
+		{t0.Add(-time.Hour), "physical_activity", "Sale"}, // before it was added: its first placing
+		{t0.Add(time.Minute), "physical_activity", "Sale"},
+		{t0.Add(2 * time.Hour), "nature_and_green_space", "Altrincham"},
+	} {
+		if c, a := dir.placementAt("VCS001-walk", tt.at); c != tt.category || a != tt.area {
+			t.Errorf("placementAt(%s) = %s, %s; want %s, %s", tt.at, c, a, tt.category, tt.area)
+		}
+	}
+	if c, a := dir.placementAt("VCS001-none", t0); c != "unknown" || a != "unknown" {
+		t.Errorf("an unknown service is placed at %s, %s", c, a)
 	}
 }

@@ -57,9 +57,9 @@ type journeyNeeds struct {
 }
 
 // unmetNeed is the projector. Where a declined onward referral belongs
-// (category, area) is taken from the directory when the referral is made
-// and kept with it, so a later change of the service does not move
-// declines that already happened.
+// (category, area) is where its service stood in the directory when the
+// referral was recorded, kept with the referral: a later change of the
+// service does not move declines that already happened, live or rebuilt.
 type unmetNeed struct {
 	dir *Service
 	// counts are those of tx: reloaded at each new batch, so a view that
@@ -153,7 +153,7 @@ func (p *unmetNeed) Apply(tx *projection.Tx, ev projection.Event) error {
 		changed = ch
 	case *eventsv1.Envelope_OnwardReferralMade:
 		m := e.OnwardReferralMade
-		cat, area := p.dir.placement(m.GetServiceId())
+		cat, area := p.dir.placementAt(m.GetServiceId(), env.GetRecordedAt().AsTime())
 		rec := onwardRecord{ServiceID: m.GetServiceId(), Category: cat, Area: area, Waiting: m.GetWaitingList()}
 		if err := tx.PutJSON(onwardKey(m.GetOnwardReferralId()), rec); err != nil {
 			return err

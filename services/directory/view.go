@@ -193,15 +193,20 @@ func (s *Service) acceptingCategories() map[string]int {
 	return out
 }
 
-// placement is what the unmet-need view needs of a service.
-func (s *Service) placement(id string) (category, area string) {
+// placementAt is where a service stood at a time: its category and first
+// area then. Past events are placed by the directory as it was when they
+// were recorded, so a rebuilt view equals the live one.
+func (s *Service) placementAt(id string, at time.Time) (category, area string) {
 	st, ok := s.lookup(id)
-	if !ok {
+	if !ok || len(st.placed) == 0 {
 		return "unknown", "unknown"
 	}
-	area = "unknown"
-	if a := st.svc.GetAreas(); len(a) > 0 {
-		area = a[0]
+	p := st.placed[0]
+	for _, q := range st.placed[1:] {
+		if q.from.After(at) {
+			break
+		}
+		p = q
 	}
-	return st.svc.GetCategory(), area
+	return p.category, p.area
 }
