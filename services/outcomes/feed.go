@@ -78,8 +78,11 @@ func FeedSubject(commissioner, eventType string) string {
 type feed struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
-	// published is the highest JOURNEYS sequence already in the feed.
+	// published is the JOURNEYS sequence from which lines are to be
+	// published: one past the last in the feed, or that last one itself
+	// at start-up (when some commissioners' copies may be missing).
 	published uint64
+	metrics   *metrics
 }
 
 func openFeed(ctx context.Context, js jetstream.JetStream, replicas int) (*feed, error) {
@@ -111,11 +114,13 @@ func openFeed(ctx context.Context, js jetstream.JetStream, replicas int) (*feed,
 	return f, nil
 }
 
-// publish appends a line to each commissioner's feed. A line already
-// published (a replay after a restart) is skipped; one published but not
-// yet checkpointed is caught by its message id.
+// publish appends a line to each commissioner's feed. Lines the feed
+// already holds (a replay of the log after a restart) are skipped: those
+// before its last message by sequence, and for that last event, each
+// commissioner's copy found on its subject, since a stop can fall between
+// two commissioners' copies of one event.
 func (f *feed) publish(ctx context.Context, seq uint64, commissioners []string, ev *FeedEvent) error {
-	if seq <= f.published || len(commissioners) == 0 {
+	if seq < f.published || len(commissioners) == 0 {
 		return nil
 	}
 	data, err := json.Marshal(ev)
@@ -123,6 +128,15 @@ func (f *feed) publish(ctx context.Context, seq uint64, commissioners []string, 
 		return err
 	}
 	for _, c := range commissioners {
+		if seq == f.published {
+			last, err := f.stream.GetLastMsgForSubject(ctx, FeedSubject(c, ev.Type))
+			if err == nil && last.Header.Get(headerSourceSeq) == strconv.FormatUint(seq, 10) {
+				continue
+			}
+			if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				return fmt.Errorf("outcome feed: %w", err)
+			}
+		}
 		msg := nats.NewMsg(FeedSubject(c, ev.Type))
 		msg.Data = data
 		msg.Header.Set(headerSourceSeq, strconv.FormatUint(seq, 10))
@@ -133,8 +147,11 @@ func (f *feed) publish(ctx context.Context, seq uint64, commissioners []string, 
 		if err != nil {
 			return fmt.Errorf("publish to the outcome feed: %w", err)
 		}
+		if f.metrics != nil {
+			f.metrics.published.WithLabelValues(ev.Type).Inc()
+		}
 	}
-	f.published = seq
+	f.published = seq + 1
 	return nil
 }
 

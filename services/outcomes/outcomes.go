@@ -27,12 +27,13 @@ const ProjectionName = "outcomes"
 
 // Service is a running outcomes service.
 type Service struct {
-	d      platform.Deps
-	ctx    context.Context
-	model  *model
-	feed   *feed
-	runner *projection.Runner
-	web    *web
+	d       platform.Deps
+	ctx     context.Context
+	model   *model
+	feed    *feed
+	runner  *projection.Runner
+	web     *web
+	metrics *metrics
 }
 
 // Start adds the service's routes and starts its projection. Without a
@@ -61,6 +62,10 @@ func New(ctx context.Context, d platform.Deps) (*Service, error) {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
 	s := &Service{d: d, ctx: ctx, model: newModel(p, dep), feed: f}
+	if s.metrics, err = newMetrics(d.Reg, s.model); err != nil {
+		return nil, fmt.Errorf("outcomes: %w", err)
+	}
+	f.metrics = s.metrics
 	// The view lives in memory, so it is replayed from the log at every
 	// start: drop the checkpoint and consumer left by the last run. The
 	// feed keeps its own high-water mark, so the replay publishes nothing
@@ -79,6 +84,10 @@ func New(ctx context.Context, d platform.Deps) (*Service, error) {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
 	s.web.routes(d.HTTP)
+	if d.Log != nil {
+		d.Log.Info("outcomes service started", "pseudonym_key_id", p.keyID,
+			"generated_demo_key", d.Settings.PseudonymKey == "", "deprivation_postcodes", len(dep.byPostcode))
+	}
 	return s, nil
 }
 
@@ -200,7 +209,7 @@ func (s *Service) serveSummary(w http.ResponseWriter, r *http.Request, p api.Pri
 	if err := s.caughtUp(r.Context()); err != nil {
 		return err
 	}
-	sum := s.model.summarise(p.OrgID, s.teams(p.OrgID), q)
+	sum := s.Summary(p.OrgID, q)
 	if wantsCSV(r) {
 		writeCSVResponse(w, sum)
 		return nil
@@ -220,5 +229,8 @@ func writeCSVResponse(w http.ResponseWriter, sum Summary) {
 // Summary computes a commissioner's summary from the view (for the
 // benchmark and tests).
 func (s *Service) Summary(commissioner string, q Query) Summary {
-	return s.model.summarise(commissioner, s.teams(commissioner), q)
+	start := time.Now()
+	sum := s.model.summarise(commissioner, s.teams(commissioner), q)
+	s.metrics.summary.WithLabelValues(q.By).Observe(time.Since(start).Seconds())
+	return sum
 }
