@@ -21,18 +21,21 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// PersonalData is everything that identifies a person. It is the unit that
-// a later version encrypts with the person's own key (crypto-shredding).
+// PersonalData is everything that identifies a person. On the log it is
+// stored sealed: encrypted with the person's own data key, the plain fields
+// empty. Erasing the person destroys the key (crypto-shredding).
 type PersonalData struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	NhsNumber  string                 `protobuf:"bytes,1,opt,name=nhs_number,json=nhsNumber,proto3" json:"nhs_number,omitempty"`
 	GivenName  string                 `protobuf:"bytes,2,opt,name=given_name,json=givenName,proto3" json:"given_name,omitempty"`
 	FamilyName string                 `protobuf:"bytes,3,opt,name=family_name,json=familyName,proto3" json:"family_name,omitempty"`
 	// ISO 8601 date.
-	BirthDate     string `protobuf:"bytes,4,opt,name=birth_date,json=birthDate,proto3" json:"birth_date,omitempty"`
-	Postcode      string `protobuf:"bytes,5,opt,name=postcode,proto3" json:"postcode,omitempty"`
-	Phone         string `protobuf:"bytes,6,opt,name=phone,proto3" json:"phone,omitempty"`
-	Email         string `protobuf:"bytes,7,opt,name=email,proto3" json:"email,omitempty"`
+	BirthDate string `protobuf:"bytes,4,opt,name=birth_date,json=birthDate,proto3" json:"birth_date,omitempty"`
+	Postcode  string `protobuf:"bytes,5,opt,name=postcode,proto3" json:"postcode,omitempty"`
+	Phone     string `protobuf:"bytes,6,opt,name=phone,proto3" json:"phone,omitempty"`
+	Email     string `protobuf:"bytes,7,opt,name=email,proto3" json:"email,omitempty"`
+	// Set on the log instead of the fields above.
+	Sealed        *Sealed `protobuf:"bytes,15,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -116,11 +119,19 @@ func (x *PersonalData) GetEmail() string {
 	return ""
 }
 
+func (x *PersonalData) GetSealed() *Sealed {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
 // FreeText is anything a person typed: notes, goals, details. It may hold
-// personal data and is treated as such.
+// personal data and is treated as such: sealed on the log like PersonalData.
 type FreeText struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	Sealed        *Sealed                `protobuf:"bytes,15,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -162,6 +173,76 @@ func (x *FreeText) GetText() string {
 	return ""
 }
 
+func (x *FreeText) GetSealed() *Sealed {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+// Sealed is a message encrypted with a person's data key (AES-256-GCM).
+type Sealed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Names the person's data key; reveals nothing about the person.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Nonce []byte `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// The marshalled message (PersonalData or FreeText) without `sealed`.
+	Ciphertext    []byte `protobuf:"bytes,3,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sealed) Reset() {
+	*x = Sealed{}
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sealed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sealed) ProtoMessage() {}
+
+func (x *Sealed) ProtoReflect() protoreflect.Message {
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sealed.ProtoReflect.Descriptor instead.
+func (*Sealed) Descriptor() ([]byte, []int) {
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Sealed) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *Sealed) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *Sealed) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
 // Consent records what the person agreed to.
 type Consent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -172,7 +253,7 @@ type Consent struct {
 
 func (x *Consent) Reset() {
 	*x = Consent{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[2]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +265,7 @@ func (x *Consent) String() string {
 func (*Consent) ProtoMessage() {}
 
 func (x *Consent) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[2]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +278,7 @@ func (x *Consent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consent.ProtoReflect.Descriptor instead.
 func (*Consent) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{2}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Consent) GetShareWithVcs() bool {
@@ -233,7 +314,7 @@ type ReferralReceived struct {
 
 func (x *ReferralReceived) Reset() {
 	*x = ReferralReceived{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[3]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +326,7 @@ func (x *ReferralReceived) String() string {
 func (*ReferralReceived) ProtoMessage() {}
 
 func (x *ReferralReceived) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[3]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +339,7 @@ func (x *ReferralReceived) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferralReceived.ProtoReflect.Descriptor instead.
 func (*ReferralReceived) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{3}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ReferralReceived) GetSource() string {
@@ -342,7 +423,7 @@ type LinkWorkerAssigned struct {
 
 func (x *LinkWorkerAssigned) Reset() {
 	*x = LinkWorkerAssigned{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[4]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +435,7 @@ func (x *LinkWorkerAssigned) String() string {
 func (*LinkWorkerAssigned) ProtoMessage() {}
 
 func (x *LinkWorkerAssigned) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[4]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +448,7 @@ func (x *LinkWorkerAssigned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkWorkerAssigned.ProtoReflect.Descriptor instead.
 func (*LinkWorkerAssigned) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{4}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LinkWorkerAssigned) GetWorkerId() string {
@@ -397,7 +478,7 @@ type ContactAttempted struct {
 
 func (x *ContactAttempted) Reset() {
 	*x = ContactAttempted{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[5]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +490,7 @@ func (x *ContactAttempted) String() string {
 func (*ContactAttempted) ProtoMessage() {}
 
 func (x *ContactAttempted) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[5]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +503,7 @@ func (x *ContactAttempted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactAttempted.ProtoReflect.Descriptor instead.
 func (*ContactAttempted) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{5}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ContactAttempted) GetOutcome() string {
@@ -449,7 +530,7 @@ type ContactMade struct {
 
 func (x *ContactMade) Reset() {
 	*x = ContactMade{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[6]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +542,7 @@ func (x *ContactMade) String() string {
 func (*ContactMade) ProtoMessage() {}
 
 func (x *ContactMade) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[6]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +555,7 @@ func (x *ContactMade) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactMade.ProtoReflect.Descriptor instead.
 func (*ContactMade) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{6}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ContactMade) GetMethod() string {
@@ -497,7 +578,7 @@ type Goal struct {
 
 func (x *Goal) Reset() {
 	*x = Goal{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[7]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +590,7 @@ func (x *Goal) String() string {
 func (*Goal) ProtoMessage() {}
 
 func (x *Goal) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[7]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +603,7 @@ func (x *Goal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Goal.ProtoReflect.Descriptor instead.
 func (*Goal) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{7}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Goal) GetGoalId() string {
@@ -561,7 +642,7 @@ type NeedsAssessed struct {
 
 func (x *NeedsAssessed) Reset() {
 	*x = NeedsAssessed{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[8]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +654,7 @@ func (x *NeedsAssessed) String() string {
 func (*NeedsAssessed) ProtoMessage() {}
 
 func (x *NeedsAssessed) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[8]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +667,7 @@ func (x *NeedsAssessed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NeedsAssessed.ProtoReflect.Descriptor instead.
 func (*NeedsAssessed) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{8}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *NeedsAssessed) GetWhatMatters() *FreeText {
@@ -628,7 +709,7 @@ type GoalUpdated struct {
 
 func (x *GoalUpdated) Reset() {
 	*x = GoalUpdated{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[9]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +721,7 @@ func (x *GoalUpdated) String() string {
 func (*GoalUpdated) ProtoMessage() {}
 
 func (x *GoalUpdated) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[9]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +734,7 @@ func (x *GoalUpdated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GoalUpdated.ProtoReflect.Descriptor instead.
 func (*GoalUpdated) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{9}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GoalUpdated) GetGoalId() string {
@@ -692,7 +773,7 @@ type WellbeingMeasured struct {
 
 func (x *WellbeingMeasured) Reset() {
 	*x = WellbeingMeasured{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[10]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +785,7 @@ func (x *WellbeingMeasured) String() string {
 func (*WellbeingMeasured) ProtoMessage() {}
 
 func (x *WellbeingMeasured) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[10]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +798,7 @@ func (x *WellbeingMeasured) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WellbeingMeasured.ProtoReflect.Descriptor instead.
 func (*WellbeingMeasured) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{10}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WellbeingMeasured) GetMeasureId() string {
@@ -792,7 +873,7 @@ type SharedWithVcs struct {
 
 func (x *SharedWithVcs) Reset() {
 	*x = SharedWithVcs{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[11]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +885,7 @@ func (x *SharedWithVcs) String() string {
 func (*SharedWithVcs) ProtoMessage() {}
 
 func (x *SharedWithVcs) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[11]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +898,7 @@ func (x *SharedWithVcs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SharedWithVcs.ProtoReflect.Descriptor instead.
 func (*SharedWithVcs) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{11}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SharedWithVcs) GetPerson() *PersonalData {
@@ -866,7 +947,7 @@ type OnwardReferralMade struct {
 
 func (x *OnwardReferralMade) Reset() {
 	*x = OnwardReferralMade{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[12]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +959,7 @@ func (x *OnwardReferralMade) String() string {
 func (*OnwardReferralMade) ProtoMessage() {}
 
 func (x *OnwardReferralMade) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[12]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +972,7 @@ func (x *OnwardReferralMade) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnwardReferralMade.ProtoReflect.Descriptor instead.
 func (*OnwardReferralMade) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{12}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OnwardReferralMade) GetOnwardReferralId() string {
@@ -952,7 +1033,7 @@ type OnwardReferralAccepted struct {
 
 func (x *OnwardReferralAccepted) Reset() {
 	*x = OnwardReferralAccepted{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[13]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1045,7 @@ func (x *OnwardReferralAccepted) String() string {
 func (*OnwardReferralAccepted) ProtoMessage() {}
 
 func (x *OnwardReferralAccepted) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[13]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1058,7 @@ func (x *OnwardReferralAccepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnwardReferralAccepted.ProtoReflect.Descriptor instead.
 func (*OnwardReferralAccepted) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{13}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OnwardReferralAccepted) GetOnwardReferralId() string {
@@ -999,7 +1080,7 @@ type OnwardReferralDeclined struct {
 
 func (x *OnwardReferralDeclined) Reset() {
 	*x = OnwardReferralDeclined{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[14]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1092,7 @@ func (x *OnwardReferralDeclined) String() string {
 func (*OnwardReferralDeclined) ProtoMessage() {}
 
 func (x *OnwardReferralDeclined) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[14]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1105,7 @@ func (x *OnwardReferralDeclined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnwardReferralDeclined.ProtoReflect.Descriptor instead.
 func (*OnwardReferralDeclined) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{14}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *OnwardReferralDeclined) GetOnwardReferralId() string {
@@ -1058,7 +1139,7 @@ type OnwardReferralWithdrawn struct {
 
 func (x *OnwardReferralWithdrawn) Reset() {
 	*x = OnwardReferralWithdrawn{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[15]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1151,7 @@ func (x *OnwardReferralWithdrawn) String() string {
 func (*OnwardReferralWithdrawn) ProtoMessage() {}
 
 func (x *OnwardReferralWithdrawn) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[15]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1164,7 @@ func (x *OnwardReferralWithdrawn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnwardReferralWithdrawn.ProtoReflect.Descriptor instead.
 func (*OnwardReferralWithdrawn) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{15}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OnwardReferralWithdrawn) GetOnwardReferralId() string {
@@ -1112,7 +1193,7 @@ type AttendanceRecorded struct {
 
 func (x *AttendanceRecorded) Reset() {
 	*x = AttendanceRecorded{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[16]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1205,7 @@ func (x *AttendanceRecorded) String() string {
 func (*AttendanceRecorded) ProtoMessage() {}
 
 func (x *AttendanceRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[16]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1218,7 @@ func (x *AttendanceRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttendanceRecorded.ProtoReflect.Descriptor instead.
 func (*AttendanceRecorded) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{16}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AttendanceRecorded) GetOnwardReferralId() string {
@@ -1170,7 +1251,7 @@ type OnwardReferralCompleted struct {
 
 func (x *OnwardReferralCompleted) Reset() {
 	*x = OnwardReferralCompleted{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[17]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1263,7 @@ func (x *OnwardReferralCompleted) String() string {
 func (*OnwardReferralCompleted) ProtoMessage() {}
 
 func (x *OnwardReferralCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[17]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1276,7 @@ func (x *OnwardReferralCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnwardReferralCompleted.ProtoReflect.Descriptor instead.
 func (*OnwardReferralCompleted) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{17}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OnwardReferralCompleted) GetOnwardReferralId() string {
@@ -1215,7 +1296,7 @@ type OnwardReferralDroppedOut struct {
 
 func (x *OnwardReferralDroppedOut) Reset() {
 	*x = OnwardReferralDroppedOut{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[18]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1308,7 @@ func (x *OnwardReferralDroppedOut) String() string {
 func (*OnwardReferralDroppedOut) ProtoMessage() {}
 
 func (x *OnwardReferralDroppedOut) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[18]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1321,7 @@ func (x *OnwardReferralDroppedOut) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnwardReferralDroppedOut.ProtoReflect.Descriptor instead.
 func (*OnwardReferralDroppedOut) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{18}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *OnwardReferralDroppedOut) GetOnwardReferralId() string {
@@ -1268,7 +1349,7 @@ type FollowUpScheduled struct {
 
 func (x *FollowUpScheduled) Reset() {
 	*x = FollowUpScheduled{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[19]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1361,7 @@ func (x *FollowUpScheduled) String() string {
 func (*FollowUpScheduled) ProtoMessage() {}
 
 func (x *FollowUpScheduled) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[19]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1374,7 @@ func (x *FollowUpScheduled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpScheduled.ProtoReflect.Descriptor instead.
 func (*FollowUpScheduled) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{19}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FollowUpScheduled) GetFollowUpId() string {
@@ -1319,7 +1400,7 @@ type FollowUpCompleted struct {
 
 func (x *FollowUpCompleted) Reset() {
 	*x = FollowUpCompleted{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[20]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1412,7 @@ func (x *FollowUpCompleted) String() string {
 func (*FollowUpCompleted) ProtoMessage() {}
 
 func (x *FollowUpCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[20]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1425,7 @@ func (x *FollowUpCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpCompleted.ProtoReflect.Descriptor instead.
 func (*FollowUpCompleted) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{20}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FollowUpCompleted) GetFollowUpId() string {
@@ -1364,7 +1445,7 @@ type PatientDeclined struct {
 
 func (x *PatientDeclined) Reset() {
 	*x = PatientDeclined{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[21]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1457,7 @@ func (x *PatientDeclined) String() string {
 func (*PatientDeclined) ProtoMessage() {}
 
 func (x *PatientDeclined) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[21]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1470,7 @@ func (x *PatientDeclined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatientDeclined.ProtoReflect.Descriptor instead.
 func (*PatientDeclined) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{21}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PatientDeclined) GetDetail() *FreeText {
@@ -1409,7 +1490,7 @@ type JourneyClosed struct {
 
 func (x *JourneyClosed) Reset() {
 	*x = JourneyClosed{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[22]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1502,7 @@ func (x *JourneyClosed) String() string {
 func (*JourneyClosed) ProtoMessage() {}
 
 func (x *JourneyClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[22]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1515,7 @@ func (x *JourneyClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JourneyClosed.ProtoReflect.Descriptor instead.
 func (*JourneyClosed) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{22}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *JourneyClosed) GetReason() string {
@@ -1453,7 +1534,7 @@ type JourneyReopened struct {
 
 func (x *JourneyReopened) Reset() {
 	*x = JourneyReopened{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[23]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1546,7 @@ func (x *JourneyReopened) String() string {
 func (*JourneyReopened) ProtoMessage() {}
 
 func (x *JourneyReopened) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[23]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1559,7 @@ func (x *JourneyReopened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JourneyReopened.ProtoReflect.Descriptor instead.
 func (*JourneyReopened) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{23}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *JourneyReopened) GetReason() *FreeText {
@@ -1498,7 +1579,7 @@ type PersonalDataErased struct {
 
 func (x *PersonalDataErased) Reset() {
 	*x = PersonalDataErased{}
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[24]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1510,7 +1591,7 @@ func (x *PersonalDataErased) String() string {
 func (*PersonalDataErased) ProtoMessage() {}
 
 func (x *PersonalDataErased) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_journey_proto_msgTypes[24]
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1523,14 +1604,14 @@ func (x *PersonalDataErased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonalDataErased.ProtoReflect.Descriptor instead.
 func (*PersonalDataErased) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{24}
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{25}
 }
 
 var File_linkway_events_v1_journey_proto protoreflect.FileDescriptor
 
 const file_linkway_events_v1_journey_proto_rawDesc = "" +
 	"\n" +
-	"\x1flinkway/events/v1/journey.proto\x12\x11linkway.events.v1\"\xd4\x01\n" +
+	"\x1flinkway/events/v1/journey.proto\x12\x11linkway.events.v1\"\x87\x02\n" +
 	"\fPersonalData\x12\x1d\n" +
 	"\n" +
 	"nhs_number\x18\x01 \x01(\tR\tnhsNumber\x12\x1d\n" +
@@ -1542,9 +1623,17 @@ const file_linkway_events_v1_journey_proto_rawDesc = "" +
 	"birth_date\x18\x04 \x01(\tR\tbirthDate\x12\x1a\n" +
 	"\bpostcode\x18\x05 \x01(\tR\bpostcode\x12\x14\n" +
 	"\x05phone\x18\x06 \x01(\tR\x05phone\x12\x14\n" +
-	"\x05email\x18\a \x01(\tR\x05email\"\x1e\n" +
+	"\x05email\x18\a \x01(\tR\x05email\x121\n" +
+	"\x06sealed\x18\x0f \x01(\v2\x19.linkway.events.v1.SealedR\x06sealed\"Q\n" +
 	"\bFreeText\x12\x12\n" +
-	"\x04text\x18\x01 \x01(\tR\x04text\"/\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x121\n" +
+	"\x06sealed\x18\x0f \x01(\v2\x19.linkway.events.v1.SealedR\x06sealed\"U\n" +
+	"\x06Sealed\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x03 \x01(\fR\n" +
+	"ciphertext\"/\n" +
 	"\aConsent\x12$\n" +
 	"\x0eshare_with_vcs\x18\x01 \x01(\bR\fshareWithVcs\"\x8f\x03\n" +
 	"\x10ReferralReceived\x12\x16\n" +
@@ -1652,54 +1741,57 @@ func file_linkway_events_v1_journey_proto_rawDescGZIP() []byte {
 	return file_linkway_events_v1_journey_proto_rawDescData
 }
 
-var file_linkway_events_v1_journey_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_linkway_events_v1_journey_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_linkway_events_v1_journey_proto_goTypes = []any{
 	(*PersonalData)(nil),             // 0: linkway.events.v1.PersonalData
 	(*FreeText)(nil),                 // 1: linkway.events.v1.FreeText
-	(*Consent)(nil),                  // 2: linkway.events.v1.Consent
-	(*ReferralReceived)(nil),         // 3: linkway.events.v1.ReferralReceived
-	(*LinkWorkerAssigned)(nil),       // 4: linkway.events.v1.LinkWorkerAssigned
-	(*ContactAttempted)(nil),         // 5: linkway.events.v1.ContactAttempted
-	(*ContactMade)(nil),              // 6: linkway.events.v1.ContactMade
-	(*Goal)(nil),                     // 7: linkway.events.v1.Goal
-	(*NeedsAssessed)(nil),            // 8: linkway.events.v1.NeedsAssessed
-	(*GoalUpdated)(nil),              // 9: linkway.events.v1.GoalUpdated
-	(*WellbeingMeasured)(nil),        // 10: linkway.events.v1.WellbeingMeasured
-	(*SharedWithVcs)(nil),            // 11: linkway.events.v1.SharedWithVcs
-	(*OnwardReferralMade)(nil),       // 12: linkway.events.v1.OnwardReferralMade
-	(*OnwardReferralAccepted)(nil),   // 13: linkway.events.v1.OnwardReferralAccepted
-	(*OnwardReferralDeclined)(nil),   // 14: linkway.events.v1.OnwardReferralDeclined
-	(*OnwardReferralWithdrawn)(nil),  // 15: linkway.events.v1.OnwardReferralWithdrawn
-	(*AttendanceRecorded)(nil),       // 16: linkway.events.v1.AttendanceRecorded
-	(*OnwardReferralCompleted)(nil),  // 17: linkway.events.v1.OnwardReferralCompleted
-	(*OnwardReferralDroppedOut)(nil), // 18: linkway.events.v1.OnwardReferralDroppedOut
-	(*FollowUpScheduled)(nil),        // 19: linkway.events.v1.FollowUpScheduled
-	(*FollowUpCompleted)(nil),        // 20: linkway.events.v1.FollowUpCompleted
-	(*PatientDeclined)(nil),          // 21: linkway.events.v1.PatientDeclined
-	(*JourneyClosed)(nil),            // 22: linkway.events.v1.JourneyClosed
-	(*JourneyReopened)(nil),          // 23: linkway.events.v1.JourneyReopened
-	(*PersonalDataErased)(nil),       // 24: linkway.events.v1.PersonalDataErased
+	(*Sealed)(nil),                   // 2: linkway.events.v1.Sealed
+	(*Consent)(nil),                  // 3: linkway.events.v1.Consent
+	(*ReferralReceived)(nil),         // 4: linkway.events.v1.ReferralReceived
+	(*LinkWorkerAssigned)(nil),       // 5: linkway.events.v1.LinkWorkerAssigned
+	(*ContactAttempted)(nil),         // 6: linkway.events.v1.ContactAttempted
+	(*ContactMade)(nil),              // 7: linkway.events.v1.ContactMade
+	(*Goal)(nil),                     // 8: linkway.events.v1.Goal
+	(*NeedsAssessed)(nil),            // 9: linkway.events.v1.NeedsAssessed
+	(*GoalUpdated)(nil),              // 10: linkway.events.v1.GoalUpdated
+	(*WellbeingMeasured)(nil),        // 11: linkway.events.v1.WellbeingMeasured
+	(*SharedWithVcs)(nil),            // 12: linkway.events.v1.SharedWithVcs
+	(*OnwardReferralMade)(nil),       // 13: linkway.events.v1.OnwardReferralMade
+	(*OnwardReferralAccepted)(nil),   // 14: linkway.events.v1.OnwardReferralAccepted
+	(*OnwardReferralDeclined)(nil),   // 15: linkway.events.v1.OnwardReferralDeclined
+	(*OnwardReferralWithdrawn)(nil),  // 16: linkway.events.v1.OnwardReferralWithdrawn
+	(*AttendanceRecorded)(nil),       // 17: linkway.events.v1.AttendanceRecorded
+	(*OnwardReferralCompleted)(nil),  // 18: linkway.events.v1.OnwardReferralCompleted
+	(*OnwardReferralDroppedOut)(nil), // 19: linkway.events.v1.OnwardReferralDroppedOut
+	(*FollowUpScheduled)(nil),        // 20: linkway.events.v1.FollowUpScheduled
+	(*FollowUpCompleted)(nil),        // 21: linkway.events.v1.FollowUpCompleted
+	(*PatientDeclined)(nil),          // 22: linkway.events.v1.PatientDeclined
+	(*JourneyClosed)(nil),            // 23: linkway.events.v1.JourneyClosed
+	(*JourneyReopened)(nil),          // 24: linkway.events.v1.JourneyReopened
+	(*PersonalDataErased)(nil),       // 25: linkway.events.v1.PersonalDataErased
 }
 var file_linkway_events_v1_journey_proto_depIdxs = []int32{
-	0,  // 0: linkway.events.v1.ReferralReceived.person:type_name -> linkway.events.v1.PersonalData
-	1,  // 1: linkway.events.v1.ReferralReceived.notes:type_name -> linkway.events.v1.FreeText
-	2,  // 2: linkway.events.v1.ReferralReceived.consent:type_name -> linkway.events.v1.Consent
-	1,  // 3: linkway.events.v1.Goal.text:type_name -> linkway.events.v1.FreeText
-	1,  // 4: linkway.events.v1.NeedsAssessed.what_matters:type_name -> linkway.events.v1.FreeText
-	7,  // 5: linkway.events.v1.NeedsAssessed.goals:type_name -> linkway.events.v1.Goal
-	0,  // 6: linkway.events.v1.SharedWithVcs.person:type_name -> linkway.events.v1.PersonalData
-	1,  // 7: linkway.events.v1.SharedWithVcs.notes:type_name -> linkway.events.v1.FreeText
-	11, // 8: linkway.events.v1.OnwardReferralMade.shared:type_name -> linkway.events.v1.SharedWithVcs
-	1,  // 9: linkway.events.v1.OnwardReferralDeclined.detail:type_name -> linkway.events.v1.FreeText
-	1,  // 10: linkway.events.v1.OnwardReferralWithdrawn.reason:type_name -> linkway.events.v1.FreeText
-	1,  // 11: linkway.events.v1.OnwardReferralDroppedOut.detail:type_name -> linkway.events.v1.FreeText
-	1,  // 12: linkway.events.v1.PatientDeclined.detail:type_name -> linkway.events.v1.FreeText
-	1,  // 13: linkway.events.v1.JourneyReopened.reason:type_name -> linkway.events.v1.FreeText
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	2,  // 0: linkway.events.v1.PersonalData.sealed:type_name -> linkway.events.v1.Sealed
+	2,  // 1: linkway.events.v1.FreeText.sealed:type_name -> linkway.events.v1.Sealed
+	0,  // 2: linkway.events.v1.ReferralReceived.person:type_name -> linkway.events.v1.PersonalData
+	1,  // 3: linkway.events.v1.ReferralReceived.notes:type_name -> linkway.events.v1.FreeText
+	3,  // 4: linkway.events.v1.ReferralReceived.consent:type_name -> linkway.events.v1.Consent
+	1,  // 5: linkway.events.v1.Goal.text:type_name -> linkway.events.v1.FreeText
+	1,  // 6: linkway.events.v1.NeedsAssessed.what_matters:type_name -> linkway.events.v1.FreeText
+	8,  // 7: linkway.events.v1.NeedsAssessed.goals:type_name -> linkway.events.v1.Goal
+	0,  // 8: linkway.events.v1.SharedWithVcs.person:type_name -> linkway.events.v1.PersonalData
+	1,  // 9: linkway.events.v1.SharedWithVcs.notes:type_name -> linkway.events.v1.FreeText
+	12, // 10: linkway.events.v1.OnwardReferralMade.shared:type_name -> linkway.events.v1.SharedWithVcs
+	1,  // 11: linkway.events.v1.OnwardReferralDeclined.detail:type_name -> linkway.events.v1.FreeText
+	1,  // 12: linkway.events.v1.OnwardReferralWithdrawn.reason:type_name -> linkway.events.v1.FreeText
+	1,  // 13: linkway.events.v1.OnwardReferralDroppedOut.detail:type_name -> linkway.events.v1.FreeText
+	1,  // 14: linkway.events.v1.PatientDeclined.detail:type_name -> linkway.events.v1.FreeText
+	1,  // 15: linkway.events.v1.JourneyReopened.reason:type_name -> linkway.events.v1.FreeText
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_linkway_events_v1_journey_proto_init() }
@@ -1713,7 +1805,7 @@ func file_linkway_events_v1_journey_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkway_events_v1_journey_proto_rawDesc), len(file_linkway_events_v1_journey_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
