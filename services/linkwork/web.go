@@ -95,6 +95,7 @@ type pageData struct {
 	TeamName string
 	CSRF     string
 	Message  string
+	Done     string // the action a confirmation is for
 	Error    string
 	SignedIn bool
 	// Sign-in page.
@@ -228,17 +229,22 @@ func (s *Service) webJourney(w http.ResponseWriter, r *http.Request) {
 	}
 	// Only known confirmations are shown, so a crafted link cannot put
 	// words on the page.
-	s.journeyPage(w, r, sess, http.StatusOK, doneMessages[r.URL.Query().Get("done")], "")
+	done := r.URL.Query().Get("done")
+	if _, known := doneMessages[done]; !known {
+		done = ""
+	}
+	s.journeyPage(w, r, sess, http.StatusOK, done, "")
 }
 
-func (s *Service) journeyPage(w http.ResponseWriter, r *http.Request, sess session, status int, msg, errMsg string) {
+// journeyPage shows a journey; done names the action just carried out.
+func (s *Service) journeyPage(w http.ResponseWriter, r *http.Request, sess session, status int, done, errMsg string) {
 	v, err := s.journey(r.Context(), sess.principal(), r.PathValue("id"))
 	if err != nil {
 		s.renderError(w, r, err)
 		return
 	}
 	d := s.base(sess)
-	d.Title, d.Journey, d.Message, d.Error = "Journey", v, msg, errMsg
+	d.Title, d.Journey, d.Message, d.Done, d.Error = "Journey", v, doneMessages[done], done, errMsg
 	d.Nonce = randomToken()
 	d.CloseReasons, d.Methods, d.Outcomes = events.CloseReasons, ContactMethods, events.ContactOutcomes
 	d.Today = dateOf(s.now()).Format(time.DateOnly)

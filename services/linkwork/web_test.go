@@ -222,14 +222,14 @@ func TestWebPageInHeadlessChromium(t *testing.T) {
 		chromedp.SendKeys(css("#worker_id"), "lw-7"),
 		chromedp.SendKeys(css("#worker_name"), "Sam Link"),
 		chromedp.Click(css("#do-assign")),
-		chromedp.WaitVisible(css("#notice")))
+		chromedp.WaitVisible(css(`#notice[data-done="assign"]`)))
 	step("record a contact",
 		chromedp.SetValue(css("#outcome"), "reached"),
 		chromedp.SetValue(css("#method"), "phone"),
 		chromedp.Click(css("#do-contact")),
-		chromedp.WaitVisible(css("#notice")))
+		chromedp.WaitVisible(css(`#notice[data-done="contact"]`)))
 	status, worker := text("#status"), text("#worker")
-	shot, err := chromedp.Run(tctx, chromedp.FullScreenshot(80))
+	shot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("browser: screenshot: %v", err)
 	}
@@ -238,7 +238,7 @@ func TestWebPageInHeadlessChromium(t *testing.T) {
 		chromedp.Click(css("#do-close")),
 		chromedp.WaitVisible(css("#form-reopen")))
 	notice, timeline := text("#notice"), text("#timeline")
-	path := filepath.Join(t.TempDir(), "journey.jpg")
+	path := filepath.Join(t.TempDir(), "journey.png")
 	if err := os.WriteFile(path, shot, 0o600); err != nil {
 		t.Fatal(err)
 	}
