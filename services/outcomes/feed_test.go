@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -87,6 +90,7 @@ type journeyGen struct {
 	free    []string // every free text written
 	at      time.Time
 	journey string
+	erased  bool // the last journey generated ended with erasure
 }
 
 func (g *journeyGen) text() string {
@@ -112,7 +116,7 @@ var walk = events.ServiceFacts{ID: "VCS001-walk", Name: "Sale Walking Group", Or
 
 // generate records one random but rule-abiding journey for p.
 func (g *journeyGen) generate(p person, practice, team string) string {
-	g.journey = events.NewID()
+	g.journey, g.erased = events.NewID(), false
 	g.at = time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC).Add(time.Duration(g.r.IntN(300*24)) * time.Hour)
 	ref := &eventsv1.ReferralReceived{
 		Source: "gp", ReferrerOrganisationId: practice, SourceId: "SRC-" + word(g.r, 8),
@@ -132,8 +136,10 @@ func (g *journeyGen) generate(p person, practice, team string) string {
 		return g.journey
 	}
 	g.do(events.RecordContact{Outcome: "reached", Method: "phone"})
+	goal := events.NewID()
 	g.do(events.AssessNeeds{WhatMatters: g.text(), Needs: []string{"befriending", g.text()},
-		Goals: []events.GoalInput{{GoalID: events.NewID(), Text: g.text()}}, Barriers: []string{"transport", g.text()}})
+		Goals: []events.GoalInput{{GoalID: goal, Text: g.text()}}, Barriers: []string{"transport", g.text()}})
+	g.do(events.UpdateGoal{GoalID: goal, Status: events.GoalStatuses[g.r.IntN(len(events.GoalStatuses))]})
 	answers := func() []int32 {
 		a := make([]int32, 7)
 		for i := range a {
@@ -150,8 +156,13 @@ func (g *journeyGen) generate(p person, practice, team string) string {
 	} else {
 		g.do(events.AcceptOnward{OnwardReferralID: oid})
 		g.do(events.RecordAttendance{OnwardReferralID: oid, Date: g.at.Format(time.DateOnly), Attended: g.r.IntN(4) > 0})
-		if g.r.IntN(2) == 0 {
+		switch g.r.IntN(3) {
+		case 0:
 			g.do(events.DropOutOnward{OnwardReferralID: oid, Detail: g.text()})
+		case 1:
+			g.do(events.CompleteOnward{OnwardReferralID: oid})
+		default:
+			g.do(events.WithdrawOnward{OnwardReferralID: oid, Reason: g.text()})
 		}
 	}
 	fid := events.NewID()
@@ -160,6 +171,9 @@ func (g *journeyGen) generate(p person, practice, team string) string {
 	g.do(events.Close{Reason: events.CloseReasons[g.r.IntN(len(events.CloseReasons))]})
 	if g.r.IntN(4) == 0 {
 		g.do(events.Reopen{Reason: g.text()})
+	}
+	if g.r.IntN(10) == 0 {
+		g.erased = g.do(events.ErasePersonalData{})
 	}
 	return g.journey
 }
@@ -227,11 +241,22 @@ func TestFeedCarriesNoIdentifiers(t *testing.T) {
 	}
 	h := hubtest.Start(t, alone, func(c *hub.Config) { c.Settings.DeprivationFile = deprivationFile(t, rows) })
 	g := &journeyGen{t: t, store: h.Deps().Store, r: r}
-	journeysOf := map[string]int{}
+	erased := map[string]bool{}
 	for i := range 60 {
 		p := people[i%len(people)] // everyone twice: re-referrals
 		g.generate(p, []string{"A81001", "A81002"}[r.IntN(2)], "U12345")
-		journeysOf[p.nhs]++
+		erased[p.nhs] = erased[p.nhs] || g.erased
+	}
+	// Erasure unlinks a person's journeys; everyone else's second journey
+	// is a re-referral within 12 months.
+	linked := 0
+	for _, p := range people {
+		if !erased[p.nhs] {
+			linked++
+		}
+	}
+	if linked == len(people) || linked < 8 {
+		t.Fatalf("%d of %d people never erased: the generator should erase some, not most", linked, len(people))
 	}
 	lines, feedText := readFeed(t, h, icbKey, 97)
 	var secrets []string
@@ -299,8 +324,8 @@ func TestFeedCarriesNoIdentifiers(t *testing.T) {
 	if last := sum.Groups[len(sum.Groups)-1]; last["group"] != "unknown" || last["referrals"] != 30.0 {
 		t.Errorf("unknown postcodes: group %v referrals %v, want unknown 30", last["group"], last["referrals"])
 	}
-	if sum.Total["re_referrals_12m"] != 30.0 {
-		t.Errorf("re-referrals %v, want 30 (everyone's second journey, all within 12 months)", sum.Total["re_referrals_12m"])
+	if want := float64((linked + 2) / 5 * 5); sum.Total["re_referrals_12m"] != want {
+		t.Errorf("re-referrals %v, want %v (%d people never erased, rounded)", sum.Total["re_referrals_12m"], want, linked)
 	}
 }
 
@@ -502,5 +527,26 @@ func TestRestartKeepsPseudonymsAndFeed(t *testing.T) {
 	}
 	if len(persons) != 2 || persons[0] != persons[1] {
 		t.Errorf("the person's pseudonyms across a restart: %v, want two equal", persons)
+	}
+}
+
+// TestConfiguredPseudonymKey: with the operator's key, a person's pseudonym
+// is the key id and HMAC-SHA256 of the NHS number's digits, which anyone
+// holding the key (and no one else) can recompute.
+func TestConfiguredPseudonymKey(t *testing.T) {
+	const secret = "operator-secret-0123456789abcdef"
+	h := hubtest.Start(t, alone, func(c *hub.Config) {
+		c.Settings.PseudonymKey, c.Settings.PseudonymKeyID = secret, "k7"
+	})
+	r := rand.New(rand.NewPCG(9, 9))
+	p := newPerson(r)
+	p.nhs = "943 476 5919"
+	(&journeyGen{t: t, store: h.Deps().Store, r: r}).generate(p, "A81001", "U12345")
+	lines, _ := readFeed(t, h, icbKey, 1000)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("9434765919"))
+	want := "k7:" + hex.EncodeToString(mac.Sum(nil))
+	if len(lines) == 0 || lines[0]["person"] != want {
+		t.Fatalf("person %v, want %s", lines[0]["person"], want)
 	}
 }
