@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -26,7 +27,8 @@ var (
 // bodyLimit bounds directory write bodies: descriptions are short texts.
 const bodyLimit = 32 << 10
 
-// serve adds the directory's routes and starts its unmet-need projection.
+// serve adds the directory's routes, its web page and its unmet-need
+// projection.
 func (s *Service) serve(ctx context.Context, d platform.Deps) error {
 	h := d.HTTP
 	h.Handle("GET /v1/directory/services", readers, s.listServices)
@@ -41,7 +43,16 @@ func (s *Service) serve(ctx context.Context, d platform.Deps) error {
 	h.Handle("POST /v1/directory/services/{id}/withdraw", editors, s.withdrawService)
 	h.Handle("POST /v1/directory/services/{id}/capacity", capacityEditors, s.changeCapacity)
 	s.serveOpenReferral(h)
-	return s.serveUnmetNeed(ctx, d)
+	unmet, err := s.serveUnmetNeed(ctx, d)
+	if err != nil {
+		return err
+	}
+	wb, err := newWeb(s, h, unmet)
+	if err != nil {
+		return fmt.Errorf("directory web page: %w", err)
+	}
+	wb.routes()
+	return nil
 }
 
 func (s *Service) listServices(w http.ResponseWriter, r *http.Request, _ api.Principal) error {

@@ -280,17 +280,17 @@ type unmetReader struct {
 	run *projection.Runner
 }
 
-func (s *Service) serveUnmetNeed(ctx context.Context, d platform.Deps) error {
+func (s *Service) serveUnmetNeed(ctx context.Context, d platform.Deps) (*projection.Runner, error) {
 	if d.Project == nil {
-		return errors.New("directory: no projection runner")
+		return nil, errors.New("directory: no projection runner")
 	}
 	run, err := d.Project(ctx, &unmetNeed{dir: s})
 	if err != nil {
-		return fmt.Errorf("unmet need projection: %w", err)
+		return nil, fmt.Errorf("unmet need projection: %w", err)
 	}
 	u := &unmetReader{dir: s, run: run}
 	d.HTTP.Handle("GET /v1/directory/unmet-need", unmetNeedReaders, u.serve)
-	return nil
+	return run, nil
 }
 
 // UnmetNeed is the answer of GET /v1/directory/unmet-need. Counts are

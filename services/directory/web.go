@@ -1,0 +1,341 @@
+package directory
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"linkway/events"
+	directoryv1 "linkway/proto/linkway/directory/v1"
+	"linkway/services/api"
+	"linkway/services/projection"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// The directory page (/directory/) is for community panels, VCS
+// organisations and anyone else with a key: browse and search the
+// directory; a VCS organisation sets its own services' capacity, a panel
+// any service's, adds services and withdraws them; panels and
+// commissioners see unmet need. It is server-rendered and needs no
+// JavaScript. A key signs in once; the session is an HttpOnly,
+// SameSite=Strict cookie naming a random token only this process knows,
+// and every form that changes anything carries a CSRF token.
+const (
+	webPath       = "/directory/"
+	sessionCookie = "lw_directory_session"
+	loginCookie   = "lw_directory_login"
+	sessionTTL    = 8 * time.Hour
+	formLimit     = 16 << 10
+)
+
+type webSession struct {
+	p       api.Principal
+	csrf    string
+	expires time.Time
+}
+
+type web struct {
+	s     *Service
+	h     *api.Server
+	unmet *projection.Runner
+	tmpl  *template.Template
+
+	mu       sync.Mutex
+	sessions map[string]webSession
+}
+
+func newWeb(s *Service, h *api.Server, unmet *projection.Runner) (*web, error) {
+	t, err := template.New("").Funcs(template.FuncMap{
+		"categoryName": categoryName,
+		"capacityLabel": func(c string) string {
+			return map[string]string{CapacityOpen: "Open", CapacityWaitingList: "Waiting list",
+				CapacityFull: "Full", CapacityPaused: "Paused"}[c]
+		},
+		"join": strings.Join,
+	}).ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	return &web{s: s, h: h, unmet: unmet, tmpl: t, sessions: map[string]webSession{}}, nil
+}
+
+func (wb *web) routes() {
+	wb.h.HandlePublic("GET /directory/{$}", http.HandlerFunc(wb.servePage))
+	wb.h.HandlePublic("GET /directory", http.RedirectHandler(webPath, http.StatusMovedPermanently))
+	wb.h.HandlePublic("POST /directory/sign-in", http.HandlerFunc(wb.serveSignIn))
+	wb.h.HandlePublic("POST /directory/sign-out", http.HandlerFunc(wb.serveSignOut))
+	wb.h.HandlePublic("POST /directory/services/{id}/capacity", wb.form(wb.capacity))
+	wb.h.HandlePublic("POST /directory/services/{id}/withdraw", wb.form(wb.withdraw))
+	wb.h.HandlePublic("POST /directory/services", wb.form(wb.add))
+}
+
+func token() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand does not fail on supported platforms
+	return hex.EncodeToString(b)
+}
+
+func sameToken(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+func (wb *web) render(w http.ResponseWriter, status int, name string, data any) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := wb.tmpl.ExecuteTemplate(w, name, data); err != nil {
+		wb.s.log.Error("render directory page", "page", name, "err", err)
+	}
+}
+
+func (wb *web) current(r *http.Request) (string, webSession, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return "", webSession{}, false
+	}
+	wb.mu.Lock()
+	defer wb.mu.Unlock()
+	se, ok := wb.sessions[c.Value]
+	if !ok || time.Now().After(se.expires) {
+		delete(wb.sessions, c.Value)
+		return "", webSession{}, false
+	}
+	return c.Value, se, true
+}
+
+type signInView struct {
+	CSRF  string
+	Error string
+}
+
+func (wb *web) showSignIn(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	t := token()
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: t, Path: webPath, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: 3600})
+	wb.render(w, status, "signin.html", signInView{CSRF: t, Error: msg})
+}
+
+func (wb *web) serveSignIn(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if err := r.ParseForm(); err != nil {
+		wb.showSignIn(w, r, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	c, err := r.Cookie(loginCookie)
+	if err != nil || !sameToken(c.Value, r.PostForm.Get("csrf")) {
+		wb.showSignIn(w, r, http.StatusForbidden, "The form had expired; please sign in again.")
+		return
+	}
+	p, err := wb.h.LookupKey(r.Context(), strings.TrimSpace(r.PostForm.Get("key")))
+	if err != nil {
+		wb.showSignIn(w, r, http.StatusUnauthorized, "That key is not known.")
+		return
+	}
+	t := token()
+	now := time.Now()
+	wb.mu.Lock()
+	for k, se := range wb.sessions {
+		if now.After(se.expires) {
+			delete(wb.sessions, k)
+		}
+	}
+	wb.sessions[t] = webSession{p: p, csrf: token(), expires: now.Add(sessionTTL)}
+	wb.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: t, Path: webPath, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(sessionTTL.Seconds())})
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: webPath, MaxAge: -1})
+	http.Redirect(w, r, webPath, http.StatusSeeOther)
+}
+
+func (wb *web) serveSignOut(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	id, se, ok := wb.current(r)
+	if ok && r.ParseForm() == nil && sameToken(se.csrf, r.PostForm.Get("csrf")) {
+		wb.mu.Lock()
+		delete(wb.sessions, id)
+		wb.mu.Unlock()
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: webPath, MaxAge: -1})
+	}
+	http.Redirect(w, r, webPath, http.StatusSeeOther)
+}
+
+// pageView is what the directory page shows.
+type pageView struct {
+	OrgID, Kind, CSRF string
+	Flash, Error      string
+	Query             string
+	Category          string
+	Accepting         string
+	Categories        []Category
+	Capacities        []string
+	Services          []serviceRow
+	Panel             bool // may add and withdraw services
+	Unmet             *UnmetNeed
+}
+
+type serviceRow struct {
+	ServiceView
+	CanSetCapacity bool
+}
+
+func (wb *web) servePage(w http.ResponseWriter, r *http.Request) {
+	_, se, ok := wb.current(r)
+	if !ok {
+		wb.showSignIn(w, r, http.StatusOK, "")
+		return
+	}
+	wb.page(w, r, se, http.StatusOK, r.URL.Query().Get("done"), "")
+}
+
+func (wb *web) page(w http.ResponseWriter, r *http.Request, se webSession, status int, flash, errMsg string) {
+	q := r.URL.Query()
+	v := pageView{OrgID: se.p.OrgID, Kind: string(se.p.Kind), CSRF: se.csrf, Flash: flashText(flash), Error: errMsg,
+		Query: q.Get("q"), Category: q.Get("category"), Accepting: q.Get("accepting"),
+		Categories: Categories, Capacities: events.CapacityStatuses,
+		Panel: se.p.Kind == api.KindPanel || se.p.Kind == api.KindAdmin}
+	query := Query{Text: v.Query}
+	if validCategory(v.Category) {
+		query.Category = v.Category
+	}
+	if v.Accepting == "true" || v.Accepting == "false" {
+		a := v.Accepting == "true"
+		query.Accepting = &a
+	}
+	for _, sv := range wb.s.Services(query) {
+		row := serviceRow{ServiceView: sv, CanSetCapacity: v.Panel || (se.p.Kind == api.KindVCS && se.p.OrgID == sv.OrganisationID)}
+		v.Services = append(v.Services, row)
+	}
+	if slices.Contains(unmetNeedReaders, se.p.Kind) {
+		if u, err := wb.unmetNeed(r, se.p); err == nil {
+			v.Unmet = &u
+		}
+	}
+	wb.render(w, status, "directory.html", v)
+}
+
+func (wb *web) unmetNeed(r *http.Request, p api.Principal) (UnmetNeed, error) {
+	var c unmetCounts
+	e, err := wb.unmet.KV().Get(r.Context(), aggKey)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return UnmetNeed{}, err
+	default:
+		if err := jsonUnmarshal(e.Value(), &c); err != nil {
+			return UnmetNeed{}, err
+		}
+	}
+	return wb.s.unmetNeed(c, p.Kind == api.KindCommissioner, wb.unmet.Applied()), nil
+}
+
+// flashText turns the redirect's done= code into a message: the page
+// never echoes what a URL says.
+func flashText(code string) string {
+	return map[string]string{
+		"capacity": "Capacity saved.",
+		"withdraw": "Service withdrawn.",
+		"add":      "Service added.",
+	}[code]
+}
+
+// formFunc carries out one form post for a signed-in caller; it returns
+// the done= code of the page to show next, or an error to show.
+type formFunc func(r *http.Request, se webSession) (string, error)
+
+func (wb *web) form(f formFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, formLimit)
+		_, se, ok := wb.current(r)
+		if !ok {
+			http.Redirect(w, r, webPath, http.StatusSeeOther)
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			wb.page(w, r, se, http.StatusBadRequest, "", "The form could not be read.")
+			return
+		}
+		if !sameToken(se.csrf, r.PostForm.Get("csrf")) {
+			wb.page(w, r, se, http.StatusForbidden, "", "The form had expired; please try again.")
+			return
+		}
+		done, err := f(r, se)
+		if err != nil {
+			pub := api.Public(err)
+			msg := pub.Message
+			if pub.Field != "" {
+				msg = pub.Field + ": " + msg
+			}
+			if api.Status(pub.Code) >= 500 {
+				wb.s.log.Error("directory form failed", "route", r.Pattern, "err", err)
+			}
+			wb.page(w, r, se, api.Status(pub.Code), "", msg)
+			return
+		}
+		http.Redirect(w, r, webPath+"?done="+url.QueryEscape(done), http.StatusSeeOther)
+	})
+}
+
+func (wb *web) capacity(r *http.Request, se webSession) (string, error) {
+	return "capacity", wb.s.SetCapacity(r.Context(), se.p, r.PathValue("id"), r.PostForm.Get("capacity"))
+}
+
+func (wb *web) mayEdit(se webSession) error {
+	if se.p.Kind != api.KindPanel && se.p.Kind != api.KindAdmin {
+		return &events.Error{Code: events.CodePermissionDenied, Message: "only a community panel or an admin may change the directory"}
+	}
+	return nil
+}
+
+func (wb *web) withdraw(r *http.Request, se webSession) (string, error) {
+	if err := wb.mayEdit(se); err != nil {
+		return "", err
+	}
+	v, ok := wb.s.ServiceView(r.PathValue("id"))
+	if !ok {
+		return "", events.ErrNotFound
+	}
+	_, err := wb.s.execute(r.Context(), se.p, v.OrganisationID, withdrawService{id: v.ID, reason: r.PostForm.Get("reason")})
+	return "withdraw", err
+}
+
+func (wb *web) add(r *http.Request, se webSession) (string, error) {
+	if err := wb.mayEdit(se); err != nil {
+		return "", err
+	}
+	f := r.PostForm
+	org := strings.TrimSpace(f.Get("organisation_id"))
+	var areas []string
+	for _, a := range strings.Split(f.Get("areas"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			areas = append(areas, a)
+		}
+	}
+	svc := &directoryv1.Service{Id: serviceID(org, f.Get("name")), OrganisationId: org,
+		Name: strings.TrimSpace(f.Get("name")), Description: strings.TrimSpace(f.Get("description")),
+		Category: f.Get("category"), Areas: areas, AcceptsReferrals: f.Get("accepts_referrals") == "true",
+		Capacity: f.Get("capacity"),
+		Contact: &directoryv1.Contact{Email: strings.TrimSpace(f.Get("email")), Phone: strings.TrimSpace(f.Get("phone")),
+			Website: strings.TrimSpace(f.Get("website"))}}
+	if svc.Capacity == "" {
+		svc.Capacity = CapacityOpen
+	}
+	_, err := wb.s.execute(r.Context(), se.p, org, addService{svc: svc})
+	return "add", err
+}

@@ -1,0 +1,257 @@
+package directory_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"linkway/services/directory"
+	"linkway/services/hub/hubtest"
+)
+
+// browserClient is a cookie-keeping client that does not follow redirects,
+// so each answer can be checked.
+func browserClient(t *testing.T) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+func fetch(t *testing.T, c *http.Client, method, u string, form url.Values) (int, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// signIn signs c in with key and returns the page's CSRF token.
+func signIn(t *testing.T, h *hubtest.Hub, c *http.Client, key string) string {
+	t.Helper()
+	_, page := fetch(t, c, "GET", h.Base+"/directory/", nil)
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no sign-in form: %s", page)
+	}
+	st, _ := fetch(t, c, "POST", h.Base+"/directory/sign-in", url.Values{"csrf": {m[1]}, "key": {key}})
+	if st != http.StatusSeeOther {
+		t.Fatalf("sign in as %s: %d", key, st)
+	}
+	_, page = fetch(t, c, "GET", h.Base+"/directory/", nil)
+	m = csrfField.FindStringSubmatch(page)
+	if m == nil || !strings.Contains(page, "Signed in as") {
+		t.Fatalf("not signed in: %s", page)
+	}
+	return m[1]
+}
+
+func TestWebFormsAreGuarded(t *testing.T) {
+	h := hubtest.Start(t)
+	c := browserClient(t)
+	// Signed out: every form sends the caller to sign in, and changes nothing.
+	st, _ := fetch(t, c, "POST", h.Base+"/directory/services/VCS001-walk/capacity", url.Values{"capacity": {"full"}})
+	if st != http.StatusSeeOther {
+		t.Errorf("capacity form signed out: %d, want 303", st)
+	}
+	// Sign-in without the login form's token is refused.
+	st, _ = fetch(t, c, "POST", h.Base+"/directory/sign-in", url.Values{"key": {vcs1}})
+	if st != http.StatusForbidden {
+		t.Errorf("sign-in without CSRF: %d, want 403", st)
+	}
+	csrf := signIn(t, h, c, vcs1)
+	st, _ = fetch(t, c, "POST", h.Base+"/directory/services/VCS001-walk/capacity", url.Values{"capacity": {"full"}, "csrf": {"0000"}})
+	if st != http.StatusForbidden {
+		t.Errorf("capacity form with a wrong CSRF token: %d, want 403", st)
+	}
+	// Another organisation's service: refused, and the page says why.
+	st, page := fetch(t, c, "POST", h.Base+"/directory/services/VCS002-debt/capacity", url.Values{"capacity": {"full"}, "csrf": {csrf}})
+	if st != http.StatusForbidden || !strings.Contains(page, "own services only") {
+		t.Errorf("VCS001 setting VCS002-debt: %d", st)
+	}
+	// A VCS key may not add or withdraw services.
+	st, _ = fetch(t, c, "POST", h.Base+"/directory/services/VCS001-walk/withdraw", url.Values{"csrf": {csrf}})
+	if st != http.StatusForbidden {
+		t.Errorf("VCS withdrawing: %d, want 403", st)
+	}
+	st, _ = fetch(t, c, "POST", h.Base+"/directory/services/VCS001-walk/capacity", url.Values{"capacity": {"paused"}, "csrf": {csrf}})
+	if st != http.StatusSeeOther {
+		t.Errorf("VCS001 setting its own capacity: %d, want 303", st)
+	}
+	var v directory.ServiceView
+	h.JSON("GET", "/v1/directory/services/VCS001-walk", lw, nil, 200, &v)
+	if v.Capacity != "paused" {
+		t.Errorf("capacity after the form = %q, want paused", v.Capacity)
+	}
+	h.JSON("GET", "/v1/directory/services/VCS002-debt", lw, nil, 200, &v)
+	if v.Capacity != "open" {
+		t.Errorf("VCS002-debt = %q after refused forms, want open", v.Capacity)
+	}
+	// A GP sees the directory but no unmet need and no forms.
+	g := browserClient(t)
+	signIn(t, h, g, gp)
+	_, page = fetch(t, g, "GET", h.Base+"/directory/", nil)
+	if !strings.Contains(page, "Sale health walks") || strings.Contains(page, "Unmet need") || strings.Contains(page, "Set capacity") {
+		t.Error("a GP's page: want services, no unmet need, no capacity forms")
+	}
+}
+
+const chromium = "/usr/bin/chromium"
+
+func newChrome(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("the browser test needs %s (Debian package chromium): %v", chromium, err)
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil { // starts the browser, with no timeout of its own
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func text[S chromedp.Selectable](t *testing.T, ctx context.Context, sel S) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Text(sel))
+	if err != nil {
+		t.Fatalf("read %v: %v", sel, err)
+	}
+	return v
+}
+
+// count is the number of elements matching a CSS selector.
+func count(t *testing.T, ctx context.Context, css string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(css)+`).length`))
+	if err != nil {
+		t.Fatalf("count %s: %v", css, err)
+	}
+	return n
+}
+
+// TestBrowser drives the page in headless Chromium: a VCS organisation
+// sets its capacity; a panel adds a service and sees unmet need.
+func TestBrowser(t *testing.T) {
+	h := hubtest.Start(t)
+	ctx := newChrome(t)
+	walk := chromedp.CSS(`tr[data-id="VCS001-walk"] .badge`)
+	step(t, ctx, "sign in as VCS001",
+		chromedp.Navigate(h.Base+"/directory/"),
+		chromedp.WaitVisible(chromedp.ID("key")),
+		chromedp.SendKeys(chromedp.ID("key"), vcs1),
+		chromedp.Click(chromedp.ID("sign-in")),
+		chromedp.WaitVisible(chromedp.ID("services")),
+	)
+	if got := text(t, ctx, walk); got != "Open" {
+		t.Errorf("VCS001-walk shows %q, want Open", got)
+	}
+	if n := count(t, ctx, "#save-VCS002-debt"); n != 0 {
+		t.Error("VCS001 is offered a capacity form for VCS002-debt")
+	}
+	step(t, ctx, "set capacity to full",
+		chromedp.SetValue(chromedp.ID("capacity-VCS001-walk"), "full"),
+		chromedp.Click(chromedp.ID("save-VCS001-walk")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	)
+	if got := text(t, ctx, walk); got != "Full" {
+		t.Errorf("after saving, VCS001-walk shows %q, want Full", got)
+	}
+	var v directory.ServiceView
+	h.JSON("GET", "/v1/directory/services/VCS001-walk", lw, nil, 200, &v)
+	if v.Capacity != "full" || v.CapacityChangedBy != "VCS001" {
+		t.Errorf("the API after the page's change: %+v", v)
+	}
+	step(t, ctx, "search",
+		chromedp.SendKeys(chromedp.ID("q"), "debt"),
+		chromedp.Click(chromedp.ID("search")),
+	)
+	// The results page replaces the one that had every service.
+	hubtest.Eventually(t, 10*time.Second, func() bool { return count(t, ctx, "tr[data-id]") == 1 }, "searching 'debt' shows one service")
+	if got := text(t, ctx, chromedp.CSS("tr[data-id] strong")); got != "Debt and benefits advice" {
+		t.Errorf("searching 'debt' shows %q", got)
+	}
+
+	step(t, ctx, "sign out, sign in as the panel",
+		chromedp.Click(chromedp.ID("sign-out")),
+		chromedp.WaitVisible(chromedp.ID("key")),
+		chromedp.SendKeys(chromedp.ID("key"), panel),
+		chromedp.Click(chromedp.ID("sign-in")),
+		chromedp.WaitVisible(chromedp.ID("unmet")),
+	)
+	step(t, ctx, "add a service",
+		chromedp.SendKeys(chromedp.ID("add-org"), "VCS002"),
+		chromedp.SendKeys(chromedp.ID("add-name"), "Benefits check clinic"),
+		chromedp.SetValue(chromedp.ID("add-category"), "financial_and_debt_advice"),
+		chromedp.SendKeys(chromedp.ID("add-areas"), "Sale, Stretford"),
+		chromedp.Click(chromedp.ID("add")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="VCS002-benefits-check-clinic"]`)),
+	)
+	h.JSON("GET", "/v1/directory/services/VCS002-benefits-check-clinic", lw, nil, 200, &v)
+	if v.OrganisationID != "VCS002" || len(v.Areas) != 2 || !v.AcceptsReferrals {
+		t.Errorf("the service added on the page: %+v", v)
+	}
+	step(t, ctx, "an invalid service is refused with its reason",
+		chromedp.SendKeys(chromedp.ID("add-org"), "VCS404"),
+		chromedp.SendKeys(chromedp.ID("add-name"), "Nowhere"),
+		chromedp.Click(chromedp.ID("add")),
+		chromedp.WaitVisible(chromedp.ID("error")),
+	)
+	if got := text(t, ctx, chromedp.ID("error")); !strings.Contains(got, "organisation_id") {
+		t.Errorf("error shown: %q, want it to name organisation_id", got)
+	}
+}
