@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -548,5 +550,26 @@ func TestConfiguredPseudonymKey(t *testing.T) {
 	want := "k7:" + hex.EncodeToString(mac.Sum(nil))
 	if len(lines) == 0 || lines[0]["person"] != want {
 		t.Fatalf("person %v, want %s", lines[0]["person"], want)
+	}
+}
+
+// TestRebuildOpensADemoDataFolder: `linkway rebuild` opens the data folder
+// without --demo; the key generated in demo mode is found and used, so
+// rebuilding any view works, and the outcomes view replays the log.
+func TestRebuildOpensADemoDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	r := rand.New(rand.NewPCG(8, 8))
+	h := hubtest.Start(t, alone, func(c *hub.Config) { c.Data = dir })
+	(&journeyGen{t: t, store: h.Deps().Store, r: r}).generate(newPerson(r), "A81001", "U12345")
+	h.Stop()
+	if err := h.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := hub.DefaultConfig()
+	cfg.Data, cfg.HTTP, cfg.NATSListen, cfg.Services = dir, "127.0.0.1:0", "off", []string{"outcomes"}
+	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := hub.Rebuild(context.Background(), cfg, outcomes.ProjectionName, nil)
+	if err != nil || n == 0 {
+		t.Fatalf("rebuild outcomes: %d events, %v", n, err)
 	}
 }

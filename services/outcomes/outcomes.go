@@ -45,9 +45,12 @@ func Start(ctx context.Context, d platform.Deps) error {
 
 // New starts the service and returns it (for tests and benchmarks).
 func New(ctx context.Context, d platform.Deps) (*Service, error) {
-	key, err := loadKey(ctx, d.JS, d.Settings.PseudonymKey, d.Demo, d.Replicas)
+	key, generated, err := loadKey(ctx, d.JS, d.Settings.PseudonymKey, d.Demo, d.Replicas)
 	if err != nil {
 		return nil, err
+	}
+	if generated && !d.Demo && d.Log != nil {
+		d.Log.Warn("outcomes: no --pseudonym-key; using the key generated for this data folder in demo mode")
 	}
 	p, err := newPseudonymiser(d.Settings.PseudonymKeyID, key)
 	if err != nil {
@@ -86,7 +89,7 @@ func New(ctx context.Context, d platform.Deps) (*Service, error) {
 	s.web.routes(d.HTTP)
 	if d.Log != nil {
 		d.Log.Info("outcomes service started", "pseudonym_key_id", p.keyID,
-			"generated_demo_key", d.Settings.PseudonymKey == "", "deprivation_postcodes", len(dep.byPostcode))
+			"generated_key", generated, "deprivation_postcodes", len(dep.byPostcode))
 	}
 	return s, nil
 }

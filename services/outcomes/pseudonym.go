@@ -78,17 +78,39 @@ const secretsBucket = "lw_outcomes_secrets"
 
 const demoKeyName = "pseudonym_key"
 
+// errNoKey is returned outside demo mode when no pseudonym key is set and
+// none was ever generated for this deployment.
+var errNoKey = errors.New("outcomes: a pseudonym key is required (--pseudonym-key or LINKWAY_PSEUDONYM_KEY) outside --demo")
+
 // loadKey returns the pseudonym key: the operator's, or in demo mode one
 // generated once and kept in a KV bucket. Outside demo mode a missing key
 // is an error: pseudonyms made with a throwaway key would change at every
-// restart and could never be linked again.
-func loadKey(ctx context.Context, js jetstream.JetStream, configured string, demo bool, replicas int) ([]byte, error) {
+// restart and could never be linked again. The one exception is a data
+// folder that already holds a generated key (a demo deployment opened
+// without --demo, as `linkway rebuild` does): that key is used, so the
+// tools work on demo data and the feed's pseudonyms stay as they were.
+func loadKey(ctx context.Context, js jetstream.JetStream, configured string, demo bool, replicas int) (key []byte, generated bool, err error) {
 	if configured != "" {
-		return []byte(configured), nil
+		return []byte(configured), false, nil
 	}
 	if !demo {
-		return nil, errors.New("outcomes: a pseudonym key is required (--pseudonym-key or LINKWAY_PSEUDONYM_KEY) outside --demo")
+		kv, err := js.KeyValue(ctx, secretsBucket)
+		if err != nil {
+			return nil, false, errNoKey
+		}
+		e, err := kv.Get(ctx, demoKeyName)
+		if err != nil {
+			return nil, false, errNoKey
+		}
+		return e.Value(), true, nil
 	}
+	key, err = generatedKey(ctx, js, replicas)
+	return key, true, err
+}
+
+// generatedKey returns the deployment's generated key, making it the
+// first time.
+func generatedKey(ctx context.Context, js jetstream.JetStream, replicas int) ([]byte, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: secretsBucket, Description: "Linkway outcomes: generated demo pseudonym key",
 		Storage: jetstream.FileStorage, Replicas: max(replicas, 1), History: 1,
