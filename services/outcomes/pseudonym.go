@@ -80,7 +80,7 @@ const demoKeyName = "pseudonym_key"
 
 // errNoKey is returned outside demo mode when no pseudonym key is set and
 // none was ever generated for this deployment.
-var errNoKey = errors.New("outcomes: a pseudonym key is required (--pseudonym-key or LINKWAY_PSEUDONYM_KEY) outside --demo")
+var errNoKey = errors.New("a pseudonym key is required (--pseudonym-key or LINKWAY_PSEUDONYM_KEY) outside --demo")
 
 // loadKey returns the pseudonym key: the operator's, or in demo mode one
 // generated once and kept in a KV bucket. Outside demo mode a missing key
