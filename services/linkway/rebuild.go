@@ -23,6 +23,14 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	hubFlags(fs, &cfg)
+	// The services start during a rebuild; outcomes needs its pseudonym key
+	// (and deprivation lookup) to start outside --demo.
+	fs.StringVar(&cfg.Settings.PseudonymKey, "pseudonym-key", env("LINKWAY_PSEUDONYM_KEY", ""),
+		"secret for commissioners' person pseudonyms [LINKWAY_PSEUDONYM_KEY]")
+	fs.StringVar(&cfg.Settings.PseudonymKeyID, "pseudonym-key-id", env("LINKWAY_PSEUDONYM_KEY_ID", cfg.Settings.PseudonymKeyID),
+		"version of the pseudonym secret [LINKWAY_PSEUDONYM_KEY_ID]")
+	fs.StringVar(&cfg.Settings.DeprivationFile, "deprivation", env("LINKWAY_DEPRIVATION", ""),
+		"CSV of postcode, LSOA code, IMD decile [LINKWAY_DEPRIVATION]")
 	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
 		fmt.Fprintln(stderr, "usage: linkway rebuild <projection> [flags]")
 		return flag.ErrHelp
