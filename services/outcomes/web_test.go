@@ -142,6 +142,12 @@ func TestDashboardInChromium(t *testing.T) {
 	if st != http.StatusOK || !strings.HasPrefix(ct, "text/csv") || !strings.HasPrefix(body, "group,referrals,") {
 		t.Errorf("CSV download: %d %s %.80q", st, ct, body)
 	}
+	if st, _, body := get("/commissioner/?from=2026-02-30", session.Value); st != http.StatusBadRequest || !strings.Contains(body, "(from)") {
+		t.Errorf("dashboard with a bad date: %d, want 400 naming from", st)
+	}
+	if st, _, body := get("/commissioner/?from=2027-01-01", session.Value); st != http.StatusOK || !strings.Contains(body, "<td>referred</td><td>0</td>") {
+		t.Errorf("dashboard from a date with no referrals: %d, want the funnel at 0", st)
+	}
 	if st, _, _ := get("/commissioner/summary.csv?by=month", ""); st != http.StatusSeeOther {
 		t.Errorf("CSV without a session: %d, want a redirect to sign in", st)
 	}
