@@ -134,6 +134,14 @@ func (s *Service) registerOrganisation(w http.ResponseWriter, r *http.Request, p
 	if !orgs.ValidCode(b.ID) {
 		return events.Invalid("id", "must be an organisation code: letters, digits and '-', at most 32")
 	}
+	// A code Linkway knows as a practice, team, commissioner or panel is
+	// not a community organisation: onward referrals to its services would
+	// go to an organisation that has no inbox.
+	if s.orgs != nil {
+		if o, ok := s.orgs.Get(b.ID); ok && o.Kind != api.KindVCS {
+			return events.Invalid("id", "%s is registered as a %s organisation, not a community one", b.ID, o.Kind)
+		}
+	}
 	changed, err := s.execute(r.Context(), p, b.ID, registerOrg{org: b.proto()})
 	if err != nil {
 		return err

@@ -115,6 +115,7 @@ func TestPanelKeepsTheDirectory(t *testing.T) {
 	refused(t, h, "POST", "/v1/directory/organisations", panel,
 		map[string]any{"id": "VCS050", "name": "Another name"}, 409, "id")
 	refused(t, h, "POST", "/v1/directory/organisations", panel, map[string]any{"id": "VCS 051", "name": "x"}, 400, "id")
+	refused(t, h, "POST", "/v1/directory/organisations", panel, map[string]any{"id": "A81001", "name": "A practice"}, 400, "id")
 	refused(t, h, "POST", "/v1/directory/organisations", panel, map[string]any{"id": "VCS051", "name": "x", "colour": "red"}, 400, "colour")
 
 	svc := map[string]any{"organisation_id": "VCS050", "name": "Knit and natter", "description": "Tuesday afternoons at the library.",
