@@ -368,7 +368,7 @@ func TestUncontactableIsFlaggedNotClosed(t *testing.T) {
 		t.Fatalf("after two attempts: flagged %v status %s attempts %d", v.FlaggedUncontactable, v.Status, v.FailedAttempts)
 	}
 	var cl linkwork.Caseload
-	e.ok("GET", "/v1/caseload", nil, &cl)
+	cl = e.caseload("")
 	if len(cl.Journeys) != 1 || !cl.Journeys[0].FlaggedUncontactable || cl.Totals.FlaggedUncontactable != 1 || cl.Journeys[0].FailedAttempts != 2 {
 		t.Fatalf("caseload flag: %+v totals %+v", cl.Journeys, cl.Totals)
 	}
@@ -398,7 +398,7 @@ func TestCaseloadFigures(t *testing.T) {
 	e.refer("U99999", true) // another team's: never counted
 
 	var cl linkwork.Caseload
-	e.ok("GET", "/v1/caseload", nil, &cl)
+	cl = e.caseload("")
 	ids := []string{}
 	for _, j := range cl.Journeys {
 		ids = append(ids, j.JourneyID)
@@ -441,7 +441,7 @@ func TestCaseloadFigures(t *testing.T) {
 
 	// A fortnight on: the soon follow-up is overdue, the waiting grows.
 	e.clock.Set(now.AddDate(0, 0, 14))
-	e.ok("GET", "/v1/caseload?worker=lw-7", nil, &cl)
+	cl = e.caseload("?worker=lw-7")
 	if len(cl.Journeys) != 1 || cl.Journeys[0].JourneyID != a || *cl.Journeys[0].DaysSinceLastContact != 14 ||
 		cl.Journeys[0].FollowUpsOverdue != 1 || len(cl.Due) != 1 || cl.Due[0].State != "overdue" || cl.Due[0].Days != -11 {
 		t.Fatalf("a fortnight on, worker lw-7: %+v due %+v", cl.Journeys, cl.Due)
@@ -449,15 +449,15 @@ func TestCaseloadFigures(t *testing.T) {
 	if cl.Totals.Open != 3 {
 		t.Fatalf("team totals must not follow the worker filter: %+v", cl.Totals)
 	}
-	e.ok("GET", "/v1/caseload?status=referred", nil, &cl)
+	cl = e.caseload("?status=referred")
 	if len(cl.Journeys) != 1 || cl.Journeys[0].JourneyID != unassigned || cl.Journeys[0].WaitingDays != 14 {
 		t.Fatalf("status=referred a fortnight on: %+v", cl.Journeys)
 	}
-	e.ok("GET", "/v1/caseload?status=closed", nil, &cl)
+	cl = e.caseload("?status=closed")
 	if len(cl.Journeys) != 1 || cl.Journeys[0].JourneyID != closed || cl.Journeys[0].ClosedReason != "goals_met" {
 		t.Fatalf("status=closed: %+v", cl.Journeys)
 	}
-	e.ok("GET", "/v1/caseload?status=all", nil, &cl)
+	cl = e.caseload("?status=all")
 	if len(cl.Journeys) != 4 {
 		t.Fatalf("status=all: %d journeys", len(cl.Journeys))
 	}
@@ -503,3 +503,99 @@ func TestCaseloadViewRebuildsEqual(t *testing.T) {
 type rebuilt struct{ linkwork.CaseloadProjector }
 
 func (rebuilt) Name() string { return "caseload_rebuild_check" }
+
+// The published SWEMWBS raw-to-metric conversion (Stewart-Brown et al.
+// 2009), written out here from the table itself so the code is checked
+// against the source, not against itself.
+var publishedSWEMWBS = []float64{7.00, 9.51, 11.25, 12.40, 13.33, 14.08, 14.75, 15.32, 15.84, 16.36, 16.88, 17.43,
+	17.98, 18.59, 19.25, 19.98, 20.73, 21.54, 22.35, 23.21, 24.11, 25.03, 26.02, 27.03, 28.13, 29.31, 30.70, 32.55, 35.00}
+
+// answersSumming returns n answers in [lo, hi] that add up to sum.
+func answersSumming(n int, lo, hi, sum int) []int {
+	out := make([]int, n)
+	rest := sum - n*lo
+	for i := range out {
+		add := min(rest, hi-lo)
+		out[i], rest = lo+add, rest-add
+	}
+	return out
+}
+
+func TestEveryScoringTableEntryViaTheAPI(t *testing.T) {
+	e := newEnv(t, events.UncontactablePolicy{Attempts: 3})
+	id := e.contacted(true)
+	post := func(instrument string, answers []int) linkwork.MeasureResult {
+		t.Helper()
+		var v answer
+		e.ok("POST", "/v1/journeys/"+id+"/measures", map[string]any{"instrument": instrument, "timepoint": "baseline", "answers": answers}, &v)
+		if v.Result == nil {
+			t.Fatalf("%s %v: no result", instrument, answers)
+		}
+		return *v.Result
+	}
+	for raw := 7; raw <= 35; raw++ {
+		r := post("SWEMWBS", answersSumming(7, 1, 5, raw))
+		if int(r.RawScore) != raw || r.Score != publishedSWEMWBS[raw-7] {
+			t.Errorf("SWEMWBS raw %d: got raw %d metric %v, want %v", raw, r.RawScore, r.Score, publishedSWEMWBS[raw-7])
+		}
+	}
+	for _, raw := range []int{14, 15, 42, 69, 70} {
+		if r := post("WEMWBS", answersSumming(14, 1, 5, raw)); int(r.RawScore) != raw || r.Score != float64(raw) {
+			t.Errorf("WEMWBS raw %d: %+v", raw, r)
+		}
+	}
+	for raw := 3; raw <= 9; raw++ {
+		if r := post("UCLA3", answersSumming(3, 1, 3, raw)); int(r.RawScore) != raw || r.Score != float64(raw) {
+			t.Errorf("UCLA3 raw %d: %+v", raw, r)
+		}
+	}
+	// ONS thresholds: the first three items 0-4 low, 5-6 medium, 7-8 high,
+	// 9-10 very high; anxiety 0-1 very low, 2-3 low, 4-5 medium, 6-10 high.
+	positive := []string{"low", "low", "low", "low", "low", "medium", "medium", "high", "high", "very_high", "very_high"}
+	anxiety := []string{"very_low", "very_low", "low", "low", "medium", "medium", "high", "high", "high", "high", "high"}
+	for a := 0; a <= 10; a++ {
+		r := post("ONS4", []int{a, a, a, a})
+		if len(r.Items) != 4 || r.Items[0].Band != positive[a] || r.Items[1].Band != positive[a] || r.Items[2].Band != positive[a] ||
+			r.Items[3].Band != anxiety[a] || r.Items[3].Item != "anxiety" {
+			t.Errorf("ONS4 answer %d: %+v", a, r.Items)
+		}
+	}
+	// Incomplete or out-of-range questionnaires are refused, never pro-rated.
+	for _, c := range []struct {
+		instrument string
+		answers    []int
+		field      string
+	}{
+		{"SWEMWBS", []int{3, 3, 3, 3, 3, 3, 3, 3}, "answers"},
+		{"SWEMWBS", []int{3, 3, 3, 0, 3, 3, 3}, "answers[3]"},
+		{"SWEMWBS", []int{3, 3, 3, 3, 3, 3, 6}, "answers[6]"},
+		{"WEMWBS", answersSumming(13, 1, 5, 40), "answers"},
+		{"WEMWBS", append(answersSumming(13, 1, 5, 40), 6), "answers[13]"},
+		{"UCLA3", []int{1, 2}, "answers"},
+		{"UCLA3", []int{0, 2, 2}, "answers[0]"},
+		{"UCLA3", []int{1, 2, 4}, "answers[2]"},
+		{"ONS4", []int{5, 5, 5}, "answers"},
+		{"ONS4", []int{5, -1, 5, 5}, "answers[1]"},
+		{"ONS4", []int{}, "answers"},
+	} {
+		ae := e.refused("POST", "/v1/journeys/"+id+"/measures", keyTeam,
+			map[string]any{"instrument": c.instrument, "timepoint": "baseline", "answers": c.answers}, http.StatusBadRequest)
+		if ae.Error.Field != c.field {
+			t.Errorf("%s %v: field %q, want %q", c.instrument, c.answers, ae.Error.Field, c.field)
+		}
+	}
+}
+
+func TestUnknownSubResourcesAreNotFound(t *testing.T) {
+	e := newEnv(t, events.UncontactablePolicy{Attempts: 3})
+	id := e.contacted(true)
+	for _, path := range []string{"onward-referrals/" + events.NewID() + "/withdraw", "follow-ups/" + events.NewID() + "/complete", "goals/" + events.NewID()} {
+		var body any
+		if strings.HasPrefix(path, "goals") {
+			body = map[string]string{"status": "achieved"}
+		}
+		if ae := e.refused("POST", "/v1/journeys/"+id+"/"+path, keyTeam, body, http.StatusNotFound); ae.Error.Code != "not_found" {
+			t.Errorf("%s: %+v", path, ae)
+		}
+	}
+}

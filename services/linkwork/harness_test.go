@@ -261,3 +261,27 @@ func (e *env) contacted(consent bool) string {
 	e.ok("POST", "/v1/journeys/"+id+"/contacts", map[string]string{"outcome": "reached", "method": "phone"}, nil)
 	return id
 }
+
+// settle waits until the caseload view has applied everything in the log,
+// so a test reads its own writes from the caseload.
+func (e *env) settle() {
+	e.t.Helper()
+	info, err := e.d.Store.Stream().Info(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.svc.Runner().WaitFor(ctx, info.State.LastSeq); err != nil {
+		e.t.Fatalf("the caseload view did not catch up: %v", err)
+	}
+}
+
+// caseload reads the caseload once the view has caught up.
+func (e *env) caseload(query string) linkwork.Caseload {
+	e.t.Helper()
+	e.settle()
+	var cl linkwork.Caseload
+	e.ok("GET", "/v1/caseload"+query, nil, &cl)
+	return cl
+}
