@@ -202,10 +202,14 @@ func (s *Service) execute(ctx context.Context, p api.Principal, id, key string, 
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	s.commands.WithLabelValues(name, map[bool]string{true: "replayed", false: "ok"}[res.Replayed]).Inc()
-	// The answer is built from the log, so it is current whatever the
-	// caseload view's lag. Waiting for the view here would add up to the
-	// projection's fetch wait (a second) to every write; the caseload list
-	// catches up on its own.
+	// Read-your-writes in the caseload: once a write answers, the team's
+	// list shows it. The answer itself is built from the log, so if the view
+	// is slow the write still stands and the list catches up on its own.
+	wctx, cancel := context.WithTimeout(ctx, readYourWrites)
+	if err := s.runner.WaitFor(wctx, res.LastSeq); err != nil && ctx.Err() == nil {
+		s.log.Warn("caseload view lagging behind a write", "command", name)
+	}
+	cancel()
 	v, err := s.journey(ctx, p, id)
 	if err != nil {
 		return nil, err
@@ -237,6 +241,9 @@ func (s *Service) respond(w http.ResponseWriter, r *http.Request, p api.Principa
 	api.WriteJSON(w, http.StatusOK, ans)
 	return nil
 }
+
+// readYourWrites bounds how long a write waits for the caseload view.
+const readYourWrites = 2 * time.Second
 
 // Input limits: free text is bounded so one journey cannot grow without end.
 const (
