@@ -52,7 +52,7 @@ func Start(ctx context.Context, d platform.Deps) error {
 func New(ctx context.Context, d platform.Deps) (*Service, error) {
 	s := &Service{d: d, log: d.Log.With("service", "linkwork"), now: time.Now, policy: d.Settings.Uncontactable}
 	s.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "linkway_linkwork_requests_total",
+		Name: "linkway_linkwork_commands_total",
 		Help: "Link-worker commands by command and result (ok, replayed, refused, error).",
 	}, []string{"command", "result"})
 	if d.Reg != nil {
