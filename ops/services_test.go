@@ -1,0 +1,228 @@
+package ops
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"linkway/services/api"
+	"linkway/services/hub"
+)
+
+// violationLog records the permission violations a server logs, whoever
+// the client: a service that lacks a permission does not always say so
+// itself (a refused request just times out), the server always does.
+type violationLog struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (l *violationLog) Errorf(format string, v ...any) {
+	if msg := fmt.Sprintf(format, v...); strings.Contains(msg, "Violation") {
+		l.mu.Lock()
+		l.seen = append(l.seen, msg)
+		l.mu.Unlock()
+	}
+}
+func (l *violationLog) Noticef(string, ...any) {}
+func (l *violationLog) Warnf(string, ...any)   {}
+func (l *violationLog) Fatalf(string, ...any)  {}
+func (l *violationLog) Debugf(string, ...any)  {}
+func (l *violationLog) Tracef(string, ...any)  {}
+
+func (l *violationLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.seen...)
+}
+
+// startService runs `linkway serve <name> --nats nats://<user>:<password>@...`
+// (no name: `linkway hub --nats ...` as the hub user) and waits until it is
+// ready.
+func startService(t *testing.T, s *server.Server, data, name string, demo bool) string {
+	t.Helper()
+	user := name
+	cfg := hub.DefaultConfig()
+	if name == "" {
+		user = "hub"
+	} else {
+		cfg.Services = []string{name}
+	}
+	cfg.HTTP = "127.0.0.1:0"
+	cfg.NATS = fmt.Sprintf("nats://%s:%s@%s", user, testPassword(user), strings.TrimPrefix(s.ClientURL(), "nats://"))
+	cfg.Member = user + "-0"
+	// The demo run keeps its generated master key in the data folder, where
+	// the services started after it find it.
+	cfg.Data = data
+	cfg.Demo = demo
+	cfg.LeaseTTL = 3 * time.Second
+	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.Settings.PseudonymKey = "ops-test-pseudonym-key"
+	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The context is the service's life, not a start-up deadline.
+	h, err := hub.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("linkway serve %s as NATS user %s: %v", name, user, err)
+	}
+	t.Cleanup(func() {
+		h.Stop()
+		_ = h.Wait()
+	})
+	base := "http://" + h.Addr()
+	waitFor(t, 20*time.Second, func() error {
+		st, body := call(t, "GET", base+"/readyz", "", nil)
+		if st != http.StatusOK {
+			return fmt.Errorf("%s: /readyz %d %s", user, st, body)
+		}
+		return nil
+	})
+	return base
+}
+
+func call(t *testing.T, method, url, key string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// TestServicesRunUnderTheirPermissions runs the real services, each alone
+// as its own NATS user with the deployed permissions, takes a referral
+// through them, and proves the server refused none of their operations.
+func TestServicesRunUnderTheirPermissions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts every service")
+	}
+	setTestPasswords(t)
+	opts := checkConfig(t, "nats/test/single.conf")
+	opts.StoreDir = t.TempDir()
+	opts.NoSigs = true
+	opts.Port = server.RANDOM_PORT
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &violationLog{}
+	s.SetLoggerV2(log, false, false, false)
+	go s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server did not start")
+	}
+
+	// The operator's part: `linkway hub --nats ... --demo` as the hub user
+	// creates the streams and buckets and seeds the demo organisations and
+	// keys (the services may only read those), then stops.
+	data := t.TempDir()
+	t.Run("hub", func(t *testing.T) { startService(t, s, data, "", true) })
+
+	// Demo keys live only in a --demo process's memory: make real ones, as
+	// `linkway keys create` does with the hub user.
+	hubConn := connect(t, s, "hub")
+	hubJS, err := jetstream.New(hubConn.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ring, err := api.OpenKeyRing(ctx, hubJS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpKey, _, err := ring.NewKey(ctx, "A81001", api.KindGP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lwKey, _, err := ring.NewKey(ctx, "U12345", api.KindLinkwork)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	bases := map[string]string{}
+	for _, name := range hub.ServiceNames {
+		bases[name] = startService(t, s, data, name, false)
+	}
+
+	st, body := call(t, "POST", bases["referrals"]+"/v1/referrals", gpKey, map[string]any{
+		"source_id": "OPS-TEST-1",
+		"patient": map[string]any{"nhs_number": "9434765919", "given_name": "Jane", "family_name": "Doe",
+			"birth_date": "1956-03-14", "sex": "female", "postcode": "M33 7XX"},
+		"reasons": []string{"422650009"}, "consent": map[string]any{"share_with_vcs": true},
+		"link_work_team": "U12345", "urgency": "routine",
+	})
+	if st/100 != 2 {
+		t.Fatalf("referral: %d %s", st, body)
+	}
+	var ref struct {
+		JourneyID string `json:"journey_id"`
+	}
+	if err := json.Unmarshal(body, &ref); err != nil || ref.JourneyID == "" {
+		t.Fatalf("referral answer %s: %v", body, err)
+	}
+	// The link-worker team sees it through the linkwork service's view.
+	waitFor(t, 10*time.Second, func() error {
+		st, body := call(t, "GET", bases["linkwork"]+"/v1/caseload", lwKey, nil)
+		if st != http.StatusOK || !bytes.Contains(body, []byte(ref.JourneyID)) {
+			return fmt.Errorf("caseload: %d %s", st, body)
+		}
+		return nil
+	})
+	// The outcomes service published the commissioner's pseudonymised line.
+	operator := connect(t, s, "operator")
+	js, err := jetstream.New(operator.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		info, err := js.Stream(context.Background(), "OUTCOMES_FEED")
+		if err != nil {
+			return err
+		}
+		if n := info.CachedInfo().State.Msgs; n == 0 {
+			return fmt.Errorf("OUTCOMES_FEED has %d messages", n)
+		}
+		return nil
+	})
+	if v := log.all(); len(v) > 0 {
+		t.Fatalf("the server refused the services %d operations, first: %v", len(v), v[:min(len(v), 10)])
+	}
+	// And the log does catch a refusal when there is one.
+	vcs := connect(t, s, "vcs")
+	if err := vcs.Publish("lw.feed.outcomes.QYG.forged", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if v := log.all(); len(v) == 0 || !strings.Contains(v[0], "lw.feed.outcomes.QYG.forged") {
+			return fmt.Errorf("violations logged: %v", v)
+		}
+		return nil
+	})
+}
