@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	eventsv1 "linkway/proto/linkway/events/v1"
 )
 
@@ -217,6 +219,11 @@ func Evolve(s State, env *eventsv1.Envelope) State {
 		s.Closed, s.Declined, s.ClosedReason, s.FailedAttempts = false, false, "", nil
 	case *eventsv1.Envelope_PersonalDataErased:
 		s.Erased = true
+		if s.Referral != nil { // what this process still holds in memory goes too
+			r := proto.Clone(s.Referral).(*eventsv1.ReferralReceived)
+			r.Person, r.Notes = nil, nil
+			s.Referral = r
+		}
 	}
 	return s
 }

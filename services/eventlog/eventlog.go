@@ -43,6 +43,22 @@ type Config struct {
 	DuplicateWindow time.Duration
 	// CacheSize bounds the journeys whose state is kept in memory.
 	CacheSize int
+	// Sealer, when set, encrypts personal data on the log per person.
+	Sealer Sealer
+}
+
+// Sealer seals personal data for the log with the person's own key and
+// opens it again (see package sealing).
+type Sealer interface {
+	// PersonKeyID names the key of the person with an NHS number.
+	PersonKeyID(nhsNumber string) string
+	// Enrol makes sure the person has a key and records the journey.
+	Enrol(ctx context.Context, keyID, journeyID string) error
+	// Seal encrypts every personal part of m in place; with keyID empty
+	// it clears them.
+	Seal(ctx context.Context, m proto.Message, keyID string) error
+	// Unseal decrypts in place; what an erased key sealed stays empty.
+	Unseal(ctx context.Context, m proto.Message) error
 }
 
 // DefaultConfig is right for one embedded server.
@@ -225,9 +241,9 @@ func (s *Store) append(ctx context.Context, j *journey, base string, meta Meta, 
 		e.Actor = meta.Actor
 		e.CausationId = meta.CausationID
 		e.CorrelationId = meta.CorrelationID
-		data, err := proto.Marshal(e)
+		data, err := s.marshal(ctx, nj.state, e)
 		if err != nil {
-			return nil, nil, fmt.Errorf("marshal %s: %w", events.EventName(e), err)
+			return nil, nil, err
 		}
 		msgID := fmt.Sprintf("%s/%d", base, i)
 		msg := &nats.Msg{Subject: events.JourneySubject(j.id), Data: data, Header: nats.Header{}}
@@ -274,6 +290,48 @@ func (s *Store) current(ctx context.Context, id string, cmd events.Command, atte
 	return s.load(ctx, id)
 }
 
+// marshal encodes an event for the log, its personal data sealed with the
+// key of the journey's person (the event stays plain for this process).
+func (s *Store) marshal(ctx context.Context, st events.State, e *eventsv1.Envelope) ([]byte, error) {
+	wire := e
+	if s.cfg.Sealer != nil {
+		wire = proto.Clone(e).(*eventsv1.Envelope)
+		nhs := st.Referral.GetPerson().GetNhsNumber()
+		if r := e.GetReferralReceived(); r != nil {
+			nhs = r.GetPerson().GetNhsNumber()
+		}
+		keyID := ""
+		if nhs != "" && !st.Erased {
+			keyID = s.cfg.Sealer.PersonKeyID(nhs)
+			if e.GetReferralReceived() != nil {
+				if err := s.cfg.Sealer.Enrol(ctx, keyID, e.GetJourneyId()); err != nil {
+					return nil, &events.Error{Code: events.CodeUnavailable, Message: "personal data cannot be protected now"}
+				}
+			}
+		}
+		if err := s.cfg.Sealer.Seal(ctx, wire, keyID); err != nil {
+			return nil, &events.Error{Code: events.CodeUnavailable, Message: "personal data cannot be protected now"}
+		}
+	}
+	data, err := proto.Marshal(wire)
+	if err != nil {
+		return nil, fmt.Errorf("marshal %s: %w", events.EventName(e), err)
+	}
+	return data, nil
+}
+
+// Decode reads one stored journey event and opens its personal data.
+func (s *Store) Decode(ctx context.Context, data []byte) (*eventsv1.Envelope, error) {
+	env, err := Decode(data)
+	if err != nil || s.cfg.Sealer == nil {
+		return env, err
+	}
+	if err := s.cfg.Sealer.Unseal(ctx, env); err != nil {
+		return nil, fmt.Errorf("open personal data: %w", err)
+	}
+	return env, nil
+}
+
 // Load returns a journey's state and history. A journey that was never
 // referred loads as the zero state with no history.
 func (s *Store) Load(ctx context.Context, journeyID string) (events.State, []Recorded, error) {
@@ -312,7 +370,7 @@ func (s *Store) load(ctx context.Context, id string) (*journey, error) {
 		if err != nil {
 			return nil, &events.Error{Code: events.CodeUnavailable, Message: "the event log is unavailable"}
 		}
-		env, err := Decode(raw.Data)
+		env, err := s.Decode(ctx, raw.Data)
 		if err != nil {
 			return nil, fmt.Errorf("journey %s seq %d: %w", id, raw.Sequence, err)
 		}
@@ -325,14 +383,18 @@ func (s *Store) load(ctx context.Context, id string) (*journey, error) {
 	return nj, nil
 }
 
+// ErrUndecodable is returned by Decode for a message that is not a journey
+// event this version can read.
+var ErrUndecodable = errors.New("not a readable journey event")
+
 // Decode reads one stored journey event.
 func Decode(data []byte) (*eventsv1.Envelope, error) {
 	env := &eventsv1.Envelope{}
 	if err := proto.Unmarshal(data, env); err != nil {
-		return nil, fmt.Errorf("decode journey event: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
 	if env.GetEvent() == nil {
-		return nil, errors.New("decode journey event: envelope holds no event")
+		return nil, fmt.Errorf("%w: the envelope holds no event", ErrUndecodable)
 	}
 	return env, nil
 }
@@ -340,6 +402,12 @@ func Decode(data []byte) (*eventsv1.Envelope, error) {
 func (s *Store) remember(j *journey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if j.state.Erased {
+		// An erased person's history may still be plain in memory: never
+		// keep it; reloads find only what the destroyed key cannot open.
+		delete(s.cache, j.id)
+		return
+	}
 	if old := s.cache[j.id]; old != nil && old.lastSeq >= j.lastSeq {
 		return
 	}

@@ -6,12 +6,14 @@ package hub
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -30,6 +32,7 @@ import (
 	"linkway/services/orgs"
 	"linkway/services/platform"
 	"linkway/services/projection"
+	"linkway/services/sealing"
 )
 
 // Config of a hub. Read once at start-up.
@@ -53,6 +56,10 @@ type Config struct {
 	TLSCert, TLSKey string
 	// RateLimit is the request rate allowed to each API key.
 	RateLimit api.RateLimit
+	// MasterKey (32 bytes) wraps every person's data key. Without one,
+	// demo mode makes one and keeps it in the data folder; otherwise the
+	// hub refuses to start.
+	MasterKey []byte
 	// Member names this replica among the replicas sharing an external
 	// NATS (default: the host name); it must be stable across restarts.
 	Member string
@@ -118,8 +125,17 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}
 	h.group, h.ctx = errgroup.WithContext(ctx)
 
+	master, err := masterKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	keyring, err := sealing.Open(h.ctx, h.js, master, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
 	storeCfg := eventlog.DefaultConfig()
 	storeCfg.Replicas = cfg.Replicas
+	storeCfg.Sealer = keyring
 	if h.store, err = eventlog.Open(ctx, h.js, storeCfg, h.registry); err != nil {
 		return nil, err
 	}
@@ -156,12 +172,13 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		h.group.Go(func() error { return leases.Run(h.ctx) })
 	}
 	h.deps = platform.Deps{
-		NC: h.nc, JS: h.js, Store: h.store, Orgs: registry, Keys: keys, HTTP: httpAPI,
+		NC: h.nc, JS: h.js, Store: h.store, Orgs: registry, Keys: keys, HTTP: httpAPI, Keyring: keyring,
 		Log: cfg.Log, Reg: h.registry, Demo: cfg.Demo, Replicas: cfg.Replicas, Settings: cfg.Settings,
 		Project: func(ctx context.Context, p projection.Projector) (*projection.Runner, error) {
 			pcfg := projection.DefaultConfig()
 			pcfg.Replicas = cfg.Replicas
 			pcfg.Leases = leases
+			pcfg.Decode = h.store.Decode
 			r, err := projection.New(ctx, h.js, p, pcfg, pm, cfg.Log)
 			if err != nil {
 				return nil, err
@@ -337,3 +354,33 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 
 // Close closes the connection (and stops an embedded server).
 func (c *Conn) Close() { c.h.closeNATS() }
+
+// masterKey is the configured master key, or in demo mode one made once
+// and kept (owner-only) in the data folder.
+func masterKey(cfg Config) ([]byte, error) {
+	if len(cfg.MasterKey) > 0 {
+		if len(cfg.MasterKey) != 32 {
+			return nil, errors.New("the master key must be 32 bytes (base64 of 32 random bytes)")
+		}
+		return cfg.MasterKey, nil
+	}
+	// Data made in demo mode stays readable by the tools (rebuild, keys).
+	path := filepath.Join(cfg.Data, "demo-master.key")
+	if b, err := os.ReadFile(path); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if !cfg.Demo {
+		return nil, errors.New("a master key is required (--master-key or LINKWAY_MASTER_KEY); only --demo makes one")
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("keep the demo master key: %w", err)
+	}
+	return key, nil
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"linkway/services/admin"
 	"linkway/services/directory"
 	"linkway/services/linkwork"
 	"linkway/services/outcomes"
@@ -14,7 +15,7 @@ import (
 )
 
 // ServiceNames lists the services a hub can run, in start order.
-var ServiceNames = []string{"directory", "referrals", "linkwork", "vcs", "outcomes"}
+var ServiceNames = []string{"directory", "referrals", "linkwork", "vcs", "outcomes", "admin"}
 
 // startServices starts the chosen services (nil: all) on d: each adds its
 // routes and starts its projections. The directory starts first, because
@@ -39,6 +40,7 @@ func startServices(ctx context.Context, d platform.Deps, only []string) error {
 		{"linkwork", linkwork.Start},
 		{"vcs", vcs.Start},
 		{"outcomes", outcomes.Start},
+		{"admin", admin.Start},
 	}
 	for _, s := range starts {
 		if !run(s.name) {

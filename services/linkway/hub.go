@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +48,8 @@ func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writ
 	fs.SetOutput(stderr)
 	hubFlags(fs, &cfg)
 	fs.BoolVar(&cfg.Demo, "demo", envBool("LINKWAY_DEMO"), "seed the demo organisations and keys [LINKWAY_DEMO]")
+	masterKey := fs.String("master-key", "", "base64 of the 32-byte key that wraps every person's data key; "+
+		"prefer LINKWAY_MASTER_KEY, which stays out of the process list [LINKWAY_MASTER_KEY]")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", env("LINKWAY_TLS_CERT", ""), "TLS certificate file: serve HTTPS [LINKWAY_TLS_CERT]")
 	fs.StringVar(&cfg.TLSKey, "tls-key", env("LINKWAY_TLS_KEY", ""), "TLS private key file [LINKWAY_TLS_KEY]")
 	fs.Float64Var(&cfg.RateLimit.Rate, "rate-limit", envFloat("LINKWAY_RATE_LIMIT", cfg.RateLimit.Rate),
@@ -64,6 +67,16 @@ func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writ
 		"span within which those attempts must fall")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if mk := env("LINKWAY_MASTER_KEY", ""); mk != "" || *masterKey != "" {
+		if *masterKey != "" {
+			mk = *masterKey
+		}
+		key, err := base64.StdEncoding.DecodeString(mk)
+		if err != nil || len(key) != 32 {
+			return errors.New("the master key must be the base64 of 32 random bytes (openssl rand -base64 32)")
+		}
+		cfg.MasterKey = key
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")

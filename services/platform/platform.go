@@ -17,6 +17,7 @@ import (
 	"linkway/services/eventlog"
 	"linkway/services/orgs"
 	"linkway/services/projection"
+	"linkway/services/sealing"
 )
 
 // Deps are a service's dependencies.
@@ -26,9 +27,11 @@ type Deps struct {
 	Store *eventlog.Store
 	Orgs  *orgs.Registry
 	Keys  *api.KeyRing
-	HTTP  *api.Server
-	Log   *slog.Logger
-	Reg   prometheus.Registerer
+	// Keyring seals personal data per person; erasure destroys a key.
+	Keyring *sealing.Keyring
+	HTTP    *api.Server
+	Log     *slog.Logger
+	Reg     prometheus.Registerer
 	// Demo is true under --demo: services seed their demo data.
 	Demo bool
 	// Replicas of the buckets and streams a service creates.

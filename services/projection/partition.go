@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/events"
+	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/eventlog"
 )
 
@@ -191,7 +192,10 @@ func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatc
 		if seq <= pt.seq.Load() {
 			continue // re-delivered after a crash: already in the view
 		}
-		env, err := eventlog.Decode(msg.Data())
+		env, err := pt.decode(ctx, msg.Data())
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if err != nil {
 			// A message this version cannot read: counted and skipped, so one
 			// bad message cannot stop every view.
@@ -234,6 +238,22 @@ func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatc
 	r.metrics.lagSeconds.WithLabelValues(name, pt.label()).Set(lag)
 	pt.markCaughtUp(lastMeta.NumPending)
 	return nil
+}
+
+// decode reads an event, retrying while its personal data cannot be opened
+// (the keys' bucket unavailable); only an unreadable message is an error.
+func (pt *partition) decode(ctx context.Context, data []byte) (*eventsv1.Envelope, error) {
+	for attempt := 0; ; attempt++ {
+		env, err := pt.r.cfg.Decode(ctx, data)
+		if err == nil || errors.Is(err, eventlog.ErrUndecodable) {
+			return env, err
+		}
+		pt.r.metrics.errors.WithLabelValues(pt.r.p.Name()).Inc()
+		pt.r.log.Warn("opening an event failed; retrying", "err", err, "attempt", attempt)
+		if !sleep(ctx, time.Duration(min(attempt+1, 10))*200*time.Millisecond) {
+			return nil, ctx.Err()
+		}
+	}
 }
 
 func (pt *partition) markCaughtUp(pending uint64) {

@@ -27,6 +27,7 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
+	"linkway/services/eventlog"
 )
 
 // CheckpointKey holds the last applied stream sequence of an unpartitioned
@@ -71,6 +72,9 @@ type Config struct {
 	// Leases, when set, share the projection's partitions with the other
 	// replicas of the service; nil means this process applies them all.
 	Leases *Leases
+	// Decode reads a stored event, opening its sealed personal data
+	// (eventlog.Store.Decode); nil reads it as stored.
+	Decode func(ctx context.Context, data []byte) (*eventsv1.Envelope, error)
 }
 
 // DefaultConfig is right for one embedded server.
@@ -108,6 +112,9 @@ func New(ctx context.Context, js jetstream.JetStream, p Projector, cfg Config, m
 	}
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 200_000
+	}
+	if cfg.Decode == nil {
+		cfg.Decode = func(_ context.Context, data []byte) (*eventsv1.Envelope, error) { return eventlog.Decode(data) }
 	}
 	r := &Runner{js: js, p: p, cfg: cfg, metrics: m, log: log.With("projection", p.Name()), changed: make(chan struct{})}
 	if pp, ok := p.(Partitioned); ok && pp.Partitioned() && cfg.Stream == events.JourneyStream {

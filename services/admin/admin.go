@@ -1,0 +1,71 @@
+// Package admin is the operators' service: erasure of a person's data
+// (right to erasure, carried out by crypto-shredding).
+package admin
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"linkway/events"
+	eventsv1 "linkway/proto/linkway/events/v1"
+	"linkway/services/api"
+	"linkway/services/eventlog"
+	"linkway/services/platform"
+)
+
+// Start adds the admin routes.
+func Start(_ context.Context, d platform.Deps) error {
+	s := &service{d: d}
+	d.HTTP.Handle("POST /v1/admin/erasures", []api.Kind{api.KindAdmin}, s.erase)
+	return nil
+}
+
+type service struct{ d platform.Deps }
+
+type erasureRequest struct {
+	NHSNumber string `json:"nhs_number"`
+}
+
+type erasureResult struct {
+	// Journeys is how many journeys had their personal data erased.
+	Journeys int `json:"journeys"`
+}
+
+// erase carries out an erasure: every journey of the person records
+// PersonalDataErased (so every view drops the person's data), then the
+// person's data key is destroyed (so nothing on the log can be read
+// again). In that order, a failure part-way is mended by asking again: the
+// key, and with it the list of journeys, goes last.
+func (s *service) erase(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+	var req erasureRequest
+	if err := api.DecodeJSON(w, r, 4<<10, &req); err != nil {
+		return err
+	}
+	nhs := events.NormaliseNHSNumber(req.NHSNumber)
+	if err := events.CheckNHSNumber(nhs); err != nil {
+		return events.Invalid("nhs_number", "%v", err)
+	}
+	keyID := s.d.Keyring.PersonKeyID(nhs)
+	journeys, err := s.d.Keyring.Journeys(r.Context(), keyID)
+	if err != nil {
+		return &events.Error{Code: events.CodeUnavailable, Message: "the person's records cannot be read now"}
+	}
+	meta := eventlog.Meta{
+		Actor:          &eventsv1.Actor{OrganisationId: p.OrgID, OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN, User: p.KeyID},
+		IdempotencyKey: "erasure/" + keyID,
+	}
+	for _, j := range journeys {
+		if _, err := s.d.Store.Execute(r.Context(), j, meta, events.ErasePersonalData{}); err != nil {
+			return fmt.Errorf("erase journey: %w", err)
+		}
+	}
+	if len(journeys) > 0 {
+		if err := s.d.Keyring.Erase(r.Context(), keyID); err != nil {
+			return &events.Error{Code: events.CodeUnavailable, Message: "the person's key could not be destroyed; ask again"}
+		}
+	}
+	s.d.Log.Info("personal data erased", "admin", p.OrgID, "key", p.KeyID, "journeys", len(journeys))
+	api.WriteJSON(w, http.StatusOK, erasureResult{Journeys: len(journeys)})
+	return nil
+}
