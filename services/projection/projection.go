@@ -97,6 +97,7 @@ type Runner struct {
 	metrics *Metrics
 	log     *slog.Logger
 	parts   []*partition
+	stream  jetstream.Stream
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever a partition advances
@@ -126,6 +127,10 @@ func New(ctx context.Context, js jetstream.JetStream, p Projector, cfg Config, m
 	}
 	if err := r.openBucket(ctx); err != nil {
 		return nil, err
+	}
+	var err error
+	if r.stream, err = js.Stream(ctx, cfg.Stream); err != nil {
+		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, err)
 	}
 	for _, pt := range r.parts {
 		if err := pt.init(ctx, false); err != nil {
@@ -191,11 +196,7 @@ func (r *Runner) leaseNames() []string {
 func (r *Runner) WaitFor(ctx context.Context, seq uint64) error {
 	pt := r.parts[0]
 	if len(r.parts) > 1 {
-		msg, err := r.js.Stream(ctx, r.cfg.Stream)
-		if err != nil {
-			return err
-		}
-		raw, err := msg.GetMsg(ctx, seq)
+		raw, err := r.stream.GetMsg(ctx, seq)
 		if err != nil {
 			return fmt.Errorf("find seq %d: %w", seq, err)
 		}
@@ -225,6 +226,24 @@ func (r *Runner) WaitFor(ctx context.Context, seq uint64) error {
 		}
 		t.Stop()
 	}
+}
+
+// CatchUpJourney blocks until the view has applied everything the log
+// holds for a journey, whoever wrote it, or ctx ends. A read of one
+// journey's view calls it (with a short deadline) to see writes made
+// through other services a moment before: one direct get per read.
+func (r *Runner) CatchUpJourney(ctx context.Context, journeyID string) error {
+	if events.ParseID(journeyID) != nil {
+		return nil // no such journey: nothing to wait for
+	}
+	last, err := r.stream.GetLastMsgForSubject(ctx, events.JourneyFilter(journeyID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return r.WaitFor(ctx, last.Sequence)
 }
 
 func (r *Runner) advanced() {
