@@ -1,11 +1,12 @@
 // Package admin is the operators' service: erasure of a person's data
-// (right to erasure, carried out by crypto-shredding).
+// (right to erasure, carried out by crypto-shredding) and the read audit.
 package admin
 
 import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
@@ -18,6 +19,27 @@ import (
 func Start(_ context.Context, d platform.Deps) error {
 	s := &service{d: d}
 	d.HTTP.Handle("POST /v1/admin/erasures", []api.Kind{api.KindAdmin}, s.erase)
+	d.HTTP.Handle("GET /v1/admin/audit", []api.Kind{api.KindAdmin}, s.audit)
+	return nil
+}
+
+// audit lists who read a journey's identifiable data: GET
+// /v1/admin/audit?journey=<id>&since=<RFC 3339> (since: default 90 days).
+func (s *service) audit(w http.ResponseWriter, r *http.Request, _ api.Principal) error {
+	q := r.URL.Query()
+	since := time.Now().Add(-90 * 24 * time.Hour)
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return events.Invalid("since", "must be an RFC 3339 time")
+		}
+		since = t
+	}
+	recs, err := s.d.Audit.ForJourney(r.Context(), q.Get("journey"), since)
+	if err != nil {
+		return err
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{"reads": recs})
 	return nil
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"linkway/events"
 	"linkway/services/api"
+	"linkway/services/audit"
 	"linkway/services/eventlog"
 	"linkway/services/natsserver"
 	"linkway/services/orgs"
@@ -147,6 +148,10 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err != nil {
 		return nil, err
 	}
+	auditLog, err := audit.Open(ctx, h.js, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
 	httpAPI, err := api.NewServer(keys, cfg.Log, h.registry)
 	if err != nil {
 		return nil, err
@@ -172,7 +177,7 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		h.group.Go(func() error { return leases.Run(h.ctx) })
 	}
 	h.deps = platform.Deps{
-		NC: h.nc, JS: h.js, Store: h.store, Orgs: registry, Keys: keys, HTTP: httpAPI, Keyring: keyring,
+		NC: h.nc, JS: h.js, Store: h.store, Orgs: registry, Keys: keys, HTTP: httpAPI, Keyring: keyring, Audit: auditLog,
 		Log: cfg.Log, Reg: h.registry, Demo: cfg.Demo, Replicas: cfg.Replicas, Settings: cfg.Settings,
 		Project: func(ctx context.Context, p projection.Projector) (*projection.Runner, error) {
 			pcfg := projection.DefaultConfig()

@@ -14,6 +14,7 @@ import (
 
 	"linkway/events"
 	"linkway/services/api"
+	"linkway/services/audit"
 	"linkway/services/eventlog"
 	"linkway/services/orgs"
 	"linkway/services/projection"
@@ -27,6 +28,8 @@ type Deps struct {
 	Store *eventlog.Store
 	Orgs  *orgs.Registry
 	Keys  *api.KeyRing
+	// Audit records every read of identifiable data.
+	Audit *audit.Log
 	// Keyring seals personal data per person; erasure destroys a key.
 	Keyring *sealing.Keyring
 	HTTP    *api.Server
