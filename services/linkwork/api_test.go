@@ -88,7 +88,7 @@ func TestJourneyThroughEveryRoute(t *testing.T) {
 		t.Fatalf("follow-up completion with a measure: %+v result %+v", v.FollowUps, v.Result)
 	}
 	i := slices.IndexFunc(v.Change, func(c linkwork.MeasureChange) bool { return c.Instrument == "SWEMWBS" })
-	if i < 0 || v.Change[i].Baseline != 19.25 || v.Change[i].Change == nil || *v.Change[i].Change != 3.1 || v.Change[i].Direction != "better" {
+	if i < 0 || v.Change[i].Baseline == nil || *v.Change[i].Baseline != 19.25 || v.Change[i].Change == nil || *v.Change[i].Change != 3.1 || v.Change[i].Direction != "better" {
 		t.Fatalf("SWEMWBS change (19.25 -> 22.35): %+v", v.Change)
 	}
 

@@ -9,7 +9,6 @@
 package linkwork
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -282,18 +281,13 @@ func tokens(field string, vs []string) error {
 	}
 	for i, v := range vs {
 		if !tokenPattern.MatchString(v) {
-			return events.Invalid(fmt.Sprintf("%s[%d]", field, i), "must be a lower-case category such as %s", vs0(field))
+			return events.Invalid(fmt.Sprintf("%s[%d]", field, i), "must be a lower-case category (letters, digits, '_'), such as %s", example[field])
 		}
 	}
 	return nil
 }
 
-func vs0(field string) string {
-	if field == "barriers" {
-		return "transport"
-	}
-	return "company"
-}
+var example = map[string]string{"needs": "company", "barriers": "transport"}
 
 type assignBody struct {
 	WorkerID   string `json:"worker_id"`
@@ -640,5 +634,5 @@ func (s *Service) postReopen(w http.ResponseWriter, r *http.Request, p api.Princ
 	if err := text("reason", b.Reason, maxText, false); err != nil {
 		return err
 	}
-	return s.respond(w, r, p, events.Reopen{Reason: cmp.Or(strings.TrimSpace(b.Reason), "")})
+	return s.respond(w, r, p, events.Reopen{Reason: strings.TrimSpace(b.Reason)})
 }

@@ -49,8 +49,6 @@ type JourneyView struct {
 	Erased               bool              `json:"personal_data_erased,omitempty"`
 	Timeline             []TimelineEntry   `json:"timeline"`
 	Version              int               `json:"version"`
-	team                 string            // for scoping; same as Team
-	failedAt             []time.Time       // for the uncontactable flag
 	goalIndex            map[string]int    // goal id -> index in Goals
 	onwardIndex          map[string]int    // onward id -> index in Onward
 	followIndex          map[string]int    // follow-up id -> index in FollowUps
@@ -128,7 +126,7 @@ type MeasureChange struct {
 	Instrument string       `json:"instrument"`
 	BaselineID string       `json:"baseline_measure_id"`
 	FollowUpID string       `json:"follow_up_measure_id,omitempty"`
-	Baseline   float64      `json:"baseline"`
+	Baseline   *float64     `json:"baseline,omitempty"` // none for ONS4: see Items
 	FollowUp   *float64     `json:"follow_up,omitempty"`
 	Change     *float64     `json:"change,omitempty"`
 	Direction  string       `json:"direction,omitempty"` // better, worse, same
@@ -249,10 +247,10 @@ func (v *JourneyView) apply(env *eventsv1.Envelope) {
 	switch e := env.GetEvent().(type) {
 	case *eventsv1.Envelope_ReferralReceived:
 		r := e.ReferralReceived
-		if v.team != "" {
+		if v.Person != nil {
 			return // only the first referral counts (Evolve does the same)
 		}
-		v.team, v.Team, v.ReferredAt = r.GetLinkWorkTeam(), r.GetLinkWorkTeam(), at
+		v.Team, v.ReferredAt = r.GetLinkWorkTeam(), at
 		v.Source, v.Referrer, v.SourceID, v.Urgency = r.GetSource(), r.GetReferrerOrganisationId(), r.GetSourceId(), r.GetUrgency()
 		p := r.GetPerson()
 		v.Person = &Person{NHSNumber: p.GetNhsNumber(), GivenName: p.GetGivenName(), FamilyName: p.GetFamilyName(),
@@ -494,7 +492,11 @@ func pairMeasures(ms []MeasureResult) []MeasureChange {
 		if base == nil {
 			continue
 		}
-		c := MeasureChange{Instrument: name, BaselineID: base.MeasureID, Baseline: base.Score}
+		c := MeasureChange{Instrument: name, BaselineID: base.MeasureID}
+		if name != "ONS4" {
+			b := base.Score
+			c.Baseline = &b
+		}
 		if follow != nil {
 			c.FollowUpID = follow.MeasureID
 			if name == "ONS4" {
