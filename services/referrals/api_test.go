@@ -377,7 +377,7 @@ func TestList(t *testing.T) {
 	}
 
 	for q, field := range map[string]string{
-		"?status=open":            "status",
+		"?status=open":             "status",
 		"?updated_since=yesterday": "updated_since",
 		"?page_token=abc":          "page_token",
 		"?page_size=0":             "page_size",

@@ -505,9 +505,8 @@ func (s *Service) intake(sr *ServiceRequest, resolve resolver, senderODS string,
 	case requester == "":
 		add("required", "ServiceRequest.requester", "must identify the referring GP practice by ODS code (system %s)", ODSSystem)
 	case !strings.EqualFold(requester, p.OrgID):
-		return nil, &outcomeError{Code: events.CodePermissionDenied, Issues: []Issue{{Severity: "error", Code: "forbidden",
-			Diagnostics: "the requester is not the practice this API key belongs to: a practice can only refer its own patients",
-			Expression:  []string{"ServiceRequest.requester"}}}}
+		add("forbidden", "ServiceRequest.requester",
+			"the requester %s is not the practice this API key belongs to: a practice can only refer its own patients", requester)
 	}
 	if len(sr.Performer) > 0 {
 		req.LinkWorkTeam = odsOf(&sr.Performer[0], resolve, 0)
@@ -573,8 +572,15 @@ func (s *Service) intake(sr *ServiceRequest, resolve resolver, senderODS string,
 		}
 		issues = append(issues, Issue{Severity: "error", Code: code, Diagnostics: fhirMessage(e), Expression: []string{fhirPath(e.Field, patientExpr)}})
 	}
+	// Every problem is reported at once, so a sender can fix them in one go.
+	// A request whose only fault is being sent for another practice is
+	// forbidden (403); with anything else wrong it is invalid (400).
 	if len(issues) > 0 {
-		return nil, &outcomeError{Code: events.CodeInvalid, Issues: dedupe(issues)}
+		code := events.CodePermissionDenied
+		if slices.ContainsFunc(issues, func(is Issue) bool { return is.Code != "forbidden" }) {
+			code = events.CodeInvalid
+		}
+		return nil, &outcomeError{Code: code, Issues: dedupe(issues)}
 	}
 	return req, nil
 }
@@ -613,7 +619,7 @@ func fhirPath(field, patientExpr string) string {
 func fhirMessage(e *events.Error) string {
 	switch e.Field {
 	case "patient.nhs_number":
-		return "NHS number " + e.Message
+		return "the NHS number " + e.Message
 	case "reasons":
 		return strings.Replace(e.Message, "reasons", "reasonCode", 1)
 	case "link_work_team":

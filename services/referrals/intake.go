@@ -227,12 +227,12 @@ var phonePattern = regexp.MustCompile(`^\+?[0-9][0-9 ()-]{5,30}$`)
 // remainder giving check 10 means the number is never issued).
 func CheckNHSNumber(s string) error {
 	if len(s) != 10 {
-		return fmt.Errorf("an NHS number has 10 digits")
+		return fmt.Errorf("must have 10 digits")
 	}
 	sum := 0
 	for i, r := range s {
 		if r < '0' || r > '9' {
-			return fmt.Errorf("an NHS number has 10 digits")
+			return fmt.Errorf("must have 10 digits")
 		}
 		if i < 9 {
 			sum += int(r-'0') * (10 - i)
@@ -243,7 +243,7 @@ func CheckNHSNumber(s string) error {
 		check = 0
 	}
 	if check == 10 || check != int(s[9]-'0') {
-		return fmt.Errorf("is not a valid NHS number: its check digit fails the modulus-11 check")
+		return fmt.Errorf("is not valid: its check digit fails the modulus-11 check")
 	}
 	return nil
 }

@@ -50,7 +50,7 @@ func TestIsSCTID(t *testing.T) {
 		{"871731000000106", true},
 		{"404684004", false}, // check digit off by one
 		{"422650008", false},
-		{"12345", false},   // too short
+		{"12345", false},     // too short
 		{"042265009", false}, // leading zero
 		{"42265000x", false},
 		{"", false},
