@@ -1,10 +1,12 @@
 package linkwork_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -523,43 +525,68 @@ func answersSumming(n int, lo, hi, sum int) []int {
 
 func TestEveryScoringTableEntryViaTheAPI(t *testing.T) {
 	e := newEnv(t, events.UncontactablePolicy{Attempts: 3})
-	id := e.contacted(true)
-	post := func(instrument string, answers []int) linkwork.MeasureResult {
-		t.Helper()
-		var v answer
-		e.ok("POST", "/v1/journeys/"+id+"/measures", map[string]any{"instrument": instrument, "timepoint": "baseline", "answers": answers}, &v)
-		if v.Result == nil {
-			t.Fatalf("%s %v: no result", instrument, answers)
-		}
-		return *v.Result
+	type entry struct {
+		instrument string
+		answers    []int
+		check      func(linkwork.MeasureResult) bool
 	}
+	var entries []entry
 	for raw := 7; raw <= 35; raw++ {
-		r := post("SWEMWBS", answersSumming(7, 1, 5, raw))
-		if int(r.RawScore) != raw || r.Score != publishedSWEMWBS[raw-7] {
-			t.Errorf("SWEMWBS raw %d: got raw %d metric %v, want %v", raw, r.RawScore, r.Score, publishedSWEMWBS[raw-7])
-		}
+		entries = append(entries, entry{"SWEMWBS", answersSumming(7, 1, 5, raw), func(r linkwork.MeasureResult) bool {
+			return int(r.RawScore) == raw && r.Score == publishedSWEMWBS[raw-7]
+		}})
 	}
 	for _, raw := range []int{14, 15, 42, 69, 70} {
-		if r := post("WEMWBS", answersSumming(14, 1, 5, raw)); int(r.RawScore) != raw || r.Score != float64(raw) {
-			t.Errorf("WEMWBS raw %d: %+v", raw, r)
-		}
+		entries = append(entries, entry{"WEMWBS", answersSumming(14, 1, 5, raw), func(r linkwork.MeasureResult) bool {
+			return int(r.RawScore) == raw && r.Score == float64(raw)
+		}})
 	}
 	for raw := 3; raw <= 9; raw++ {
-		if r := post("UCLA3", answersSumming(3, 1, 3, raw)); int(r.RawScore) != raw || r.Score != float64(raw) {
-			t.Errorf("UCLA3 raw %d: %+v", raw, r)
-		}
+		entries = append(entries, entry{"UCLA3", answersSumming(3, 1, 3, raw), func(r linkwork.MeasureResult) bool {
+			return int(r.RawScore) == raw && r.Score == float64(raw)
+		}})
 	}
 	// ONS thresholds: the first three items 0-4 low, 5-6 medium, 7-8 high,
 	// 9-10 very high; anxiety 0-1 very low, 2-3 low, 4-5 medium, 6-10 high.
 	positive := []string{"low", "low", "low", "low", "low", "medium", "medium", "high", "high", "very_high", "very_high"}
 	anxiety := []string{"very_low", "very_low", "low", "low", "medium", "medium", "high", "high", "high", "high", "high"}
 	for a := 0; a <= 10; a++ {
-		r := post("ONS4", []int{a, a, a, a})
-		if len(r.Items) != 4 || r.Items[0].Band != positive[a] || r.Items[1].Band != positive[a] || r.Items[2].Band != positive[a] ||
-			r.Items[3].Band != anxiety[a] || r.Items[3].Item != "anxiety" {
-			t.Errorf("ONS4 answer %d: %+v", a, r.Items)
-		}
+		entries = append(entries, entry{"ONS4", []int{a, a, a, a}, func(r linkwork.MeasureResult) bool {
+			return len(r.Items) == 4 && r.Items[0].Band == positive[a] && r.Items[1].Band == positive[a] &&
+				r.Items[2].Band == positive[a] && r.Items[3].Band == anxiety[a] && r.Items[3].Item == "anxiety" && r.RawScore == 0
+		}})
 	}
+	// Several journeys measured side by side: each write waits for the
+	// caseload view, and one journey takes its writes one after another.
+	const lanes = 4
+	ids := make([]string, lanes)
+	for i := range ids {
+		ids[i] = e.contacted(true)
+	}
+	var wg sync.WaitGroup
+	for lane := range lanes {
+		wg.Go(func() {
+			for i := lane; i < len(entries); i += lanes {
+				c := entries[i]
+				body, _ := json.Marshal(map[string]any{"instrument": c.instrument, "timepoint": "baseline", "answers": c.answers})
+				req, _ := http.NewRequest("POST", e.srv.URL+"/v1/journeys/"+ids[lane]+"/measures", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+keyTeam)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Errorf("%s %v: %v", c.instrument, c.answers, err)
+					continue
+				}
+				var v answer
+				err = json.NewDecoder(resp.Body).Decode(&v)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK || v.Result == nil || !c.check(*v.Result) {
+					t.Errorf("%s %v: status %d, result %+v, err %v", c.instrument, c.answers, resp.StatusCode, v.Result, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	id := ids[0]
 	// Incomplete or out-of-range questionnaires are refused, never pro-rated.
 	for _, c := range []struct {
 		instrument string
