@@ -216,6 +216,10 @@ func TestWebPageInHeadlessChromium(t *testing.T) {
 		chromedp.Click(css("#signin")),
 		chromedp.WaitVisible(css("#caseload")))
 	caseload := text("#caseload")
+	listShot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("browser: screenshot: %v", err)
+	}
 	step("open the journey and assign",
 		chromedp.Click(css(`a[href="/linkwork/journeys/`+id+`"]`)),
 		chromedp.WaitVisible(css("#form-assign")),
@@ -243,8 +247,12 @@ func TestWebPageInHeadlessChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s (%d bytes)", path, len(shot))
-	if keep := os.Getenv("LINKWORK_KEEP_SCREENSHOT"); keep != "" { // to look at it by eye
+	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "caseload.png"), listShot, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if keep := os.Getenv("LINKWORK_KEEP_SCREENSHOT"); keep != "" { // to look at them by eye
 		_ = os.WriteFile(keep, shot, 0o600)
+		_ = os.WriteFile(keep+".caseload.png", listShot, 0o600)
 	}
 	if !strings.Contains(caseload, "Jane Doe") || !strings.Contains(caseload, "unassigned") {
 		t.Errorf("caseload table: %q", caseload)
@@ -260,7 +268,7 @@ func TestWebPageInHeadlessChromium(t *testing.T) {
 	if err != nil || st.Status() != events.StatusClosed || st.WorkerName != "Sam Link" || !st.Contacted {
 		t.Fatalf("the log after the browser session: %+v %v", st.Status(), err)
 	}
-	if len(shot) < 1000 {
+	if len(shot) < 1000 || len(listShot) < 1000 {
 		t.Fatalf("screenshot is %d bytes", len(shot))
 	}
 }
