@@ -69,6 +69,10 @@ type feedProjector struct {
 
 func (f *feedProjector) Name() string { return FeedProjection }
 
+// Partitioned: like the inbox, every key belongs to one journey, and the
+// feed's order only matters within a journey.
+func (f *feedProjector) Partitioned() bool { return true }
+
 func (f *feedProjector) Apply(tx *projection.Tx, ev projection.Event) error {
 	changes, err := fold(tx, ev)
 	if err != nil {

@@ -316,6 +316,11 @@ type inboxProjector struct{}
 
 func (inboxProjector) Name() string { return InboxProjection }
 
+// Partitioned: every key of the inbox belongs to one journey (an item, its
+// onward referral's organisation, the journey's index), so journeys can be
+// applied in parallel where the runtime supports it.
+func (inboxProjector) Partitioned() bool { return true }
+
 func (inboxProjector) Apply(tx *projection.Tx, ev projection.Event) error {
 	_, err := fold(tx, ev)
 	return err

@@ -306,3 +306,42 @@ func TestWebInboxStreamsNewReferrals(t *testing.T) {
 		t.Errorf("events without a session: %d, want 401", anon.StatusCode)
 	}
 }
+
+func TestWebCapacityUpdatesTheDirectory(t *testing.T) {
+	h := hubtest.Start(t)
+	b := newBrowser(t, h)
+	st, page := b.signIn(vcs1Key)
+	if st != 200 || !strings.Contains(page, `name="service_id" value="VCS001-walk"`) || strings.Contains(page, "VCS002-debt") {
+		t.Fatalf("the inbox shows the organisation's own services only: %d %s", st, page)
+	}
+	token := b.csrf()
+	cases := []struct {
+		name, service, capacity string
+		want                    int
+	}{
+		{"unknown capacity", "VCS001-walk", "overflowing", 400},
+		{"another organisation's service", "VCS002-debt", "full", 404},
+		{"no such service", "nope", "full", 404},
+		{"own service", "VCS001-walk", "full", 200},
+	}
+	for _, c := range cases {
+		st, page := b.post("/vcs/capacity", url.Values{"csrf": {token}, "service_id": {c.service}, "capacity": {c.capacity}})
+		if st != c.want {
+			t.Errorf("%s: %d, want %d", c.name, st, c.want)
+		}
+		if c.want == 200 && !strings.Contains(page, "Capacity updated") {
+			t.Errorf("%s: no confirmation: %s", c.name, page)
+		}
+	}
+	// The directory (read as a link worker would) shows the change, and
+	// only that one.
+	for svc, want := range map[string]string{"VCS001-walk": "full", "VCS002-debt": "open"} {
+		var got struct {
+			Capacity string `json:"capacity"`
+		}
+		h.JSON("GET", "/v1/directory/services/"+svc, lwKey, nil, 200, &got)
+		if got.Capacity != want {
+			t.Errorf("directory: %s capacity %q, want %q", svc, got.Capacity, want)
+		}
+	}
+}

@@ -1,0 +1,83 @@
+package vcs
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"linkway/events"
+	"linkway/services/api"
+)
+
+func TestHumanDuration(t *testing.T) {
+	cases := []struct {
+		seconds int64
+		want    string
+	}{
+		{0, "less than a minute"},
+		{59, "less than a minute"},
+		{60, "1 minute"},
+		{125, "2 minutes"},
+		{3600, "1 hour"},
+		{47 * 3600, "47 hours"},
+		{48 * 3600, "2 days"},
+		{10 * 86400, "10 days"},
+	}
+	for _, c := range cases {
+		if got := humanDuration(c.seconds); got != c.want {
+			t.Errorf("humanDuration(%d) = %q, want %q", c.seconds, got, c.want)
+		}
+	}
+}
+
+func TestSSEDataFramesEveryLine(t *testing.T) {
+	got := sseData("inbox", []byte("<div>\n<p>a</p>\r\n</div>"))
+	want := "event: inbox\ndata: <div>\ndata: <p>a</p>\ndata: </div>\n\n"
+	if got != want {
+		t.Errorf("sseData = %q, want %q", got, want)
+	}
+}
+
+func TestSessionCookiesAreSignedAndExpire(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	s := newSessions(func() time.Time { return now }, func(float64) {})
+	se := s.create(api.Principal{OrgID: "VCS001", Kind: api.KindVCS})
+	good := s.sign(se.id)
+	req := func(value string) *http.Request {
+		r, _ := http.NewRequest("GET", "/vcs/", nil)
+		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: value})
+		return r
+	}
+	cases := []struct {
+		name, value string
+		ok          bool
+	}{
+		{"signed", good, true},
+		{"no signature", se.id, false},
+		{"tampered id", "x" + good, false},
+		{"tampered signature", good[:len(good)-2] + "AA", false},
+		{"another secret", newSessions(time.Now, func(float64) {}).sign(se.id), false},
+		{"empty", "", false},
+	}
+	for _, c := range cases {
+		if _, ok := s.get(req(c.value)); ok != c.ok {
+			t.Errorf("%s: signed in %v, want %v", c.name, ok, c.ok)
+		}
+	}
+	if strings.Contains(good, "VCS001") {
+		t.Error("the cookie names the organisation")
+	}
+	now = now.Add(sessionTTL + time.Second)
+	if _, ok := s.get(req(good)); ok {
+		t.Error("an expired session still signs in")
+	}
+}
+
+func TestFormMessageNamesWhatToFix(t *testing.T) {
+	for field, want := range map[string]string{"reason": "Choose a reason", "date": "date of the session", "attended": "whether they came"} {
+		if got := formMessage(&events.Error{Code: events.CodeInvalid, Field: field}); !strings.Contains(got, want) {
+			t.Errorf("formMessage(%s) = %q", field, got)
+		}
+	}
+}
