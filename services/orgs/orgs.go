@@ -71,15 +71,18 @@ func (r *Registry) Put(ctx context.Context, o Organisation) error {
 	if _, err := r.kv.Put(ctx, o.ID, b); err != nil {
 		return err
 	}
-	// Wait for our own write so the next read sees it.
+	// Wait for our own write so the next read sees it. The change channel
+	// is taken before the check: taken after, a change landing in between
+	// would be missed and the wait would never end.
 	for {
+		changed := r.mirror.Changed()
 		if got, ok := r.Get(o.ID); ok && got.Name == o.Name && got.Kind == o.Kind {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-r.mirror.Changed():
+		case <-changed:
 		}
 	}
 }
