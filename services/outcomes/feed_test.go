@@ -568,7 +568,9 @@ func TestRebuildOpensADemoDataFolder(t *testing.T) {
 	cfg := hub.DefaultConfig()
 	cfg.Data, cfg.HTTP, cfg.NATSListen, cfg.Services = dir, "127.0.0.1:0", "off", []string{"outcomes"}
 	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := hub.Rebuild(context.Background(), cfg, outcomes.ProjectionName, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	n, err := hub.Rebuild(ctx, cfg, outcomes.ProjectionName, nil)
 	if err != nil || n == 0 {
 		t.Fatalf("rebuild outcomes: %d events, %v", n, err)
 	}
