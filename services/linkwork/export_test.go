@@ -1,6 +1,10 @@
 package linkwork
 
-import "linkway/services/projection"
+import (
+	"context"
+
+	"linkway/services/projection"
+)
 
 // Internals the external tests (package linkwork_test, which may import
 // hubtest) need.
@@ -13,3 +17,6 @@ func (s *Service) Mirror() *projection.Mirror { return s.mirror }
 
 // CaseloadProjector is the caseload projector.
 type CaseloadProjector = caseload
+
+// AwaitView waits until the mirrored caseload holds stream sequence seq.
+func (s *Service) AwaitView(ctx context.Context, seq uint64) error { return s.awaitView(ctx, seq) }

@@ -164,7 +164,7 @@ func (e *env) refer(team string, consent bool) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.svc.Runner().WaitFor(ctx, res.LastSeq); err != nil {
+	if err := e.svc.AwaitView(ctx, res.LastSeq); err != nil {
 		e.t.Fatalf("caseload never saw the referral: %v", err)
 	}
 	return id
@@ -272,7 +272,7 @@ func (e *env) settle() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.svc.Runner().WaitFor(ctx, info.State.LastSeq); err != nil {
+	if err := e.svc.AwaitView(ctx, info.State.LastSeq); err != nil {
 		e.t.Fatalf("the caseload view did not catch up: %v", err)
 	}
 }

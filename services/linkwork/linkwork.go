@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -205,7 +206,7 @@ func (s *Service) execute(ctx context.Context, p api.Principal, id, key string, 
 	// list shows it. The answer itself is built from the log, so if the view
 	// is slow the write still stands and the list catches up on its own.
 	wctx, cancel := context.WithTimeout(ctx, readYourWrites)
-	if err := s.runner.WaitFor(wctx, res.LastSeq); err != nil && ctx.Err() == nil {
+	if err := s.awaitView(wctx, res.LastSeq); err != nil && ctx.Err() == nil {
 		s.log.Warn("caseload view lagging behind a write", "command", name)
 	}
 	cancel()
@@ -226,6 +227,27 @@ func (s *Service) execute(ctx context.Context, p api.Principal, id, key string, 
 		}
 	}
 	return ans, nil
+}
+
+// awaitView waits until the caseload as this process lists it (the
+// mirror, which trails the bucket by the watch's delivery) holds stream
+// sequence seq. The runner writes its checkpoint after the views it covers,
+// and the watch delivers the bucket's writes in order, so a mirrored
+// checkpoint at or past seq means every entry up to seq is mirrored too.
+func (s *Service) awaitView(ctx context.Context, seq uint64) error {
+	for {
+		changed := s.mirror.Changed()
+		if b, ok := s.mirror.Get(projection.CheckpointKey); ok {
+			if cp, err := strconv.ParseUint(string(b), 10, 64); err == nil && cp >= seq {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
 }
 
 func actor(p api.Principal) *eventsv1.Actor {
