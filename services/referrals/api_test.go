@@ -67,6 +67,10 @@ func TestPostReferral(t *testing.T) {
 		t.Error("two practices' referrals share a journey")
 	}
 
+	if c, r := e.received("json", "created"), e.received("json", "resent"); c != 2 || r != 1 {
+		t.Errorf("linkway_referrals_received_total: created %v, resent %v; want 2 and 1", c, r)
+	}
+
 	// Another practice's journey is not found, and never described.
 	st, _, out := e.do("GET", "/v1/referrals/"+first.JourneyID, keyGP2, nil)
 	if st != http.StatusNotFound || strings.Contains(string(out), first.SourceID) {
@@ -185,7 +189,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 			start.Wait()
 			req, _ := http.NewRequest("POST", e.srv.URL+"/v1/referrals", strings.NewReader(string(body)))
 			req.Header.Set("Authorization", "Bearer "+keyGP)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				answers[i].err = err
 				return

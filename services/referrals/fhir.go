@@ -660,7 +660,9 @@ func containedResolver(contained []json.RawMessage) resolver {
 	}
 }
 
-func (s *Service) postServiceRequest(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+func (s *Service) postServiceRequest(w http.ResponseWriter, r *http.Request, p api.Principal) (err error) {
+	created := false
+	defer func() { s.metrics.count("fhir", created, err) }()
 	var sr ServiceRequest
 	if err := readFHIR(w, r, "ServiceRequest", &sr); err != nil {
 		return err
@@ -961,7 +963,9 @@ type msgResp struct {
 // processMessage takes a BaRS-style message Bundle (servicerequest-request)
 // and answers with a response message Bundle acknowledging it, the
 // ServiceRequest as recorded in its focus.
-func (s *Service) processMessage(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+func (s *Service) processMessage(w http.ResponseWriter, r *http.Request, p api.Principal) (err error) {
+	created := false
+	defer func() { s.metrics.count("message", created, err) }()
 	var b struct {
 		ResourceType string `json:"resourceType"`
 		ID           string `json:"id"`
@@ -1034,7 +1038,7 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request, p api.P
 	if err != nil {
 		return err
 	}
-	out, _, err := s.referFHIR(r.Context(), p, req)
+	out, created, err := s.referFHIR(r.Context(), p, req)
 	if err != nil {
 		return err
 	}

@@ -505,6 +505,9 @@ func TestProcessMessage(t *testing.T) {
 	if _, hist, _ := e.d.Store.Load(context.Background(), id); len(hist) != 1 {
 		t.Errorf("%d events after a resend, want 1", len(hist))
 	}
+	if c, r := e.received("message", "created"), e.received("message", "resent"); c != 1 || r != 1 {
+		t.Errorf("linkway_referrals_received_total: created %v, resent %v; want 1 and 1", c, r)
+	}
 	// Another practice's key cannot send a message from this practice.
 	if st, _, _ := e.fhir("POST", "/fhir/R4/$process-message", keyGP2, body); st != http.StatusForbidden {
 		t.Errorf("another practice's key: %d, want 403", st)

@@ -95,7 +95,9 @@ func newEnv(t *testing.T, storeCfg eventlog.Config) *env {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := r.Run(ctx); err != nil {
+				// An error after the test has ended is the runner noticing
+				// the cancel; before, it is a failure.
+				if err := r.Run(ctx); err != nil && ctx.Err() == nil {
 					t.Errorf("projection stopped: %v", err)
 				}
 			}()
@@ -141,7 +143,7 @@ func (e *env) do(method, path, key string, body any, headers ...string) (int, ht
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -166,6 +168,10 @@ func (e *env) json(method, path, key string, body any, status int, v any) {
 		}
 	}
 }
+
+// client bounds every test request, so that a stuck handler fails the test
+// with its name instead of stalling the run.
+var client = &http.Client{Timeout: 30 * time.Second}
 
 var seq int
 
@@ -204,4 +210,28 @@ func readFile(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// received is the value of linkway_referrals_received_total{channel, outcome}.
+func (e *env) received(channel, outcome string) float64 {
+	e.t.Helper()
+	mfs, err := e.d.Reg.(*prometheus.Registry).Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "linkway_referrals_received_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["channel"] == channel && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

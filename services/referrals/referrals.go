@@ -44,13 +44,14 @@ func DefaultConfig() Config {
 
 // Service is the referrals service.
 type Service struct {
-	cfg    Config
-	d      platform.Deps
-	terms  *Terminology
-	runner *projection.Runner
-	mirror *projection.Mirror
-	log    *slog.Logger
-	now    func() time.Time
+	cfg     Config
+	d       platform.Deps
+	terms   *Terminology
+	runner  *projection.Runner
+	mirror  *projection.Mirror
+	metrics *metrics
+	log     *slog.Logger
+	now     func() time.Time
 }
 
 // Start adds the service's routes and starts its projection.
@@ -66,6 +67,9 @@ func New(ctx context.Context, d platform.Deps, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, d: d, terms: terms, log: d.Log.With("service", "referrals"), now: time.Now}
+	if s.metrics, err = newMetrics(d.Reg); err != nil {
+		return nil, err
+	}
 	if s.runner, err = d.Project(ctx, &projector{terms: terms}); err != nil {
 		return nil, fmt.Errorf("referrals projection: %w", err)
 	}
@@ -93,7 +97,9 @@ type ReferralResponse struct {
 	Created bool `json:"created"`
 }
 
-func (s *Service) postReferral(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+func (s *Service) postReferral(w http.ResponseWriter, r *http.Request, p api.Principal) (err error) {
+	created := false
+	defer func() { s.metrics.count("json", created, err) }()
 	var req ReferralRequest
 	if err := api.DecodeJSON(w, r, api.DefaultBodyLimit, &req); err != nil {
 		return err
