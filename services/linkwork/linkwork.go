@@ -6,6 +6,26 @@
 // Every write is a command through the journey rules (events.Decide) in the
 // event store, answered with the journey's view right after the change. A
 // team sees only journeys referred to it: anything else is not found.
+//
+// Routes (kind linkwork; the team is the caller's organisation):
+//
+//	GET  /v1/caseload?worker=&status=        open journeys, due follow-ups, workload
+//	GET  /v1/journeys/{id}                   the team's full record of a journey
+//	POST /v1/journeys/{id}/assign            {"worker_id","worker_name"}
+//	POST /v1/journeys/{id}/contacts          {"outcome","method"}
+//	POST /v1/journeys/{id}/assessment        {"what_matters","needs","goals":[{"text"}],"barriers"}
+//	POST /v1/journeys/{id}/goals/{goal_id}   {"status"}
+//	POST /v1/journeys/{id}/measures          {"instrument","timepoint","answers"} -> "result"
+//	POST /v1/journeys/{id}/onward-referrals  {"service_id","share","waiting_list"} -> "onward_referral_id"
+//	POST /v1/journeys/{id}/onward-referrals/{oid}/withdraw  {"reason"}
+//	POST /v1/journeys/{id}/follow-ups        {"due"} -> "follow_up_id"
+//	POST /v1/journeys/{id}/follow-ups/{fid}/complete  {"measure": {...}} (optional)
+//	POST /v1/journeys/{id}/decline           {"detail"}
+//	POST /v1/journeys/{id}/close             {"reason"}
+//	POST /v1/journeys/{id}/reopen            {"reason"}
+//
+// Writes honour an Idempotency-Key header: a retry returns the first
+// answer and records nothing more.
 package linkwork
 
 import (
