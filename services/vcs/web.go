@@ -111,6 +111,9 @@ type view struct {
 	Item       Item
 	Reasons    []string
 	Today      string
+	// FormID names one rendering of a referral's forms: sent back as the
+	// idempotency key, so a double-clicked or re-sent form acts once.
+	FormID string
 }
 
 type listView struct{ New, Open, Done []Item }
@@ -267,7 +270,8 @@ func (w *web) showReferral(rw http.ResponseWriter, r *http.Request, se *session,
 	}
 	it := rec.item(w.s.now())
 	w.render(rw, r, status, "referral", view{Title: cmpOr(it.Person.Name(), "Referral"), Item: it,
-		Reasons: events.DeclineReasons, Today: w.s.now().Format(time.DateOnly), Flash: flashMsg, Error: errMsg}, se)
+		Reasons: events.DeclineReasons, Today: w.s.now().Format(time.DateOnly), Flash: flashMsg, Error: errMsg,
+		FormID: randomToken()}, se)
 	return nil
 }
 
@@ -297,10 +301,13 @@ func (w *web) act(rw http.ResponseWriter, r *http.Request, se *session) error {
 		return err
 	}
 	id := r.PathValue("id")
-	// The form's CSRF token is unique per session and page load is not, so
-	// a double-clicked button is caught by the journey rules (409), and
-	// shown as such.
-	if _, err := w.s.act(r.Context(), se.principal, id, a, raw, "", "web"); err != nil {
+	// The form's id is the idempotency key: a double-clicked button, or a
+	// form sent again from the browser's history, replays the first answer.
+	var key string
+	if f := f.Get("form_id"); f != "" && len(f) <= 64 {
+		key = "web-" + f
+	}
+	if _, err := w.s.act(r.Context(), se.principal, id, a, raw, key, "web"); err != nil {
 		pub := api.Public(err)
 		if pub.Code == events.CodeInvalid || pub.Code == events.CodeFailedPrecondition {
 			return w.showReferral(rw, r, se, api.Status(pub.Code), "", formMessage(pub))

@@ -345,3 +345,35 @@ func TestWebCapacityUpdatesTheDirectory(t *testing.T) {
 		}
 	}
 }
+
+func TestWebFormSentTwiceActsOnce(t *testing.T) {
+	h := hubtest.Start(t)
+	j := toOnward(t, h, walk, "name")
+	waitInInbox(t, h, vcs1Key, j.OnwardID)
+	b := newBrowser(t, h)
+	if st, _ := b.signIn(vcs1Key); st != 200 {
+		t.Fatalf("sign in: %d", st)
+	}
+	b.get("/vcs/referrals/" + j.OnwardID)
+	formID := regexp.MustCompile(`name="form_id" value="([^"]+)"`).FindStringSubmatch(b.last)
+	if formID == nil {
+		t.Fatalf("the referral's forms carry no form id: %s", b.last)
+	}
+	form := url.Values{"csrf": {b.csrf()}, "form_id": {formID[1]}, "date": {"2026-11-20"}, "attended": {"yes"}}
+	if st, _ := b.post("/vcs/referrals/"+j.OnwardID+"/accept", form); st != 200 {
+		t.Fatalf("accept: %d", st)
+	}
+	// The same form again (a double click, or sent again from history).
+	if st, page := b.post("/vcs/referrals/"+j.OnwardID+"/accept", form); st != 200 || !strings.Contains(page, "Accepted") {
+		t.Errorf("the same accept form sent again: %d, want 200 showing the first answer", st)
+	}
+	before := journeyVersion(t, h, j.ID)
+	for range 2 {
+		if st, _ := b.post("/vcs/referrals/"+j.OnwardID+"/attendance", form); st != 200 {
+			t.Fatalf("attendance: %d", st)
+		}
+	}
+	if after := journeyVersion(t, h, j.ID); after != before+1 {
+		t.Errorf("one attendance form sent twice appended %d events, want 1", after-before)
+	}
+}
