@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,6 +51,12 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		return ""
 	},
 	"datetime": func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04") },
+	"num": func(p *float64) string {
+		if p == nil {
+			return "–"
+		}
+		return strconv.FormatFloat(*p, 'f', 2, 64)
+	},
 	"deref": func(p *int) int {
 		if p == nil {
 			return 0

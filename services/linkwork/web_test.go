@@ -272,3 +272,28 @@ func TestWebPageInHeadlessChromium(t *testing.T) {
 		t.Fatalf("screenshot is %d bytes", len(shot))
 	}
 }
+
+func TestWebJourneyPageShowsMeasuresAndChange(t *testing.T) {
+	e := newEnv(t, events.UncontactablePolicy{Attempts: 3})
+	id := e.contacted(true)
+	for _, m := range []map[string]any{
+		{"instrument": "SWEMWBS", "timepoint": "baseline", "answers": []int{3, 3, 3, 3, 3, 3, 3}},
+		{"instrument": "SWEMWBS", "timepoint": "follow_up", "answers": []int{4, 4, 4, 4, 3, 3, 3}},
+		{"instrument": "ONS4", "timepoint": "baseline", "answers": []int{4, 6, 8, 7}},
+		{"instrument": "ONS4", "timepoint": "follow_up", "answers": []int{6, 6, 7, 3}},
+	} {
+		e.ok("POST", "/v1/journeys/"+id+"/measures", m, nil)
+	}
+	b := newBrowserish(e)
+	b.signIn(keyTeam)
+	resp, page := b.get("/linkwork/journeys/" + id)
+	if resp.StatusCode != 200 {
+		t.Fatalf("journey page: %d", resp.StatusCode)
+	}
+	for _, want := range []string{"raw 21, metric 19.25", "raw 25, metric 22.35", "19.25 → 22.35 (better)",
+		"life satisfaction 4 (low)", "anxiety 7→3 (better)", "happiness 8→7 (worse)", "phone: reached"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("journey page lacks %q", want)
+		}
+	}
+}
