@@ -27,6 +27,9 @@ type journey struct {
 	sex      string
 	decile   int // 1-10; 0 when unknown
 	reasons  []string
+	// needs are the need categories of the latest assessment (or, until
+	// one, those the referral reasons name).
+	needs    []string
 	referred time.Time
 
 	firstContact time.Time
@@ -111,8 +114,6 @@ var (
 	barriers      = []string{"transport", "confidence", "cost", "caring_duties", "health", "language", "digital_access", "other"}
 	codePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 	snomedPattern = regexp.MustCompile(`^[0-9]{6,18}$`)
-	// needPattern accepts taxonomy category names (befriending, physical_activity).
-	needPattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
 )
 
 func oneOf(v string, set []string, otherwise string) string {
@@ -206,7 +207,10 @@ func (m *model) apply(env *eventsv1.Envelope) *FeedEvent {
 		}
 		f.DaysFromReferral = days(j.referred, at)
 	case *eventsv1.Envelope_NeedsAssessed:
-		f.Needs = filter(e.NeedsAssessed.GetNeeds(), needPattern.MatchString)
+		f.Needs = needCategories(e.NeedsAssessed.GetNeeds())
+		if len(f.Needs) > 0 {
+			j.needs = f.Needs
+		}
 		f.Barriers = filter(e.NeedsAssessed.GetBarriers(), func(b string) bool { return slices.Contains(barriers, b) })
 		f.Goals = len(e.NeedsAssessed.GetGoals())
 	case *eventsv1.Envelope_GoalUpdated:
@@ -281,6 +285,11 @@ func (m *model) refer(id string, r *eventsv1.ReferralReceived, at time.Time) *jo
 		reasons:  filter(r.GetReasons(), snomedPattern.MatchString),
 		referred: at,
 		month:    at.Format("2006-01"),
+	}
+	for _, r := range j.reasons {
+		if c, ok := reasonNeeds[r]; ok && !slices.Contains(j.needs, c) {
+			j.needs = append(j.needs, c)
+		}
 	}
 	j.decileLabel = "unknown"
 	if j.decile > 0 {

@@ -216,11 +216,17 @@ type Onward struct {
 	Declined Count `json:"declined"`
 	// DeclinedByReason is unmet need: why services could not take people on.
 	DeclinedByReason map[string]Count `json:"declined_by_reason"`
-	Attended         Count            `json:"attended"`
-	AttendanceRate   Rate             `json:"attendance_rate"`
-	Completed        Count            `json:"completed"`
-	CompletionRate   Rate             `json:"completion_rate"`
+	// DeclinedByNeed is unmet need by need category: each declined onward
+	// referral counted under each of the person's need categories.
+	DeclinedByNeed map[string]Count `json:"declined_by_need"`
+	Attended       Count            `json:"attended"`
+	AttendanceRate Rate             `json:"attendance_rate"`
+	Completed      Count            `json:"completed"`
+	CompletionRate Rate             `json:"completion_rate"`
 }
+
+// needColumns are the need categories unmet need is counted by.
+var needColumns = append(append([]string{}, NeedCategories...), "other", "unassessed")
 
 // Row is one group's published figures.
 type Row struct {
@@ -266,7 +272,7 @@ type tally struct {
 	referrals, declined, contacted, connected, attendedPeople int
 	toContact, toSession                                      []float64
 	made, accepted, declinedOnward, attended, completed       int
-	declinedBy                                                map[string]int
+	declinedBy, declinedByNeed                                map[string]int
 	changes                                                   [numMeasures][]float64
 	reReferrals                                               int
 }
@@ -300,6 +306,15 @@ func (t *tally) add(j *journey) {
 				t.declinedBy = map[string]int{}
 			}
 			t.declinedBy[o.declineReason]++
+			if t.declinedByNeed == nil {
+				t.declinedByNeed = map[string]int{}
+			}
+			if len(j.needs) == 0 {
+				t.declinedByNeed["unassessed"]++
+			}
+			for _, n := range j.needs {
+				t.declinedByNeed[n]++
+			}
 		}
 		if o.attended {
 			t.attended++
@@ -338,6 +353,10 @@ func (t *tally) publish(group string) Row {
 		Attended: Count{t.attended}, Completed: Count{t.completed}, DeclinedByReason: map[string]Count{}}
 	for _, reason := range events.DeclineReasons {
 		o.DeclinedByReason[reason] = Count{t.declinedBy[reason]}
+	}
+	o.DeclinedByNeed = map[string]Count{}
+	for _, n := range needColumns {
+		o.DeclinedByNeed[n] = Count{t.declinedByNeed[n]}
 	}
 	o.AttendanceRate, o.CompletionRate = Rate{o.Attended, o.Accepted}, Rate{o.Completed, o.Accepted}
 	r.Onward = o
@@ -451,6 +470,9 @@ func csvHeader() []string {
 	for _, r := range events.DeclineReasons {
 		h = append(h, "onward_declined_"+r)
 	}
+	for _, n := range needColumns {
+		h = append(h, "onward_declined_need_"+n)
+	}
 	h = append(h, "onward_attended", "attendance_rate", "onward_completed", "completion_rate", "re_referrals_12m", "re_referral_rate")
 	for _, m := range Measures {
 		h = append(h, m+"_n", m+"_mean_change", m+"_ci95_low", m+"_ci95_high", m+"_meaningful_change", m+"_meaningful_change_rate")
@@ -467,6 +489,9 @@ func (r Row) csv() []string {
 		o.Made.String(), o.Accepted.String(), o.Declined.String()}
 	for _, reason := range events.DeclineReasons {
 		rec = append(rec, o.DeclinedByReason[reason].String())
+	}
+	for _, n := range needColumns {
+		rec = append(rec, o.DeclinedByNeed[n].String())
 	}
 	rec = append(rec, o.Attended.String(), o.AttendanceRate.String(), o.Completed.String(), o.CompletionRate.String(),
 		r.ReReferrals.String(), r.ReReferralRate.String())

@@ -190,18 +190,19 @@ func TestSummaryByPracticeExactTable(t *testing.T) {
 		"first_contact_n", "first_contact_median_days", "first_contact_p90_days",
 		"first_vcs_session_n", "first_vcs_session_median_days", "first_vcs_session_p90_days",
 		"onward_made", "onward_accepted", "onward_declined", "onward_declined_no_capacity", "onward_declined_not_eligible",
+		"onward_declined_need_befriending_and_social_groups", "onward_declined_need_food", "onward_declined_need_unassessed",
 		"onward_attended", "attendance_rate", "onward_completed", "completion_rate", "re_referrals_12m", "re_referral_rate",
 		"SWEMWBS_n", "SWEMWBS_mean_change", "SWEMWBS_ci95_low", "SWEMWBS_ci95_high", "SWEMWBS_meaningful_change", "SWEMWBS_meaningful_change_rate",
 		"UCLA3_n", "UCLA3_mean_change"}
 	want := map[string][]string{
 		"A81001": {"15", "*", "*", "10", "10", "10", "10", "5.5", "9.1", "10", "20", "20",
-			"10", "10", "*", "*", "0", "10", "1", "0", "0", "0", "0",
+			"10", "10", "*", "*", "0", "*", "0", "0", "10", "1", "0", "0", "0", "0",
 			"10", "2.67", "1.13", "4.2", "*", "*", "0", ""},
 		"A81002": {"*", "0", "*", "*", "0", "0", "*", "", "", "0", "", "",
-			"0", "0", "0", "0", "0", "0", "", "0", "", "*", "*",
+			"0", "0", "0", "0", "0", "0", "0", "0", "0", "", "0", "", "*", "*",
 			"0", "", "", "", "0", "", "0", ""},
 		"total": {"20", "*", "*", "15", "10", "10", "15", "3", "8.6", "10", "20", "20",
-			"10", "10", "*", "*", "0", "10", "1", "0", "0", "*", "*",
+			"10", "10", "*", "*", "0", "*", "0", "0", "10", "1", "0", "0", "*", "*",
 			"10", "2.67", "1.13", "4.2", "*", "*", "0", ""},
 	}
 	got := columns(t, s, cols...)
@@ -366,13 +367,25 @@ func TestFeedLineCarriesNoPersonalData(t *testing.T) {
 		l.Practice != "A81001" || l.Team != "U12345" || l.Type != "referral_received" || !strings.HasPrefix(l.Person, "k1:") {
 		t.Errorf("referral line %+v", l)
 	}
-	if got := lines[1].Needs; len(got) != 1 || got[0] != "befriending" {
-		t.Errorf("needs %v, want only the category", got)
+	if got := lines[1].Needs; len(got) != 2 || got[0] != "befriending_and_social_groups" || got[1] != "other" {
+		t.Errorf("needs %v, want the category and other", got)
 	}
 	if got := lines[4].ItemChanges; got["life_satisfaction"] != 2 || got["anxiety"] != -4 {
 		t.Errorf("ONS4 item changes %v", got)
 	}
 	if lines[6].Person != "" || lines[6].Type != "personal_data_erased" {
 		t.Errorf("after erasure the line still links the person: %+v", lines[6])
+	}
+}
+
+func TestNeedCategories(t *testing.T) {
+	for need, want := range map[string]string{
+		"befriending": "befriending_and_social_groups", "Company": "befriending_and_social_groups",
+		"low mood": "mental_wellbeing", "food": "food", "Debt": "financial_and_debt_advice",
+		"physical-activity": "physical_activity", "jane": "other", "Call Jane on 07700 900123": "other", "": "other",
+	} {
+		if got := needCategory(need); got != want {
+			t.Errorf("needCategory(%q) = %q, want %q", need, got, want)
+		}
 	}
 }

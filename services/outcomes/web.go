@@ -192,10 +192,13 @@ type dashboard struct {
 	Months     []Row
 	Funnel     []bar
 	Wellbeing  []bar
-	Unmet      []bar
+	Unmet      []bar // declined onward referrals by need category
+	Reasons    []bar // ... and by the service's reason
 	Deciles    []Row
 	MonthBars  []bar
 	DecileBars []bar
+	UnmetBars  []bar // declined onward referrals by decile
+	Declines   []string
 	Total      Row
 	Note       string
 }
@@ -236,11 +239,16 @@ func (wb *web) serveDashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, g := range deciles.Groups {
 		d.DecileBars = append(d.DecileBars, bar{Label: g.Group, Value: g.Referrals})
+		d.UnmetBars = append(d.UnmetBars, bar{Label: g.Group, Value: g.Onward.Declined})
 	}
+	d.Declines = events.DeclineReasons
 	t := months.Total
 	d.Funnel = []bar{{"referred", t.Referrals}, {"contacted", t.Contacted}, {"connected", t.Connected}, {"attended", t.AttendedPeople}}
 	for _, reason := range events.DeclineReasons {
-		d.Unmet = append(d.Unmet, bar{Label: reason, Value: t.Onward.DeclinedByReason[reason]})
+		d.Reasons = append(d.Reasons, bar{Label: reason, Value: t.Onward.DeclinedByReason[reason]})
+	}
+	for _, n := range needColumns {
+		d.Unmet = append(d.Unmet, bar{Label: n, Value: t.Onward.DeclinedByNeed[n]})
 	}
 	d.Wellbeing = wb.s.model.changeDistribution(teams, q, "SWEMWBS")
 	wb.render(w, http.StatusOK, "dashboard.html", d)
@@ -317,7 +325,7 @@ var chartTmpl = template.Must(template.New("chart").Parse(`<svg xmlns="http://ww
 // barChart draws bars as an inline SVG. Suppressed counts are drawn as a
 // dashed outline marked "*", never as a value.
 func barChart(title string, bars []bar) (template.HTML, error) {
-	const barW, gap, plotH, top, bottom = 56.0, 14.0, 160.0, 18.0, 22.0
+	const barW, gap, plotH, top, bottom = 64.0, 10.0, 160.0, 18.0, 22.0
 	c := svgChart{Title: title, Width: max(float64(len(bars))*(barW+gap)+gap, 200), Height: top + plotH + bottom}
 	c.Base = top + plotH
 	maxV := 1

@@ -94,11 +94,11 @@ func TestDashboardInChromium(t *testing.T) {
 	if !strings.Contains(signIn, `name="csrf"`) {
 		t.Error("the sign-in form has no CSRF token")
 	}
-	if svgs != 5 {
-		t.Errorf("%d charts, want 5 (month, funnel, wellbeing, unmet need, deprivation)", svgs)
+	if svgs != 6 {
+		t.Errorf("%d charts, want 6 (month, funnel, wellbeing, unmet need, and referrals and unmet need by deprivation)", svgs)
 	}
 	for _, want := range []string{"Referrals per month", "Uptake", "referred", "contacted", "connected", "attended",
-		"Wellbeing change", "better by 3+", "Unmet need", "no_capacity", "deprivation decile", "summary.csv?by=month"} {
+		"Wellbeing change", "better by 3+", "Unmet need", "no_capacity", "befriending_and_social_groups", "Declined: not_eligible", "deprivation decile", "summary.csv?by=month"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the dashboard does not show %q", want)
 		}
