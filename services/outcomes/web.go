@@ -310,24 +310,39 @@ type svgBar struct {
 type svgChart struct {
 	Title         string
 	Width, Height float64
-	Base          float64
-	Bars          []svgBar
+	Base, LabelY  float64
+	// Slant turns long labels, so they do not run into each other.
+	Slant bool
+	Bars  []svgBar
 }
 
 var chartTmpl = template.Must(template.New("chart").Parse(`<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{{.Title}}" width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}">` +
 	`<title>{{.Title}}</title>` +
+	`<text x="4" y="14" font-size="12" fill="#425563">{{.Title}}</text>` +
 	`<line x1="0" y1="{{.Base}}" x2="{{.Width}}" y2="{{.Base}}" stroke="#425563"/>` +
 	`{{range .Bars}}{{if .Suppressed}}<rect x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}" fill="none" stroke="#768692" stroke-dasharray="3 3"/>` +
 	`{{else}}<rect x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}" fill="#005eb8"/>{{end}}` +
 	`<text x="{{.LabelX}}" y="{{.TextY}}" font-size="11" text-anchor="middle" fill="#212b32">{{.Text}}</text>` +
-	`<text x="{{.LabelX}}" y="{{$.Height}}" dy="-4" font-size="10" text-anchor="middle" fill="#425563">{{.Label}}</text>{{end}}</svg>`))
+	`{{if $.Slant}}<text x="{{.LabelX}}" y="{{$.LabelY}}" font-size="10" text-anchor="end" fill="#425563" transform="rotate(-35 {{.LabelX}} {{$.LabelY}})">{{.Label}}</text>` +
+	`{{else}}<text x="{{.LabelX}}" y="{{$.LabelY}}" font-size="10" text-anchor="middle" fill="#425563">{{.Label}}</text>{{end}}{{end}}</svg>`))
 
 // barChart draws bars as an inline SVG. Suppressed counts are drawn as a
 // dashed outline marked "*", never as a value.
 func barChart(title string, bars []bar) (template.HTML, error) {
-	const barW, gap, plotH, top, bottom = 64.0, 10.0, 160.0, 18.0, 22.0
-	c := svgChart{Title: title, Width: max(float64(len(bars))*(barW+gap)+gap, 200), Height: top + plotH + bottom}
+	const barW, gap, plotH, top = 56.0, 14.0, 160.0, 34.0
+	c := svgChart{Title: title}
+	bottom, left, longest := 22.0, 0.0, 0
+	for _, b := range bars {
+		longest = max(longest, len(b.Label))
+	}
+	if longest > 9 {
+		// About 6 px a character at font size 10, slanted at 35 degrees.
+		c.Slant, bottom, left = true, 24+3.6*float64(longest), 4.9*float64(longest)-barW/2
+	}
+	c.Width = max(left+float64(len(bars))*(barW+gap)+gap, 320)
+	c.Height = top + plotH + bottom
 	c.Base = top + plotH
+	c.LabelY = c.Base + 14
 	maxV := 1
 	for _, b := range bars {
 		if !b.Value.Suppressed() {
@@ -335,7 +350,7 @@ func barChart(title string, bars []bar) (template.HTML, error) {
 		}
 	}
 	for i, b := range bars {
-		x := gap + float64(i)*(barW+gap)
+		x := left + gap + float64(i)*(barW+gap)
 		sb := svgBar{X: x, W: barW, LabelX: x + barW/2, Label: b.Label, Text: b.Value.String(), Suppressed: b.Value.Suppressed()}
 		if sb.Suppressed {
 			sb.H = plotH * 0.05
