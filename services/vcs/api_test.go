@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"linkway/events"
+	eventsv1 "linkway/proto/linkway/events/v1"
+	"linkway/services/eventlog"
 	"linkway/services/hub/hubtest"
 )
 
@@ -286,5 +289,27 @@ func TestIdempotencyKeyReplaysTheAnswer(t *testing.T) {
 	// Without the key, the same request is a second accept: refused.
 	if st, _ := h.Do("POST", "/v1/onward-referrals/"+j.OnwardID+"/accept", vcs1Key, []byte(`{}`)); st != 409 {
 		t.Errorf("a second accept without the key: %d, want 409", st)
+	}
+}
+
+func TestWithdrawnByTheLinkWorker(t *testing.T) {
+	h := hubtest.Start(t)
+	j := toOnward(t, h, walk, "name")
+	waitInInbox(t, h, vcs1Key, j.OnwardID)
+	lw := eventlog.Meta{Actor: &eventsv1.Actor{OrganisationId: "U12345", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK}}
+	if _, err := h.Deps().Store.Execute(t.Context(), j.ID, lw, events.WithdrawOnward{OnwardReferralID: j.OnwardID, Reason: "the person moved away, to Leeds"}); err != nil {
+		t.Fatal(err)
+	}
+	h.Eventually(func() bool {
+		items, _ := inbox(t, h, vcs1Key, "?status=withdrawn")
+		return len(items) == 1 && items[0].OnwardReferralID == j.OnwardID
+	}, "the inbox shows the referral withdrawn")
+	_, body := h.Do("GET", "/v1/onward-referrals/"+j.OnwardID, vcs1Key, nil)
+	if strings.Contains(string(body), "Leeds") {
+		t.Errorf("the link worker's reason reached the organisation: %s", body)
+	}
+	st, out := h.Do("POST", "/v1/onward-referrals/"+j.OnwardID+"/accept", vcs1Key, []byte(`{}`))
+	if code, _ := errorField(t, out); st != 409 || code != "failed_precondition" {
+		t.Errorf("accepting a withdrawn referral: %d %s", st, out)
 	}
 }

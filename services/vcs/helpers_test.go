@@ -58,7 +58,7 @@ func toOnward(tb testing.TB, h *hubtest.Hub, svc events.ServiceFacts, share ...s
 			Source: "gp", ReferrerOrganisationId: "A81001", SourceId: "VCS-TEST-" + jid,
 			Person: &eventsv1.PersonalData{NhsNumber: nhsNumber, GivenName: "Jane", FamilyName: "Walker", BirthDate: birthDate,
 				Postcode: postcode, Phone: "07700 900123", Email: "jane@example.org"},
-			Sex: "female", Reasons: []string{"1104311000000106"}, Notes: &eventsv1.FreeText{Text: gpNotes},
+			Sex: "female", Reasons: []string{"422650009"}, Notes: &eventsv1.FreeText{Text: gpNotes},
 			Consent: &eventsv1.Consent{ShareWithVcs: true}, LinkWorkTeam: "U12345", Urgency: "routine"}}},
 		{lw, events.Assign{WorkerID: "lw-7", WorkerName: "Sam Link"}},
 		{lw, events.RecordContact{Outcome: "reached", Method: "phone"}},

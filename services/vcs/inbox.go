@@ -107,8 +107,11 @@ type Item struct {
 // not): how long the person waited for a yes or no.
 func (r record) item(now time.Time) Item {
 	end := now
-	if r.RespondedAt != nil {
+	switch {
+	case r.RespondedAt != nil:
 		end = *r.RespondedAt
+	case r.Status != string(events.OnwardSent):
+		end = r.UpdatedAt // withdrawn (or erased) before any answer: no longer waiting
 	}
 	it := Item{
 		OnwardReferralID: r.ID, ServiceID: r.ServiceID, ServiceName: r.ServiceName, Status: r.Status,

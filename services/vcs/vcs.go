@@ -147,24 +147,46 @@ func (s *Service) getItem(w http.ResponseWriter, r *http.Request, p api.Principa
 // command. Any id that is not in this organisation's inbox is not found,
 // whether or not another organisation has it.
 func (s *Service) lookup(ctx context.Context, orgID, id string) (record, error) {
+	rec, _, err := s.lookupRaw(ctx, orgID, id)
+	return rec, err
+}
+
+// lookupRaw is lookup that also returns the stored bytes.
+func (s *Service) lookupRaw(ctx context.Context, orgID, id string) (record, []byte, error) {
 	if err := events.ParseID(id); err != nil {
-		return record{}, events.ErrNotFound
+		return record{}, nil, events.ErrNotFound
 	}
 	e, err := s.inbox.KV().Get(ctx, itemKey(orgID, id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return record{}, events.ErrNotFound
+		return record{}, nil, events.ErrNotFound
 	}
 	if err != nil {
-		return record{}, &events.Error{Code: events.CodeUnavailable, Message: "the inbox cannot be read now"}
+		return record{}, nil, &events.Error{Code: events.CodeUnavailable, Message: "the inbox cannot be read now"}
 	}
 	rec, err := decodeRecord(e.Value())
 	if err != nil {
-		return record{}, err
+		return record{}, nil, err
 	}
 	if rec.OrganisationID != orgID {
-		return record{}, events.ErrNotFound
+		return record{}, nil, events.ErrNotFound
 	}
-	return rec, nil
+	return rec, e.Value(), nil
+}
+
+// awaitMirror waits (bounded by ctx) until the mirror that lists the inbox
+// holds value for key, so that a list read after a command shows it too.
+func (s *Service) awaitMirror(ctx context.Context, key string, value []byte) {
+	for {
+		changed := s.mirror.Changed()
+		if v, ok := s.mirror.Get(key); ok && bytes.Equal(v, value) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // action is one thing an organisation can do to an onward referral.
@@ -326,9 +348,10 @@ func (s *Service) act(ctx context.Context, p api.Principal, id string, a action,
 		// a client can read again.
 		s.log.Warn("inbox view behind after a command", "action", a.name, "err", err)
 	}
-	rec, err = s.lookup(ctx, p.OrgID, id)
+	rec, raw, err := s.lookupRaw(ctx, p.OrgID, id)
 	if err != nil {
 		return Item{}, err
 	}
+	s.awaitMirror(wctx, itemKey(p.OrgID, id), raw)
 	return rec.item(s.now()), nil
 }
