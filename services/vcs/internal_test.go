@@ -81,3 +81,24 @@ func TestFormMessageNamesWhatToFix(t *testing.T) {
 		}
 	}
 }
+
+func TestSignInGuessingIsThrottled(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	s := newSessions(func() time.Time { return now }, func(float64) {})
+	for i := range maxFailedSignIns {
+		if s.throttled("192.0.2.1") {
+			t.Fatalf("throttled after %d failures", i)
+		}
+		s.signInFailed("192.0.2.1")
+	}
+	if !s.throttled("192.0.2.1") {
+		t.Error("not throttled after the limit")
+	}
+	if s.throttled("192.0.2.2") {
+		t.Error("another client is throttled too")
+	}
+	now = now.Add(failedWindow + time.Second)
+	if s.throttled("192.0.2.1") {
+		t.Error("still throttled after the window")
+	}
+}

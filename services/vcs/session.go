@@ -38,10 +38,54 @@ type sessions struct {
 	mu     sync.Mutex
 	m      map[string]*session
 	gauge  func(float64)
+	// failed sign-ins by client address, to slow down guessing keys.
+	failed map[string][]time.Time
 }
 
+// Sign-in guessing: after this many failures from one address within the
+// window, further attempts from it are refused until the window passes.
+const (
+	maxFailedSignIns = 10
+	failedWindow     = 5 * time.Minute
+	maxFailedClients = 10000
+)
+
 func newSessions(now func() time.Time, gauge func(float64)) *sessions {
-	return &sessions{secret: randomBytes(32), now: now, m: map[string]*session{}, gauge: gauge}
+	return &sessions{secret: randomBytes(32), now: now, m: map[string]*session{}, gauge: gauge, failed: map[string][]time.Time{}}
+}
+
+// recentFailures prunes and returns the client's failures in the window.
+func (s *sessions) recentFailures(client string) []time.Time {
+	cut := s.now().Add(-failedWindow)
+	var kept []time.Time
+	for _, t := range s.failed[client] {
+		if t.After(cut) {
+			kept = append(kept, t)
+		}
+	}
+	if kept == nil {
+		delete(s.failed, client)
+	} else {
+		s.failed[client] = kept
+	}
+	return kept
+}
+
+// throttled reports whether a client has failed to sign in too often.
+func (s *sessions) throttled(client string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.recentFailures(client)) >= maxFailedSignIns
+}
+
+// signInFailed counts a failed sign-in.
+func (s *sessions) signInFailed(client string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.failed) >= maxFailedClients {
+		clear(s.failed) // bounded memory; forgetting is safe, only slower to throttle
+	}
+	s.failed[client] = append(s.recentFailures(client), s.now())
 }
 
 func randomBytes(n int) []byte {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -194,9 +195,15 @@ func (w *web) signIn(rw http.ResponseWriter, r *http.Request, _ *session) error 
 		w.signInPage(rw, r, http.StatusForbidden, "The sign-in form was out of date. Please try again.")
 		return nil
 	}
+	client := clientAddr(r)
+	if w.sessions.throttled(client) {
+		w.signInPage(rw, r, http.StatusTooManyRequests, "Too many attempts to sign in. Wait a few minutes and try again.")
+		return nil
+	}
 	p, err := w.s.d.HTTP.LookupKey(r.Context(), strings.TrimSpace(r.PostForm.Get("key")))
 	switch {
 	case events.ErrorCode(err) == events.CodeUnauthenticated:
+		w.sessions.signInFailed(client)
 		w.signInPage(rw, r, http.StatusUnauthorized, "That key was not recognised. Check it and try again.")
 		return nil
 	case err != nil:
@@ -211,6 +218,16 @@ func (w *web) signIn(rw http.ResponseWriter, r *http.Request, _ *session) error 
 	http.SetCookie(rw, cookie(r, sessionCookie, w.sessions.sign(se.id), int(sessionTTL/time.Second)))
 	http.Redirect(rw, r, "/vcs/", http.StatusSeeOther)
 	return nil
+}
+
+// clientAddr is the address sign-in failures are counted against: the
+// connection's, since a forwarded header could be set by anyone.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (w *web) signOut(rw http.ResponseWriter, r *http.Request, se *session) error {
