@@ -185,6 +185,13 @@ func TestTakeUpFollowsTheRules(t *testing.T) {
 	if len(it.Attendance) != 2 || it.Attendance[0].Attended || !it.Attendance[1].Attended {
 		t.Errorf("attendance not kept in order: %+v", it.Attendance)
 	}
+	// The link worker's and the GP practice's views show the take-up.
+	for _, v := range []struct{ path, key string }{{"/v1/journeys/" + j.ID, lwKey}, {"/v1/referrals/" + j.ID, gpKey}} {
+		h.Eventually(func() bool {
+			st, out := h.Do("GET", v.path, v.key, nil)
+			return st == 200 && strings.Contains(string(out), `"status":"completed"`)
+		}, v.path+" shows the onward referral completed")
+	}
 	st, _, err := h.Deps().Store.Load(t.Context(), j.ID)
 	if err != nil {
 		t.Fatal(err)
