@@ -96,6 +96,8 @@ type model struct {
 	byTeam   map[string][]*journey // what a commissioner's summary walks
 	pseudo   *pseudonymiser
 	dep      *deprivation
+	// applied is the last JOURNEYS sequence folded in.
+	applied uint64
 }
 
 func newModel(p *pseudonymiser, dep *deprivation) *model {
@@ -173,11 +175,28 @@ func ageBand(birth string, at time.Time) string {
 	return "unknown"
 }
 
+// applySeq folds the event at a JOURNEYS sequence into the view, once: a
+// runner whose consumer is recreated under it replays from its checkpoint,
+// and the in-memory view must not count those events twice.
+func (m *model) applySeq(seq uint64, env *eventsv1.Envelope) *FeedEvent {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if seq <= m.applied {
+		return nil
+	}
+	m.applied = seq
+	return m.applyLocked(env)
+}
+
 // apply folds one event into the view and returns its feed line, or nil
 // for an event of a journey the view has never seen referred.
 func (m *model) apply(env *eventsv1.Envelope) *FeedEvent {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.applyLocked(env)
+}
+
+func (m *model) applyLocked(env *eventsv1.Envelope) *FeedEvent {
 	id := env.GetJourneyId()
 	at := env.GetOccurredAt().AsTime().UTC()
 	j := m.journeys[id]

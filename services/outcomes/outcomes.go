@@ -100,7 +100,7 @@ type projector struct{ s *Service }
 func (projector) Name() string { return ProjectionName }
 
 func (p projector) Apply(_ *projection.Tx, ev projection.Event) error {
-	line := p.s.model.apply(ev.Envelope)
+	line := p.s.model.applySeq(ev.Seq, ev.Envelope)
 	if line == nil {
 		return nil
 	}
