@@ -114,6 +114,10 @@ func openFeed(ctx context.Context, js jetstream.JetStream, replicas int) (*feed,
 	return f, nil
 }
 
+// wants reports whether the event at a JOURNEYS sequence may still need
+// publishing.
+func (f *feed) wants(seq uint64) bool { return seq >= f.published }
+
 // publish appends a line to each commissioner's feed. Lines the feed
 // already holds (a replay of the log after a restart) are skipped: those
 // before its last message by sequence, and for that last event, each

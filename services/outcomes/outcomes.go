@@ -101,8 +101,8 @@ func (projector) Name() string { return ProjectionName }
 
 func (p projector) Apply(_ *projection.Tx, ev projection.Event) error {
 	line := p.s.model.applySeq(ev.Seq, ev.Envelope)
-	if line == nil {
-		return nil
+	if line == nil || !p.s.feed.wants(ev.Seq) {
+		return nil // replaying what the feed already holds: skip the organisation lookup too
 	}
 	return p.s.feed.publish(p.s.ctx, ev.Seq, p.s.d.Orgs.CommissionersOf(line.Team), line)
 }

@@ -3,7 +3,6 @@ package outcomes
 import (
 	"cmp"
 	"encoding/csv"
-	"encoding/json"
 	"io"
 	"math"
 	"slices"
@@ -522,5 +521,3 @@ func (s Summary) writeCSV(w io.Writer) error {
 	cw.Flush()
 	return cw.Error()
 }
-
-var _ json.Marshaler = Count{}
