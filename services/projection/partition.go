@@ -137,8 +137,17 @@ func (pt *partition) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projection %s: %w", pt.name(), err)
 	}
+	// Take what is there without waiting; when nothing is, wait for the
+	// next message (up to a second) and take it at once. A fetch of a full
+	// batch with a wait would hold a lone event until the wait ran out.
+	wait := false
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(r.cfg.Batch, jetstream.FetchMaxWait(time.Second))
+		var batch jetstream.MessageBatch
+		if wait {
+			batch, err = cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		} else {
+			batch, err = cons.FetchNoWait(r.cfg.Batch)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -163,29 +172,33 @@ func (pt *partition) run(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := pt.applyBatch(ctx, batch); err != nil {
+		n, err := pt.applyBatch(ctx, batch)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
+		wait = n == 0
 	}
 	return nil
 }
 
 // applyBatch folds every message of one fetch into one Tx, flushes it, then
-// writes the checkpoint and acknowledges the last message.
-func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatch) error {
+// writes the checkpoint and acknowledges the last message. It returns how
+// many messages the fetch brought.
+func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatch) (int, error) {
 	r := pt.r
 	name := r.p.Name()
 	tx := newTx(ctx, r.kv, pt.cache)
 	var last jetstream.Msg
 	var lastMeta *jetstream.MsgMetadata
-	n := 0
+	n, got := 0, 0
 	for msg := range batch.Messages() {
+		got++
 		meta, err := msg.Metadata()
 		if err != nil {
-			return fmt.Errorf("projection %s: message metadata: %w", name, err)
+			return got, fmt.Errorf("projection %s: message metadata: %w", name, err)
 		}
 		last, lastMeta = msg, meta
 		seq := meta.Sequence.Stream
@@ -194,7 +207,7 @@ func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatc
 		}
 		env, err := pt.decode(ctx, msg.Data())
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return got, ctx.Err()
 		}
 		if err != nil {
 			// A message this version cannot read: counted and skipped, so one
@@ -206,7 +219,7 @@ func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatc
 		}
 		start := time.Now()
 		if err := r.p.Apply(tx, Event{Seq: seq, Envelope: env}); err != nil {
-			return fmt.Errorf("projection %s: apply seq %d: %w", name, seq, err)
+			return got, fmt.Errorf("projection %s: apply seq %d: %w", name, seq, err)
 		}
 		r.metrics.applySeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
 		tx.checkpoint = seq
@@ -217,11 +230,11 @@ func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatc
 	}
 	if last == nil {
 		pt.markCaughtUp(0)
-		return nil
+		return 0, nil
 	}
 	if tx.checkpoint > pt.seq.Load() {
 		if err := pt.flush(ctx, tx); err != nil {
-			return err
+			return got, err
 		}
 		pt.seq.Store(tx.checkpoint)
 		r.advanced()
@@ -237,7 +250,7 @@ func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatc
 	}
 	r.metrics.lagSeconds.WithLabelValues(name, pt.label()).Set(lag)
 	pt.markCaughtUp(lastMeta.NumPending)
-	return nil
+	return got, nil
 }
 
 // decode reads an event, retrying while its personal data cannot be opened
