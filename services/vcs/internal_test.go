@@ -41,8 +41,11 @@ func TestSSEDataFramesEveryLine(t *testing.T) {
 
 func TestSessionCookiesAreSignedAndExpire(t *testing.T) {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	s := newSessions(func() time.Time { return now }, func(float64) {})
-	se := s.create(api.Principal{OrgID: "VCS001", Kind: api.KindVCS})
+	s := newSessions(randomBytes(32), newMemoryStore(), func() time.Time { return now })
+	se, err := s.create(t.Context(), api.Principal{OrgID: "VCS001", Kind: api.KindVCS})
+	if err != nil {
+		t.Fatal(err)
+	}
 	good := s.sign(se.id)
 	req := func(value string) *http.Request {
 		r, _ := http.NewRequest("GET", "/vcs/", nil)
@@ -57,19 +60,23 @@ func TestSessionCookiesAreSignedAndExpire(t *testing.T) {
 		{"no signature", se.id, false},
 		{"tampered id", "x" + good, false},
 		{"tampered signature", good[:len(good)-2] + "AA", false},
-		{"another secret", newSessions(time.Now, func(float64) {}).sign(se.id), false},
+		{"another secret", newSessions(randomBytes(32), newMemoryStore(), time.Now).sign(se.id), false},
 		{"empty", "", false},
 	}
 	for _, c := range cases {
-		if _, ok := s.get(req(c.value)); ok != c.ok {
-			t.Errorf("%s: signed in %v, want %v", c.name, ok, c.ok)
+		got, ok, err := s.get(req(c.value))
+		if err != nil || ok != c.ok {
+			t.Errorf("%s: signed in %v (%v), want %v", c.name, ok, err, c.ok)
+		}
+		if ok && got.Principal.OrgID != "VCS001" {
+			t.Errorf("%s: session of %q", c.name, got.Principal.OrgID)
 		}
 	}
 	if strings.Contains(good, "VCS001") {
 		t.Error("the cookie names the organisation")
 	}
 	now = now.Add(sessionTTL + time.Second)
-	if _, ok := s.get(req(good)); ok {
+	if _, ok, _ := s.get(req(good)); ok {
 		t.Error("an expired session still signs in")
 	}
 }
@@ -84,7 +91,7 @@ func TestFormMessageNamesWhatToFix(t *testing.T) {
 
 func TestSignInGuessingIsThrottled(t *testing.T) {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	s := newSessions(func() time.Time { return now }, func(float64) {})
+	s := newSessions(randomBytes(32), newMemoryStore(), func() time.Time { return now })
 	for i := range maxFailedSignIns {
 		if s.throttled("192.0.2.1") {
 			t.Fatalf("throttled after %d failures", i)

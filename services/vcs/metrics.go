@@ -13,7 +13,7 @@ type metrics struct {
 	feedErrors    prometheus.Counter
 	commands      *prometheus.CounterVec
 	sseClients    prometheus.Gauge
-	sessions      prometheus.Gauge
+	signIns       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -28,13 +28,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			[]string{"action", "channel", "result"}),
 		sseClients: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "linkway_vcs_web_event_streams", Help: "Open server-sent event streams of the web inbox."}),
-		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "linkway_vcs_web_sessions", Help: "Signed-in web inbox sessions held in memory."}),
+		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "linkway_vcs_web_sign_ins_total", Help: "Web inbox sign-in attempts by result (ok, unknown_key, wrong_kind, throttled)."},
+			[]string{"result"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.feedPublished, m.feedErrors, m.commands, m.sseClients, m.sessions} {
+	for _, c := range []prometheus.Collector{m.feedPublished, m.feedErrors, m.commands, m.sseClients, m.signIns} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("vcs metrics: %w", err)
 		}

@@ -1,44 +1,64 @@
 package vcs
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"linkway/services/api"
 )
 
-// Web sessions are held in memory: signing in again after a restart is a
-// small cost for a page used a few times a day, and it keeps the API key
-// itself out of any store (only the principal it named is kept).
+// Web sessions live in a KV bucket, so that any replica of the service can
+// serve a signed-in organisation and signing out ends the session
+// everywhere. Only the principal the key named is kept, never the key.
 const (
-	sessionCookie = "lw_vcs_session"
-	signInCookie  = "lw_vcs_signin"
-	sessionTTL    = 12 * time.Hour
-	maxSessions   = 10000
-	cookiePath    = "/vcs/"
+	sessionCookie  = "lw_vcs_session"
+	signInCookie   = "lw_vcs_signin"
+	sessionTTL     = 12 * time.Hour
+	cookiePath     = "/vcs/"
+	SessionsBucket = "lw_vcs_sessions"
+	// SecretBucket holds the cookie-signing secret shared by the replicas.
+	SecretBucket = "lw_vcs_web"
+	secretKey    = "session_secret"
 )
 
+// session is one signed-in browser.
 type session struct {
 	id        string
-	principal api.Principal
-	csrf      string
-	expires   time.Time
+	Principal api.Principal `json:"principal"`
+	CSRF      string        `json:"csrf"`
+	Expires   time.Time     `json:"expires"`
+}
+
+// sessionStore keeps sessions by id.
+type sessionStore interface {
+	put(ctx context.Context, id string, se session) error
+	// get returns found false for an unknown session.
+	get(ctx context.Context, id string) (se session, found bool, err error)
+	delete(ctx context.Context, id string) error
 }
 
 type sessions struct {
 	secret []byte
 	now    func() time.Time
-	mu     sync.Mutex
-	m      map[string]*session
-	gauge  func(float64)
-	// failed sign-ins by client address, to slow down guessing keys.
+	store  sessionStore
+
+	mu sync.Mutex
+	// failed sign-ins by client address, to slow down guessing keys. Kept
+	// per replica: a guesser spread over replicas is slowed a little less.
 	failed map[string][]time.Time
 }
 
@@ -50,9 +70,66 @@ const (
 	maxFailedClients = 10000
 )
 
-func newSessions(now func() time.Time, gauge func(float64)) *sessions {
-	return &sessions{secret: randomBytes(32), now: now, m: map[string]*session{}, gauge: gauge, failed: map[string][]time.Time{}}
+func newSessions(secret []byte, store sessionStore, now func() time.Time) *sessions {
+	return &sessions{secret: secret, now: now, store: store, failed: map[string][]time.Time{}}
 }
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand panics rather than return short)
+	return b
+}
+
+func randomToken() string { return base64.RawURLEncoding.EncodeToString(randomBytes(32)) }
+
+// sign is the cookie value of a session id: the id and its HMAC, so a
+// forged or guessed cookie is refused before any lookup.
+func (s *sessions) sign(id string) string {
+	mac := hmac.New(sha256.New, s.secret)
+	mac.Write([]byte(id))
+	return id + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func (s *sessions) verify(value string) (string, bool) {
+	id, _, ok := strings.Cut(value, ".")
+	if !ok || id == "" {
+		return "", false
+	}
+	return id, hmac.Equal([]byte(s.sign(id)), []byte(value))
+}
+
+// create starts a session with a fresh id (never one the browser sent, so
+// a planted cookie cannot become a signed-in session).
+func (s *sessions) create(ctx context.Context, p api.Principal) (session, error) {
+	se := session{id: randomToken(), Principal: p, CSRF: randomToken(), Expires: s.now().Add(sessionTTL)}
+	if err := s.store.put(ctx, se.id, se); err != nil {
+		return session{}, err
+	}
+	return se, nil
+}
+
+// get returns the request's live session; ok is false when there is none.
+func (s *sessions) get(r *http.Request) (se session, ok bool, err error) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return session{}, false, nil
+	}
+	id, ok := s.verify(c.Value)
+	if !ok {
+		return session{}, false, nil
+	}
+	se, found, err := s.store.get(r.Context(), id)
+	if err != nil || !found {
+		return session{}, false, err
+	}
+	if s.now().After(se.Expires) {
+		return session{}, false, s.store.delete(r.Context(), id)
+	}
+	se.id = id
+	return se, true, nil
+}
+
+func (s *sessions) end(ctx context.Context, id string) error { return s.store.delete(ctx, id) }
 
 // recentFailures prunes and returns the client's failures in the window.
 func (s *sessions) recentFailures(client string) []time.Time {
@@ -88,86 +165,108 @@ func (s *sessions) signInFailed(client string) {
 	s.failed[client] = append(s.recentFailures(client), s.now())
 }
 
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails (crypto/rand panics rather than return short)
-	return b
+// memoryStore keeps sessions in this process only (unit tests).
+type memoryStore struct {
+	mu sync.Mutex
+	m  map[string]session
 }
 
-func randomToken() string { return base64.RawURLEncoding.EncodeToString(randomBytes(32)) }
+func newMemoryStore() *memoryStore { return &memoryStore{m: map[string]session{}} }
 
-// sign is the cookie value of a session id: the id and its HMAC, so a
-// forged or guessed cookie is refused before any lookup.
-func (s *sessions) sign(id string) string {
-	mac := hmac.New(sha256.New, s.secret)
-	mac.Write([]byte(id))
-	return id + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+func (m *memoryStore) put(_ context.Context, id string, se session) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.m[id] = se
+	return nil
 }
 
-func (s *sessions) verify(value string) (string, bool) {
-	id, _, ok := strings.Cut(value, ".")
-	if !ok || id == "" {
-		return "", false
-	}
-	return id, hmac.Equal([]byte(s.sign(id)), []byte(value))
+func (m *memoryStore) get(_ context.Context, id string) (session, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	se, ok := m.m[id]
+	return se, ok, nil
 }
 
-// create starts a session with a fresh id (never one the browser sent, so
-// a planted cookie cannot become a signed-in session).
-func (s *sessions) create(p api.Principal) *session {
-	now := s.now()
-	se := &session{id: randomToken(), principal: p, csrf: randomToken(), expires: now.Add(sessionTTL)}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, old := range s.m {
-		if now.After(old.expires) {
-			delete(s.m, id)
-		}
-	}
-	if len(s.m) >= maxSessions {
-		// Bounded memory: drop the session closest to expiring.
-		var oldest *session
-		for _, o := range s.m {
-			if oldest == nil || o.expires.Before(oldest.expires) {
-				oldest = o
-			}
-		}
-		delete(s.m, oldest.id)
-	}
-	s.m[se.id] = se
-	s.gauge(float64(len(s.m)))
-	return se
+func (m *memoryStore) delete(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.m, id)
+	return nil
 }
 
-// get returns the request's live session.
-func (s *sessions) get(r *http.Request) (*session, bool) {
-	c, err := r.Cookie(sessionCookie)
+// kvStore keeps sessions in a KV bucket whose entries expire with the
+// sessions (the bucket's TTL), so an abandoned session leaves nothing
+// behind. Keys are the SHA-256 of the id: a reader of the bucket cannot
+// make a cookie from it.
+type kvStore struct{ kv jetstream.KeyValue }
+
+func sessionKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
+func (k kvStore) put(ctx context.Context, id string, se session) error {
+	b, err := json.Marshal(se)
 	if err != nil {
-		return nil, false
+		return err
 	}
-	id, ok := s.verify(c.Value)
-	if !ok {
-		return nil, false
+	if _, err := k.kv.Put(ctx, sessionKey(id), b); err != nil {
+		return fmt.Errorf("store session: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	se, ok := s.m[id]
-	if !ok {
-		return nil, false
-	}
-	if s.now().After(se.expires) {
-		delete(s.m, id)
-		s.gauge(float64(len(s.m)))
-		return nil, false
-	}
-	return se, true
+	return nil
 }
 
-func (s *sessions) delete(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, id)
-	s.gauge(float64(len(s.m)))
+func (k kvStore) get(ctx context.Context, id string) (session, bool, error) {
+	e, err := k.kv.Get(ctx, sessionKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return session{}, false, nil
+	}
+	if err != nil {
+		return session{}, false, fmt.Errorf("read session: %w", err)
+	}
+	var se session
+	if err := json.Unmarshal(e.Value(), &se); err != nil {
+		return session{}, false, nil // unreadable: treat as signed out
+	}
+	return se, true, nil
+}
+
+func (k kvStore) delete(ctx context.Context, id string) error {
+	if err := k.kv.Delete(ctx, sessionKey(id)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+// openSessions opens the session buckets and the shared signing secret:
+// the first replica to start creates it, the others read it.
+func openSessions(ctx context.Context, js jetstream.JetStream, replicas int, now func() time.Time) (*sessions, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: SessionsBucket, Description: "Linkway VCS web inbox sessions (SHA-256 of the id -> organisation)",
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1), History: 1, TTL: sessionTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sessions bucket: %w", err)
+	}
+	web, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: SecretBucket, Description: "Linkway VCS web inbox: cookie-signing secret",
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1), History: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("web bucket: %w", err)
+	}
+	secret := randomBytes(32)
+	if _, err := web.Create(ctx, secretKey, secret); err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("session secret: %w", err)
+		}
+		e, err := web.Get(ctx, secretKey)
+		if err != nil {
+			return nil, fmt.Errorf("session secret: %w", err)
+		}
+		secret = e.Value()
+	}
+	return newSessions(secret, kvStore{kv: kv}, now), nil
 }
 
 // cookie is a session-scoped cookie: HttpOnly, SameSite=Strict, and

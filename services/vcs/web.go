@@ -50,7 +50,11 @@ func newWeb(s *Service) (*web, error) {
 		"when":          func(t time.Time) string { return t.Local().Format("2 Jan 2006 15:04") },
 		"duration":      humanDuration,
 	}
-	w := &web{s: s, sessions: newSessions(s.now, s.metrics.sessions.Set), pages: map[string]*template.Template{}}
+	ss, err := openSessions(s.ctx, s.d.JS, s.d.Replicas, s.now)
+	if err != nil {
+		return nil, err
+	}
+	w := &web{s: s, sessions: ss, pages: map[string]*template.Template{}}
 	for _, page := range []string{"signin", "inbox", "referral", "message"} {
 		t, err := template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/list.html", "templates/"+page+".html")
 		if err != nil {
@@ -128,7 +132,17 @@ func (w *web) page(h pageFunc) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		securityHeaders(rw)
 		rw.Header().Set("Cache-Control", "no-store")
-		se, signedIn := w.sessions.get(r)
+		got, signedIn, err := w.sessions.get(r)
+		if err != nil {
+			w.s.log.Error("web inbox sessions unavailable", "err", err)
+			w.render(rw, r, http.StatusServiceUnavailable, "message", view{Title: "Please try again in a moment",
+				Error: "Sign-in is not available just now."}, nil)
+			return
+		}
+		var se *session
+		if signedIn {
+			se = &got
+		}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(rw, r.Body, formLimit)
 			if err := r.ParseForm(); err != nil {
@@ -136,7 +150,7 @@ func (w *web) page(h pageFunc) http.Handler {
 				return
 			}
 			if r.URL.Path != "/vcs/sign-in" {
-				if !signedIn || !sameToken(r.PostForm.Get("csrf"), se.csrf) {
+				if !signedIn || !sameToken(r.PostForm.Get("csrf"), se.CSRF) {
 					// A stale form or a forged one: sign in (again) first.
 					w.signInPage(rw, r, http.StatusForbidden, "Your session has ended or the form was out of date. Please sign in again.")
 					return
@@ -164,9 +178,9 @@ func (w *web) page(h pageFunc) http.Handler {
 
 func (w *web) render(rw http.ResponseWriter, r *http.Request, status int, page string, v view, se *session) {
 	if se != nil {
-		v.Session, v.CSRF = true, se.csrf
-		v.OrgName = se.principal.OrgID
-		if o, ok := w.s.d.Orgs.Get(se.principal.OrgID); ok {
+		v.Session, v.CSRF = true, se.CSRF
+		v.OrgName = se.Principal.OrgID
+		if o, ok := w.s.d.Orgs.Get(se.Principal.OrgID); ok {
 			v.OrgName = o.Name
 		}
 	}
@@ -197,6 +211,7 @@ func (w *web) signIn(rw http.ResponseWriter, r *http.Request, _ *session) error 
 	}
 	client := clientAddr(r)
 	if w.sessions.throttled(client) {
+		w.s.metrics.signIns.WithLabelValues("throttled").Inc()
 		w.signInPage(rw, r, http.StatusTooManyRequests, "Too many attempts to sign in. Wait a few minutes and try again.")
 		return nil
 	}
@@ -204,15 +219,21 @@ func (w *web) signIn(rw http.ResponseWriter, r *http.Request, _ *session) error 
 	switch {
 	case events.ErrorCode(err) == events.CodeUnauthenticated:
 		w.sessions.signInFailed(client)
+		w.s.metrics.signIns.WithLabelValues("unknown_key").Inc()
 		w.signInPage(rw, r, http.StatusUnauthorized, "That key was not recognised. Check it and try again.")
 		return nil
 	case err != nil:
 		return err
 	case p.Kind != api.KindVCS:
+		w.s.metrics.signIns.WithLabelValues("wrong_kind").Inc()
 		w.signInPage(rw, r, http.StatusForbidden, "That key does not belong to a community organisation. This page is for VCS organisations.")
 		return nil
 	}
-	se := w.sessions.create(p)
+	se, err := w.sessions.create(r.Context(), p)
+	if err != nil {
+		return &events.Error{Code: events.CodeUnavailable, Message: "sign-in is not available just now"}
+	}
+	w.s.metrics.signIns.WithLabelValues("ok").Inc()
 	w.s.log.Info("web inbox sign-in", "org", p.OrgID, "key_id", p.KeyID)
 	http.SetCookie(rw, cookie(r, signInCookie, "", -1))
 	http.SetCookie(rw, cookie(r, sessionCookie, w.sessions.sign(se.id), int(sessionTTL/time.Second)))
@@ -231,7 +252,9 @@ func clientAddr(r *http.Request) string {
 }
 
 func (w *web) signOut(rw http.ResponseWriter, r *http.Request, se *session) error {
-	w.sessions.delete(se.id)
+	if err := w.sessions.end(r.Context(), se.id); err != nil {
+		return &events.Error{Code: events.CodeUnavailable, Message: "signing out failed; please try again"}
+	}
 	http.SetCookie(rw, cookie(r, sessionCookie, "", -1))
 	http.Redirect(rw, r, "/vcs/", http.StatusSeeOther)
 	return nil
@@ -259,13 +282,13 @@ func (w *web) listView(orgID string) (listView, error) {
 }
 
 func (w *web) inbox(rw http.ResponseWriter, r *http.Request, se *session) error {
-	lv, err := w.listView(se.principal.OrgID)
+	lv, err := w.listView(se.Principal.OrgID)
 	if err != nil {
 		return err
 	}
 	v := view{Title: "Referrals", List: lv, Capacities: events.CapacityStatuses, Flash: flash(r.URL.Query().Get("done"))}
 	if dir := w.s.d.Directory; dir != nil {
-		svcs, err := dir.ServicesOf(r.Context(), se.principal.OrgID)
+		svcs, err := dir.ServicesOf(r.Context(), se.Principal.OrgID)
 		if err != nil {
 			w.s.log.Warn("directory unavailable for the web inbox", "err", err)
 			v.Error = "Your services' capacity cannot be shown just now."
@@ -281,7 +304,7 @@ func (w *web) referral(rw http.ResponseWriter, r *http.Request, se *session) err
 }
 
 func (w *web) showReferral(rw http.ResponseWriter, r *http.Request, se *session, status int, flashMsg, errMsg string) error {
-	rec, err := w.s.lookup(r.Context(), se.principal.OrgID, r.PathValue("id"))
+	rec, err := w.s.lookup(r.Context(), se.Principal.OrgID, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -324,7 +347,7 @@ func (w *web) act(rw http.ResponseWriter, r *http.Request, se *session) error {
 	if f := f.Get("form_id"); f != "" && len(f) <= 64 {
 		key = "web-" + f
 	}
-	if _, err := w.s.act(r.Context(), se.principal, id, a, raw, key, "web"); err != nil {
+	if _, err := w.s.act(r.Context(), se.Principal, id, a, raw, key, "web"); err != nil {
 		pub := api.Public(err)
 		if pub.Code == events.CodeInvalid || pub.Code == events.CodeFailedPrecondition {
 			return w.showReferral(rw, r, se, api.Status(pub.Code), "", formMessage(pub))
@@ -344,14 +367,14 @@ func (w *web) capacity(rw http.ResponseWriter, r *http.Request, se *session) err
 	if !slices.Contains(events.CapacityStatuses, capacity) {
 		return events.Invalid("capacity", "must be one of %v", events.CapacityStatuses)
 	}
-	svcs, err := dir.ServicesOf(r.Context(), se.principal.OrgID)
+	svcs, err := dir.ServicesOf(r.Context(), se.Principal.OrgID)
 	if err != nil {
-		return fmt.Errorf("services of %s: %w", se.principal.OrgID, err)
+		return fmt.Errorf("services of %s: %w", se.Principal.OrgID, err)
 	}
 	if !slices.ContainsFunc(svcs, func(f events.ServiceFacts) bool { return f.ID == id }) {
 		return events.ErrNotFound // not this organisation's service
 	}
-	if err := dir.SetCapacity(r.Context(), se.principal, id, capacity); err != nil {
+	if err := dir.SetCapacity(r.Context(), se.Principal, id, capacity); err != nil {
 		return err
 	}
 	http.Redirect(rw, r, "/vcs/?done=capacity", http.StatusSeeOther)
@@ -364,7 +387,11 @@ func (w *web) capacity(rw http.ResponseWriter, r *http.Request, se *session) err
 // nothing).
 func (w *web) events(rw http.ResponseWriter, r *http.Request) {
 	securityHeaders(rw)
-	se, ok := w.sessions.get(r)
+	se, ok, err := w.sessions.get(r)
+	if err != nil {
+		http.Error(rw, "sessions unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	if !ok {
 		http.Error(rw, "sign in first", http.StatusUnauthorized)
 		return
@@ -382,11 +409,11 @@ func (w *web) events(rw http.ResponseWriter, r *http.Request) {
 	defer keepAlive.Stop()
 	for {
 		changed := w.s.mirror.Changed()
-		if _, live := w.sessions.get(r); !live {
+		if _, live, err := w.sessions.get(r); !live || err != nil {
 			_ = w.send(rc, rw, "event: signed-out\ndata: {}\n\n")
 			return
 		}
-		frag, err := w.fragment(se.principal.OrgID)
+		frag, err := w.fragment(se.Principal.OrgID)
 		if err != nil {
 			w.s.log.Error("web inbox stream failed", "err", err)
 			return

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"linkway/services/hub"
 	"linkway/services/hub/hubtest"
 )
 
@@ -375,5 +376,32 @@ func TestWebFormSentTwiceActsOnce(t *testing.T) {
 	}
 	if after := journeyVersion(t, h, j.ID); after != before+1 {
 		t.Errorf("one attendance form sent twice appended %d events, want 1", after-before)
+	}
+}
+
+func TestWebSessionIsSharedThroughNATS(t *testing.T) {
+	h := hubtest.Start(t)
+	b := newBrowser(t, h)
+	if st, page := b.signIn(vcs1Key); st != 200 || !strings.Contains(page, "Sign out") {
+		t.Fatalf("sign in: %d", st)
+	}
+	// Another process on the same NATS (here: the hub restarted) knows
+	// the session: it lives in a KV bucket with a shared signing secret.
+	h.Stop()
+	if err := h.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	h2 := hubtest.Start(t, func(c *hub.Config) { c.Data = h.Data })
+	b.h = h2
+	st, page := b.get("/vcs/")
+	if st != 200 || !strings.Contains(page, "Sign out") || !strings.Contains(page, "Sale Walking Group") {
+		t.Fatalf("after a restart, the session is gone: %d %s", st, page)
+	}
+	// Signing out there ends it everywhere.
+	if st, _ := b.post("/vcs/sign-out", url.Values{"csrf": {b.csrf()}}); st != 200 {
+		t.Fatalf("sign out: %d", st)
+	}
+	if _, page := b.get("/vcs/"); strings.Contains(page, "Sign out") {
+		t.Error("still signed in after signing out")
 	}
 }
