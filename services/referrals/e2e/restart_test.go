@@ -1,12 +1,30 @@
-package referrals_test
+package e2e_test
 
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"linkway/services/hub"
 	"linkway/services/hub/hubtest"
+	"linkway/services/referrals"
 )
+
+type created struct {
+	referrals.View
+	Created bool `json:"created"`
+}
+
+func referral(t *testing.T) map[string]any {
+	return map[string]any{
+		"source_id": "E2E-" + time.Now().Format("20060102T150405.000000000"),
+		"patient": map[string]any{"nhs_number": "9000000009", "given_name": "Jane", "family_name": "Doe",
+			"birth_date": "1956-03-14", "sex": "female", "postcode": "M33 7XX"},
+		"reasons":        []string{"422650009"},
+		"consent":        map[string]any{"share_with_vcs": false},
+		"link_work_team": "U12345",
+	}
+}
 
 // TestHubRestart runs the whole hub: a referral acknowledged before a
 // restart is there after it, and a resend after the restart (the stream's
