@@ -383,29 +383,36 @@ func (c *client) noViolations(t *testing.T) {
 	}
 }
 
-// refusedPub proves c may not publish to subject: the server says so.
-func refusedPub(t *testing.T, c *client, subject string) {
+// refusedPub proves c may publish to none of subjects: the server says so
+// for each.
+func refusedPub(t *testing.T, c *client, subjects ...string) {
 	t.Helper()
-	if err := c.Publish(subject, []byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 5*time.Second, func() error {
-		if !c.violated("publish", subject) {
-			return fmt.Errorf("%s published to %s without a permissions violation", c.user, subject)
+	for _, subject := range subjects {
+		if err := c.Publish(subject, []byte("x")); err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
+	}
+	waitRefused(t, c, "publish", subjects)
 }
 
-// refusedSub proves c may not subscribe to subject.
-func refusedSub(t *testing.T, c *client, subject string) {
+// refusedSub proves c may subscribe to none of subjects.
+func refusedSub(t *testing.T, c *client, subjects ...string) {
 	t.Helper()
-	if _, err := c.SubscribeSync(subject); err != nil {
-		t.Fatal(err)
+	for _, subject := range subjects {
+		if _, err := c.SubscribeSync(subject); err != nil {
+			t.Fatal(err)
+		}
 	}
+	waitRefused(t, c, "subscription", subjects)
+}
+
+func waitRefused(t *testing.T, c *client, op string, subjects []string) {
+	t.Helper()
 	waitFor(t, 5*time.Second, func() error {
-		if !c.violated("subscription", subject) {
-			return fmt.Errorf("%s subscribed to %s without a permissions violation", c.user, subject)
+		for _, subject := range subjects {
+			if !c.violated(op, subject) {
+				return fmt.Errorf("%s: %s on %s without a permissions violation", c.user, op, subject)
+			}
 		}
 		return nil
 	})
@@ -514,15 +521,13 @@ func TestNATSPermissions(t *testing.T) {
 				// Outside: another organisation's feed, the whole party's,
 				// the log, other replies, writing to any feed.
 				other := "lw.feed." + f.party + "." + f.other
-				for _, subject := range []string{other + ".>", other + ".made", "lw.feed." + f.party + ".>",
-					"lw.feed.>", ">", "lw.journey.>", "lw.directory.*", "_INBOX.>", "_INBOX_" + f.other + ".>", "$KV.>"} {
-					refusedSub(t, c, subject)
-				}
+				refusedSub(t, c, other+".>", other+".made", "lw.feed."+f.party+".>",
+					"lw.feed.>", ">", "lw.journey.>", "lw.directory.*", "_INBOX.>", "_INBOX_"+f.other+".>", "$KV.>")
 				api := "$JS.API.CONSUMER."
-				for _, subject := range []string{
+				refusedPub(t, c, []string{
 					"lw.journey.0190a1b2-0000-7000-8000-000000000001", own + ".made", other + ".made",
 					api + "CREATE." + f.stream + "." + f.other + "." + other + ".>", // another's consumer
-					api + "CREATE." + f.stream + "." + f.org + "." + other + ".>", // own name, another's filter
+					api + "CREATE." + f.stream + "." + f.org + "." + other + ".>",   // own name, another's filter
 					api + "CREATE." + f.stream + "." + f.org + ".lw.feed." + f.party + ".>",
 					api + "CREATE." + f.stream + "." + f.org + ".lw.feed." + f.party + ".*.>",
 					api + "CREATE." + f.stream + "." + f.org, // no filter
@@ -535,9 +540,7 @@ func TestNATSPermissions(t *testing.T) {
 					"$JS.API.STREAM.DELETE." + f.stream, "$JS.API.STREAM.CREATE.X", "$JS.API.INFO",
 					"$JS.ACK." + f.stream + "." + f.other + ".1.1.1.1.0",
 					"$KV.lw_keys.k", "$KV.view_inbox.k",
-				} {
-					refusedPub(t, c, subject)
-				}
+				}...)
 				filterInBodyIsChecked(t, c, f.stream, f.org, own, other)
 			})
 		}
@@ -546,15 +549,17 @@ func TestNATSPermissions(t *testing.T) {
 	t.Run("service users", func(t *testing.T) {
 		journey := "lw.journey.0190a1b2-0000-7000-8000-000000000001"
 		for _, sv := range []struct {
-			user             string
+			user              string
 			allowPub, denyPub []string
 		}{
-			{"referrals", []string{journey},
+			{"referrals", []string{journey, "lw.audit.journey.x"},
 				[]string{"lw.directory.VCS001", "lw.feed.vcs.VCS001.made", "lw.feed.outcomes.QYG.x", "lw.feed.gp.A81001.x",
 					"$KV.view_caseload.k", "$KV.view_inbox.k", "$KV.lw_keys.k", "$KV.lw_orgs.k",
 					"$JS.API.STREAM.DELETE.JOURNEYS", "$JS.API.STREAM.PURGE.JOURNEYS", "$JS.API.STREAM.DELETE.KV_view_caseload",
 					"$JS.API.STREAM.MSG.DELETE.JOURNEYS", "$JS.API.CONSUMER.CREATE.FEED_VCS.x", "$JS.API.STREAM.CREATE.OTHER",
-					"$JS.API.STREAM.DELETE.KV_lw_person_keys", "$JS.API.STREAM.PURGE.KV_lw_person_keys"}},
+					"$JS.API.STREAM.DELETE.KV_lw_person_keys", "$JS.API.STREAM.PURGE.KV_lw_person_keys",
+					// The read audit: services append to it, only admin reads it.
+					"$JS.API.CONSUMER.CREATE.AUDIT.x", "$JS.API.STREAM.MSG.GET.AUDIT", "$JS.API.STREAM.DELETE.AUDIT"}},
 			{"linkwork", []string{journey},
 				[]string{"$KV.view_referrals.k", "$KV.lw_keys.k", "lw.feed.vcs.VCS001.made", "lw.directory.VCS001",
 					"$JS.API.STREAM.DELETE.KV_view_referrals", "$JS.API.CONSUMER.CREATE.OUTCOMES_FEED.x"}},
@@ -566,8 +571,12 @@ func TestNATSPermissions(t *testing.T) {
 					"$KV.lw_person_keys.k", "$JS.API.STREAM.DELETE.JOURNEYS", "$JS.API.CONSUMER.CREATE.FEED_VCS.x"}},
 			{"directory", []string{"lw.directory.VCS001"},
 				[]string{journey, "$KV.lw_person_keys.k", "$JS.API.STREAM.DELETE.KV_lw_person_keys", "lw.feed.vcs.VCS001.made", "$KV.view_referrals.k", "$KV.lw_keys.k", "$JS.API.STREAM.DELETE.DIRECTORY"}},
+			{"admin", []string{journey, "$KV.lw_person_keys.k", "lw.audit.journey.x"},
+				[]string{"lw.feed.vcs.VCS001.made", "lw.directory.VCS001", "$KV.view_referrals.k", "$KV.lw_keys.k",
+					"$JS.API.STREAM.DELETE.KV_lw_person_keys", "$JS.API.STREAM.PURGE.AUDIT"}},
 			{"hub", []string{journey, "lw.directory.VCS001", "lw.feed.vcs.VCS001.made", "$KV.lw_keys.k"},
-				[]string{"$JS.API.STREAM.DELETE.JOURNEYS", "$JS.API.STREAM.PURGE.JOURNEYS", "$JS.API.STREAM.DELETE.DIRECTORY"}},
+				[]string{"$JS.API.STREAM.DELETE.JOURNEYS", "$JS.API.STREAM.PURGE.JOURNEYS", "$JS.API.STREAM.DELETE.DIRECTORY",
+					"$JS.API.STREAM.DELETE.AUDIT", "$JS.API.STREAM.DELETE.KV_lw_person_keys"}},
 		} {
 			t.Run(sv.user, func(t *testing.T) {
 				c := connect(t, s, sv.user)
@@ -576,13 +585,9 @@ func TestNATSPermissions(t *testing.T) {
 				}
 				if sv.user != "hub" {
 					// Services read JetStream replies only; feeds are for organisations.
-					for _, subject := range []string{"lw.feed.vcs.VCS001.>", "lw.journey.>", ">", "_INBOX_VCS001.>"} {
-						refusedSub(t, c, subject)
-					}
+					refusedSub(t, c, "lw.feed.vcs.VCS001.>", "lw.journey.>", ">", "_INBOX_VCS001.>")
 				}
-				for _, subject := range sv.denyPub {
-					refusedPub(t, c, subject)
-				}
+				refusedPub(t, c, sv.denyPub...)
 			})
 		}
 	})

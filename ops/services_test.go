@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -77,7 +78,13 @@ func startService(t *testing.T, s *server.Server, data, name string, demo bool) 
 	}
 	t.Cleanup(func() {
 		h.Stop()
-		_ = h.Wait()
+		stopped := make(chan struct{})
+		go func() { _ = h.Wait(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(20 * time.Second):
+			t.Errorf("linkway serve %s did not stop within 20 s", name)
+		}
 	})
 	base := "http://" + h.Addr()
 	waitFor(t, 20*time.Second, func() error {
@@ -92,6 +99,13 @@ func startService(t *testing.T, s *server.Server, data, name string, demo bool) 
 
 func call(t *testing.T, method, url, key string, body any) (int, []byte) {
 	t.Helper()
+	return callLogged(t, nil, method, url, key, body)
+}
+
+// callLogged is call that, when the request fails, also reports the
+// permission violations the server logged.
+func callLogged(t *testing.T, log *violationLog, method, url, key string, body any) (int, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -105,9 +119,14 @@ func call(t *testing.T, method, url, key string, body any) (int, []byte) {
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// Bounded: a request whose NATS operation the server refused would
+	// otherwise wait for an acknowledgement that never comes.
+	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
 	if err != nil {
-		t.Fatal(err)
+		if log != nil {
+			t.Logf("violations: %v", log.all())
+		}
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
@@ -211,6 +230,27 @@ func TestServicesRunUnderTheirPermissions(t *testing.T) {
 		}
 		return nil
 	})
+	// The practice reads the journey back: an audited read.
+	if st, body := call(t, "GET", bases["referrals"]+"/v1/referrals/"+ref.JourneyID, gpKey, nil); st != http.StatusOK {
+		t.Fatalf("GP view: %d %s", st, body)
+	}
+	// The operators' service, where there is one: it reads the audit, and an
+	// erasure appends and destroys the person's key.
+	if slices.Contains(hub.ServiceNames, "admin") {
+		adminKey, _, err := ring.NewKey(ctx, "OPERATOR", api.KindAdmin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 200 proves the admin user may read the AUDIT stream; which reads
+		// are recorded is the services' business (services/audit).
+		if st, body := callLogged(t, log, "GET", bases["admin"]+"/v1/admin/audit?journey="+ref.JourneyID, adminKey, nil); st != http.StatusOK {
+			t.Fatalf("audit: %d %s", st, body)
+		}
+		if st, body := callLogged(t, log, "POST", bases["admin"]+"/v1/admin/erasures", adminKey,
+			map[string]string{"nhs_number": "9434765919"}); st/100 != 2 {
+			t.Fatalf("erasure: %d %s", st, body)
+		}
+	}
 	if v := log.all(); len(v) > 0 {
 		t.Fatalf("the server refused the services %d operations, first: %v", len(v), v[:min(len(v), 10)])
 	}
