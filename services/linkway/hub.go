@@ -24,6 +24,8 @@ func hubFlags(fs *flag.FlagSet, cfg *hub.Config) {
 	fs.StringVar(&cfg.Member, "replica-name", env("LINKWAY_REPLICA_NAME", ""),
 		"this replica's name among replicas on one NATS (default: host name) [LINKWAY_REPLICA_NAME]")
 	fs.IntVar(&cfg.Replicas, "replicas", envInt("LINKWAY_REPLICAS", cfg.Replicas), "replicas of streams and buckets (3 on a cluster) [LINKWAY_REPLICAS]")
+	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", cfg.LeaseTTL,
+		"on an external NATS, how long a dead replica's projection partitions wait before another replica takes them over")
 }
 
 // runServe runs one service alone: `linkway serve <service> --nats URL`.

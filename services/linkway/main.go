@@ -3,6 +3,7 @@
 //	linkway hub [flags]                   every service and an embedded NATS server
 //	linkway serve <service> [flags]       one service alone, as one of many replicas
 //	linkway rebuild <projection> [flags]  drop a view and replay the log into it
+//	linkway gen --journeys N [flags]      write synthetic journey history
 //	linkway keys create|list|revoke       manage API keys (stored only as hashes)
 package main
 
@@ -35,6 +36,7 @@ const usage = `usage:
   linkway hub [flags]                   run every service with an embedded NATS server
   linkway serve <service> [flags]       run one service alone (--nats URL), as one of many replicas
   linkway rebuild <projection> [flags]  drop a view and replay the log into it
+  linkway gen --journeys N [flags]      write synthetic journey history (benchmarks, demos)
   linkway keys create|list|revoke       manage API keys (stored only as hashes)
 run 'linkway <command> -h' for a command's flags`
 
@@ -51,6 +53,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runServe(ctx, args[1:], log, stderr)
 	case "rebuild":
 		return runRebuild(ctx, args[1:], log, stdout, stderr)
+	case "gen":
+		return runGen(ctx, args[1:], log, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, args[1:], log, stdout, stderr)
 	case "-h", "--help", "help":

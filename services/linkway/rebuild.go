@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,6 +32,9 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 		"version of the pseudonym secret [LINKWAY_PSEUDONYM_KEY_ID]")
 	fs.StringVar(&cfg.Settings.DeprivationFile, "deprivation", env("LINKWAY_DEPRIVATION", ""),
 		"CSV of postcode, LSOA code, IMD decile [LINKWAY_DEPRIVATION]")
+	// Personal data on the log is sealed: the services that start during a
+	// rebuild open it with the master key, as the hub does.
+	masterKey := fs.String("master-key", "", "base64 of the 32-byte master key; prefer LINKWAY_MASTER_KEY [LINKWAY_MASTER_KEY]")
 	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
 		fmt.Fprintln(stderr, "usage: linkway rebuild <projection> [flags]")
 		return flag.ErrHelp
@@ -39,12 +43,29 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	if mk := env("LINKWAY_MASTER_KEY", *masterKey); *masterKey != "" || mk != "" {
+		if *masterKey != "" {
+			mk = *masterKey
+		}
+		key, err := base64.StdEncoding.DecodeString(mk)
+		if err != nil || len(key) != 32 {
+			return errors.New("the master key must be the base64 of 32 random bytes (openssl rand -base64 32)")
+		}
+		cfg.MasterKey = key
+	}
 	start := time.Now()
+	var bar *progress
 	n, err := hub.Rebuild(ctx, cfg, name, func(applied, total uint64) {
-		log.Info("rebuilding", "projection", name, "applied", applied, "of", total)
+		if bar == nil {
+			bar = newProgress(stderr, log, "rebuilding "+name, "events", total)
+		}
+		bar.update(applied)
 	})
 	if err != nil {
 		return err
+	}
+	if bar != nil {
+		bar.finish(n)
 	}
 	if n == 0 && errors.Is(ctx.Err(), context.Canceled) {
 		return ctx.Err()

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/events"
@@ -127,13 +128,31 @@ func (pt *partition) init(ctx context.Context, restart bool) error {
 func (pt *partition) run(ctx context.Context) error {
 	r := pt.r
 	if r.cfg.Leases != nil {
-		if err := pt.init(ctx, true); err != nil {
-			return err
+		// Taking a partition over recreates its consumer, which on a
+		// cluster fails while a node restarts or a leader is elected
+		// (503, timeouts): keep the lease and try again, rather than stop
+		// the process and hand the partition round the replicas.
+		for {
+			err := pt.init(ctx, true)
+			if err == nil {
+				break
+			}
+			r.log.Warn("taking over the partition failed; retrying", "consumer", pt.name(), "err", err)
+			if !sleep(ctx, time.Second) {
+				return nil
+			}
 		}
 		pt.owned.Store(true)
 		defer pt.owned.Store(false)
 	}
 	cons, err := r.js.Consumer(ctx, r.cfg.Stream, pt.name())
+	for err != nil && r.cfg.Leases != nil {
+		r.log.Warn("projection consumer unavailable; retrying", "consumer", pt.name(), "err", err)
+		if !sleep(ctx, time.Second) {
+			return nil
+		}
+		cons, err = r.js.Consumer(ctx, r.cfg.Stream, pt.name())
+	}
 	if err != nil {
 		return fmt.Errorf("projection %s: %w", pt.name(), err)
 	}
@@ -147,6 +166,20 @@ func (pt *partition) run(ctx context.Context) error {
 			batch, err = cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
 		} else {
 			batch, err = cons.FetchNoWait(r.cfg.Batch)
+		}
+		if err != nil {
+			err = fmt.Errorf("%w: %w", errFetch, err)
+		}
+		var n int
+		if err == nil {
+			n, err = pt.applyBatch(ctx, batch)
+		}
+		if errors.Is(err, nats.ErrNoResponders) {
+			// A pull from a consumer that was deleted finds no one to
+			// answer: ask whether it is still there.
+			if _, cerr := r.js.Consumer(ctx, r.cfg.Stream, pt.name()); errors.Is(cerr, jetstream.ErrConsumerNotFound) {
+				err = cerr
+			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -166,23 +199,22 @@ func (pt *partition) run(ctx context.Context) error {
 				}
 				continue
 			}
+			if !errors.Is(err, errFetch) {
+				return err // the view cannot be written: stop the process
+			}
 			r.log.Warn("fetch failed; retrying", "consumer", pt.name(), "err", err)
 			if !sleep(ctx, time.Second) {
 				return nil
 			}
 			continue
 		}
-		n, err := pt.applyBatch(ctx, batch)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
 		wait = n == 0
 	}
 	return nil
 }
+
+// errFetch marks a failed fetch: retried, unlike a failure to write the view.
+var errFetch = errors.New("fetch")
 
 // applyBatch folds every message of one fetch into one Tx, flushes it, then
 // writes the checkpoint and acknowledges the last message. It returns how
@@ -225,7 +257,13 @@ func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatc
 		tx.checkpoint = seq
 		n++
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.Is(err, nats.ErrTimeout) {
+		if got == 0 {
+			// The consumer may be gone (dropped for a rebuild): the fetch
+			// says so here, not when it is made.
+			return 0, fmt.Errorf("%w: %w", errFetch, err)
+		}
 		r.log.Debug("fetch ended early", "err", err)
 	}
 	if last == nil {

@@ -1,0 +1,458 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"linkway/events"
+	eventsv1 "linkway/proto/linkway/events/v1"
+	"linkway/services/eventlog"
+	"linkway/services/projection"
+)
+
+// form is the shape of one run: the short one runs in `make test`, the
+// long one (LINKWAY_CLUSTER=long) in `make test-cluster`.
+type form struct {
+	name       string
+	nodeKills  int           // kill -9 of a NATS node, each restarted
+	hubEvery   time.Duration // kill -9 of a hub replica this often
+	settle     time.Duration // pause after a restarted node is healthy
+	workers    int
+	maxJourney int64
+}
+
+var (
+	shortForm = form{name: "short", nodeKills: 4, hubEvery: 12 * time.Second, settle: 2 * time.Second, workers: 4, maxJourney: 20_000}
+	longForm  = form{name: "long", nodeKills: 24, hubEvery: 20 * time.Second, settle: 3 * time.Second, workers: 12, maxJourney: 200_000}
+)
+
+// maxWriteGap is the longest the cluster may go without an acknowledged
+// write while a quorum of nodes is up.
+const maxWriteGap = 5 * time.Second
+
+func TestClusterFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster and 2 hub processes")
+	}
+	f := shortForm
+	if os.Getenv("LINKWAY_CLUSTER") == "long" {
+		f = longForm
+	}
+	began := time.Now()
+	dir := t.TempDir()
+	natsBin, linkwayBin := build(t, dir)
+	nodes := startCluster(t, natsBin, dir)
+	// One replica first, so that the streams, buckets and consumers are
+	// created once, then the second.
+	var hubs []*hubReplica
+	for _, name := range []string{"r1", "r2"} {
+		h := startHub(t, linkwayBin, dir, name, nodes)
+		if err := waitFor(90*time.Second, 200*time.Millisecond, h.ready); err != nil {
+			t.Fatalf("%s not ready: %v\n%s", h.name, err, h.tail(30))
+		}
+		hubs = append(hubs, h)
+	}
+	t.Logf("cluster up and both replicas ready in %s", time.Since(began).Round(time.Millisecond))
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range []*proc{nodes[0].proc, nodes[1].proc, nodes[2].proc, hubs[0].proc, hubs[1].proc} {
+				t.Logf("---- %s (last lines)\n%s", p.name, p.tail(15))
+			}
+		}
+	})
+
+	// The load runs until the fault schedule is done, and stops by itself.
+	hist := newHistory()
+	gen := &loadGen{hubs: hubs, hist: hist, max: f.maxJourney, opTimeout: 30 * time.Second,
+		client: &http.Client{Timeout: 10 * time.Second}}
+	loadCtx, stopLoad := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer stopLoad()
+	loadStart := time.Now()
+	workers := gen.run(loadCtx, f.workers)
+	if err := waitFor(30*time.Second, 50*time.Millisecond, func() error {
+		if len(hist.referralsAckedSnapshot()) == 0 {
+			return fmt.Errorf("no referral acknowledged yet")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Hub replicas die separately, on their own clock.
+	hubKills := 0
+	faultsDone := make(chan struct{})
+	var hubWG sync.WaitGroup
+	hubWG.Add(1)
+	go func() {
+		defer hubWG.Done()
+		r := rand.New(rand.NewPCG(7, 7))
+		for {
+			select {
+			case <-faultsDone:
+				return
+			case <-time.After(f.hubEvery):
+			}
+			h := hubs[r.IntN(len(hubs))]
+			h.kill() // its supervisor starts it again a second later
+			hubKills++
+		}
+	}()
+
+	// kill -9 a random NATS node, restart it, wait until it is healthy
+	// (so that a quorum is always up), and again.
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range f.nodeKills {
+		n := nodes[r.IntN(len(nodes))]
+		n.kill()
+		time.Sleep(time.Duration(500+r.IntN(1500)) * time.Millisecond)
+		if err := n.start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitFor(90*time.Second, 100*time.Millisecond, n.healthy); err != nil {
+			t.Fatalf("kill %d: %s not healthy again: %v\n%s", i+1, n.name, err, n.tail(30))
+		}
+		time.Sleep(f.settle)
+	}
+	close(faultsDone)
+	hubWG.Wait()
+	loadEnd := time.Now()
+	stopLoad()
+	workers.Wait()
+
+	// Heal: every node healthy, both replicas ready.
+	for _, n := range nodes {
+		if err := waitFor(60*time.Second, 100*time.Millisecond, n.healthy); err != nil {
+			t.Fatalf("%s not healthy after the faults: %v", n.name, err)
+		}
+	}
+	for _, h := range hubs {
+		if err := waitFor(90*time.Second, 200*time.Millisecond, h.ready); err != nil {
+			t.Fatalf("%s not ready after the faults: %v\n%s", h.name, err, h.tail(30))
+		}
+	}
+
+	// Read the log itself.
+	read := readLog(t, nodes)
+	hist.mu.Lock()
+	attemptedJourneys := map[string]bool{}
+	for _, jid := range hist.referralsAttempted {
+		attemptedJourneys[jid] = true
+	}
+	ackedRefs := len(hist.referralsAcked)
+	var lost, unexpected []string
+	for jid := range hist.referralsAcked {
+		if strings.HasPrefix(jid, "mismatch:") {
+			t.Errorf("a resent referral answered another journey id: %s", jid)
+			continue
+		}
+		if read.referrals[jid] == 0 {
+			lost = append(lost, jid)
+		}
+	}
+	for jid := range read.referrals {
+		if !attemptedJourneys[jid] {
+			unexpected = append(unexpected, jid)
+		}
+	}
+	for oid := range hist.acceptsAcked {
+		if read.accepts[oid] == 0 {
+			lost = append(lost, "accept "+oid)
+		}
+	}
+	for oid := range read.accepts {
+		if !hist.acceptsAttempted[oid] {
+			unexpected = append(unexpected, "accept "+oid)
+		}
+	}
+	attemptedRefs, attemptedAccepts, ackedAccepts := len(hist.referralsAttempted), len(hist.acceptsAttempted), len(hist.acceptsAcked)
+	ackedJourneys := map[string]bool{}
+	for jid := range hist.referralsAcked {
+		ackedJourneys[jid] = true
+	}
+	acceptsAcked := maps(hist.acceptsAcked)
+	hist.mu.Unlock()
+	duplicated := 0
+	for _, c := range read.referrals {
+		duplicated += c - 1
+	}
+	for _, c := range read.accepts {
+		duplicated += c - 1
+	}
+	duplicated += read.duplicateMsgIDs
+	gap, gapAt := hist.longestGap(loadStart, loadEnd)
+
+	// Views: every acknowledged referral is visible to its practice on a
+	// surviving replica, and every acknowledged acceptance in the inbox.
+	invisible := visibleCheck(t, hubs, ackedJourneys, acceptsAcked)
+
+	t.Logf("cluster fault test (%s form): requests %d (failed %d, retried %d); referrals attempted %d, acknowledged %d; "+
+		"VCS accepts attempted %d, acknowledged %d; events in the log %d; lost %d, unexpected %d, duplicated %d; "+
+		"NATS node kills %d, hub replica kills %d; longest write gap %s (from %s after the load began); "+
+		"not visible in views %d; load %s, test %s",
+		f.name, hist.requests.Load(), hist.failures.Load(), hist.retries.Load(), attemptedRefs, ackedRefs,
+		attemptedAccepts, ackedAccepts, read.events, len(lost), len(unexpected), duplicated,
+		f.nodeKills, hubKills, gap.Round(time.Millisecond), gapAt.Sub(loadStart).Round(time.Millisecond),
+		invisible, loadEnd.Sub(loadStart).Round(time.Second), time.Since(began).Round(time.Second))
+	hist.mu.Lock()
+	t.Logf("failed requests by route and answer: %v", hist.reasons)
+	hist.mu.Unlock()
+	if len(lost) > 0 {
+		t.Errorf("lost %d acknowledged writes, e.g. %v", len(lost), lost[:min(5, len(lost))])
+	}
+	if len(unexpected) > 0 {
+		t.Errorf("%d writes in the log that were never attempted, e.g. %v", len(unexpected), unexpected[:min(5, len(unexpected))])
+	}
+	if duplicated > 0 {
+		t.Errorf("duplicated %d", duplicated)
+	}
+	if invisible > 0 {
+		t.Errorf("%d acknowledged writes not visible in the views", invisible)
+	}
+	if gap > maxWriteGap {
+		t.Errorf("no acknowledged write for %s (from %s after the load began) while a quorum was up", gap, gapAt.Sub(loadStart))
+	}
+	if ackedRefs == 0 || ackedAccepts == 0 {
+		t.Errorf("the load made no progress: %d referrals, %d accepts acknowledged", ackedRefs, ackedAccepts)
+	}
+
+	// Every view equals a rebuild from the log: stop the replicas, take
+	// the views, rebuild each from the log, and compare.
+	for _, h := range hubs {
+		h.stop(syscall.SIGTERM)
+	}
+	for _, name := range []string{"referrals", "caseload", "inbox"} {
+		before := snapshotView(t, nodes, name)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		out, err := rebuild(ctx, linkwayBin, dir, name, nodes)
+		cancel()
+		if err != nil {
+			t.Fatalf("linkway rebuild %s: %v\n%s", name, err, out)
+		}
+		after := snapshotView(t, nodes, name)
+		diff := 0
+		for k, v := range before {
+			if w, ok := after[k]; !ok || !bytes.Equal(v, w) {
+				if diff < 3 {
+					t.Errorf("view %s key %s differs after a rebuild:\nbefore %s\nafter  %s", name, k, v, after[k])
+				}
+				diff++
+			}
+		}
+		for k := range after {
+			if _, ok := before[k]; !ok {
+				if diff < 3 {
+					t.Errorf("view %s key %s only after a rebuild", name, k)
+				}
+				diff++
+			}
+		}
+		t.Logf("view %s: %d entries, %d differ from a rebuild from the log", name, len(before), diff)
+	}
+}
+
+func maps(m map[string]bool) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (h *history) referralsAckedSnapshot() map[string]bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps(h.referralsAcked)
+}
+
+// logContents is what the JOURNEYS stream holds, counted.
+type logContents struct {
+	events          int
+	referrals       map[string]int // ReferralReceived per journey id
+	accepts         map[string]int // OnwardReferralAccepted per onward id
+	duplicateMsgIDs int
+}
+
+// readLog reads the whole JOURNEYS stream with an ordered consumer.
+func readLog(t *testing.T, nodes []*natsNode) logContents {
+	t.Helper()
+	nc, err := nats.Connect(natsURLs(nodes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stream, err := js.Stream(ctx, events.JourneyStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := logContents{referrals: map[string]int{}, accepts: map[string]int{}}
+	if info.State.Msgs == 0 {
+		return out
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgIDs := map[string]bool{}
+	for last := uint64(0); last < info.State.LastSeq; {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			md, err := m.Metadata()
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = md.Sequence.Stream
+			out.events++
+			if id := m.Headers().Get(jetstream.MsgIDHeader); id != "" {
+				if msgIDs[id] {
+					out.duplicateMsgIDs++
+				}
+				msgIDs[id] = true
+			}
+			env, err := eventlog.Decode(m.Data())
+			if err != nil {
+				t.Fatalf("seq %d: %v", last, err)
+			}
+			switch e := env.GetEvent().(type) {
+			case *eventsv1.Envelope_ReferralReceived:
+				out.referrals[env.GetJourneyId()]++
+			case *eventsv1.Envelope_OnwardReferralAccepted:
+				out.accepts[e.OnwardReferralAccepted.GetOnwardReferralId()]++
+			}
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// visibleCheck polls until every acknowledged referral is visible to its
+// practice (GET /v1/referrals/{id}) and every acknowledged acceptance shows
+// in the organisation's inbox, on any replica; it returns how many are not.
+func visibleCheck(t *testing.T, hubs []*hubReplica, journeys, accepts map[string]bool) int {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	get := func(h *hubReplica, key, path string) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, h.base()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, nil
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	pending := slices.Collect(func(yield func(string) bool) {
+		for j := range journeys {
+			if !yield(j) {
+				return
+			}
+		}
+	})
+	deadline := time.Now().Add(90 * time.Second)
+	for i := 0; len(pending) > 0 && time.Now().Before(deadline); i++ {
+		var still []string
+		for _, j := range pending {
+			if code, _ := get(hubs[i%2], gpKey, "/v1/referrals/"+j); code != http.StatusOK {
+				still = append(still, j)
+			}
+		}
+		pending = still
+		if len(pending) > 0 {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	missingAccepts := len(accepts)
+	for i := 0; missingAccepts > 0 && time.Now().Before(deadline.Add(30*time.Second)); i++ {
+		code, b := get(hubs[i%2], vcsKey, "/v1/inbox")
+		var inbox struct {
+			OnwardReferrals []struct {
+				ID     string `json:"onward_referral_id"`
+				Status string `json:"status"`
+			} `json:"onward_referrals"`
+		}
+		if code == http.StatusOK && json.Unmarshal(b, &inbox) == nil {
+			missingAccepts = len(accepts)
+			for _, o := range inbox.OnwardReferrals {
+				if accepts[o.ID] && o.Status != string(events.OnwardSent) {
+					missingAccepts--
+				}
+			}
+		}
+		if missingAccepts > 0 {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	if len(pending) > 0 {
+		t.Logf("%d acknowledged referrals not visible, e.g. %v", len(pending), pending[:min(3, len(pending))])
+	}
+	if missingAccepts > 0 {
+		t.Logf("%d acknowledged acceptances not in the inbox", missingAccepts)
+	}
+	return len(pending) + missingAccepts
+}
+
+// snapshotView reads a projection's view bucket, checkpoints left out.
+func snapshotView(t *testing.T, nodes []*natsNode, name string) map[string][]byte {
+	t.Helper()
+	nc, err := nats.Connect(natsURLs(nodes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, projection.BucketName(name))
+	if err != nil {
+		t.Fatalf("view %s: %v", name, err)
+	}
+	out := map[string][]byte{}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range keys.Keys() {
+		if strings.HasPrefix(k, projection.CheckpointKey) {
+			continue
+		}
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			t.Fatalf("view %s key %s: %v", name, k, err)
+		}
+		out[k] = e.Value()
+	}
+	return out
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"linkway/services/hub"
+	"linkway/services/synth"
+)
+
+// runGen writes synthetic journey history through the event store:
+// `linkway gen --journeys 100000 --seed 1 [--data DIR | --nats URL]`.
+// Views catch up when the hub next runs (or with `linkway rebuild`).
+func runGen(ctx context.Context, args []string, log *slog.Logger, stdout, stderr io.Writer) error {
+	cfg := hub.DefaultConfig()
+	cfg.Log = log
+	cfg.NATSListen = "off"
+	sc := synth.DefaultConfig()
+	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	hubFlags(fs, &cfg)
+	fs.IntVar(&sc.Journeys, "journeys", sc.Journeys, "journeys to write")
+	fs.Uint64Var(&sc.Seed, "seed", sc.Seed, "seed of the history: the same seed writes the same journeys, so a rerun appends nothing")
+	fs.IntVar(&sc.Concurrency, "concurrency", sc.Concurrency, "journeys written at once")
+	fs.IntVar(&sc.Practices, "practices", sc.Practices, "GP practices referring (A81001 and A81002, the demo ones, among them)")
+	fs.IntVar(&sc.Teams, "teams", sc.Teams, "link-worker teams (U12345, the demo one, among them)")
+	fs.BoolVar(&cfg.Demo, "demo", envBool("LINKWAY_DEMO"), "data of a --demo hub: use (or make) its demo master key [LINKWAY_DEMO]")
+	masterKey := fs.String("master-key", "", "base64 of the 32-byte master key; prefer LINKWAY_MASTER_KEY [LINKWAY_MASTER_KEY]")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("gen takes no arguments (got %v)", fs.Args())
+	}
+	if mk := env("LINKWAY_MASTER_KEY", ""); mk != "" || *masterKey != "" {
+		if *masterKey != "" {
+			mk = *masterKey
+		}
+		key, err := base64.StdEncoding.DecodeString(mk)
+		if err != nil || len(key) != 32 {
+			return errors.New("the master key must be the base64 of 32 random bytes (openssl rand -base64 32)")
+		}
+		cfg.MasterKey = key
+	}
+	if sc.Journeys < 1 {
+		return errors.New("--journeys must be at least 1")
+	}
+	store, conn, err := hub.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	bar := newProgress(stderr, log, "gen", "journeys", uint64(sc.Journeys))
+	sc.Progress = func(journeys, _ uint64) { bar.update(journeys) }
+	start := time.Now()
+	st, err := synth.Generate(ctx, store, sc)
+	bar.finish(st.Journeys)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	fmt.Fprintf(stdout, "wrote %d journeys, %d events in %s (%.0f events/s)\n", st.Journeys, st.Events,
+		elapsed.Round(time.Millisecond), float64(st.Events)/elapsed.Seconds())
+	for _, k := range slices.Sorted(maps.Keys(st.Outcomes)) {
+		fmt.Fprintf(stdout, "  %-32s %d\n", k, st.Outcomes[k])
+	}
+	return nil
+}
