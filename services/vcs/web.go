@@ -46,7 +46,7 @@ func newWeb(s *Service) (*web, error) {
 		"statusLabel":   statusLabel,
 		"reasonLabel":   reasonLabel,
 		"capacityLabel": capacityLabel,
-		"needLabel":     func(s string) string { return s },
+		"needLabel":     needLabel,
 		"when":          func(t time.Time) string { return t.Local().Format("2 Jan 2006 15:04") },
 		"duration":      humanDuration,
 	}
