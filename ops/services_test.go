@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/services/api"
@@ -230,6 +231,27 @@ func TestServicesRunUnderTheirPermissions(t *testing.T) {
 		}
 		return nil
 	})
+	// The link worker refers the person on to the walking group; the VCS
+	// organisation's own system, as its feed user, reads the onward
+	// referral from its durable consumer on the real FEED_VCS stream, and
+	// the commissioner's from OUTCOMES_FEED: the per-organisation
+	// permissions hold against what the services really publish.
+	for _, step := range []struct {
+		path string
+		body any
+	}{
+		{"/assign", map[string]any{"worker_id": "lw-7", "worker_name": "Sam Link"}},
+		{"/contacts", map[string]any{"outcome": "reached", "method": "phone"}},
+		{"/assessment", map[string]any{"needs": []string{"befriending"}, "goals": []map[string]string{{"text": "Join a walking group"}}}},
+		{"/onward-referrals", map[string]any{"service_id": "VCS001-walk", "share": []string{"name", "needs"}}},
+	} {
+		if st, body := callLogged(t, log, "POST", bases["linkwork"]+"/v1/journeys/"+ref.JourneyID+step.path, lwKey, step.body); st/100 != 2 {
+			t.Fatalf("linkwork %s: %d %s", step.path, st, body)
+		}
+	}
+	readOwnFeed(t, s, "feed_vcs_VCS001", "FEED_VCS", "VCS001", "lw.feed.vcs.VCS001")
+	readOwnFeed(t, s, "feed_outcomes_QYG", "OUTCOMES_FEED", "QYG", "lw.feed.outcomes.QYG")
+
 	// The practice reads the journey back: an audited read.
 	if st, body := call(t, "GET", bases["referrals"]+"/v1/referrals/"+ref.JourneyID, gpKey, nil); st != http.StatusOK {
 		t.Fatalf("GP view: %d %s", st, body)
@@ -265,4 +287,41 @@ func TestServicesRunUnderTheirPermissions(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// readOwnFeed connects as an organisation's feed user, the way its own
+// system would, and waits for a message on its durable consumer.
+func readOwnFeed(t *testing.T, s *server.Server, user, stream, org, prefix string) {
+	t.Helper()
+	c := connect(t, s, user, nats.CustomInboxPrefix("_INBOX_"+org))
+	js, err := jetstream.New(c.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable: org, FilterSubject: prefix + ".>", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatalf("%s: its consumer on %s: %v", user, stream, err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		batch, err := cons.FetchNoWait(10)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			if !strings.HasPrefix(m.Subject(), prefix+".") {
+				t.Fatalf("%s received %s", user, m.Subject())
+			}
+			_ = m.Ack()
+			n++
+		}
+		if n == 0 {
+			return fmt.Errorf("%s: nothing on %s yet", user, stream)
+		}
+		return nil
+	})
+	c.noViolations(t)
 }
