@@ -2,6 +2,7 @@ package vcs
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"embed"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // Europe/London wherever the server runs
 
 	"linkway/events"
 	"linkway/services/api"
@@ -42,12 +44,12 @@ type web struct {
 
 func newWeb(s *Service) (*web, error) {
 	funcs := template.FuncMap{
-		"personName":    func(p Person) string { return cmpOr(p.Name(), "Name not shared") },
+		"personName":    func(p Person) string { return cmp.Or(p.Name(), "Name not shared") },
 		"statusLabel":   statusLabel,
 		"reasonLabel":   reasonLabel,
 		"capacityLabel": capacityLabel,
 		"needLabel":     needLabel,
-		"when":          func(t time.Time) string { return t.Local().Format("2 Jan 2006 15:04") },
+		"when":          func(t time.Time) string { return t.In(london).Format("2 Jan 2006 15:04") },
 		"duration":      humanDuration,
 	}
 	ss, err := openSessions(s.ctx, s.d.JS, s.d.Replicas, s.now)
@@ -66,12 +68,16 @@ func newWeb(s *Service) (*web, error) {
 	return w, nil
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
+// london is the zone times are shown in: the service is for England, and
+// a volunteer reads "sent 14:05" as their own clock time. The zone data is
+// built in (time/tzdata), so a server without it shows the same.
+var london = func() *time.Location {
+	loc, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		return time.UTC
 	}
-	return b
-}
+	return loc
+}()
 
 func (w *web) routes(srv *api.Server) {
 	static, _ := fs.Sub(staticFS, "static") // the embed pattern guarantees the folder
@@ -309,8 +315,8 @@ func (w *web) showReferral(rw http.ResponseWriter, r *http.Request, se *session,
 		return err
 	}
 	it := rec.item(w.s.now())
-	w.render(rw, r, status, "referral", view{Title: cmpOr(it.Person.Name(), "Referral"), Item: it,
-		Reasons: events.DeclineReasons, Today: w.s.now().Format(time.DateOnly), Flash: flashMsg, Error: errMsg,
+	w.render(rw, r, status, "referral", view{Title: cmp.Or(it.Person.Name(), "Referral"), Item: it,
+		Reasons: events.DeclineReasons, Today: w.s.now().In(london).Format(time.DateOnly), Flash: flashMsg, Error: errMsg,
 		FormID: randomToken()}, se)
 	return nil
 }
