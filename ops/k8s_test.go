@@ -372,6 +372,26 @@ func TestNATSHelmValues(t *testing.T) {
 	if !strings.HasPrefix(v.Container.Image.Tag, "2.15") || !v.PromExporter.Enabled {
 		t.Errorf("image %q, exporter %v: want nats 2.15 with the exporter", v.Container.Image.Tag, v.PromExporter.Enabled)
 	}
+	// The chart merges with sprig's mergeOverwrite, which replaces lists:
+	// a list under any merge: would drop the chart's own entries (volumes,
+	// mounts). Lists must be added with a JSON patch.
+	var raw map[string]any
+	decodeYAMLStrictLoose(t, "k8s/nats-values.yaml", &raw)
+	var noListsInMerge func(path string, v any, inMerge bool)
+	noListsInMerge = func(path string, v any, inMerge bool) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				noListsInMerge(path+"."+k, e, inMerge || k == "merge")
+			}
+		case []any:
+			if inMerge {
+				t.Errorf("%s: a list under merge replaces the chart's; use patch", path)
+			}
+		}
+	}
+	noListsInMerge("", raw, false)
+
 	want := passwordVars(t)
 	var got []string
 	for k := range v.Container.Env {
