@@ -1056,7 +1056,9 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request, p api.P
 	srURL := baseURL(r) + "/ServiceRequest/" + out.ID
 	hdrID := events.NewID()
 	hdr := MessageHeader{ResourceType: "MessageHeader", ID: hdrID,
-		EventCoding: &Coding{System: barsEvents, Code: "servicerequest-response"},
+		// FHIR messaging: a response carries the request's event code and
+		// says what it answers in response.
+		EventCoding: &Coding{System: barsEvents, Code: "servicerequest-request"},
 		Source:      &msgSource{Name: "Linkway", Software: "Linkway", Endpoint: baseURL(r)},
 		Response:    &msgResp{Identifier: reqID, Code: "ok"},
 		Focus:       []Reference{{Reference: srURL}},

@@ -483,7 +483,7 @@ func TestProcessMessage(t *testing.T) {
 	}
 	hdr := entries[0].(map[string]any)["resource"].(map[string]any)
 	sr := entries[1].(map[string]any)["resource"].(map[string]any)
-	if hdr["resourceType"] != "MessageHeader" || dig(hdr, "response", "code") != "ok" ||
+	if hdr["resourceType"] != "MessageHeader" || dig(hdr, "response", "code") != "ok" || dig(hdr, "eventCoding", "code") != "servicerequest-request" ||
 		dig(hdr, "response", "identifier") != "0c6f3a52-8b8e-4f61-a1f7-2d5b9e4c7a10" || sr["id"] != id {
 		t.Errorf("response: header %v, ServiceRequest %v", hdr, sr)
 	}
