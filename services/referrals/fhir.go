@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"linkway/events"
+	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/api"
+	"linkway/services/eventlog"
 )
 
 // FHIR R4 (application/fhir+json), UK Core shaped: GP systems that speak
@@ -695,22 +697,24 @@ func (s *Service) referFHIR(ctx context.Context, p api.Principal, req *ReferralR
 }
 
 // journeyOf loads a journey the practice referred, or not_found.
-func (s *Service) journeyOf(ctx context.Context, p api.Principal, id string) (events.State, time.Time, time.Time, error) {
+// It returns the journey's state and history, when it was referred and
+// when it last changed.
+func (s *Service) journeyOf(ctx context.Context, p api.Principal, id string) (st events.State, hist []eventlog.Recorded, authored, updated time.Time, err error) {
 	if err := events.ParseID(id); err != nil {
-		return events.State{}, time.Time{}, time.Time{}, err
+		return st, nil, authored, updated, err
 	}
-	st, hist, err := s.d.Store.Load(ctx, id)
+	st, hist, err = s.d.Store.Load(ctx, id)
 	if err != nil {
-		return events.State{}, time.Time{}, time.Time{}, err
+		return st, nil, authored, updated, err
 	}
 	if !st.Exists() || st.Referral.GetReferrerOrganisationId() != p.OrgID || len(hist) == 0 {
-		return events.State{}, time.Time{}, time.Time{}, events.ErrNotFound
+		return events.State{}, nil, authored, updated, events.ErrNotFound
 	}
-	return st, hist[0].Event.GetOccurredAt().AsTime(), hist[len(hist)-1].Event.GetRecordedAt().AsTime(), nil
+	return st, hist, hist[0].Event.GetOccurredAt().AsTime(), hist[len(hist)-1].Event.GetRecordedAt().AsTime(), nil
 }
 
 func (s *Service) serviceRequest(ctx context.Context, p api.Principal, id string) (*ServiceRequest, error) {
-	st, authored, updated, err := s.journeyOf(ctx, p, id)
+	st, _, authored, updated, err := s.journeyOf(ctx, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -794,6 +798,7 @@ type Task struct {
 	LastModified   string           `json:"lastModified,omitempty"`
 	Requester      *Reference       `json:"requester,omitempty"`
 	Owner          *Reference       `json:"owner,omitempty"`
+	Output         []TaskOutput     `json:"output,omitempty"`
 }
 
 // TaskStatus maps a journey to a FHIR Task status: referred is requested;
@@ -824,7 +829,7 @@ func TaskStatus(st events.State) string {
 }
 
 func (s *Service) task(ctx context.Context, p api.Principal, id string) (*Task, error) {
-	st, authored, updated, err := s.journeyOf(ctx, p, id)
+	st, hist, authored, updated, err := s.journeyOf(ctx, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -849,7 +854,27 @@ func (s *Service) task(ctx context.Context, p api.Principal, id string) (*Task, 
 	if !st.Erased {
 		t.For = &Reference{Identifier: &Identifier{System: NHSNumberSystem, Value: rr.GetPerson().GetNhsNumber()}}
 	}
+	// The write-back codes, as Task outputs, for GP systems that speak FHIR
+	// only. Folded from the log, like the status, so Task and codes agree.
+	var history []*eventsv1.Envelope
+	for _, r := range hist {
+		history = append(history, r.Event)
+	}
+	if rec, ok := (&projector{terms: s.terms}).replay(history); ok {
+		for _, c := range rec.Codes {
+			t.Output = append(t.Output, TaskOutput{
+				Type:                 CodeableConcept{Text: "SNOMED CT code for the GP record"},
+				ValueCodeableConcept: &CodeableConcept{Coding: []Coding{{System: c.System, Code: c.Code, Display: c.Display}}},
+			})
+		}
+	}
 	return t, nil
+}
+
+// TaskOutput is one output of a Task.
+type TaskOutput struct {
+	Type                 CodeableConcept  `json:"type"`
+	ValueCodeableConcept *CodeableConcept `json:"valueCodeableConcept"`
 }
 
 // Bundle is a FHIR Bundle (searchset or message).

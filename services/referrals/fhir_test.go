@@ -255,6 +255,14 @@ func TestFHIRServiceRequest(t *testing.T) {
 	if st != http.StatusOK || tk["status"] != "cancelled" || dig(tk, "statusReason", "text") != "declined" {
 		t.Errorf("GET Task: %d %v", st, tk)
 	}
+	// The write-back codes ride on the Task for FHIR-only GP systems.
+	var outputs []string
+	for _, o := range tk["output"].([]any) {
+		outputs = append(outputs, dig(o, "valueCodeableConcept", "coding", "code"))
+	}
+	if !slices.Equal(outputs, []string{"871731000000106", "871711000000103"}) {
+		t.Errorf("Task outputs %v, want the referral then the declined code", outputs)
+	}
 	st, _, got = e.fhir("GET", "/fhir/R4/ServiceRequest/"+id, keyGP, nil)
 	if got["status"] != "revoked" {
 		t.Errorf("declined referral's ServiceRequest status %v, want revoked", got["status"])

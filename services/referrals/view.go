@@ -115,18 +115,7 @@ func (p *projector) Apply(tx *projection.Tx, ev projection.Event) error {
 		if ok, err := tx.GetJSON(viewKey(practice, id), &rec); err != nil || ok {
 			return err // a second ReferralReceived changes nothing (Evolve agrees)
 		}
-		rec = record{Practice: practice, View: View{
-			JourneyID: id, SourceID: rr.GetSourceId(), Urgency: rr.GetUrgency(), LinkWorkTeam: rr.GetLinkWorkTeam(),
-			CreatedAt: env.GetOccurredAt().AsTime(), Reasons: []Concept{}, Timeline: []Step{},
-			Connections: []Connection{}, Measures: []Measure{}, Codes: []WriteBack{},
-		}}
-		for _, r := range rr.GetReasons() {
-			c, ok := p.terms.Reasons.Get(r)
-			if !ok {
-				c = Concept{ID: r}
-			}
-			rec.Reasons = append(rec.Reasons, c)
-		}
+		rec = p.start(env)
 		tx.Put(indexKey(id), []byte(practice))
 	} else {
 		practice, ok, err := tx.Get(indexKey(id))
@@ -139,6 +128,37 @@ func (p *projector) Apply(tx *projection.Tx, ev projection.Event) error {
 	}
 	p.fold(&rec, env)
 	return tx.PutJSON(viewKey(rec.Practice, id), rec)
+}
+
+// start is the record of a journey whose first event, env, is its referral.
+func (p *projector) start(env *eventsv1.Envelope) record {
+	rr := env.GetReferralReceived()
+	rec := record{Practice: rr.GetReferrerOrganisationId(), View: View{
+		JourneyID: env.GetJourneyId(), SourceID: rr.GetSourceId(), Urgency: rr.GetUrgency(), LinkWorkTeam: rr.GetLinkWorkTeam(),
+		CreatedAt: env.GetOccurredAt().AsTime(), Reasons: []Concept{}, Timeline: []Step{},
+		Connections: []Connection{}, Measures: []Measure{}, Codes: []WriteBack{},
+	}}
+	for _, r := range rr.GetReasons() {
+		c, ok := p.terms.Reasons.Get(r)
+		if !ok {
+			c = Concept{ID: r}
+		}
+		rec.Reasons = append(rec.Reasons, c)
+	}
+	return rec
+}
+
+// replay folds a journey's whole history into a record, as the projection
+// would: for answers that must reflect the log itself, not the view.
+func (p *projector) replay(history []*eventsv1.Envelope) (record, bool) {
+	if len(history) == 0 || history[0].GetReferralReceived() == nil {
+		return record{}, false
+	}
+	rec := p.start(history[0])
+	for _, env := range history {
+		p.fold(&rec, env)
+	}
+	return rec, true
 }
 
 // fold applies one event to a record. The status rules are those of

@@ -87,6 +87,11 @@ func TestFold(t *testing.T) {
 				history = append(history, ev)
 				p.fold(&rec, ev)
 			}
+			// Replaying the whole history gives the same record: the view
+			// and the answers folded from the log agree.
+			if replayed, ok := p.replay(history); !ok || replayed.Status != rec.Status || len(replayed.Codes) != len(rec.Codes) {
+				t.Errorf("replay gave %+v, incremental fold %+v", replayed.View, rec.View)
+			}
 			if rec.Status != string(tt.status) {
 				t.Errorf("status %s, want %s", rec.Status, tt.status)
 			}
