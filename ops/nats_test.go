@@ -592,6 +592,19 @@ func TestNATSPermissions(t *testing.T) {
 		}
 	})
 
+	t.Run("system user", func(t *testing.T) {
+		// The runbook's server reports (nats server report ...) run as sys.
+		sys := connect(t, s, "sys")
+		if _, err := sys.Request("$SYS.REQ.SERVER.PING.JSZ", nil, 5*time.Second); err != nil {
+			t.Fatalf("sys: server ping: %v", err)
+		}
+		// Users of LINKWAY do not reach the system account's subjects.
+		hub := connect(t, s, "hub")
+		if _, err := hub.Request("$SYS.REQ.SERVER.PING.JSZ", nil, 500*time.Millisecond); err == nil {
+			t.Fatal("hub: a server ping was answered")
+		}
+	})
+
 	t.Run("services do their JetStream work", func(t *testing.T) {
 		for user, view := range map[string]string{"referrals": "view_referrals", "linkwork": "view_caseload", "vcs": "view_inbox"} {
 			t.Run(user, func(t *testing.T) { serviceWork(t, connect(t, s, user), view) })
