@@ -420,3 +420,29 @@ func TestOpenAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestViewBehind: when the view has not caught up (here it never runs),
+// a POST and a GET still answer with the referral, folded from the log as
+// the view would have it, and another practice still gets 404.
+func TestViewBehind(t *testing.T) {
+	cfg := referrals.DefaultConfig()
+	cfg.ReadYourWrites = 50 * time.Millisecond
+	e := newEnvWith(t, eventlog.DefaultConfig(), cfg, false)
+	var c created
+	e.json("POST", "/v1/referrals", keyGP, referral(t), http.StatusCreated, &c)
+	if c.Status != "referred" || len(c.Timeline) != 1 || len(c.Reasons) != 1 {
+		t.Errorf("POST answered %+v", c)
+	}
+	e.execute(c.JourneyID, "U12345", eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK, events.Assign{WorkerID: "w", WorkerName: "Ana"})
+	var v referrals.View
+	e.json("GET", "/v1/referrals/"+c.JourneyID, keyGP, nil, http.StatusOK, &v)
+	if v.Status != "assigned" || v.LinkWorker == nil || v.LinkWorker.Name != "Ana" || len(v.Timeline) != 2 {
+		t.Errorf("GET answered %+v", v)
+	}
+	if st, _, _ := e.do("GET", "/v1/referrals/"+c.JourneyID, keyGP2, nil); st != http.StatusNotFound {
+		t.Errorf("another practice: %d", st)
+	}
+	if e.svc.Runner().Applied() != 0 {
+		t.Fatal("the view ran: this test no longer tests a view behind the log")
+	}
+}

@@ -46,6 +46,13 @@ type env struct {
 
 func newEnv(t *testing.T, storeCfg eventlog.Config) *env {
 	t.Helper()
+	return newEnvWith(t, storeCfg, referrals.DefaultConfig(), true)
+}
+
+// newEnvWith is newEnv with the service's config; with project false the
+// view's runner is never run, so the view stays empty: a view far behind.
+func newEnvWith(t *testing.T, storeCfg eventlog.Config, cfg referrals.Config, project bool) *env {
+	t.Helper()
 	_, js := hubtest.NATS(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -89,8 +96,8 @@ func newEnv(t *testing.T, storeCfg eventlog.Config) *env {
 	d := platform.Deps{JS: js, Store: store, Orgs: register, Keys: keys, HTTP: httpAPI, Log: log, Reg: reg, Replicas: 1,
 		Project: func(ctx context.Context, p projection.Projector) (*projection.Runner, error) {
 			r, err := projection.New(ctx, js, p, projection.DefaultConfig(), pm, log)
-			if err != nil {
-				return nil, err
+			if err != nil || !project {
+				return r, err
 			}
 			wg.Add(1)
 			go func() {
@@ -104,7 +111,7 @@ func newEnv(t *testing.T, storeCfg eventlog.Config) *env {
 			return r, nil
 		},
 	}
-	svc, err := referrals.New(ctx, d, referrals.DefaultConfig())
+	svc, err := referrals.New(ctx, d, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@
 package referrals
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -158,10 +159,27 @@ func (s *Service) refer(ctx context.Context, p api.Principal, req *ReferralReque
 	}
 	if !ok {
 		// The view is behind (or the wait timed out): answer from the log.
-		v = View{JourneyID: id, SourceID: req.SourceID, Status: string(res.State.Status()), Urgency: req.Urgency,
-			LinkWorkTeam: req.LinkWorkTeam, Timeline: []Step{}, Connections: []Connection{}, Measures: []Measure{}, Codes: []WriteBack{}}
+		if v, ok, err = s.viewFromLog(ctx, p.OrgID, id); err != nil || !ok {
+			return View{}, false, cmp.Or(err, error(events.ErrNotFound))
+		}
 	}
 	return v, created, nil
+}
+
+// viewFromLog folds the journey's history as the projection does: the
+// practice's view of it whatever state the view is in. ok is false when the
+// journey is not the practice's.
+func (s *Service) viewFromLog(ctx context.Context, practice, id string) (View, bool, error) {
+	st, hist, err := s.d.Store.Load(ctx, id)
+	if err != nil || !st.Exists() || st.Referral.GetReferrerOrganisationId() != practice {
+		return View{}, false, err
+	}
+	history := make([]*eventsv1.Envelope, 0, len(hist))
+	for _, r := range hist {
+		history = append(history, r.Event)
+	}
+	rec, ok := (&projector{terms: s.terms}).replay(history)
+	return rec.View, ok, nil
 }
 
 // viewAfter waits, briefly, for the view to apply seq and reads the record.
@@ -200,19 +218,13 @@ func (s *Service) getReferral(w http.ResponseWriter, r *http.Request, p api.Prin
 	}
 	if !ok {
 		// Another replica may have taken the write and this view not caught
-		// up yet: if the log says the journey is this practice's, wait for it.
-		st, hist, err := s.d.Store.Load(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		if !st.Exists() || st.Referral.GetReferrerOrganisationId() != p.OrgID || len(hist) == 0 {
-			return events.ErrNotFound
-		}
-		if v, ok, err = s.viewAfter(r.Context(), p.OrgID, id, hist[len(hist)-1].Seq); err != nil {
+		// up yet: if the log says the journey is this practice's, answer
+		// from the log, folded as the view will be.
+		if v, ok, err = s.viewFromLog(r.Context(), p.OrgID, id); err != nil {
 			return err
 		}
 		if !ok {
-			return &events.Error{Code: events.CodeUnavailable, Message: "the referral is not in the view yet; retry"}
+			return events.ErrNotFound
 		}
 	}
 	api.WriteJSON(w, http.StatusOK, v)
