@@ -51,8 +51,10 @@ type Service struct {
 	runner  *projection.Runner
 	mirror  *projection.Mirror
 	metrics *metrics
-	log     *slog.Logger
-	now     func() time.Time
+	// isTeam reports whether a code is a registered link-worker team.
+	isTeam func(string) bool
+	log    *slog.Logger
+	now    func() time.Time
 }
 
 // Start adds the service's routes and starts its projection.
@@ -68,6 +70,7 @@ func New(ctx context.Context, d platform.Deps, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, d: d, terms: terms, log: d.Log.With("service", "referrals"), now: time.Now}
+	s.isTeam = func(id string) bool { return d.Orgs.Is(id, api.KindLinkwork) }
 	if s.metrics, err = newMetrics(d.Reg); err != nil {
 		return nil, err
 	}
@@ -121,8 +124,7 @@ func (s *Service) postReferral(w http.ResponseWriter, r *http.Request, p api.Pri
 }
 
 func (s *Service) checker(requireDemographics bool) checker {
-	return checker{terms: s.terms, now: s.now, requireDemographics: requireDemographics,
-		isTeam: func(id string) bool { return s.d.Orgs.Is(id, api.KindLinkwork) }}
+	return checker{terms: s.terms, now: s.now, requireDemographics: requireDemographics, isTeam: s.isTeam}
 }
 
 // refer records a checked referral and returns the practice's view of it.
