@@ -2,6 +2,17 @@
 // social-prescribing referrals (JSON, or FHIR R4 UK Core / BaRS shaped)
 // and read back what became of them, with SNOMED CT codes to file in the
 // GP record. It owns the `referrals` view: each practice's own journeys.
+//
+// Routes (kind gp unless said): POST /v1/referrals, GET /v1/referrals and
+// /v1/referrals/{id}; FHIR R4: POST /fhir/R4/ServiceRequest, GET
+// /fhir/R4/ServiceRequest/{id}, GET /fhir/R4/Task?focus=ServiceRequest/{id}
+// and /fhir/R4/Task/{id}, POST /fhir/R4/$process-message, GET
+// /fhir/R4/metadata (public); GET /openapi.yaml (public).
+//
+// The view lives in the KV bucket view_referrals, one key per practice and
+// journey (r.<ODS>.<journey>), so a practice with its own system can also
+// follow its referrals over NATS with credentials limited to
+// $KV.view_referrals.r.<ODS>.> .
 package referrals
 
 import (
