@@ -27,6 +27,7 @@ type partition struct {
 	ready   atomic.Bool
 	owned   atomic.Bool
 	cache   *viewCache // used only by the partition's own goroutine
+	cpRev   uint64     // revision of the checkpoint this holder last read or wrote
 }
 
 func (pt *partition) name() string {
@@ -65,7 +66,7 @@ func (pt *partition) reached(ctx context.Context, seq uint64) (bool, error) {
 	if pt.r.cfg.Leases == nil || pt.owned.Load() {
 		return pt.seq.Load() >= seq, nil
 	}
-	cp, err := readCheckpoint(ctx, pt.r.kv, pt.checkpointKey())
+	cp, _, err := readCheckpoint(ctx, pt.r.kv, pt.checkpointKey())
 	return cp >= seq, err
 }
 
@@ -76,11 +77,12 @@ func (pt *partition) reached(ctx context.Context, seq uint64) (bool, error) {
 // which would otherwise come back only after the ack wait, out of order.
 func (pt *partition) init(ctx context.Context, restart bool) error {
 	r := pt.r
-	cp, err := readCheckpoint(ctx, r.kv, pt.checkpointKey())
+	cp, rev, err := readCheckpoint(ctx, r.kv, pt.checkpointKey())
 	if err != nil {
 		return err
 	}
 	pt.seq.Store(cp)
+	pt.cpRev = rev
 	pt.cache = newViewCache(r.cfg.CacheSize, cp == 0 && empty(ctx, r.kv))
 	stream, err := r.js.Stream(ctx, r.cfg.Stream)
 	if err != nil {
@@ -199,6 +201,13 @@ func (pt *partition) run(ctx context.Context) error {
 				}
 				continue
 			}
+			if errors.Is(err, errFenced) {
+				r.log.Warn("the view moved under this holder; starting again from its checkpoint", "consumer", pt.name())
+				if err := pt.init(ctx, true); err != nil && ctx.Err() == nil {
+					return err
+				}
+				continue
+			}
 			if !errors.Is(err, errFetch) {
 				return err // the view cannot be written: stop the process
 			}
@@ -222,7 +231,7 @@ var errFetch = errors.New("fetch")
 func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatch) (int, error) {
 	r := pt.r
 	name := r.p.Name()
-	tx := newTx(ctx, r.kv, pt.cache)
+	tx := newTx(ctx, r.js, r.kv, pt.cache)
 	var last jetstream.Msg
 	var lastMeta *jetstream.MsgMetadata
 	n, got := 0, 0
@@ -251,11 +260,22 @@ func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatc
 		}
 		start := time.Now()
 		if err := r.p.Apply(tx, Event{Seq: seq, Envelope: env}); err != nil {
+			if pt.moved(ctx) {
+				return got, errFenced // it read what another holder is writing
+			}
 			return got, fmt.Errorf("projection %s: apply seq %d: %w", name, seq, err)
 		}
 		r.metrics.applySeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
 		tx.checkpoint = seq
 		n++
+		if len(tx.writes) >= maxBatchKeys {
+			// One atomic write holds at most so many keys: flush now.
+			if err := pt.flush(ctx, tx); err != nil {
+				return got, err
+			}
+			pt.seq.Store(tx.checkpoint)
+			r.advanced()
+		}
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) &&
 		!errors.Is(err, nats.ErrTimeout) {
@@ -291,6 +311,13 @@ func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatc
 	return got, nil
 }
 
+// moved reports whether another holder has written the checkpoint since
+// this one read it.
+func (pt *partition) moved(ctx context.Context) bool {
+	_, rev, err := readCheckpoint(ctx, pt.r.kv, pt.checkpointKey())
+	return err == nil && rev != pt.cpRev
+}
+
 // decode reads an event, retrying while its personal data cannot be opened
 // (the keys' bucket unavailable); only an unreadable message is an error.
 func (pt *partition) decode(ctx context.Context, data []byte) (*eventsv1.Envelope, error) {
@@ -315,17 +342,23 @@ func (pt *partition) markCaughtUp(pending uint64) {
 	}
 }
 
-// flush writes the batch's views, then the checkpoint, retrying while NATS
-// is unavailable: the batch is never dropped or re-ordered.
+// flush writes the batch's views and its checkpoint in one atomic write,
+// retrying while NATS is unavailable: the batch is never dropped, re-ordered
+// or half written, so no event is ever applied twice to the view. The write
+// expects the checkpoint to be the one this holder last saw: a holder that
+// lost its lease while a write was in flight (fencing) cannot overwrite
+// the next holder's progress, and whoever loses starts again from the
+// checkpoint (errFenced).
 func (pt *partition) flush(ctx context.Context, tx *Tx) error {
 	r := pt.r
 	for attempt := 0; ; attempt++ {
-		err := tx.flush(ctx)
+		rev, err := tx.flush(ctx, pt.checkpointKey(), pt.cpRev)
 		if err == nil {
-			_, err = r.kv.Put(ctx, pt.checkpointKey(), []byte(strconv.FormatUint(tx.checkpoint, 10)))
-		}
-		if err == nil {
+			pt.cpRev = rev
 			return nil
+		}
+		if errors.Is(err, errFenced) {
+			return err
 		}
 		r.metrics.errors.WithLabelValues(r.p.Name()).Inc()
 		r.log.Warn("writing the view failed; retrying", "err", err, "attempt", attempt)

@@ -96,7 +96,11 @@ func (w *world) runner(ctx context.Context, p projection.Projector, leases *proj
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	go func() { _ = r.Run(ctx) }()
+	go func() {
+		if err := r.Run(ctx); err != nil {
+			w.t.Errorf("runner stopped: %v", err) // the test is still running: its wait fails first otherwise
+		}
+	}()
 	return r
 }
 

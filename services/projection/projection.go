@@ -151,6 +151,17 @@ func (r *Runner) openBucket(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("view bucket %s: %w", r.p.Name(), err)
 	}
+	// A batch's view writes and its checkpoint go in one atomic batch.
+	s, err := r.js.Stream(ctx, "KV_"+kv.Bucket())
+	if err != nil {
+		return fmt.Errorf("view bucket %s: %w", r.p.Name(), err)
+	}
+	if sc := s.CachedInfo().Config; !sc.AllowAtomicPublish {
+		sc.AllowAtomicPublish = true
+		if _, err := r.js.UpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("view bucket %s: allow atomic writes: %w", r.p.Name(), err)
+		}
+	}
 	r.kv = kv
 	return nil
 }
@@ -270,6 +281,11 @@ func (r *Runner) Run(ctx context.Context) error {
 // Drop deletes a projection's consumers and view, so that the next runner
 // replays the whole log into a fresh view.
 func Drop(ctx context.Context, js jetstream.JetStream, stream, name string) error {
+	// The view goes first: a runner still running notices its consumer
+	// gone next and starts again on a fresh, empty view.
+	if err := js.DeleteKeyValue(ctx, BucketName(name)); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("delete view %s: %w", BucketName(name), err)
+	}
 	names := []string{ConsumerName(name)}
 	for k := range events.JourneyPartitions {
 		names = append(names, partitionConsumer(name, k))
@@ -279,23 +295,23 @@ func Drop(ctx context.Context, js jetstream.JetStream, stream, name string) erro
 			return fmt.Errorf("delete consumer %s: %w", c, err)
 		}
 	}
-	if err := js.DeleteKeyValue(ctx, BucketName(name)); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return fmt.Errorf("delete view %s: %w", BucketName(name), err)
-	}
 	return nil
 }
 
 func partitionConsumer(name string, k int) string { return ConsumerName(name) + "_p" + strconv.Itoa(k) }
 
-func readCheckpoint(ctx context.Context, kv jetstream.KeyValue, key string) (uint64, error) {
+// readCheckpoint returns a checkpoint and its KV revision (0, 0 when
+// there is none yet).
+func readCheckpoint(ctx context.Context, kv jetstream.KeyValue, key string) (seq, rev uint64, err error) {
 	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read checkpoint: %w", err)
+		return 0, 0, fmt.Errorf("read checkpoint: %w", err)
 	}
-	return strconv.ParseUint(string(e.Value()), 10, 64)
+	seq, err = strconv.ParseUint(string(e.Value()), 10, 64)
+	return seq, e.Revision(), err
 }
 
 // empty reports whether a view bucket holds no keys at all.

@@ -232,3 +232,52 @@ func TestRedeliveredEventsAreNotAppliedTwice(t *testing.T) {
 		t.Errorf("journey row %s, want %s (the re-delivered referral was applied again?)", view["journey."+id], want)
 	}
 }
+
+// TestDroppedWhileRunning: a view dropped under a running runner (a
+// rebuild on a live system) is noticed and replayed from the log.
+func TestDroppedWhileRunning(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, js := natsserver.Test(t)
+	store, err := eventlog.Open(ctx, js, eventlog.DefaultConfig(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := projection.NewMetrics(prometheus.NewRegistry())
+	r, err := projection.New(ctx, js, counter{}, projection.DefaultConfig(), m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = r.Run(ctx) }()
+	refer := func() uint64 {
+		id := events.NewID()
+		res, err := store.Execute(ctx, id, eventlog.Meta{}, events.Refer{Referral: &eventsv1.ReferralReceived{SourceId: id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.LastSeq
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	if err := r.WaitFor(wctx, refer()); err != nil {
+		t.Fatal(err)
+	}
+	if err := projection.Drop(ctx, js, events.JourneyStream, counter{}.Name()); err != nil {
+		t.Fatal(err)
+	}
+	last := refer()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		kv, err := js.KeyValue(ctx, projection.BucketName(counter{}.Name()))
+		if err == nil {
+			if e, err := kv.Get(ctx, "status.referred"); err == nil && string(e.Value()) == "2" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dropped view was not replayed (last seq %d, applied %d)", last, r.Applied())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+}

@@ -5,23 +5,28 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sync/errgroup"
+
+	"linkway/events"
 )
 
 // Tx buffers one batch's view writes: reads see the batch's own writes
 // first, and each touched key is written once when the batch is flushed.
 type Tx struct {
 	ctx        context.Context
+	js         jetstream.JetStream
 	kv         jetstream.KeyValue
 	cache      *viewCache
 	writes     map[string][]byte // nil value: delete
 	checkpoint uint64
 }
 
-func newTx(ctx context.Context, kv jetstream.KeyValue, cache *viewCache) *Tx {
-	return &Tx{ctx: ctx, kv: kv, cache: cache, writes: map[string][]byte{}}
+func newTx(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, cache *viewCache) *Tx {
+	return &Tx{ctx: ctx, js: js, kv: kv, cache: cache, writes: map[string][]byte{}}
 }
 
 // viewCache holds what the runner wrote to or read from its view. The
@@ -99,28 +104,65 @@ func (t *Tx) PutJSON(key string, v any) error {
 	return nil
 }
 
-// flush writes the buffered keys, several at a time.
-func (t *Tx) flush(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(64)
-	for k, v := range t.writes {
-		g.Go(func() error {
-			if v == nil {
-				if err := t.kv.Delete(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-					return err
-				}
-				return nil
-			}
-			_, err := t.kv.Put(ctx, k, v)
-			return err
-		})
+// maxBatchKeys bounds the keys of one atomic write (the server takes up to
+// 1,000 messages in an atomic batch; one is the checkpoint).
+const maxBatchKeys = 900
+
+// errFenced is returned when the checkpoint was not the expected one:
+// another holder has written the view since.
+var errFenced = errors.New("the view's checkpoint moved: another holder wrote it")
+
+// flush writes the buffered keys and the checkpoint as one JetStream atomic
+// batch on the bucket's stream: all of them or none, and only if the
+// checkpoint's revision is still expectRev. It returns the checkpoint's new
+// revision.
+func (t *Tx) flush(ctx context.Context, checkpointKey string, expectRev uint64) (uint64, error) {
+	nc := t.js.Conn()
+	prefix := "$KV." + t.kv.Bucket() + "."
+	id := events.NewID()
+	seq := 0
+	msg := func(key string, value []byte, del bool) *nats.Msg {
+		seq++
+		m := nats.NewMsg(prefix + key)
+		m.Data = value
+		m.Header.Set("Nats-Batch-Id", id)
+		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(seq))
+		if del {
+			m.Header.Set("KV-Operation", "DEL")
+		}
+		return m
 	}
-	if err := g.Wait(); err != nil {
-		return err
+	for k, v := range t.writes {
+		if err := nc.PublishMsg(msg(k, v, v == nil)); err != nil {
+			return 0, fmt.Errorf("view write: %w", err)
+		}
+	}
+	commit := msg(checkpointKey, []byte(strconv.FormatUint(t.checkpoint, 10)), false)
+	commit.Header.Set("Nats-Expected-Last-Subject-Sequence", strconv.FormatUint(expectRev, 10))
+	commit.Header.Set("Nats-Batch-Commit", "1")
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := nc.RequestMsgWithContext(rctx, commit)
+	if err != nil {
+		return 0, fmt.Errorf("view write: %w", err)
+	}
+	var ack struct {
+		Seq   uint64              `json:"seq"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return 0, fmt.Errorf("view write: %w", err)
+	}
+	if ack.Error != nil {
+		if ack.Error.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			ack.Error.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant {
+			return 0, errFenced
+		}
+		return 0, fmt.Errorf("view write: %w", ack.Error)
 	}
 	for k, v := range t.writes {
 		t.cache.set(k, v)
 	}
 	clear(t.writes)
-	return nil
+	return ack.Seq, nil
 }
