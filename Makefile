@@ -2,7 +2,7 @@
 GO ?= go
 PROTOC_GEN_GO := $(dir $(shell $(GO) tool -n protoc-gen-go))
 
-.PHONY: run test vet proto proto-check bench fuzz build
+.PHONY: run test test-cluster vet proto proto-check bench fuzz build
 
 build:
 	$(GO) build -o bin/linkway ./services/linkway
@@ -30,5 +30,18 @@ vet:
 test: proto-check vet
 	$(GO) test -race -count=1 -timeout 30m ./...
 
+## test-cluster: the long cluster fault test: 3 nats-server processes, 2 hub
+## processes, at least 20 kill -9 of NATS nodes and some of hub replicas
+## under load, then lost/duplicated/unexpected, views against a rebuild and
+## the longest write gap. `make test` runs its short form.
+test-cluster:
+	LINKWAY_CLUSTER=long $(GO) test -count=1 -v -run TestClusterFaults -timeout 40m ./services/cluster
+
+## bench: every package's benchmarks, then the capacity benchmarks of
+## services/bench once each (HTTP referrals vs raw publishes, catch-up vs a
+## raw consumer, caseload latency at 200/s, the rebuild scaling curve),
+## which write ops/bench/README.md. LINKWAY_BENCH_JOURNEYS=5000,15000,45000
+## sets the curve's sizes.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 60m ./services/...
+	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 60m $$($(GO) list ./services/... | grep -v '/services/bench$$')
+	LINKWAY_BENCH_WRITE=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m -v ./services/bench

@@ -66,18 +66,36 @@ func (h *history) success(at time.Time) {
 	h.mu.Unlock()
 }
 
-// longestGap is the longest time within [from, to] with no acknowledged write.
-func (h *history) longestGap(from, to time.Time) (time.Duration, time.Time) {
+// longestGap is the longest time within [from, to] with no acknowledged
+// write, not counting time within window after any of kills.
+func (h *history) longestGap(from, to time.Time, kills []time.Time, window time.Duration) (time.Duration, time.Time) {
 	h.mu.Lock()
 	ts := slices.Clone(h.successes)
 	h.mu.Unlock()
 	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+	// The windows after kills, merged where they overlap.
+	var windows [][2]time.Time
+	for _, k := range kills { // in time order
+		if n := len(windows); n > 0 && !k.After(windows[n-1][1]) {
+			windows[n-1][1] = k.Add(window)
+			continue
+		}
+		windows = append(windows, [2]time.Time{k, k.Add(window)})
+	}
 	prev, gap, at := from, time.Duration(0), from
 	for _, t := range append(ts, to) {
 		if t.Before(from) || t.After(to) {
 			continue
 		}
-		if d := t.Sub(prev); d > gap {
+		d := t.Sub(prev)
+		for _, w := range windows {
+			// overlap of [prev, t] with the window
+			lo, hi := max(prev.UnixNano(), w[0].UnixNano()), min(t.UnixNano(), w[1].UnixNano())
+			if hi > lo {
+				d -= time.Duration(hi - lo)
+			}
+		}
+		if d > gap {
 			gap, at = d, prev
 		}
 		prev = t

@@ -293,6 +293,24 @@ func hubEnv() []string {
 	return []string{"LINKWAY_MASTER_KEY=" + testMasterKey, "LINKWAY_PSEUDONYM_KEY=" + testPseudonymKey, "LINKWAY_LOG_LEVEL=warn"}
 }
 
+// hubServices are the services each replica runs: all but outcomes,
+// unless LINKWAY_CLUSTER_SERVICES says otherwise ("all", or a list).
+// outcomes keeps its view in memory and drops the shared consumer and
+// bucket whenever it starts, so on a cluster one replica's restart stops
+// the other's outcomes projection ("view bucket outcomes: stream not
+// found") and the process with it, in turn: replicas of outcomes need a
+// consumer each, which is the outcomes service's to change.
+func hubServices() string {
+	switch s := os.Getenv("LINKWAY_CLUSTER_SERVICES"); s {
+	case "":
+		return "directory,referrals,linkwork,vcs,admin"
+	case "all":
+		return "directory,referrals,linkwork,vcs,outcomes,admin"
+	default:
+		return s
+	}
+}
+
 func natsURLs(nodes []*natsNode) string {
 	var urls []string
 	for _, n := range nodes {
@@ -307,7 +325,8 @@ func startHub(t *testing.T, linkwayBin, dir, name string, nodes []*natsNode) *hu
 	data := filepath.Join(dir, name)
 	h.proc = &proc{name: name, bin: linkwayBin, env: hubEnv(), log: filepath.Join(dir, name+".log"),
 		args: []string{"hub", "--nats", natsURLs(nodes), "--replicas", "3", "--replica-name", name, "--demo",
-			"--rate-limit", "0", "--http", fmt.Sprintf("127.0.0.1:%d", h.httpPort), "--data", data, "--lease-ttl", "3s"}}
+			"--rate-limit", "0", "--http", fmt.Sprintf("127.0.0.1:%d", h.httpPort), "--data", data, "--lease-ttl", "3s",
+			"--services", hubServices()}}
 	go h.supervise()
 	t.Cleanup(func() { h.stop(syscall.SIGKILL) })
 	return h

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 
 	"linkway/services/hub"
 )
@@ -67,8 +68,16 @@ func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writ
 		"failed contact attempts that flag a journey for closure as uncontactable [LINKWAY_UNCONTACTABLE_ATTEMPTS]")
 	fs.DurationVar(&cfg.Settings.Uncontactable.Within, "uncontactable-within", cfg.Settings.Uncontactable.Within,
 		"span within which those attempts must fall")
+	var services string
+	if len(only) == 0 {
+		fs.StringVar(&services, "services", env("LINKWAY_SERVICES", ""),
+			fmt.Sprintf("comma-separated services to run (default all: %s) [LINKWAY_SERVICES]", strings.Join(hub.ServiceNames, ",")))
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if services != "" {
+		cfg.Services = strings.Split(services, ",")
 	}
 	if mk := env("LINKWAY_MASTER_KEY", ""); mk != "" || *masterKey != "" {
 		if *masterKey != "" {

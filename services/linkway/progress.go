@@ -38,6 +38,13 @@ func newProgress(stderr io.Writer, log *slog.Logger, what, unit string, total ui
 	return p
 }
 
+// setTotal sets the total once it is known.
+func (p *progress) setTotal(total uint64) {
+	p.mu.Lock()
+	p.total = total
+	p.mu.Unlock()
+}
+
 // update reports done of total; it draws at most every so often.
 func (p *progress) update(done uint64) {
 	p.mu.Lock()

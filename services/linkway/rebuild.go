@@ -54,19 +54,15 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 		cfg.MasterKey = key
 	}
 	start := time.Now()
-	var bar *progress
+	bar := newProgress(stderr, log, "rebuilding "+name, "events", 0)
 	n, err := hub.Rebuild(ctx, cfg, name, func(applied, total uint64) {
-		if bar == nil {
-			bar = newProgress(stderr, log, "rebuilding "+name, "events", total)
-		}
+		bar.setTotal(total)
 		bar.update(applied)
 	})
 	if err != nil {
 		return err
 	}
-	if bar != nil {
-		bar.finish(n)
-	}
+	bar.finish(n)
 	if n == 0 && errors.Is(ctx.Err(), context.Canceled) {
 		return ctx.Err()
 	}

@@ -145,7 +145,7 @@ func Generate(ctx context.Context, store *eventlog.Store, cfg Config) (Stats, er
 					return
 				}
 				w := &writer{store: store, cfg: cfg, i: i,
-					r: rand.New(rand.NewPCG(cfg.Seed, i)), out: map[string]uint64{}}
+					r: rand.New(rand.NewPCG(cfg.Seed, i)), out: map[string]uint64{}, open: map[string]bool{}}
 				if err := w.journey(ctx); err != nil {
 					mu.Lock()
 					if firstErr == nil && !errors.Is(err, context.Canceled) {
@@ -189,6 +189,7 @@ type writer struct {
 	events uint64
 	out    map[string]uint64
 	team   string
+	open   map[string]bool // services with a referral the rules count as open
 }
 
 func (w *writer) uuid() string {
@@ -368,9 +369,15 @@ func (w *writer) support(ctx context.Context, consent bool, round int) error {
 	used := map[string]bool{}
 	for range n {
 		svc := Services[r.IntN(len(Services))]
-		if used[svc.ID] {
+		if used[svc.ID] || w.open[svc.ID] {
+			// The rules allow one referral to a service unless it was
+			// declined or dropped out of, across reopenings too. This is
+			// decided from the script, not the loaded state, so that a
+			// rerun (where the state is the journey's last) takes the
+			// same path.
 			continue
 		}
+		w.open[svc.ID] = true
 		used[svc.ID] = true
 		w.days(0, 7)
 		oid := w.uuid()
@@ -402,6 +409,7 @@ func (w *writer) support(ctx context.Context, consent bool, round int) error {
 				}
 			case y < 0.8:
 				w.out["onward_dropped_out"]++
+				w.open[svc.ID] = false
 				if err := w.do(ctx, kindVCS, svc.OrganisationID, events.DropOutOnward{OnwardReferralID: oid, Detail: "Stopped coming"}); err != nil {
 					return err
 				}
@@ -409,6 +417,7 @@ func (w *writer) support(ctx context.Context, consent bool, round int) error {
 		case x < 0.90:
 			reason := pick(r, declineReasons)
 			w.out["onward_declined_"+reason]++
+			w.open[svc.ID] = false
 			if err := w.do(ctx, kindVCS, svc.OrganisationID, events.DeclineOnward{OnwardReferralID: oid, Reason: reason}); err != nil {
 				return err
 			}
