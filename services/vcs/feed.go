@@ -13,9 +13,10 @@ import (
 )
 
 // The VCS feed: the inbox's events, minimised exactly as the inbox is, on
-// one subject per organisation and event, so that an organisation with its
-// own system can consume lw.feed.vcs.<org-id>.> with credentials limited
-// to its own subjects.
+// lw.feed.vcs.<org-id>.<onward-referral-id>.<event>, so that an
+// organisation with its own system can consume lw.feed.vcs.<org-id>.> with
+// credentials limited to its own subjects, and an erasure can purge one
+// onward referral's messages.
 const (
 	FeedStream         = "FEED_VCS"
 	FeedSubjectPrefix  = "lw.feed.vcs."
@@ -25,9 +26,12 @@ const (
 	feedPublishTimeout = 10 * time.Second
 )
 
-// FeedSubject is the subject of one organisation's event (made, accepted,
-// declined, withdrawn, attendance, completed, dropped_out, erased).
-func FeedSubject(orgID, event string) string { return FeedSubjectPrefix + orgID + "." + event }
+// FeedSubject is the subject of one onward referral's event (made,
+// accepted, declined, withdrawn, attendance, completed, dropped_out, erased)
+// in an organisation's feed.
+func FeedSubject(orgID, onwardID, event string) string {
+	return FeedSubjectPrefix + orgID + "." + onwardID + "." + event
+}
 
 // FeedMessage is the body of a feed message (JSON).
 type FeedMessage struct {
@@ -111,7 +115,16 @@ func (f *feedProjector) publish(c change) error {
 	if err != nil {
 		return fmt.Errorf("feed message: %w", err)
 	}
-	msg := &nats.Msg{Subject: FeedSubject(c.Record.OrganisationID, c.Event), Data: body, Header: nats.Header{}}
+	ctx, cancel := context.WithTimeout(f.ctx, feedPublishTimeout)
+	defer cancel()
+	if c.Event == "erased" {
+		// The feed is a copy of the person's data too: what it held of
+		// them goes, and only the erasure notice stays.
+		if err := f.purge(ctx, c.Record.OrganisationID, c.Record.ID); err != nil {
+			return err
+		}
+	}
+	msg := &nats.Msg{Subject: FeedSubject(c.Record.OrganisationID, c.Record.ID, c.Event), Data: body, Header: nats.Header{}}
 	msg.Header.Set(HeaderFeedEventID, c.EventID)
 	// One journey event can touch several items (an erasure), so the
 	// message id is the event id qualified by the item when it must be.
@@ -119,11 +132,21 @@ func (f *feedProjector) publish(c change) error {
 	if c.Event == "erased" {
 		msgID += "/" + c.Record.ID
 	}
-	ctx, cancel := context.WithTimeout(f.ctx, feedPublishTimeout)
-	defer cancel()
 	if _, err := f.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {
 		return fmt.Errorf("publish to %s: %w", FeedStream, err)
 	}
 	f.metrics.feedPublished.WithLabelValues(c.Event).Inc()
+	return nil
+}
+
+// purge removes every message the feed holds of one onward referral.
+func (f *feedProjector) purge(ctx context.Context, orgID, onwardID string) error {
+	stream, err := f.js.Stream(ctx, FeedStream)
+	if err != nil {
+		return fmt.Errorf("purge %s: %w", FeedStream, err)
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSubject(FeedSubject(orgID, onwardID, ">"))); err != nil {
+		return fmt.Errorf("purge %s: %w", FeedStream, err)
+	}
 	return nil
 }

@@ -74,7 +74,7 @@ func TestFeedCarriesOnlyTheOrganisationsMinimisedEvents(t *testing.T) {
 			t.Errorf("feed message lacks its event id header: %v", m.Header)
 		}
 	}
-	if len(subjects) != 2 || subjects[0] != "lw.feed.vcs.VCS001.made" || subjects[1] != "lw.feed.vcs.VCS001.accepted" {
+	if len(subjects) != 2 || subjects[0] != "lw.feed.vcs.VCS001."+a.OnwardID+".made" || subjects[1] != "lw.feed.vcs.VCS001."+a.OnwardID+".accepted" {
 		t.Errorf("VCS001's feed subjects: %v", subjects)
 	}
 
@@ -87,7 +87,7 @@ func TestFeedCarriesOnlyTheOrganisationsMinimisedEvents(t *testing.T) {
 	h.Eventually(func() bool {
 		info, err := stream.Info(ctx, jetstream.WithSubjectFilter("lw.feed.vcs.VCS002.>"))
 		return err == nil && len(info.State.Subjects) == 2 &&
-			info.State.Subjects["lw.feed.vcs.VCS002.made"] == 1 && info.State.Subjects["lw.feed.vcs.VCS002.declined"] == 1
+			info.State.Subjects["lw.feed.vcs.VCS002."+b.OnwardID+".made"] == 1 && info.State.Subjects["lw.feed.vcs.VCS002."+b.OnwardID+".declined"] == 1
 	}, "FEED_VCS holds VCS002's made and declined")
 }
 
@@ -102,7 +102,7 @@ func TestFeedDeduplicatesARepublishedEvent(t *testing.T) {
 	}
 	var first jetstream.RawStreamMsg
 	h.Eventually(func() bool {
-		m, err := stream.GetLastMsgForSubject(ctx, "lw.feed.vcs.VCS001.made")
+		m, err := stream.GetLastMsgForSubject(ctx, "lw.feed.vcs.VCS001."+a.OnwardID+".made")
 		if err == nil {
 			first = *m
 		}
@@ -123,7 +123,7 @@ func TestFeedDeduplicatesARepublishedEvent(t *testing.T) {
 func TestErasureBlanksTheInboxAndTheFeedSaysSo(t *testing.T) {
 	h := hubtest.Start(t)
 	var mine collector
-	sub, err := h.Deps().NC.Subscribe("lw.feed.vcs.VCS001.erased", mine.add)
+	sub, err := h.Deps().NC.Subscribe("lw.feed.vcs.VCS001.*.erased", mine.add)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,5 +147,17 @@ func TestErasureBlanksTheInboxAndTheFeedSaysSo(t *testing.T) {
 	h.Eventually(func() bool { return len(mine.snapshot()) == 1 }, "the feed announces the erasure")
 	if m := mine.snapshot()[0]; strings.Contains(string(m.Data), "Jane") {
 		t.Errorf("the erasure message holds the name: %s", m.Data)
+	}
+	// What the feed held of the person is gone: only the notice stays.
+	stream, err := h.Deps().JS.Stream(context.Background(), vcs.FeedStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(context.Background(), jetstream.WithSubjectFilter(vcs.FeedSubject("VCS001", a.OnwardID, ">")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.State.Subjects) != 1 || info.State.Subjects[vcs.FeedSubject("VCS001", a.OnwardID, "erased")] != 1 {
+		t.Errorf("after erasure the feed still holds %v", info.State.Subjects)
 	}
 }
