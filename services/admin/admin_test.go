@@ -206,3 +206,59 @@ func leaked(s string) []string {
 	}
 	return out
 }
+
+// TestReadsAreAudited: each party's read of a journey's identifiable data
+// is in the audit, with who, which organisation and which route; only an
+// admin may read the audit.
+func TestReadsAreAudited(t *testing.T) {
+	h := hubtest.Start(t)
+	const gp, lw, vcs, admin = "demo-gp-a81001", "demo-lw-u12345", "demo-vcs-001", "demo-admin"
+	var ref struct{ JourneyID string `json:"journey_id"` }
+	h.JSON("POST", "/v1/referrals", gp, referral("AUDIT-1"), 201, &ref)
+	j := ref.JourneyID
+	h.JSON("POST", "/v1/journeys/"+j+"/assign", lw, map[string]any{"worker_id": "lw-7", "worker_name": "Sam Link"}, 200, nil)
+	h.JSON("POST", "/v1/journeys/"+j+"/contacts", lw, map[string]any{"outcome": "reached", "method": "phone"}, 200, nil)
+	var onward struct{ OnwardReferralID string `json:"onward_referral_id"` }
+	h.JSON("POST", "/v1/journeys/"+j+"/onward-referrals", lw, map[string]any{"service_id": "VCS001-walk", "share": []string{"name"}}, 200, &onward)
+
+	h.JSON("GET", "/v1/referrals/"+j, gp, nil, 200, nil)
+	h.JSON("GET", "/v1/journeys/"+j, lw, nil, 200, nil)
+	h.Eventually(func() bool {
+		_, b := h.Do("GET", "/v1/caseload", lw, nil)
+		return strings.Contains(string(b), j)
+	}, "the caseload shows the journey")
+	h.Eventually(func() bool {
+		_, b := h.Do("GET", "/v1/inbox", vcs, nil)
+		return strings.Contains(string(b), onward.OnwardReferralID)
+	}, "the inbox shows the onward referral")
+	h.JSON("GET", "/v1/onward-referrals/"+onward.OnwardReferralID, vcs, nil, 200, nil)
+
+	var got struct {
+		Reads []struct {
+			OrgID    string   `json:"org_id"`
+			KeyID    string   `json:"key_id"`
+			Route    string   `json:"route"`
+			Journeys []string `json:"journeys"`
+		}
+	}
+	h.JSON("GET", "/v1/admin/audit?journey="+j, admin, nil, 200, &got)
+	seen := map[string]bool{}
+	for _, r := range got.Reads {
+		seen[r.OrgID+" "+r.Route] = true
+		if r.KeyID == "" || len(r.Journeys) != 1 || r.Journeys[0] != j {
+			t.Errorf("incomplete record %+v", r)
+		}
+	}
+	for _, want := range []string{"A81001 GET /v1/referrals/{id}", "U12345 GET /v1/journeys/{id}", "U12345 GET /v1/caseload",
+		"VCS001 GET /v1/inbox", "VCS001 GET /v1/onward-referrals/{id}"} {
+		if !seen[want] {
+			t.Errorf("no audit record %q in %v", want, seen)
+		}
+	}
+	if st, _ := h.Do("GET", "/v1/admin/audit?journey="+j, gp, nil); st != 403 {
+		t.Errorf("a GP key reads the audit: %d", st)
+	}
+	if st, _ := h.Do("GET", "/v1/admin/audit?journey=x.>", admin, nil); st != 400 {
+		t.Errorf("a bad journey id: %d", st)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/api"
+	"linkway/services/audit"
 	"linkway/services/eventlog"
 	"linkway/services/hub/hubtest"
 	"linkway/services/linkwork"
@@ -116,7 +117,11 @@ func newEnv(t *testing.T, policy events.UncontactablePolicy) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := platform.Deps{JS: js, Store: store, Orgs: register, Keys: keys, HTTP: httpAPI, Log: log, Reg: reg, Replicas: 1,
+	reads, err := audit.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := platform.Deps{JS: js, Store: store, Orgs: register, Keys: keys, HTTP: httpAPI, Log: log, Reg: reg, Replicas: 1, Audit: reads,
 		Settings: platform.Settings{Uncontactable: policy}, Directory: fakeDirectory{},
 		Project: func(ctx context.Context, p projection.Projector) (*projection.Runner, error) {
 			r, err := projection.New(ctx, js, p, projection.DefaultConfig(), pm, log)

@@ -129,8 +129,20 @@ func (s *Service) getCaseload(w http.ResponseWriter, r *http.Request, p api.Prin
 	if err != nil {
 		return err
 	}
+	if err := s.auditCaseload(r.Context(), p, r.Pattern, cl); err != nil {
+		return err
+	}
 	api.WriteJSON(w, http.StatusOK, cl)
 	return nil
+}
+
+// auditCaseload records that a caseload was read, with the journeys it showed.
+func (s *Service) auditCaseload(ctx context.Context, p api.Principal, route string, cl Caseload) error {
+	ids := make([]string, 0, len(cl.Journeys))
+	for _, j := range cl.Journeys {
+		ids = append(ids, j.JourneyID)
+	}
+	return s.d.Audit.List(ctx, p, route, ids)
 }
 
 func (s *Service) caseload(team, worker, status string) (Caseload, error) {
@@ -158,6 +170,9 @@ func onlyParams(r *http.Request, names ...string) error {
 func (s *Service) getJourney(w http.ResponseWriter, r *http.Request, p api.Principal) error {
 	v, err := s.journey(r.Context(), p, r.PathValue("id"))
 	if err != nil {
+		return err
+	}
+	if err := s.d.Audit.Journey(r.Context(), p, r.Pattern, r.PathValue("id")); err != nil {
 		return err
 	}
 	api.WriteJSON(w, http.StatusOK, v)

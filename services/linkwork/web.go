@@ -172,6 +172,9 @@ func (s *Service) webHome(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d.Worker, d.Status, d.Statuses = q.Get("worker"), q.Get("status"), statusFilters
 	cl, err := s.caseload(sess.OrgID, d.Worker, d.Status)
+	if err == nil {
+		err = s.auditCaseload(r.Context(), sess.principal(), r.Pattern, cl)
+	}
 	if err != nil {
 		d.Error = api.Public(err).Message
 		s.render(w, api.Status(api.Public(err).Code), "caseload.html", d)
@@ -246,6 +249,9 @@ func (s *Service) webJourney(w http.ResponseWriter, r *http.Request) {
 // journeyPage shows a journey; done names the action just carried out.
 func (s *Service) journeyPage(w http.ResponseWriter, r *http.Request, sess session, status int, done, errMsg string) {
 	v, err := s.journey(r.Context(), sess.principal(), r.PathValue("id"))
+	if err == nil {
+		err = s.d.Audit.Journey(r.Context(), sess.principal(), r.Pattern, r.PathValue("id"))
+	}
 	if err != nil {
 		s.renderError(w, r, err)
 		return

@@ -18,6 +18,7 @@ import (
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/api"
+	"linkway/services/audit"
 	"linkway/services/eventlog"
 	"linkway/services/hub/hubtest"
 	"linkway/services/orgs"
@@ -93,7 +94,11 @@ func newEnvWith(t *testing.T, storeCfg eventlog.Config, cfg referrals.Config, pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := platform.Deps{JS: js, Store: store, Orgs: register, Keys: keys, HTTP: httpAPI, Log: log, Reg: reg, Replicas: 1,
+	reads, err := audit.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := platform.Deps{JS: js, Store: store, Orgs: register, Keys: keys, HTTP: httpAPI, Log: log, Reg: reg, Replicas: 1, Audit: reads,
 		Project: func(ctx context.Context, p projection.Projector) (*projection.Runner, error) {
 			r, err := projection.New(ctx, js, p, projection.DefaultConfig(), pm, log)
 			if err != nil || !project {

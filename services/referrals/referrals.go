@@ -225,6 +225,12 @@ func (s *Service) getReferral(w http.ResponseWriter, r *http.Request, p api.Prin
 	if err := events.ParseID(id); err != nil {
 		return err
 	}
+	// See what other services wrote a moment ago (a link worker's
+	// assignment, a VCS acceptance); a view still behind after that answers
+	// all the same.
+	cctx, cancel := context.WithTimeout(r.Context(), catchUpWait)
+	_ = s.runner.CatchUpJourney(cctx, id)
+	cancel()
 	v, ok, err := s.readView(r.Context(), p.OrgID, id)
 	if err != nil {
 		return err
@@ -240,9 +246,16 @@ func (s *Service) getReferral(w http.ResponseWriter, r *http.Request, p api.Prin
 			return events.ErrNotFound
 		}
 	}
+	if err := s.d.Audit.Journey(r.Context(), p, r.Pattern, id); err != nil {
+		return err
+	}
 	api.WriteJSON(w, http.StatusOK, v)
 	return nil
 }
+
+// catchUpWait bounds how long a read waits for the view to apply what the
+// log already holds of the journey.
+const catchUpWait = 500 * time.Millisecond
 
 // ListResponse is a page of a practice's referrals.
 type ListResponse struct {
@@ -318,6 +331,13 @@ func (s *Service) listReferrals(w http.ResponseWriter, r *http.Request, p api.Pr
 	resp.Referrals = append(resp.Referrals, all[start:end]...)
 	if end < len(all) {
 		resp.NextPageToken = pageKey(all[end-1]).token()
+	}
+	ids := make([]string, 0, len(resp.Referrals))
+	for _, v := range resp.Referrals {
+		ids = append(ids, v.JourneyID)
+	}
+	if err := s.d.Audit.List(r.Context(), p, r.Pattern, ids); err != nil {
+		return err
 	}
 	api.WriteJSON(w, http.StatusOK, resp)
 	return nil

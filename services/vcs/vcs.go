@@ -105,37 +105,46 @@ func (s *Service) listInbox(w http.ResponseWriter, r *http.Request, p api.Princi
 	if status != "" && !slices.Contains(onwardStatuses, status) {
 		return events.Invalid("status", "must be one of %v", onwardStatuses)
 	}
-	items, err := s.items(p.OrgID, status)
+	items, journeys, err := s.items(p.OrgID, status)
 	if err != nil {
+		return err
+	}
+	if err := s.d.Audit.List(r.Context(), p, r.Pattern, journeys); err != nil {
 		return err
 	}
 	api.WriteJSON(w, http.StatusOK, inboxPage{OnwardReferrals: items})
 	return nil
 }
 
-// items lists an organisation's inbox from the mirror, newest first.
-func (s *Service) items(orgID, status string) ([]Item, error) {
+// items lists an organisation's inbox from the mirror, newest first, with
+// the journeys they belong to (for the read audit; never shown).
+func (s *Service) items(orgID, status string) ([]Item, []string, error) {
 	now := s.now()
 	out := []Item{}
+	var journeys []string
 	for _, kv := range s.mirror.Scan(orgPrefix(orgID)) {
 		rec, err := decodeRecord(kv.Value)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if rec.OrganisationID != orgID || (status != "" && rec.Status != status) {
 			continue
 		}
 		out = append(out, rec.item(now))
+		journeys = append(journeys, rec.JourneyID)
 	}
 	slices.SortFunc(out, func(a, b Item) int {
 		return cmp.Or(b.SentAt.Compare(a.SentAt), cmp.Compare(b.OnwardReferralID, a.OnwardReferralID))
 	})
-	return out, nil
+	return out, journeys, nil
 }
 
 func (s *Service) getItem(w http.ResponseWriter, r *http.Request, p api.Principal) error {
 	rec, err := s.lookup(r.Context(), p.OrgID, r.PathValue("id"))
 	if err != nil {
+		return err
+	}
+	if err := s.d.Audit.Journey(r.Context(), p, r.Pattern, rec.JourneyID); err != nil {
 		return err
 	}
 	api.WriteJSON(w, http.StatusOK, rec.item(s.now()))

@@ -266,10 +266,12 @@ func (w *web) signOut(rw http.ResponseWriter, r *http.Request, se *session) erro
 	return nil
 }
 
-func (w *web) listView(orgID string) (listView, error) {
-	items, err := w.s.items(orgID, "")
+// listView is the organisation's inbox as the page shows it, with the
+// journeys it holds (for the read audit, by whoever shows it).
+func (w *web) listView(orgID string) (listView, []string, error) {
+	items, journeys, err := w.s.items(orgID, "")
 	if err != nil {
-		return listView{}, err
+		return listView{}, nil, err
 	}
 	var lv listView
 	for _, it := range items {
@@ -284,12 +286,15 @@ func (w *web) listView(orgID string) (listView, error) {
 	}
 	// New referrals: the longest-waiting first, since they need an answer.
 	slices.Reverse(lv.New)
-	return lv, nil
+	return lv, journeys, nil
 }
 
 func (w *web) inbox(rw http.ResponseWriter, r *http.Request, se *session) error {
-	lv, err := w.listView(se.Principal.OrgID)
+	lv, journeys, err := w.listView(se.Principal.OrgID)
 	if err != nil {
+		return err
+	}
+	if err := w.s.d.Audit.List(r.Context(), se.Principal, r.Pattern, journeys); err != nil {
 		return err
 	}
 	v := view{Title: "Referrals", List: lv, Capacities: events.CapacityStatuses, Flash: flash(r.URL.Query().Get("done"))}
@@ -312,6 +317,9 @@ func (w *web) referral(rw http.ResponseWriter, r *http.Request, se *session) err
 func (w *web) showReferral(rw http.ResponseWriter, r *http.Request, se *session, status int, flashMsg, errMsg string) error {
 	rec, err := w.s.lookup(r.Context(), se.Principal.OrgID, r.PathValue("id"))
 	if err != nil {
+		return err
+	}
+	if err := w.s.d.Audit.Journey(r.Context(), se.Principal, r.Pattern, rec.JourneyID); err != nil {
 		return err
 	}
 	it := rec.item(w.s.now())
@@ -419,13 +427,18 @@ func (w *web) events(rw http.ResponseWriter, r *http.Request) {
 			_ = w.send(rc, rw, "event: signed-out\ndata: {}\n\n")
 			return
 		}
-		frag, err := w.fragment(se.Principal.OrgID)
+		frag, journeys, err := w.fragment(se.Principal.OrgID)
 		if err != nil {
 			w.s.log.Error("web inbox stream failed", "err", err)
 			return
 		}
 		if sum := sha256.Sum256(frag); sum != last {
 			last = sum
+			// Each list sent is a read of the people on it.
+			if err := w.s.d.Audit.List(ctx, se.Principal, r.Pattern, journeys); err != nil {
+				w.s.log.Warn("web inbox stream stopped: reads cannot be audited", "err", err)
+				return
+			}
 			if w.send(rc, rw, sseData("inbox", frag)) != nil {
 				return
 			}
@@ -454,16 +467,17 @@ func (w *web) send(rc *http.ResponseController, rw http.ResponseWriter, msg stri
 	return rc.Flush()
 }
 
-func (w *web) fragment(orgID string) ([]byte, error) {
-	lv, err := w.listView(orgID)
+// fragment renders the list for a live update, with its journeys.
+func (w *web) fragment(orgID string) ([]byte, []string, error) {
+	lv, journeys, err := w.listView(orgID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var buf bytes.Buffer
 	if err := w.list.ExecuteTemplate(&buf, "list", lv); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), journeys, nil
 }
 
 // sseData frames a multi-line payload as one server-sent event.
