@@ -213,12 +213,16 @@ func leaked(s string) []string {
 func TestReadsAreAudited(t *testing.T) {
 	h := hubtest.Start(t)
 	const gp, lw, vcs, admin = "demo-gp-a81001", "demo-lw-u12345", "demo-vcs-001", "demo-admin"
-	var ref struct{ JourneyID string `json:"journey_id"` }
+	var ref struct {
+		JourneyID string `json:"journey_id"`
+	}
 	h.JSON("POST", "/v1/referrals", gp, referral("AUDIT-1"), 201, &ref)
 	j := ref.JourneyID
 	h.JSON("POST", "/v1/journeys/"+j+"/assign", lw, map[string]any{"worker_id": "lw-7", "worker_name": "Sam Link"}, 200, nil)
 	h.JSON("POST", "/v1/journeys/"+j+"/contacts", lw, map[string]any{"outcome": "reached", "method": "phone"}, 200, nil)
-	var onward struct{ OnwardReferralID string `json:"onward_referral_id"` }
+	var onward struct {
+		OnwardReferralID string `json:"onward_referral_id"`
+	}
 	h.JSON("POST", "/v1/journeys/"+j+"/onward-referrals", lw, map[string]any{"service_id": "VCS001-walk", "share": []string{"name"}}, 200, &onward)
 
 	h.JSON("GET", "/v1/referrals/"+j, gp, nil, 200, nil)

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"linkway/events"
 )
 
 // pseudonymiser turns identifiers into keyed pseudonyms: HMAC-SHA256 under a
@@ -37,18 +39,6 @@ func newPseudonymiser(keyID string, key []byte) (*pseudonymiser, error) {
 	return &pseudonymiser{keyID: keyID, key: key}, nil
 }
 
-// NormaliseNHSNumber keeps only the digits of an NHS number, so "943 476
-// 5919" and "9434765919" name the same person.
-func NormaliseNHSNumber(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
 func (p *pseudonymiser) mac(domain, value string) string {
 	h := hmac.New(sha256.New, p.key)
 	h.Write([]byte(domain))
@@ -59,7 +49,7 @@ func (p *pseudonymiser) mac(domain, value string) string {
 // person is the pseudonym of an NHS number: HMAC-SHA256 of its digits, so
 // one person links across journeys. "" when there is no number (erased).
 func (p *pseudonymiser) person(nhs string) string {
-	n := NormaliseNHSNumber(nhs)
+	n := events.NormaliseNHSNumber(nhs)
 	if n == "" {
 		return ""
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"linkway/events"
 	"linkway/services/api"
 )
 
@@ -38,7 +39,7 @@ func FuzzIntake(f *testing.F) {
 			t.Fatalf("intake gave %v and %v", req, err)
 		}
 		if req != nil {
-			if CheckNHSNumber(req.Patient.NHSNumber) != nil || len(req.Reasons) == 0 || !s.isTeam(req.LinkWorkTeam) {
+			if events.CheckNHSNumber(req.Patient.NHSNumber) != nil || len(req.Reasons) == 0 || !s.isTeam(req.LinkWorkTeam) {
 				t.Fatalf("accepted an invalid referral: %+v", req)
 			}
 		}

@@ -1,7 +1,6 @@
 package referrals
 
 import (
-	"fmt"
 	"net/mail"
 	"regexp"
 	"slices"
@@ -93,7 +92,7 @@ func (c checker) check(req *ReferralRequest) []*events.Error {
 	} else {
 		p := req.Patient
 		p.NHSNumber = strings.ReplaceAll(strings.TrimSpace(p.NHSNumber), " ", "")
-		if err := CheckNHSNumber(p.NHSNumber); err != nil {
+		if err := events.CheckNHSNumber(p.NHSNumber); err != nil {
 			bad("patient.nhs_number", "%s", err)
 		}
 		for _, f := range []struct {
@@ -221,32 +220,6 @@ func (req *ReferralRequest) event(source, practice string) *eventsv1.ReferralRec
 }
 
 var phonePattern = regexp.MustCompile(`^\+?[0-9][0-9 ()-]{5,30}$`)
-
-// CheckNHSNumber checks an NHS number: ten digits whose last is the
-// modulus-11 check digit of the first nine (weights 10 down to 2; a
-// remainder giving check 10 means the number is never issued).
-func CheckNHSNumber(s string) error {
-	if len(s) != 10 {
-		return fmt.Errorf("must have 10 digits")
-	}
-	sum := 0
-	for i, r := range s {
-		if r < '0' || r > '9' {
-			return fmt.Errorf("must have 10 digits")
-		}
-		if i < 9 {
-			sum += int(r-'0') * (10 - i)
-		}
-	}
-	check := 11 - sum%11
-	if check == 11 {
-		check = 0
-	}
-	if check == 10 || check != int(s[9]-'0') {
-		return fmt.Errorf("is not valid: its check digit fails the modulus-11 check")
-	}
-	return nil
-}
 
 // postcodePattern is the shape of a UK postcode (outward code, space,
 // inward code), including GIR 0AA; it checks shape, not existence.

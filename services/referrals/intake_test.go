@@ -6,40 +6,6 @@ import (
 	"time"
 )
 
-func TestCheckNHSNumber(t *testing.T) {
-	tests := []struct {
-		nhs  string
-		ok   bool
-		want string // part of the message when refused
-	}{
-		{"9434765919", true, ""},
-		{"9000000009", true, ""},
-		{"9912003888", true, ""},
-		{"9476719931", true, ""},
-		{"9693893123", true, ""},
-		{"9556274839", true, ""},
-		{"9434765918", false, "modulus-11"}, // last digit off by one
-		{"3478526985", false, "modulus-11"}, // the published BaRS example's number
-		{"943476591", false, "10 digits"},
-		{"94347659190", false, "10 digits"},
-		{"94347659l9", false, "10 digits"},
-		{"", false, "10 digits"},
-		// 123456789x: weights give sum 210, 210 % 11 = 1, check 10: never issued.
-		{"1234567890", false, "modulus-11"},
-		{"1234567891", false, "modulus-11"},
-	}
-	for _, tt := range tests {
-		err := CheckNHSNumber(tt.nhs)
-		if (err == nil) != tt.ok {
-			t.Errorf("CheckNHSNumber(%q) = %v, want ok %v", tt.nhs, err, tt.ok)
-			continue
-		}
-		if err != nil && !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("CheckNHSNumber(%q) = %q, want it to mention %q", tt.nhs, err, tt.want)
-		}
-	}
-}
-
 func TestNormalisePostcode(t *testing.T) {
 	tests := []struct {
 		in, want string
