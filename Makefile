@@ -40,7 +40,7 @@ test-cluster:
 ## bench: every package's benchmarks, then the capacity benchmarks of
 ## services/bench once each (HTTP referrals vs raw publishes, catch-up vs a
 ## raw consumer, caseload latency at 200/s, the rebuild scaling curve),
-## which write ops/bench/README.md. LINKWAY_BENCH_JOURNEYS=5000,15000,45000
+## which write ops/bench/README.md. LINKWAY_BENCH_JOURNEYS=10000,30000,100000
 ## sets the curve's sizes.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 60m $$($(GO) list ./services/... | grep -v '/services/bench$$')

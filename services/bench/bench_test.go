@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/events"
+	"linkway/services/eventlog"
 	"linkway/services/hub"
 	"linkway/services/hub/hubtest"
 	"linkway/services/projection"
@@ -125,6 +126,7 @@ func BenchmarkReferralsHTTP(b *testing.B) {
 		_, err := post(c, h.Base+"/v1/referrals", gpKey, referralBody(fmt.Sprintf("WARM-%d", i), i))
 		return err
 	})
+	idle(b, h, 0)
 	b.ResetTimer()
 	httpRate, err := run(n, conc, func(i int) error {
 		st, err := post(c, h.Base+"/v1/referrals", gpKey, referralBody(fmt.Sprintf("BENCH-%d", i), 1000+i))
@@ -147,9 +149,21 @@ func BenchmarkReferralsHTTP(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The projections apply the referrals after they are acknowledged;
+	// let them finish, so the raw publishes do not share the server with
+	// them.
+	idle(b, h, last.Sequence)
+	// Raw publishes go to a stream of their own with the log's settings
+	// (file storage, same replicas, the server fsyncing every write), so
+	// that the hub's projections do not try to apply them.
+	sc := eventlog.StreamConfig(eventlog.DefaultConfig())
+	sc.Name, sc.Subjects, sc.SubjectTransform = "RAW_BENCH", []string{"rawbench.*"}, nil
+	if _, err := js.CreateStream(ctx, sc); err != nil {
+		b.Fatal(err)
+	}
 	payload := make([]byte, len(last.Data))
 	rawRate, err := run(n, conc, func(int) error {
-		_, err := js.PublishMsg(ctx, &nats.Msg{Subject: events.JourneySubject(events.NewID()), Data: payload},
+		_, err := js.PublishMsg(ctx, &nats.Msg{Subject: "rawbench." + events.NewID(), Data: payload},
 			jetstream.WithMsgID(events.NewID()), jetstream.WithExpectLastSequencePerSubject(0))
 		return err
 	})
@@ -256,6 +270,29 @@ func BenchmarkCaseloadLatency(b *testing.B) {
 		rate, seconds, achieved, failed.Load(), st, len(list.Journeys), ms(p50), ms(p99), ms(percentile(postLat, 50)), ms(percentile(postLat, 99))))
 }
 
+// idle waits until every projection of h has applied the log up to seq
+// (0: as it is now).
+func idle(b *testing.B, h *hubtest.Hub, seq uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if seq == 0 {
+		st, err := h.Deps().JS.Stream(ctx, events.JourneyStream)
+		if err != nil {
+			b.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		seq = info.State.LastSeq
+	}
+	for _, r := range h.Runners() {
+		if err := r.WaitFor(ctx, seq); err != nil {
+			b.Fatalf("projection %s: %v", r.Name(), err)
+		}
+	}
+}
+
 func percentile(ds []time.Duration, p int) time.Duration {
 	if len(ds) == 0 {
 		return 0
@@ -274,7 +311,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 // memory; and in the same run, on the same server, a raw JetStream
 // ordered consumer reading the whole stream.
 func BenchmarkRebuild(b *testing.B) {
-	sizes := []int{5_000, 15_000, 45_000}
+	sizes := []int{10_000, 30_000, 100_000}
 	if s := os.Getenv("LINKWAY_BENCH_JOURNEYS"); s != "" {
 		sizes = nil
 		for _, f := range strings.Split(s, ",") {
@@ -396,7 +433,8 @@ func rawConsume(b *testing.B, js jetstream.JetStream) (int, float64) {
 	}
 	n, start := 0, time.Now()
 	for last := uint64(0); last < info.State.LastSeq; {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		// A fetch waits for its whole batch: never ask for more than is left.
+		batch, err := cons.Fetch(int(min(1000, info.State.Msgs-uint64(n))), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -159,6 +159,7 @@ func TestClusterFaults(t *testing.T) {
 	loadEnd := time.Now()
 	stopLoad()
 	workers.Wait()
+	gen.pending.Wait()
 
 	// Heal: every node healthy, both replicas ready.
 	for _, n := range nodes {
@@ -351,7 +352,8 @@ func readLog(t *testing.T, nodes []*natsNode) logContents {
 	}
 	msgIDs := map[string]bool{}
 	for last := uint64(0); last < info.State.LastSeq; {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		// A fetch waits for its whole batch: never ask for more than is left.
+		batch, err := cons.Fetch(int(min(1000, info.State.Msgs-uint64(out.events))), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -114,11 +114,14 @@ type loadGen struct {
 	max    int64
 	// opTimeout bounds the retries of one operation.
 	opTimeout time.Duration
+	accepts   chan struct{} // bounds the acceptances waiting for the inbox
+	pending   sync.WaitGroup
 }
 
 // run starts workers that stop by themselves when ctx ends or max
 // referrals have been attempted.
 func (g *loadGen) run(ctx context.Context, workers int) *sync.WaitGroup {
+	g.accepts = make(chan struct{}, 64)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
@@ -206,12 +209,17 @@ func (g *loadGen) journey(ctx context.Context, r *rand.Rand, w int, n int64) {
 	g.hist.acceptsAttempted[onward.OnwardReferralID] = true
 	g.hist.mu.Unlock()
 	// The inbox finds the onward referral once its view has it: until then
-	// the accept is 404, and is retried.
-	if g.do(ctx, w, vcsKey, "/v1/onward-referrals/"+onward.OnwardReferralID+"/accept", sid+"-accept", nil, nil, true) {
-		g.hist.mu.Lock()
-		g.hist.acceptsAcked[onward.OnwardReferralID] = true
-		g.hist.mu.Unlock()
-	}
+	// the accept is 404, and is retried. The worker goes on with the next
+	// referral meanwhile (at most 64 acceptances wait at once).
+	g.accepts <- struct{}{}
+	g.pending.Go(func() {
+		defer func() { <-g.accepts }()
+		if g.do(ctx, w, vcsKey, "/v1/onward-referrals/"+onward.OnwardReferralID+"/accept", sid+"-accept", nil, nil, true) {
+			g.hist.mu.Lock()
+			g.hist.acceptsAcked[onward.OnwardReferralID] = true
+			g.hist.mu.Unlock()
+		}
+	})
 }
 
 // do POSTs until a 2xx, a refusal, or opTimeout; failures (network, 5xx,
