@@ -299,3 +299,37 @@ func TestPartitionSubjects(t *testing.T) {
 		t.Error("filters")
 	}
 }
+
+func TestPlaceNeed(t *testing.T) {
+	t.Parallel()
+	for need, want := range map[string]string{
+		"company":                "befriending_and_social_groups",
+		"Debt":                   "financial_and_debt_advice",
+		"physical activity":      "physical_activity",
+		"mental-health":          "mental_wellbeing",
+		"nature_and_green_space": "nature_and_green_space",
+		"knitting":               "",
+	} {
+		got, ok := PlaceNeed(need)
+		if got != want || ok != (want != "") {
+			t.Errorf("PlaceNeed(%q) = %q, %v; want %q", need, got, ok, want)
+		}
+	}
+	for k, cat := range needWords {
+		if _, ok := NeedCategoryByID(cat); !ok {
+			t.Errorf("word %q maps to %q, not a category", k, cat)
+		}
+	}
+	terms, err := Terms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for code, cat := range reasonNeeds {
+		if _, ok := terms.Reasons.Get(code); !ok {
+			t.Errorf("reason %s is placed but not in the reasons value set", code)
+		}
+		if _, ok := NeedCategoryByID(cat); !ok {
+			t.Errorf("reason %s maps to %q, not a category", code, cat)
+		}
+	}
+}

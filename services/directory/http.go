@@ -107,7 +107,7 @@ func (s *Service) getOrganisation(w http.ResponseWriter, r *http.Request, _ api.
 }
 
 func (s *Service) listCategories(w http.ResponseWriter, r *http.Request, _ api.Principal) error {
-	api.WriteJSON(w, http.StatusOK, map[string]any{"categories": Categories, "capacities": events.CapacityStatuses})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"categories": events.NeedCategories, "capacities": events.CapacityStatuses})
 	return nil
 }
 

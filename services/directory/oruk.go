@@ -187,7 +187,7 @@ func (s *Service) orukFull(v ServiceView) orukService {
 }
 
 func termOf(category string) (orukTaxonomyTerm, bool) {
-	for _, c := range Categories {
+	for _, c := range events.NeedCategories {
 		if c.ID == category {
 			return orukTaxonomyTerm{ID: c.ID, Name: c.Name, Description: c.Description,
 				Taxonomy: TaxonomyName, TaxonomyID: TaxonomyID, Term: c.Name}, true
@@ -285,7 +285,7 @@ func (s *Service) orukTaxonomyTerms(w http.ResponseWriter, r *http.Request, _ ap
 		return err
 	}
 	var terms []orukTaxonomyTerm
-	for _, c := range Categories {
+	for _, c := range events.NeedCategories {
 		t, _ := termOf(c.ID)
 		terms = append(terms, t)
 	}

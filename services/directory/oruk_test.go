@@ -12,6 +12,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 
+	"linkway/events"
 	"linkway/services/directory"
 	"linkway/services/hub/hubtest"
 )
@@ -224,8 +225,8 @@ func TestOpenReferralDocumentsValidate(t *testing.T) {
 		validate(t, s.taxonomyPage, "taxonomies page", body, formats)
 		_, body = h.Do("GET", "/openreferral/taxonomy_terms", lw, nil)
 		validate(t, s.taxonomyPage, "taxonomy terms page", body, formats)
-		if err := json.Unmarshal(body, &page); err != nil || page.TotalItems != len(directory.Categories) {
-			t.Errorf("taxonomy terms: %d, want %d (%v)", page.TotalItems, len(directory.Categories), err)
+		if err := json.Unmarshal(body, &page); err != nil || page.TotalItems != len(events.NeedCategories) {
+			t.Errorf("taxonomy terms: %d, want %d (%v)", page.TotalItems, len(events.NeedCategories), err)
 		}
 		for _, term := range page.Contents {
 			validate(t, s.term, "taxonomy term", term, formats)

@@ -14,28 +14,6 @@ import (
 	"linkway/services/orgs"
 )
 
-// Category is one term of the directory's small taxonomy.
-type Category struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	Description string `json:"description"`
-}
-
-// Categories is the directory taxonomy (issue 4). Ids are stable: they are
-// stored in events and used as ORUK taxonomy term ids.
-var Categories = []Category{
-	{"physical_activity", "Physical activity", "Walking groups, exercise classes, sport and movement."},
-	{"arts_and_creativity", "Arts and creativity", "Art, music, crafts, writing and performance."},
-	{"befriending_and_social_groups", "Befriending and social groups", "Befriending, lunch clubs, sheds and groups to meet people."},
-	{"financial_and_debt_advice", "Financial and debt advice", "Debt, benefits and money advice."},
-	{"housing", "Housing", "Housing advice, tenancy support and homelessness services."},
-	{"employment_and_skills", "Employment and skills", "Job clubs, volunteering into work, training and learning."},
-	{"carers", "Carers", "Support for unpaid carers."},
-	{"mental_wellbeing", "Mental wellbeing", "Peer support, talking groups and wellbeing courses."},
-	{"nature_and_green_space", "Nature and green space", "Gardening, conservation and time outdoors."},
-	{"food", "Food", "Food banks, community pantries, cooking and shared meals."},
-}
-
 // Capacity statuses. A service is accepting when it takes direct
 // referrals and is open or keeps a waiting list.
 const (
@@ -46,58 +24,13 @@ const (
 )
 
 func validCategory(id string) bool {
-	return slices.ContainsFunc(Categories, func(c Category) bool { return c.ID == id })
+	_, ok := events.NeedCategoryByID(id)
+	return ok
 }
 
 func categoryName(id string) string {
-	for _, c := range Categories {
-		if c.ID == id {
-			return c.Name
-		}
-	}
-	return ""
-}
-
-// needAliases maps the words link workers record as needs (NeedsAssessed
-// needs, free-ish strings) onto the taxonomy, so unmet need can be counted
-// by category. Unknown words map to nothing and are not counted.
-var needAliases = map[string]string{
-	"physical_activity": "physical_activity", "exercise": "physical_activity", "walking": "physical_activity",
-	"activity": "physical_activity", "sport": "physical_activity", "physical": "physical_activity",
-	"arts_and_creativity": "arts_and_creativity", "arts": "arts_and_creativity", "art": "arts_and_creativity",
-	"creativity": "arts_and_creativity", "music": "arts_and_creativity", "crafts": "arts_and_creativity",
-	"befriending_and_social_groups": "befriending_and_social_groups", "befriending": "befriending_and_social_groups",
-	"company": "befriending_and_social_groups", "loneliness": "befriending_and_social_groups",
-	"isolation": "befriending_and_social_groups", "social": "befriending_and_social_groups",
-	"social_groups": "befriending_and_social_groups", "social_isolation": "befriending_and_social_groups",
-	"financial_and_debt_advice": "financial_and_debt_advice", "financial": "financial_and_debt_advice",
-	"debt": "financial_and_debt_advice", "money": "financial_and_debt_advice", "benefits": "financial_and_debt_advice",
-	"housing": "housing", "home": "housing", "homelessness": "housing",
-	"employment_and_skills": "employment_and_skills", "employment": "employment_and_skills", "work": "employment_and_skills",
-	"jobs": "employment_and_skills", "skills": "employment_and_skills", "learning": "employment_and_skills",
-	"carers": "carers", "carer": "carers", "caring": "carers",
-	"mental_wellbeing": "mental_wellbeing", "wellbeing": "mental_wellbeing", "mental_health": "mental_wellbeing",
-	"low_mood": "mental_wellbeing", "anxiety": "mental_wellbeing",
-	"nature_and_green_space": "nature_and_green_space", "nature": "nature_and_green_space",
-	"gardening": "nature_and_green_space", "green_space": "nature_and_green_space",
-	"food": "food", "food_poverty": "food", "cooking": "food",
-}
-
-// reasonCategories maps the SNOMED CT referral reasons the directory can
-// place to a category, for journeys whose needs are not yet assessed.
-var reasonCategories = map[string]string{
-	"422650009": "befriending_and_social_groups", // social isolation (finding)
-	"32911000":  "housing",                       // homeless (finding)
-	"73438004":  "employment_and_skills",         // unemployed (finding)
-}
-
-// NeedCategory places a recorded need in the taxonomy; ok is false when
-// it fits no category.
-func NeedCategory(need string) (string, bool) {
-	k := strings.ToLower(strings.TrimSpace(need))
-	k = strings.NewReplacer(" ", "_", "-", "_").Replace(k)
-	c, ok := needAliases[k]
-	return c, ok
+	c, _ := events.NeedCategoryByID(id)
+	return c.Name
 }
 
 // accepting reports whether a link worker can refer to the service now.

@@ -172,27 +172,6 @@ func TestAccepting(t *testing.T) {
 	}
 }
 
-func TestNeedCategory(t *testing.T) {
-	for need, want := range map[string]string{
-		"company":                "befriending_and_social_groups",
-		"Debt":                   "financial_and_debt_advice",
-		"physical activity":      "physical_activity",
-		"mental-health":          "mental_wellbeing",
-		"nature_and_green_space": "nature_and_green_space",
-		"knitting":               "",
-	} {
-		got, ok := NeedCategory(need)
-		if got != want || ok != (want != "") {
-			t.Errorf("NeedCategory(%q) = %q, %v; want %q", need, got, ok, want)
-		}
-	}
-	for k, cat := range needAliases {
-		if !validCategory(cat) {
-			t.Errorf("alias %q maps to %q, not a category", k, cat)
-		}
-	}
-}
-
 func TestServiceID(t *testing.T) {
 	for _, tt := range []struct{ org, name, want string }{
 		{"VCS009", "Knit & Natter!", "VCS009-knit-natter"},

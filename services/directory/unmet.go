@@ -116,7 +116,7 @@ func (p *unmetNeed) Apply(tx *projection.Tx, ev projection.Event) error {
 	case *eventsv1.Envelope_ReferralReceived:
 		var cats []string
 		for _, r := range e.ReferralReceived.GetReasons() {
-			if cat, ok := reasonCategories[r]; ok {
+			if cat, ok := events.ReasonNeed(r); ok {
 				cats = append(cats, cat)
 			}
 		}
@@ -128,7 +128,7 @@ func (p *unmetNeed) Apply(tx *projection.Tx, ev projection.Event) error {
 	case *eventsv1.Envelope_NeedsAssessed:
 		var cats []string
 		for _, n := range e.NeedsAssessed.GetNeeds() {
-			if cat, ok := NeedCategory(n); ok {
+			if cat, ok := events.PlaceNeed(n); ok {
 				cats = append(cats, cat)
 			}
 		}
@@ -297,13 +297,13 @@ func (s *Service) serveUnmetNeed(ctx context.Context, d platform.Deps) (*project
 // numbers, except for commissioners: 1 to 7 shows as "*" and larger
 // counts are rounded to the nearest 5, as in the outcome summaries.
 type UnmetNeed struct {
-	Declines    DeclineCounts  `json:"declines"`
-	Needs       []NeedCount    `json:"needs"`
-	Unmatched   UnmatchedNeeds `json:"unmatched"`
-	WaitingList []WaitingCount `json:"waiting_lists"`
-	Suppressed  bool           `json:"small_numbers_suppressed"`
-	AsOf        uint64         `json:"as_of_sequence"`
-	Categories  []Category     `json:"categories"`
+	Declines    DeclineCounts         `json:"declines"`
+	Needs       []NeedCount           `json:"needs"`
+	Unmatched   UnmatchedNeeds        `json:"unmatched"`
+	WaitingList []WaitingCount        `json:"waiting_lists"`
+	Suppressed  bool                  `json:"small_numbers_suppressed"`
+	AsOf        uint64                `json:"as_of_sequence"`
+	Categories  []events.NeedCategory `json:"categories"`
 }
 
 // DeclineCounts are VCS declines of onward referrals.
@@ -386,7 +386,7 @@ func (s *Service) unmetNeed(c unmetCounts, suppress bool, asOf uint64) UnmetNeed
 		}
 		return (v + 2) / 5 * 5
 	}
-	out := UnmetNeed{Suppressed: suppress, AsOf: asOf, Categories: Categories,
+	out := UnmetNeed{Suppressed: suppress, AsOf: asOf, Categories: events.NeedCategories,
 		Declines: DeclineCounts{ByReason: map[string]any{}, ByCategory: map[string]any{}, ByArea: map[string]any{}, Rows: []DeclineRow{}},
 		Needs:    []NeedCount{}, Unmatched: UnmatchedNeeds{ByNeeds: []UnmatchedSet{}}, WaitingList: []WaitingCount{}}
 	total := 0
@@ -431,7 +431,7 @@ func (s *Service) unmetNeed(c unmetCounts, suppress bool, asOf uint64) UnmetNeed
 		}
 	}
 	out.Unmatched.Referrals = n(unmatched)
-	for _, cat := range Categories {
+	for _, cat := range events.NeedCategories {
 		out.Needs = append(out.Needs, NeedCount{Category: cat.ID, CategoryName: cat.Name,
 			OpenReferrals: n(needing[cat.ID]), AcceptingServices: acc[cat.ID]})
 	}

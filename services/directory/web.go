@@ -183,7 +183,7 @@ type pageView struct {
 	Query             string
 	Category          string
 	Accepting         string
-	Categories        []Category
+	Categories        []events.NeedCategory
 	Capacities        []string
 	Services          []serviceRow
 	Panel             bool // may add and withdraw services
@@ -208,7 +208,7 @@ func (wb *web) page(w http.ResponseWriter, r *http.Request, se webSession, statu
 	q := r.URL.Query()
 	v := pageView{OrgID: se.p.OrgID, Kind: string(se.p.Kind), CSRF: se.csrf, Flash: flashText(flash), Error: errMsg,
 		Query: q.Get("q"), Category: q.Get("category"), Accepting: q.Get("accepting"),
-		Categories: Categories, Capacities: events.CapacityStatuses,
+		Categories: events.NeedCategories, Capacities: events.CapacityStatuses,
 		Panel: se.p.Kind == api.KindPanel || se.p.Kind == api.KindAdmin}
 	query := Query{Text: v.Query}
 	if validCategory(v.Category) {

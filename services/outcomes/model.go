@@ -306,7 +306,7 @@ func (m *model) refer(id string, r *eventsv1.ReferralReceived, at time.Time) *jo
 		month:    at.Format("2006-01"),
 	}
 	for _, r := range j.reasons {
-		if c, ok := reasonNeeds[r]; ok && !slices.Contains(j.needs, c) {
+		if c, ok := events.ReasonNeed(r); ok && !slices.Contains(j.needs, c) {
 			j.needs = append(j.needs, c)
 		}
 	}

@@ -225,7 +225,6 @@ type Onward struct {
 }
 
 // needColumns are the need categories unmet need is counted by.
-var needColumns = append(append([]string{}, NeedCategories...), "other", "unassessed")
 
 // Row is one group's published figures.
 type Row struct {

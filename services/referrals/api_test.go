@@ -289,7 +289,7 @@ func TestPracticeView(t *testing.T) {
 	if len(v.Measures) != 1 || v.Measures[0].Score != 19.25 || v.Measures[0].RawScore != 21 {
 		t.Errorf("measures %+v", v.Measures)
 	}
-	if len(v.Codes) != 1 || v.Codes[0].Code != referrals.CodeReferredToSocialPrescribing {
+	if len(v.Codes) != 1 || v.Codes[0].Code != events.CodeReferredToSocialPrescribing {
 		t.Errorf("codes %+v, want the referral code once the person is reached", v.Codes)
 	}
 	if len(v.Timeline) != 8 {
@@ -306,7 +306,7 @@ func TestPracticeView(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.json("GET", "/v1/referrals/"+id, keyGP, nil, http.StatusOK, &v)
-	if v.Status != "declined" || v.ClosureReason != "declined" || len(v.Codes) != 2 || v.Codes[1].Code != referrals.CodeSocialPrescribingDeclined {
+	if v.Status != "declined" || v.ClosureReason != "declined" || len(v.Codes) != 2 || v.Codes[1].Code != events.CodeSocialPrescribingDeclined {
 		t.Errorf("after decline: status %s, closure %s, codes %+v", v.Status, v.ClosureReason, v.Codes)
 	}
 }

@@ -375,9 +375,9 @@ func (s *Service) intake(sr *ServiceRequest, resolve resolver, senderODS string,
 	}
 	if sr.Code != nil {
 		for _, cd := range sr.Code.Coding {
-			if cd.System == SNOMEDSystem && cd.Code != CodeReferredToSocialPrescribing {
+			if cd.System == events.SNOMEDSystem && cd.Code != events.CodeReferredToSocialPrescribing {
 				add("not-supported", "ServiceRequest.code",
-					"requests SNOMED CT %s, not %s Referral to social prescribing service: Linkway takes social-prescribing referrals only", cd.Code, CodeReferredToSocialPrescribing)
+					"requests SNOMED CT %s, not %s Referral to social prescribing service: Linkway takes social-prescribing referrals only", cd.Code, events.CodeReferredToSocialPrescribing)
 			}
 		}
 	}
@@ -518,9 +518,9 @@ func (s *Service) intake(sr *ServiceRequest, resolve resolver, senderODS string,
 	}
 
 	for i, rc := range sr.ReasonCode {
-		j := slices.IndexFunc(rc.Coding, func(c Coding) bool { return c.System == SNOMEDSystem })
+		j := slices.IndexFunc(rc.Coding, func(c Coding) bool { return c.System == events.SNOMEDSystem })
 		if j < 0 {
-			add("code-invalid", fmt.Sprintf("ServiceRequest.reasonCode[%d]", i), "needs a SNOMED CT coding (system %s)", SNOMEDSystem)
+			add("code-invalid", fmt.Sprintf("ServiceRequest.reasonCode[%d]", i), "needs a SNOMED CT coding (system %s)", events.SNOMEDSystem)
 			continue
 		}
 		req.Reasons = append(req.Reasons, rc.Coding[j].Code)
@@ -727,8 +727,8 @@ func (s *Service) serviceRequest(ctx context.Context, p api.Principal, id string
 			{System: JourneyIDSystem, Value: id},
 		},
 		Status: "active", Intent: "order", Priority: rr.GetUrgency(),
-		Code: &CodeableConcept{Coding: []Coding{{System: SNOMEDSystem, Code: CodeReferredToSocialPrescribing,
-			Display: s.term(s.terms.WriteBack, CodeReferredToSocialPrescribing)}}},
+		Code: &CodeableConcept{Coding: []Coding{{System: events.SNOMEDSystem, Code: events.CodeReferredToSocialPrescribing,
+			Display: s.term(s.terms.WriteBack, events.CodeReferredToSocialPrescribing)}}},
 		AuthoredOn: fhirTime(authored),
 		Requester:  s.orgRef(rr.GetReferrerOrganisationId()),
 		Performer:  []Reference{*s.orgRef(rr.GetLinkWorkTeam())},
@@ -751,12 +751,12 @@ func (s *Service) serviceRequest(ctx context.Context, p api.Principal, id string
 		}
 	}
 	for _, r := range rr.GetReasons() {
-		sr.ReasonCode = append(sr.ReasonCode, CodeableConcept{Coding: []Coding{{System: SNOMEDSystem, Code: r, Display: s.term(s.terms.Reasons, r)}}})
+		sr.ReasonCode = append(sr.ReasonCode, CodeableConcept{Coding: []Coding{{System: events.SNOMEDSystem, Code: r, Display: s.term(s.terms.Reasons, r)}}})
 	}
 	return sr, nil
 }
 
-func (s *Service) term(vs *ValueSet, code string) string {
+func (s *Service) term(vs *events.ValueSet, code string) string {
 	c, _ := vs.Get(code)
 	return c.Term
 }
@@ -991,30 +991,70 @@ type msgResp struct {
 func (s *Service) processMessage(w http.ResponseWriter, r *http.Request, p api.Principal) (err error) {
 	created := false
 	defer func() { s.metrics.count("message", created, err) }()
-	var b struct {
-		ResourceType string `json:"resourceType"`
-		ID           string `json:"id"`
-		Type         string `json:"type"`
-		Entry        []struct {
-			FullURL  string          `json:"fullUrl"`
-			Resource json.RawMessage `json:"resource"`
-		} `json:"entry"`
-	}
+	var b messageBundle
 	if err := readFHIR(w, r, "Bundle", &b); err != nil {
 		return err
 	}
+	req, reqID, err := s.messageIntake(&b, p)
+	if err != nil {
+		return err
+	}
+	out, created, err := s.referFHIR(r.Context(), p, req)
+	if err != nil {
+		return err
+	}
+	srJSON, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	srURL := baseURL(r) + "/ServiceRequest/" + out.ID
+	hdrID := events.NewID()
+	hdr := MessageHeader{ResourceType: "MessageHeader", ID: hdrID,
+		// FHIR messaging: a response carries the request's event code and
+		// says what it answers in response.
+		EventCoding: &Coding{System: barsEvents, Code: "servicerequest-request"},
+		Source:      &msgSource{Name: "Linkway", Software: "Linkway", Endpoint: baseURL(r)},
+		Response:    &msgResp{Identifier: reqID, Code: "ok"},
+		Focus:       []Reference{{Reference: srURL}},
+	}
+	hdrJSON, err := json.Marshal(hdr)
+	if err != nil {
+		return err
+	}
+	resp := Bundle{ResourceType: "Bundle", ID: events.NewID(), Type: "message", Timestamp: fhirTime(s.now()),
+		Entry: []BundleEntry{{FullURL: "urn:uuid:" + hdrID, Resource: hdrJSON}, {FullURL: srURL, Resource: srJSON}}}
+	w.Header().Set("Location", "/fhir/R4/ServiceRequest/"+out.ID)
+	writeFHIR(w, http.StatusOK, resp)
+	return nil
+}
+
+// messageBundle is a FHIR message Bundle as $process-message reads it.
+type messageBundle struct {
+	ResourceType string `json:"resourceType"`
+	ID           string `json:"id"`
+	Type         string `json:"type"`
+	Entry        []struct {
+		FullURL  string          `json:"fullUrl"`
+		Resource json.RawMessage `json:"resource"`
+	} `json:"entry"`
+}
+
+// messageIntake checks a servicerequest-request message and returns the
+// referral it carries and the id the response answers, or why not. It
+// reads only the Bundle (no store), so it can be fuzzed on its own.
+func (s *Service) messageIntake(b *messageBundle, p api.Principal) (*ReferralRequest, string, error) {
 	if b.ResourceType != "Bundle" || b.Type != "message" {
-		return events.Invalid("Bundle.type", "$process-message takes a Bundle of type message")
+		return nil, "", events.Invalid("Bundle.type", "$process-message takes a Bundle of type message")
 	}
 	if len(b.Entry) == 0 || resourceType(b.Entry[0].Resource) != "MessageHeader" {
-		return events.Invalid("Bundle.entry[0]", "a message Bundle starts with its MessageHeader")
+		return nil, "", events.Invalid("Bundle.entry[0]", "a message Bundle starts with its MessageHeader")
 	}
 	var mh MessageHeader
 	if err := json.Unmarshal(b.Entry[0].Resource, &mh); err != nil {
-		return events.Invalid("MessageHeader", "cannot be read as a FHIR MessageHeader")
+		return nil, "", events.Invalid("MessageHeader", "cannot be read as a FHIR MessageHeader")
 	}
 	if mh.EventCoding == nil || mh.EventCoding.Code != "servicerequest-request" {
-		return &outcomeError{Code: events.CodeInvalid, Issues: []Issue{{Severity: "error", Code: "not-supported",
+		return nil, "", &outcomeError{Code: events.CodeInvalid, Issues: []Issue{{Severity: "error", Code: "not-supported",
 			Diagnostics: "only the BaRS servicerequest-request event (" + barsEvents + ") is accepted",
 			Expression:  []string{"MessageHeader.eventCoding"}}}}
 	}
@@ -1045,11 +1085,11 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request, p api.P
 		}
 	}
 	if srRaw == nil {
-		return events.Invalid("MessageHeader.focus", "must reference the ServiceRequest in the Bundle")
+		return nil, "", events.Invalid("MessageHeader.focus", "must reference the ServiceRequest in the Bundle")
 	}
 	var sr ServiceRequest
 	if err := json.Unmarshal(srRaw, &sr); err != nil {
-		return events.Invalid("ServiceRequest", "cannot be read as a FHIR ServiceRequest")
+		return nil, "", events.Invalid("ServiceRequest", "cannot be read as a FHIR ServiceRequest")
 	}
 	// Contained resources of the ServiceRequest resolve as well as entries.
 	inner := containedResolver(sr.Contained)
@@ -1061,11 +1101,7 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request, p api.P
 	}
 	req, err := s.intake(&sr, both, odsOf(mh.Sender, resolve, 0), p)
 	if err != nil {
-		return err
-	}
-	out, created, err := s.referFHIR(r.Context(), p, req)
-	if err != nil {
-		return err
+		return nil, "", err
 	}
 	reqID := mh.ID
 	if reqID == "" {
@@ -1074,29 +1110,7 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request, p api.P
 	if reqID == "" {
 		reqID = b.ID
 	}
-	srJSON, err := json.Marshal(out)
-	if err != nil {
-		return err
-	}
-	srURL := baseURL(r) + "/ServiceRequest/" + out.ID
-	hdrID := events.NewID()
-	hdr := MessageHeader{ResourceType: "MessageHeader", ID: hdrID,
-		// FHIR messaging: a response carries the request's event code and
-		// says what it answers in response.
-		EventCoding: &Coding{System: barsEvents, Code: "servicerequest-request"},
-		Source:      &msgSource{Name: "Linkway", Software: "Linkway", Endpoint: baseURL(r)},
-		Response:    &msgResp{Identifier: reqID, Code: "ok"},
-		Focus:       []Reference{{Reference: srURL}},
-	}
-	hdrJSON, err := json.Marshal(hdr)
-	if err != nil {
-		return err
-	}
-	resp := Bundle{ResourceType: "Bundle", ID: events.NewID(), Type: "message", Timestamp: fhirTime(s.now()),
-		Entry: []BundleEntry{{FullURL: "urn:uuid:" + hdrID, Resource: hdrJSON}, {FullURL: srURL, Resource: srJSON}}}
-	w.Header().Set("Location", "/fhir/R4/ServiceRequest/"+out.ID)
-	writeFHIR(w, http.StatusOK, resp)
-	return nil
+	return req, reqID, nil
 }
 
 // metadata is the CapabilityStatement: public, as FHIR clients read it

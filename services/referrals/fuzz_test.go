@@ -23,7 +23,7 @@ func FuzzIntake(f *testing.F) {
 	}
 	f.Add([]byte(`{"resourceType":"ServiceRequest","subject":{"reference":"#x"},"contained":[{"resourceType":"Patient","id":"x","name":[{}]}]}`))
 	f.Add([]byte(`{"resourceType":"ServiceRequest","performer":[{"reference":"#r"}],"contained":[{"resourceType":"PractitionerRole","id":"r","organization":{"reference":"#r"}}]}`))
-	terms, err := LoadTerminology()
+	terms, err := events.LoadTerminology()
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -61,7 +61,7 @@ const (
 // checker validates a referral for one caller; it has what validation
 // needs to know of the world (value sets, known teams, today).
 type checker struct {
-	terms *Terminology
+	terms *events.Terminology
 	// isTeam reports whether a code is a registered link-worker team.
 	isTeam func(string) bool
 	now    func() time.Time

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"linkway/events"
 )
 
 func TestNormalisePostcode(t *testing.T) {
@@ -49,7 +51,7 @@ func validRequest() *ReferralRequest {
 
 func testChecker(t *testing.T) checker {
 	t.Helper()
-	terms, err := LoadTerminology()
+	terms, err := events.LoadTerminology()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +95,7 @@ func TestCheck(t *testing.T) {
 		{"email not an address", func(r *ReferralRequest) { r.Patient.Email = "jane at example" }, "patient.email"},
 		{"no reason", func(r *ReferralRequest) { r.Reasons = nil }, "reasons"},
 		{"reason outside the value set", func(r *ReferralRequest) { r.Reasons = []string{"422650009", "12345"} }, "reasons"},
-		{"write-back code is not a reason", func(r *ReferralRequest) { r.Reasons = []string{CodeReferredToSocialPrescribing} }, "reasons"},
+		{"write-back code is not a reason", func(r *ReferralRequest) { r.Reasons = []string{events.CodeReferredToSocialPrescribing} }, "reasons"},
 		{"too many reasons", func(r *ReferralRequest) { r.Reasons = make([]string, 21) }, "reasons"},
 		{"notes too long", func(r *ReferralRequest) { r.Notes = strings.Repeat("n", maxNotes+1) }, "notes"},
 		{"no consent", func(r *ReferralRequest) { r.Consent = nil }, "consent"},

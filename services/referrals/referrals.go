@@ -58,7 +58,7 @@ func DefaultConfig() Config {
 type Service struct {
 	cfg     Config
 	d       platform.Deps
-	terms   *Terminology
+	terms   *events.Terminology
 	runner  *projection.Runner
 	mirror  *projection.Mirror
 	metrics *metrics
@@ -76,7 +76,7 @@ func Start(ctx context.Context, d platform.Deps) error {
 
 // New starts the service with cfg and returns it (for tests).
 func New(ctx context.Context, d platform.Deps, cfg Config) (*Service, error) {
-	terms, err := LoadTerminology()
+	terms, err := events.LoadTerminology()
 	if err != nil {
 		return nil, err
 	}

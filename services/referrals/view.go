@@ -21,20 +21,20 @@ const ProjectionName = "referrals"
 // none needs nothing done to it on erasure. It also holds nothing another
 // organisation typed: no VCS decline details, no link worker notes.
 type View struct {
-	JourneyID     string       `json:"journey_id"`
-	SourceID      string       `json:"source_id"`
-	Status        string       `json:"status"`
-	Urgency       string       `json:"urgency"`
-	LinkWorkTeam  string       `json:"link_work_team"`
-	Reasons       []Concept    `json:"reasons"`
-	LinkWorker    *LinkWorker  `json:"link_worker"`
-	Timeline      []Step       `json:"timeline"`
-	Connections   []Connection `json:"connections"`
-	Measures      []Measure    `json:"measures"`
-	ClosureReason string       `json:"closure_reason,omitempty"`
-	Codes         []WriteBack  `json:"codes"`
-	CreatedAt     time.Time    `json:"created_at"`
-	UpdatedAt     time.Time    `json:"updated_at"`
+	JourneyID     string           `json:"journey_id"`
+	SourceID      string           `json:"source_id"`
+	Status        string           `json:"status"`
+	Urgency       string           `json:"urgency"`
+	LinkWorkTeam  string           `json:"link_work_team"`
+	Reasons       []events.Concept `json:"reasons"`
+	LinkWorker    *LinkWorker      `json:"link_worker"`
+	Timeline      []Step           `json:"timeline"`
+	Connections   []Connection     `json:"connections"`
+	Measures      []Measure        `json:"measures"`
+	ClosureReason string           `json:"closure_reason,omitempty"`
+	Codes         []WriteBack      `json:"codes"`
+	CreatedAt     time.Time        `json:"created_at"`
+	UpdatedAt     time.Time        `json:"updated_at"`
 }
 
 // LinkWorker is the named worker who holds the case.
@@ -94,7 +94,7 @@ func indexKey(journeyID string) string          { return "j." + journeyID }
 
 // projector folds journey events into the practices' view.
 type projector struct {
-	terms *Terminology
+	terms *events.Terminology
 }
 
 func (p *projector) Name() string { return ProjectionName }
@@ -135,13 +135,13 @@ func (p *projector) start(env *eventsv1.Envelope) record {
 	rr := env.GetReferralReceived()
 	rec := record{Practice: rr.GetReferrerOrganisationId(), View: View{
 		JourneyID: env.GetJourneyId(), SourceID: rr.GetSourceId(), Urgency: rr.GetUrgency(), LinkWorkTeam: rr.GetLinkWorkTeam(),
-		CreatedAt: env.GetOccurredAt().AsTime(), Reasons: []Concept{}, Timeline: []Step{},
+		CreatedAt: env.GetOccurredAt().AsTime(), Reasons: []events.Concept{}, Timeline: []Step{},
 		Connections: []Connection{}, Measures: []Measure{}, Codes: []WriteBack{},
 	}}
 	for _, r := range rr.GetReasons() {
 		c, ok := p.terms.Reasons.Get(r)
 		if !ok {
-			c = Concept{ID: r}
+			c = events.Concept{ID: r}
 		}
 		rec.Reasons = append(rec.Reasons, c)
 	}
@@ -178,7 +178,7 @@ func (p *projector) fold(rec *record, env *eventsv1.Envelope) {
 	case *eventsv1.Envelope_ContactMade:
 		rec.Contacted = true
 		step.Summary = "The person was reached and is being supported"
-		p.addCode(rec, CodeReferredToSocialPrescribing, at)
+		p.addCode(rec, events.CodeReferredToSocialPrescribing, at)
 	case *eventsv1.Envelope_NeedsAssessed:
 		step.Summary = fmt.Sprintf("What matters conversation held: %d goal(s) agreed", len(e.NeedsAssessed.GetGoals()))
 	case *eventsv1.Envelope_GoalUpdated:
@@ -225,13 +225,13 @@ func (p *projector) fold(rec *record, env *eventsv1.Envelope) {
 	case *eventsv1.Envelope_PatientDeclined:
 		rec.Closed, rec.Declined, rec.ClosureReason = true, true, "declined"
 		step.Summary = "The person declined social prescribing"
-		p.addCode(rec, CodeSocialPrescribingDeclined, at)
+		p.addCode(rec, events.CodeSocialPrescribingDeclined, at)
 	case *eventsv1.Envelope_JourneyClosed:
 		rec.Closed, rec.ClosureReason = true, e.JourneyClosed.GetReason()
 		rec.Declined = rec.ClosureReason == "declined"
 		step.Summary = "Closed: " + humanise(rec.ClosureReason)
 		if rec.Declined {
-			p.addCode(rec, CodeSocialPrescribingDeclined, at)
+			p.addCode(rec, events.CodeSocialPrescribingDeclined, at)
 		}
 	case *eventsv1.Envelope_JourneyReopened:
 		rec.Closed, rec.Declined, rec.ClosureReason = false, false, ""
@@ -293,7 +293,7 @@ func (p *projector) addCode(rec *record, code string, at time.Time) {
 		return
 	}
 	c, _ := p.terms.WriteBack.Get(code)
-	rec.Codes = append(rec.Codes, WriteBack{System: SNOMEDSystem, Code: code, Display: c.Term, At: at})
+	rec.Codes = append(rec.Codes, WriteBack{System: events.SNOMEDSystem, Code: code, Display: c.Term, At: at})
 }
 
 // eventType is the event's name in snake case (referral_received), like

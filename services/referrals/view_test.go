@@ -25,7 +25,7 @@ func env(e proto.Message, at time.Time) *eventsv1.Envelope {
 // the write-back codes and what the practice is (not) told, against the
 // shared rules of events.State so the two cannot drift apart.
 func TestFold(t *testing.T) {
-	terms, err := LoadTerminology()
+	terms, err := events.LoadTerminology()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestFold(t *testing.T) {
 		{name: "not reached yet: no code", events: []proto.Message{referral, &eventsv1.LinkWorkerAssigned{WorkerId: "lw-7", WorkerName: "Sam Link"},
 			&eventsv1.ContactAttempted{Outcome: "no_answer", Method: "phone"}}, status: events.StatusAssigned, codes: nil},
 		{name: "reached: referral code", events: []proto.Message{referral, &eventsv1.LinkWorkerAssigned{WorkerId: "lw-7", WorkerName: "Sam Link"},
-			&eventsv1.ContactMade{Method: "phone"}}, status: events.StatusInProgress, codes: []string{CodeReferredToSocialPrescribing}},
+			&eventsv1.ContactMade{Method: "phone"}}, status: events.StatusInProgress, codes: []string{events.CodeReferredToSocialPrescribing}},
 		{name: "connected, then the decline detail stays with the VCS", events: []proto.Message{referral,
 			&eventsv1.LinkWorkerAssigned{WorkerId: "lw-7", WorkerName: "Sam Link"}, &eventsv1.ContactMade{},
 			&eventsv1.NeedsAssessed{WhatMatters: &eventsv1.FreeText{Text: "my garden"}, Goals: []*eventsv1.Goal{{GoalId: "g1", Text: &eventsv1.FreeText{Text: "walk weekly"}}}},
@@ -60,26 +60,26 @@ func TestFold(t *testing.T) {
 			&eventsv1.AttendanceRecorded{OnwardReferralId: "o1", Date: "2026-11-21", Attended: true},
 			&eventsv1.OnwardReferralMade{OnwardReferralId: "o2", ServiceId: "VCS002-debt", ServiceName: "Trafford Money Advice"},
 			&eventsv1.OnwardReferralDeclined{OnwardReferralId: "o2", Reason: "no_capacity", Detail: &eventsv1.FreeText{Text: "our adviser is off sick"}},
-		}, status: events.StatusConnected, codes: []string{CodeReferredToSocialPrescribing},
+		}, status: events.StatusConnected, codes: []string{events.CodeReferredToSocialPrescribing},
 			mustSay:   []string{"Sale Walking Group", "attending", "attended", "19.25", "no capacity"},
 			mustntSay: []string{"off sick", "my garden", "walk weekly"}},
 		{name: "patient declined", events: []proto.Message{referral, &eventsv1.PatientDeclined{Detail: &eventsv1.FreeText{Text: "not for me"}}},
-			status: events.StatusDeclined, codes: []string{CodeSocialPrescribingDeclined}, closure: "declined", mustntSay: []string{"not for me"}},
+			status: events.StatusDeclined, codes: []string{events.CodeSocialPrescribingDeclined}, closure: "declined", mustntSay: []string{"not for me"}},
 		{name: "closed as declined", events: []proto.Message{referral, &eventsv1.JourneyClosed{Reason: "declined"}},
-			status: events.StatusDeclined, codes: []string{CodeSocialPrescribingDeclined}, closure: "declined"},
+			status: events.StatusDeclined, codes: []string{events.CodeSocialPrescribingDeclined}, closure: "declined"},
 		{name: "closed, goals met", events: []proto.Message{referral, &eventsv1.LinkWorkerAssigned{WorkerId: "w", WorkerName: "W"},
 			&eventsv1.ContactMade{}, &eventsv1.JourneyClosed{Reason: "goals_met"}},
-			status: events.StatusClosed, codes: []string{CodeReferredToSocialPrescribing}, closure: "goals_met"},
+			status: events.StatusClosed, codes: []string{events.CodeReferredToSocialPrescribing}, closure: "goals_met"},
 		{name: "declined, reopened, reached", events: []proto.Message{referral, &eventsv1.PatientDeclined{},
 			&eventsv1.JourneyReopened{Reason: &eventsv1.FreeText{Text: "changed mind"}}, &eventsv1.LinkWorkerAssigned{WorkerId: "w", WorkerName: "W"},
 			&eventsv1.ContactMade{}, &eventsv1.ContactMade{}},
-			status: events.StatusInProgress, codes: []string{CodeSocialPrescribingDeclined, CodeReferredToSocialPrescribing},
+			status: events.StatusInProgress, codes: []string{events.CodeSocialPrescribingDeclined, events.CodeReferredToSocialPrescribing},
 			mustntSay: []string{"changed mind"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var rec record
-			rec.View = View{Reasons: []Concept{}, Timeline: []Step{}, Connections: []Connection{}, Measures: []Measure{}, Codes: []WriteBack{}}
+			rec.View = View{Reasons: []events.Concept{}, Timeline: []Step{}, Connections: []Connection{}, Measures: []Measure{}, Codes: []WriteBack{}}
 			rec.Practice, rec.LinkWorkTeam, rec.Urgency = "A81001", "U12345", "routine"
 			var history []*eventsv1.Envelope
 			for i, e := range tt.events {
@@ -101,7 +101,7 @@ func TestFold(t *testing.T) {
 			var codes []string
 			for _, c := range rec.Codes {
 				codes = append(codes, c.Code)
-				if c.System != SNOMEDSystem || c.Display == "" || c.At.IsZero() {
+				if c.System != events.SNOMEDSystem || c.Display == "" || c.At.IsZero() {
 					t.Errorf("code %+v lacks system, display or time", c)
 				}
 			}

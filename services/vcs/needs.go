@@ -1,30 +1,19 @@
 package vcs
 
-import "strings"
+import (
+	"strings"
 
-// reasonTerms are the SNOMED CT terms of the referral reasons a person may
-// share as their needs, shown to volunteers instead of bare concept ids.
-// The value set belongs to the referrals service
-// (services/referrals/valuesets/reasons.csv); services do not import each
-// other, so the terms are copied here and a test keeps the copy in step.
-var reasonTerms = map[string]string{
-	"422650009": "Social isolation (finding)",
-	"423315002": "Limited social contact (finding)",
-	"267076002": "Feeling lonely (finding)",
-	"73595000":  "Stress (finding)",
-	"366979004": "Depressed mood (finding)",
-	"48694002":  "Anxiety (finding)",
-	"423656007": "Income insufficient to buy necessities (finding)",
-	"105531004": "Housing unsatisfactory (finding)",
-	"415510005": "Sedentary lifestyle (finding)",
-}
+	"linkway/events"
+)
 
-// needLabel is a need as a volunteer reads it: "Social isolation", or the
-// concept id for a code this version does not know.
+// needLabel is a need as a volunteer reads it: the SNOMED CT term of the
+// referral reason ("Social isolation"), or the concept id for a code the
+// value set does not hold.
 func needLabel(code string) string {
-	term, ok := reasonTerms[code]
-	if !ok {
-		return "SNOMED CT " + code
+	if terms, err := events.Terms(); err == nil {
+		if c, ok := terms.Reasons.Get(code); ok {
+			return strings.TrimSuffix(c.Term, " (finding)")
+		}
 	}
-	return strings.TrimSuffix(term, " (finding)")
+	return "SNOMED CT " + code
 }

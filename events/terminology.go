@@ -1,4 +1,4 @@
-package referrals
+package events
 
 import (
 	"embed"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // The value sets are data, not code: a terminology reviewer can read and
@@ -134,7 +135,13 @@ type Terminology struct {
 }
 
 // LoadTerminology reads the embedded value sets.
-func LoadTerminology() (*Terminology, error) {
+func LoadTerminology() (*Terminology, error) { return loadTerminology() }
+
+// Terms is the embedded terminology, read once. The data is checked by the
+// package's tests, so the error can only be a build of broken data.
+var Terms = sync.OnceValues(LoadTerminology)
+
+func loadTerminology() (*Terminology, error) {
 	reasons, err := loadValueSet("reasons.csv")
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package referrals
+package events
 
 import "testing"
 
