@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +56,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *httpMetrics
 	limits  *rateLimits
+
+	routesMu sync.Mutex
+	routes   []string
 }
 
 // NewServer returns a server that authenticates with keys.
@@ -72,16 +76,14 @@ func (s *Server) SetRateLimit(l RateLimit) { s.limits = newRateLimits(l) }
 // Handle serves pattern (a net/http pattern with method) for callers of
 // one of kinds. No key or an unknown key is 401; another kind is 403.
 func (s *Server) Handle(pattern string, kinds []Kind, h HandlerFunc) {
+	s.record(pattern)
 	s.mux.Handle(pattern, s.instrument(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.Authenticate(r)
 		if err == nil && !allowed(kinds, p.Kind) {
 			err = &events.Error{Code: events.CodePermissionDenied, Message: "a " + string(p.Kind) + " key may not call this route"}
 		}
 		if err == nil {
-			if wait, ok := s.limits.allow(p); !ok {
-				w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-				err = &events.Error{Code: events.CodeTooManyRequests, Message: "too many requests for this key; retry later"}
-			}
+			err = s.Admit(w, p)
 		}
 		if err == nil {
 			err = h(w, r, p)
@@ -92,14 +94,89 @@ func (s *Server) Handle(pattern string, kinds []Kind, h HandlerFunc) {
 	}))
 }
 
+// Admit takes one request of p's key from its rate limit. Over the limit it
+// sets Retry-After and returns too_many_requests. Handle admits every
+// request; a route served with HandlePublic that authenticates on its own
+// (FHIR) must call it too.
+func (s *Server) Admit(w http.ResponseWriter, p Principal) error {
+	if wait, ok := s.limits.allow(p); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		return &events.Error{Code: events.CodeTooManyRequests, Message: "too many requests for this key; retry later"}
+	}
+	return nil
+}
+
 // HandlePublic serves pattern without authentication (health, metrics,
 // sign-in pages).
 func (s *Server) HandlePublic(pattern string, h http.Handler) {
+	s.record(pattern)
 	s.mux.Handle(pattern, s.instrument(pattern, h.ServeHTTP))
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) record(pattern string) {
+	s.routesMu.Lock()
+	s.routes = append(s.routes, pattern)
+	s.routesMu.Unlock()
+}
+
+// Routes lists every pattern registered so far, in registration order, so
+// a test can check that each one is covered (the authorization matrix).
+func (s *Server) Routes() []string {
+	s.routesMu.Lock()
+	defer s.routesMu.Unlock()
+	return append([]string(nil), s.routes...)
+}
+
+// ServeHTTP implements http.Handler. A request no route matches gets the
+// mux's answer (a redirect to the canonical path, 404 or 405) with the
+// headers every route has, and its 404 or 405 in the JSON error shape
+// rather than the mux's plain text.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	baseHeaders(w.Header())
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	s.instrument("unmatched", func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&unmatched{ResponseWriter: w}, r)
+	}).ServeHTTP(w, r)
+}
+
+// baseHeaders are on every answer. API answers are data, never pages:
+// nothing in them may run, be sniffed into a script or be framed. Web pages
+// replace the policy with their own.
+func baseHeaders(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
+// unmatched turns the mux's plain-text 404 and 405 into the JSON error shape.
+type unmatched struct {
+	http.ResponseWriter
+	replaced bool
+}
+
+func (u *unmatched) WriteHeader(code int) {
+	if code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		u.ResponseWriter.WriteHeader(code)
+		return
+	}
+	u.replaced = true
+	e := errorDetail{Code: events.CodeNotFound, Message: "no such route"}
+	if code == http.StatusMethodNotAllowed {
+		e = errorDetail{Code: events.CodeInvalid, Message: "this route does not take that method; see Allow"}
+	}
+	WriteJSON(u.ResponseWriter, code, errorBody{Error: e})
+}
+
+func (u *unmatched) Write(b []byte) (int, error) {
+	if u.replaced {
+		return len(b), nil
+	}
+	return u.ResponseWriter.Write(b)
+}
 
 // Authenticate returns the caller of a request bearing an API key.
 func (s *Server) Authenticate(r *http.Request) (Principal, error) {
@@ -200,7 +277,7 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
 		// Every route's body is bounded; routes that decode JSON bound it
 		// again with their own (smaller or equal) limit.
 		r.Body = http.MaxBytesReader(rec, r.Body, MaxBody)
-		rec.Header().Set("X-Content-Type-Options", "nosniff")
+		baseHeaders(rec.Header())
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {

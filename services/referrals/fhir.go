@@ -54,13 +54,16 @@ func (s *Service) routesFHIR() {
 	h.HandlePublic("GET /fhir/R4/metadata", http.HandlerFunc(s.metadata))
 }
 
-// fhirRoute authenticates like api.Server.Handle (Bearer key, kind gp) but
+// fhirRoute authenticates and rate-limits like api.Server.Handle (Bearer key, kind gp) but
 // answers every error, including 401 and 403, as an OperationOutcome.
 func (s *Service) fhirRoute(h api.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.d.HTTP.Authenticate(r)
 		if err == nil && p.Kind != api.KindGP {
 			err = &events.Error{Code: events.CodePermissionDenied, Message: "a " + string(p.Kind) + " key may not call this route"}
+		}
+		if err == nil {
+			err = s.d.HTTP.Admit(w, p) // the key's rate limit, as on every JSON route
 		}
 		if err == nil {
 			err = h(w, r, p)
@@ -136,7 +139,7 @@ func (s *Service) writeOutcome(w http.ResponseWriter, r *http.Request, err error
 	if status >= 500 {
 		s.log.Error("FHIR request failed", "method", r.Method, "route", r.Pattern, "status", status, "err", err)
 	}
-	if pub.Code == events.CodeUnavailable || pub.Code == events.CodeTooManyRequests {
+	if (pub.Code == events.CodeUnavailable || pub.Code == events.CodeTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
 	is := Issue{Severity: "error", Code: issueType(pub.Code), Diagnostics: pub.Message}
