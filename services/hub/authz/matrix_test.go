@@ -274,8 +274,14 @@ func newWorlds(t *testing.T, h *hubtest.Hub) *worlds {
 	}
 	// Lists are views: wait until each shows the shared worlds.
 	own := w.base["own"]
-	h.Eventually(func() bool { _, b := h.Do("GET", "/v1/referrals", callerKeys["gp"], nil); return bytes.Contains(b, []byte(own["journey"])) }, "the practice's list shows its referral")
-	h.Eventually(func() bool { _, b := h.Do("GET", "/v1/inbox", callerKeys["vcs"], nil); return bytes.Contains(b, []byte(own["onward"])) }, "the inbox shows the onward referral")
+	h.Eventually(func() bool {
+		_, b := h.Do("GET", "/v1/referrals", callerKeys["gp"], nil)
+		return bytes.Contains(b, []byte(own["journey"]))
+	}, "the practice's list shows its referral")
+	h.Eventually(func() bool {
+		_, b := h.Do("GET", "/v1/inbox", callerKeys["vcs"], nil)
+		return bytes.Contains(b, []byte(own["onward"]))
+	}, "the inbox shows the onward referral")
 	return w
 }
 
@@ -499,4 +505,3 @@ const barsMessage = `{
       "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "U12345"}]}}
   ]
 }`
-
