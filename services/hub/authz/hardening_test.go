@@ -117,9 +117,14 @@ func TestWebPagesHideDataWithoutSession(t *testing.T) {
 	w := newWorlds(t, h)
 	own := w.base["own"]
 	const name = "Authz" // the family name of every test person
-	for _, tc := range []struct{ path, page, signIn, key string }{
-		{"/vcs/referrals/" + own["onward"], "/vcs/", "/vcs/sign-in", "demo-vcs-002"},
-		{"/linkwork/journeys/" + own["journey"], "/linkwork/", "/linkwork/signin", otherTeamKey},
+	for _, tc := range []struct {
+		path, page, signIn, key string
+		// action is a form another organisation's session posts on the id.
+		action string
+		form   url.Values
+	}{
+		{"/vcs/referrals/" + own["onward"], "/vcs/", "/vcs/sign-in", "demo-vcs-002", "/accept", url.Values{}},
+		{"/linkwork/journeys/" + own["journey"], "/linkwork/", "/linkwork/signin", otherTeamKey, "/close", url.Values{"reason": {"goals_met"}}},
 	} {
 		b := newBrowser(t, h.Base)
 		if resp, body := b.do("GET", tc.path, nil); resp.StatusCode == 200 && strings.Contains(body, name) || strings.Contains(body, own["journey"]) && resp.StatusCode == 200 {
@@ -132,6 +137,24 @@ func TestWebPagesHideDataWithoutSession(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound || strings.Contains(body, name) {
 			t.Errorf("GET %s with another organisation's session: %d (want 404), shows the person: %v", tc.path, resp.StatusCode, strings.Contains(body, name))
 		}
+		_, home := b.do("GET", tc.page, nil)
+		m := hiddenToken.FindStringSubmatch(home)
+		if m == nil {
+			t.Fatalf("GET %s signed in: no form token", tc.page)
+		}
+		tc.form.Set("csrf", m[2])
+		resp, body = b.do("POST", tc.path+tc.action, tc.form)
+		if resp.StatusCode != http.StatusNotFound || strings.Contains(body, name) {
+			t.Errorf("POST %s with another organisation's session: %d (want 404)", tc.path+tc.action, resp.StatusCode)
+		}
+	}
+	// Nothing those forms asked for happened.
+	var onward struct{ Status string }
+	h.JSON("GET", "/v1/onward-referrals/"+own["onward"], callerKeys["vcs"], nil, 200, &onward)
+	var journey struct{ Status string }
+	h.JSON("GET", "/v1/journeys/"+own["journey"], callerKeys["linkwork"], nil, 200, &journey)
+	if onward.Status != "sent" || journey.Status == "closed" {
+		t.Errorf("another organisation's forms changed the records: onward referral %q, journey %q", onward.Status, journey.Status)
 	}
 }
 

@@ -210,6 +210,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 					t.Errorf("line %d: %s as %s: another's id answers %d %s, an unknown id %d %s", r.line, r.route, c, st, out, gst, gout)
 				}
 			}
+			if st/100 == 2 {
+				for _, x := range w.never(c) {
+					if bytes.Contains(out, []byte(x)) {
+						t.Errorf("line %d: %s %s as %s: the answer holds %q, which a %s may never see", r.line, method, path, c, x, c)
+					}
+				}
+			}
 			if r.mark != "" && st/100 == 2 {
 				mark := w.expand(t, r.mark, vals)
 				has := bytes.Contains(out, []byte(mark))
@@ -241,6 +248,7 @@ var sides = map[string]side{
 }
 
 type worlds struct {
+	nhs  []string // every test person's NHS number
 	t    *testing.T
 	h    *hubtest.Hub
 	seq  atomic.Int64
@@ -343,7 +351,9 @@ func (w *worlds) build(s side, state string) map[string]string {
 	var ref struct {
 		JourneyID string `json:"journey_id"`
 	}
-	h.JSON("POST", "/v1/referrals", s.gpKey, referral(fmt.Sprintf("AUTHZ-%s-%d", s.practice, n), newNHSNumber(), s.team), 201, &ref)
+	nhs := newNHSNumber()
+	w.nhs = append(w.nhs, nhs)
+	h.JSON("POST", "/v1/referrals", s.gpKey, referral(fmt.Sprintf("AUTHZ-%s-%d", s.practice, n), nhs, s.team), 201, &ref)
 	j := ref.JourneyID
 	v["journey"] = j
 	jp := "/v1/journeys/" + j
@@ -380,6 +390,20 @@ func (w *worlds) build(s side, state string) map[string]string {
 		t.Fatalf("unknown state %q", state)
 	}
 	return v
+}
+
+// never is what a caller of kind c may never be shown of a test person
+// (minimum necessary, API.md): a VCS organisation sees only what was shared
+// (name and needs here), a commissioner nothing that identifies anyone.
+func (w *worlds) never(c string) []string {
+	identifying := append([]string{"1950-01-02", "07700 900987", "M41 9RP"}, w.nhs...)
+	switch c {
+	case "vcs":
+		return identifying
+	case "commissioner":
+		return append(identifying, "Authz")
+	}
+	return nil
 }
 
 var placeholder = regexp.MustCompile(`\$\{([a-z_.]+)\}`)
@@ -447,7 +471,7 @@ func referral(sourceID, nhs, team string) map[string]any {
 	return map[string]any{
 		"source_id": sourceID,
 		"patient": map[string]any{"nhs_number": nhs, "given_name": "Ada", "family_name": "Authz", "birth_date": "1950-01-02",
-			"sex": "female", "postcode": "M33 7XX", "phone": "07700 900123"},
+			"sex": "female", "postcode": "M41 9RP", "phone": "07700 900987"},
 		"reasons": []string{"422650009"}, "consent": map[string]any{"share_with_vcs": true}, "link_work_team": team,
 	}
 }
