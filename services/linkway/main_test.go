@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -127,10 +129,17 @@ func TestHubServesAndStopsGracefully(t *testing.T) {
 // and finds every acknowledged event.
 func TestAcknowledgedAppendsSurviveKill9(t *testing.T) {
 	data := t.TempDir()
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	masterKey := base64.StdEncoding.EncodeToString(raw)
 	httpAddr, natsAddr := freePort(t), freePort(t)
 	start := func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("LINKWAY_TEST_ARGS=hub --http %s --data %s --nats-listen %s", httpAddr, data, natsAddr))
+		// Not demo mode: the operator's keys come from the environment.
+		cmd.Env = append(os.Environ(), fmt.Sprintf("LINKWAY_TEST_ARGS=hub --http %s --data %s --nats-listen %s", httpAddr, data, natsAddr),
+			"LINKWAY_MASTER_KEY="+masterKey, "LINKWAY_PSEUDONYM_KEY=test-pseudonym-secret")
 		cmd.Stderr = io.Discard
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -146,6 +146,9 @@ func (pt *partition) run(ctx context.Context) error {
 		}
 		pt.owned.Store(true)
 		defer pt.owned.Store(false)
+		// Another replica reports this partition's lag from now on.
+		defer r.metrics.lagEvents.DeleteLabelValues(r.p.Name(), pt.label())
+		defer r.metrics.lagSeconds.DeleteLabelValues(r.p.Name(), pt.label())
 	}
 	cons, err := r.js.Consumer(ctx, r.cfg.Stream, pt.name())
 	for err != nil && r.cfg.Leases != nil {
@@ -287,6 +290,8 @@ func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatc
 		r.log.Debug("fetch ended early", "err", err)
 	}
 	if last == nil {
+		r.metrics.lagEvents.WithLabelValues(name, pt.label()).Set(0)
+		r.metrics.lagSeconds.WithLabelValues(name, pt.label()).Set(0)
 		pt.markCaughtUp(0)
 		return 0, nil
 	}
