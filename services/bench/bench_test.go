@@ -311,7 +311,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 // memory; and in the same run, on the same server, a raw JetStream
 // ordered consumer reading the whole stream.
 func BenchmarkRebuild(b *testing.B) {
-	sizes := []int{10_000, 30_000, 100_000}
+	sizes := []int{5_000, 15_000, 45_000}
 	if s := os.Getenv("LINKWAY_BENCH_JOURNEYS"); s != "" {
 		sizes = nil
 		for _, f := range strings.Split(s, ",") {

@@ -107,6 +107,9 @@ func TestClusterFaults(t *testing.T) {
 	// Hub replicas die separately, on their own clock.
 	hubKills := 0
 	faultsDone := make(chan struct{})
+	var endFaults sync.Once
+	stopFaults := func() { endFaults.Do(func() { close(faultsDone) }) }
+	defer stopFaults() // also when a check below stops the test
 	var hubWG sync.WaitGroup
 	hubWG.Add(1)
 	go func() {
@@ -154,7 +157,7 @@ func TestClusterFaults(t *testing.T) {
 		timeline.add("NATS " + n.name + " healthy")
 		time.Sleep(f.settle)
 	}
-	close(faultsDone)
+	stopFaults()
 	hubWG.Wait()
 	loadEnd := time.Now()
 	stopLoad()
