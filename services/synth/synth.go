@@ -40,7 +40,7 @@ type Config struct {
 	// Start is the first day referrals are dated; they spread over a year.
 	Start time.Time
 	// Progress, when set, is called after each journey with the journeys
-	// and events written so far.
+	// and events written so far, never by two goroutines at once.
 	Progress func(journeys, events uint64)
 }
 
@@ -155,15 +155,15 @@ func Generate(ctx context.Context, store *eventlog.Store, cfg Config) (Stats, er
 					cancel()
 					return
 				}
-				mu.Lock()
+				mu.Lock() // Progress is called one call at a time
 				for k, v := range w.out {
 					outcomes[k] += v
 				}
-				mu.Unlock()
 				j, e := journeys.Add(1), evs.Add(w.events)
 				if cfg.Progress != nil {
 					cfg.Progress(j, e)
 				}
+				mu.Unlock()
 			}
 		}()
 	}
