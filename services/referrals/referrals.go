@@ -42,7 +42,7 @@ import (
 
 // Config of the service.
 type Config struct {
-	// ReadYourWrites bounds how long a write waits for the view to show
+	// ReadYourWrites bounds how long a read waits for the view to show
 	// it, so that a GET straight after a POST finds the referral.
 	ReadYourWrites time.Duration
 	// PageSize is the default and MaxPageSize the largest list page.
@@ -51,7 +51,7 @@ type Config struct {
 
 // DefaultConfig is right for one hub.
 func DefaultConfig() Config {
-	return Config{ReadYourWrites: 3 * time.Second, PageSize: 50, MaxPageSize: 200}
+	return Config{ReadYourWrites: time.Second, PageSize: 50, MaxPageSize: 200}
 }
 
 // Service is the referrals service.
@@ -166,15 +166,13 @@ func (s *Service) refer(ctx context.Context, p api.Principal, req *ReferralReque
 	if created {
 		s.log.Info("referral received", "journey_id", id, "practice", p.OrgID, "source", source)
 	}
-	v, ok, err := s.viewAfter(ctx, p.OrgID, id, res.LastSeq)
-	if err != nil {
-		return View{}, false, err
-	}
-	if !ok {
-		// The view is behind (or the wait timed out): answer from the log.
-		if v, ok, err = s.viewFromLog(ctx, p.OrgID, id); err != nil || !ok {
-			return View{}, false, cmp.Or(err, error(events.ErrNotFound))
-		}
+	// The answer is folded from the log (the store holds the journey it
+	// has just written), as the view will have it: a POST never waits for
+	// the view, and a GET that follows waits for the view to catch up with
+	// the journey (getReferral).
+	v, ok, err := s.viewFromLog(ctx, p.OrgID, id)
+	if err != nil || !ok {
+		return View{}, false, cmp.Or(err, error(events.ErrNotFound))
 	}
 	return v, created, nil
 }
@@ -193,16 +191,6 @@ func (s *Service) viewFromLog(ctx context.Context, practice, id string) (View, b
 	}
 	rec, ok := (&projector{terms: s.terms}).replay(history)
 	return rec.View, ok, nil
-}
-
-// viewAfter waits, briefly, for the view to apply seq and reads the record.
-func (s *Service) viewAfter(ctx context.Context, practice, id string, seq uint64) (View, bool, error) {
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.ReadYourWrites)
-	defer cancel()
-	if err := s.runner.WaitFor(wctx, seq); err != nil && ctx.Err() == nil {
-		s.log.Warn("the referrals view is behind the log", "seq", seq, "applied", s.runner.Applied())
-	}
-	return s.readView(ctx, practice, id)
 }
 
 func (s *Service) readView(ctx context.Context, practice, id string) (View, bool, error) {
@@ -228,7 +216,7 @@ func (s *Service) getReferral(w http.ResponseWriter, r *http.Request, p api.Prin
 	// See what other services wrote a moment ago (a link worker's
 	// assignment, a VCS acceptance); a view still behind after that answers
 	// all the same.
-	cctx, cancel := context.WithTimeout(r.Context(), catchUpWait)
+	cctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadYourWrites)
 	_ = s.runner.CatchUpJourney(cctx, id)
 	cancel()
 	v, ok, err := s.readView(r.Context(), p.OrgID, id)
@@ -253,9 +241,6 @@ func (s *Service) getReferral(w http.ResponseWriter, r *http.Request, p api.Prin
 	return nil
 }
 
-// catchUpWait bounds how long a read waits for the view to apply what the
-// log already holds of the journey.
-const catchUpWait = 500 * time.Millisecond
 
 // ListResponse is a page of a practice's referrals.
 type ListResponse struct {
