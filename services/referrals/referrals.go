@@ -241,7 +241,6 @@ func (s *Service) getReferral(w http.ResponseWriter, r *http.Request, p api.Prin
 	return nil
 }
 
-
 // ListResponse is a page of a practice's referrals.
 type ListResponse struct {
 	Referrals     []View `json:"referrals"`
