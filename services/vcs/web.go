@@ -6,10 +6,10 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -19,6 +19,7 @@ import (
 
 	"linkway/events"
 	"linkway/services/api"
+	"linkway/services/websession"
 )
 
 //go:embed templates/*.html
@@ -32,12 +33,13 @@ const (
 	formLimit      = 16 << 10
 	sseKeepAlive   = 20 * time.Second
 	sseWriteWindow = time.Minute
+	webPath        = "/vcs/"
 )
 
 // web is the server-rendered inbox at /vcs/.
 type web struct {
 	s        *Service
-	sessions *sessions
+	sessions *websession.Sessions
 	pages    map[string]*template.Template
 	list     *template.Template
 }
@@ -52,7 +54,9 @@ func newWeb(s *Service) (*web, error) {
 		"when":          func(t time.Time) string { return t.In(london).Format("2 Jan 2006 15:04") },
 		"duration":      humanDuration,
 	}
-	ss, err := openSessions(s.ctx, s.d.JS, s.d.Replicas, s.now)
+	ss, err := websession.Open(s.ctx, s.d.JS, websession.Config{App: "vcs", Path: webPath,
+		Cookie: "lw_vcs_session", SignInCookie: "lw_vcs_signin", Kinds: []api.Kind{api.KindVCS},
+		Keys: s.d.HTTP, Replicas: s.d.Replicas, Now: s.now})
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +134,7 @@ type view struct {
 type listView struct{ New, Open, Done []Item }
 
 // pageFunc serves one web request; an error it returns is shown as a page.
-type pageFunc func(rw http.ResponseWriter, r *http.Request, se *session) error
+type pageFunc func(rw http.ResponseWriter, r *http.Request, se *websession.Session) error
 
 // page wraps a pageFunc: security headers, the session, CSRF on every
 // POST, and errors shown as pages with the status the API would give.
@@ -138,14 +142,14 @@ func (w *web) page(h pageFunc) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		securityHeaders(rw)
 		rw.Header().Set("Cache-Control", "no-store")
-		got, signedIn, err := w.sessions.get(r)
+		got, signedIn, err := w.sessions.Get(r)
 		if err != nil {
 			w.s.log.Error("web inbox sessions unavailable", "err", err)
 			w.render(rw, r, http.StatusServiceUnavailable, "message", view{Title: "Please try again in a moment",
 				Error: "Sign-in is not available just now."}, nil)
 			return
 		}
-		var se *session
+		var se *websession.Session
 		if signedIn {
 			se = &got
 		}
@@ -156,7 +160,7 @@ func (w *web) page(h pageFunc) http.Handler {
 				return
 			}
 			if r.URL.Path != "/vcs/sign-in" {
-				if !signedIn || !sameToken(r.PostForm.Get("csrf"), se.CSRF) {
+				if !signedIn || !se.CheckCSRF(r.PostForm.Get("csrf")) {
 					// A stale form or a forged one: sign in (again) first.
 					w.signInPage(rw, r, http.StatusForbidden, "Your session has ended or the form was out of date. Please sign in again.")
 					return
@@ -182,7 +186,7 @@ func (w *web) page(h pageFunc) http.Handler {
 	})
 }
 
-func (w *web) render(rw http.ResponseWriter, r *http.Request, status int, page string, v view, se *session) {
+func (w *web) render(rw http.ResponseWriter, r *http.Request, status int, page string, v view, se *websession.Session) {
 	if se != nil {
 		v.Session, v.CSRF = true, se.CSRF
 		v.OrgName = se.Principal.OrgID
@@ -204,65 +208,42 @@ func (w *web) render(rw http.ResponseWriter, r *http.Request, status int, page s
 // signInPage shows the sign-in form with a fresh sign-in CSRF token, kept
 // in its own cookie (double submit) because there is no session yet.
 func (w *web) signInPage(rw http.ResponseWriter, r *http.Request, status int, msg string) {
-	token := randomToken()
-	http.SetCookie(rw, cookie(r, signInCookie, token, 3600))
+	token := w.sessions.SignInForm(rw, r)
 	w.render(rw, r, status, "signin", view{Title: "Sign in", CSRF: token, Error: msg}, nil)
 }
 
-func (w *web) signIn(rw http.ResponseWriter, r *http.Request, _ *session) error {
-	c, err := r.Cookie(signInCookie)
-	if err != nil || !sameToken(r.PostForm.Get("csrf"), c.Value) {
+func (w *web) signIn(rw http.ResponseWriter, r *http.Request, _ *websession.Session) error {
+	se, err := w.sessions.SignIn(rw, r, r.PostForm.Get("key"), r.PostForm.Get("csrf"))
+	switch {
+	case errors.Is(err, websession.ErrStaleForm):
 		w.signInPage(rw, r, http.StatusForbidden, "The sign-in form was out of date. Please try again.")
 		return nil
-	}
-	client := clientAddr(r)
-	if w.sessions.throttled(client) {
+	case errors.Is(err, websession.ErrThrottled):
 		w.s.metrics.signIns.WithLabelValues("throttled").Inc()
 		w.signInPage(rw, r, http.StatusTooManyRequests, "Too many attempts to sign in. Wait a few minutes and try again.")
 		return nil
-	}
-	p, err := w.s.d.HTTP.LookupKey(r.Context(), strings.TrimSpace(r.PostForm.Get("key")))
-	switch {
-	case events.ErrorCode(err) == events.CodeUnauthenticated:
-		w.sessions.signInFailed(client)
+	case errors.Is(err, websession.ErrUnknownKey):
 		w.s.metrics.signIns.WithLabelValues("unknown_key").Inc()
 		w.signInPage(rw, r, http.StatusUnauthorized, "That key was not recognised. Check it and try again.")
 		return nil
-	case err != nil:
-		return err
-	case p.Kind != api.KindVCS:
+	case errors.Is(err, websession.ErrWrongKind):
 		w.s.metrics.signIns.WithLabelValues("wrong_kind").Inc()
 		w.signInPage(rw, r, http.StatusForbidden, "That key does not belong to a community organisation. This page is for VCS organisations.")
 		return nil
-	}
-	se, err := w.sessions.create(r.Context(), p)
-	if err != nil {
-		return &events.Error{Code: events.CodeUnavailable, Message: "sign-in is not available just now"}
+	case err != nil:
+		return err
 	}
 	w.s.metrics.signIns.WithLabelValues("ok").Inc()
-	w.s.log.Info("web inbox sign-in", "org", p.OrgID, "key_id", p.KeyID)
-	http.SetCookie(rw, cookie(r, signInCookie, "", -1))
-	http.SetCookie(rw, cookie(r, sessionCookie, w.sessions.sign(se.id), int(sessionTTL/time.Second)))
-	http.Redirect(rw, r, "/vcs/", http.StatusSeeOther)
+	w.s.log.Info("web inbox sign-in", "org", se.Principal.OrgID, "key_id", se.Principal.KeyID)
+	http.Redirect(rw, r, webPath, http.StatusSeeOther)
 	return nil
 }
 
-// clientAddr is the address sign-in failures are counted against: the
-// connection's, since a forwarded header could be set by anyone.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-func (w *web) signOut(rw http.ResponseWriter, r *http.Request, se *session) error {
-	if err := w.sessions.end(r.Context(), se.id); err != nil {
+func (w *web) signOut(rw http.ResponseWriter, r *http.Request, se *websession.Session) error {
+	if err := w.sessions.SignOut(rw, r, *se); err != nil {
 		return &events.Error{Code: events.CodeUnavailable, Message: "signing out failed; please try again"}
 	}
-	http.SetCookie(rw, cookie(r, sessionCookie, "", -1))
-	http.Redirect(rw, r, "/vcs/", http.StatusSeeOther)
+	http.Redirect(rw, r, webPath, http.StatusSeeOther)
 	return nil
 }
 
@@ -289,7 +270,7 @@ func (w *web) listView(orgID string) (listView, []string, error) {
 	return lv, journeys, nil
 }
 
-func (w *web) inbox(rw http.ResponseWriter, r *http.Request, se *session) error {
+func (w *web) inbox(rw http.ResponseWriter, r *http.Request, se *websession.Session) error {
 	lv, journeys, err := w.listView(se.Principal.OrgID)
 	if err != nil {
 		return err
@@ -310,11 +291,11 @@ func (w *web) inbox(rw http.ResponseWriter, r *http.Request, se *session) error 
 	return nil
 }
 
-func (w *web) referral(rw http.ResponseWriter, r *http.Request, se *session) error {
+func (w *web) referral(rw http.ResponseWriter, r *http.Request, se *websession.Session) error {
 	return w.showReferral(rw, r, se, http.StatusOK, flash(r.URL.Query().Get("done")), "")
 }
 
-func (w *web) showReferral(rw http.ResponseWriter, r *http.Request, se *session, status int, flashMsg, errMsg string) error {
+func (w *web) showReferral(rw http.ResponseWriter, r *http.Request, se *websession.Session, status int, flashMsg, errMsg string) error {
 	rec, err := w.s.lookup(r.Context(), se.Principal.OrgID, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -325,12 +306,12 @@ func (w *web) showReferral(rw http.ResponseWriter, r *http.Request, se *session,
 	it := rec.item(w.s.now())
 	w.render(rw, r, status, "referral", view{Title: cmp.Or(it.Person.Name(), "Referral"), Item: it,
 		Reasons: events.DeclineReasons, Today: w.s.now().In(london).Format(time.DateOnly), Flash: flashMsg, Error: errMsg,
-		FormID: randomToken()}, se)
+		FormID: websession.Token()}, se)
 	return nil
 }
 
 // act carries out a form's action with the same code as the JSON API.
-func (w *web) act(rw http.ResponseWriter, r *http.Request, se *session) error {
+func (w *web) act(rw http.ResponseWriter, r *http.Request, se *websession.Session) error {
 	name := r.PathValue("action")
 	i := slices.IndexFunc(actions, func(a action) bool { return a.path == name })
 	if i < 0 {
@@ -372,7 +353,7 @@ func (w *web) act(rw http.ResponseWriter, r *http.Request, se *session) error {
 	return nil
 }
 
-func (w *web) capacity(rw http.ResponseWriter, r *http.Request, se *session) error {
+func (w *web) capacity(rw http.ResponseWriter, r *http.Request, se *websession.Session) error {
 	dir := w.s.d.Directory
 	if dir == nil {
 		return &events.Error{Code: events.CodeUnavailable, Message: "the directory is not available"}
@@ -401,7 +382,7 @@ func (w *web) capacity(rw http.ResponseWriter, r *http.Request, se *session) err
 // nothing).
 func (w *web) events(rw http.ResponseWriter, r *http.Request) {
 	securityHeaders(rw)
-	se, ok, err := w.sessions.get(r)
+	se, ok, err := w.sessions.Get(r)
 	if err != nil {
 		http.Error(rw, "sessions unavailable", http.StatusServiceUnavailable)
 		return
@@ -423,7 +404,7 @@ func (w *web) events(rw http.ResponseWriter, r *http.Request) {
 	defer keepAlive.Stop()
 	for {
 		changed := w.s.mirror.Changed()
-		if _, live, err := w.sessions.get(r); !live || err != nil {
+		if _, live, err := w.sessions.Get(r); !live || err != nil {
 			_ = w.send(rc, rw, "event: signed-out\ndata: {}\n\n")
 			return
 		}
