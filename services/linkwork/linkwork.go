@@ -48,6 +48,7 @@ import (
 	"linkway/services/eventlog"
 	"linkway/services/platform"
 	"linkway/services/projection"
+	"linkway/services/websession"
 )
 
 // Service is the running linkwork service.
@@ -58,7 +59,7 @@ type Service struct {
 	mirror   *projection.Mirror
 	now      func() time.Time
 	policy   events.UncontactablePolicy
-	sessions *sessions
+	sessions *websession.Sessions
 	commands *prometheus.CounterVec
 }
 

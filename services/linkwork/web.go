@@ -1,7 +1,9 @@
 package linkwork
 
 import (
+	"context"
 	"embed"
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -12,12 +14,23 @@ import (
 
 	"linkway/events"
 	"linkway/services/api"
+	"linkway/services/platform"
+	"linkway/services/websession"
 )
 
 // The web page for link workers: server-rendered, no script, so it works
 // in any browser a practice allows and on a small laptop. Sign-in takes the
 // team's API key and gives an HttpOnly, SameSite=Strict session cookie;
-// every form carries the session's CSRF token.
+// every form carries the session's CSRF token. Sign-in and sessions are
+// services/websession's, the same in every web app.
+
+const cookiePath = "/linkwork/"
+
+func openSessions(ctx context.Context, d platform.Deps) (*websession.Sessions, error) {
+	return websession.Open(ctx, d.JS, websession.Config{App: "linkwork", Path: cookiePath,
+		Cookie: "lw_linkwork", SignInCookie: "lw_linkwork_pre", Kinds: []api.Kind{api.KindLinkwork},
+		Keys: d.HTTP, Replicas: d.Replicas})
+}
 
 //go:embed templates/*.html templates/*.css
 var webFiles embed.FS
@@ -131,11 +144,11 @@ func (s *Service) render(w http.ResponseWriter, status int, name string, d pageD
 }
 
 // signedIn returns the caller's session, or renders the sign-in page.
-func (s *Service) signedIn(w http.ResponseWriter, r *http.Request) (session, string, bool) {
-	sess, token, ok, err := s.sessions.get(r.Context(), r)
+func (s *Service) signedIn(w http.ResponseWriter, r *http.Request) (websession.Session, bool) {
+	sess, ok, err := s.sessions.Get(r)
 	if err != nil {
 		s.renderError(w, r, err)
-		return session{}, "", false
+		return websession.Session{}, false
 	}
 	if !ok {
 		if r.Method == http.MethodGet && r.URL.Path == cookiePath {
@@ -143,37 +156,35 @@ func (s *Service) signedIn(w http.ResponseWriter, r *http.Request) (session, str
 		} else {
 			http.Redirect(w, r, cookiePath, http.StatusSeeOther)
 		}
-		return session{}, "", false
+		return websession.Session{}, false
 	}
-	return sess, token, true
+	return sess, true
 }
 
-func (s *Service) base(sess session) pageData {
-	d := pageData{Team: sess.OrgID, CSRF: sess.CSRF, SignedIn: true, Title: "Caseload"}
-	if o, ok := s.d.Orgs.Get(sess.OrgID); ok {
+func (s *Service) base(sess websession.Session) pageData {
+	d := pageData{Team: sess.Principal.OrgID, CSRF: sess.CSRF, SignedIn: true, Title: "Caseload"}
+	if o, ok := s.d.Orgs.Get(sess.Principal.OrgID); ok {
 		d.TeamName = o.Name
 	}
 	return d
 }
 
 func (s *Service) signInPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	pre := randomToken()
-	http.SetCookie(w, &http.Cookie{Name: preCookie, Value: pre, Path: cookiePath, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: 3600})
+	pre := s.sessions.SignInForm(w, r)
 	s.render(w, status, "signin.html", pageData{Title: "Sign in", PreToken: pre, Error: msg})
 }
 
 func (s *Service) webHome(w http.ResponseWriter, r *http.Request) {
-	sess, _, ok := s.signedIn(w, r)
+	sess, ok := s.signedIn(w, r)
 	if !ok {
 		return
 	}
 	d := s.base(sess)
 	q := r.URL.Query()
 	d.Worker, d.Status, d.Statuses = q.Get("worker"), q.Get("status"), statusFilters
-	cl, err := s.caseload(sess.OrgID, d.Worker, d.Status)
+	cl, err := s.caseload(sess.Principal.OrgID, d.Worker, d.Status)
 	if err == nil {
-		err = s.auditCaseload(r.Context(), sess.principal(), r.Pattern, cl)
+		err = s.auditCaseload(r.Context(), sess.Principal, r.Pattern, cl)
 	}
 	if err != nil {
 		d.Error = api.Public(err).Message
@@ -190,50 +201,52 @@ func (s *Service) webSignIn(w http.ResponseWriter, r *http.Request) {
 		s.signInPage(w, r, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
-	c, err := r.Cookie(preCookie)
-	if err != nil || !sameToken(c.Value, r.PostForm.Get("pre")) {
-		s.signInPage(w, r, http.StatusForbidden, "The sign-in form had expired. Please try again.")
-		return
-	}
 	key := strings.TrimSpace(r.PostForm.Get("key"))
 	if key == "" {
 		s.signInPage(w, r, http.StatusBadRequest, "Enter your team's API key.")
 		return
 	}
-	p, err := s.d.HTTP.LookupKey(r.Context(), key)
-	if err != nil {
+	sess, err := s.sessions.SignIn(w, r, key, r.PostForm.Get("pre"))
+	switch {
+	case errors.Is(err, websession.ErrStaleForm):
+		s.signInPage(w, r, http.StatusForbidden, "The sign-in form had expired. Please try again.")
+		return
+	case errors.Is(err, websession.ErrThrottled):
+		s.signInPage(w, r, http.StatusTooManyRequests, "Too many attempts to sign in. Wait a few minutes and try again.")
+		return
+	case errors.Is(err, websession.ErrUnknownKey):
 		s.signInPage(w, r, http.StatusUnauthorized, "That key was not recognised.")
 		return
-	}
-	if p.Kind != api.KindLinkwork {
+	case errors.Is(err, websession.ErrWrongKind):
 		s.signInPage(w, r, http.StatusForbidden, "That key is not a link-worker team's key.")
 		return
-	}
-	if err := s.sessions.create(r.Context(), w, r, p); err != nil {
+	case err != nil:
 		s.renderError(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: preCookie, Value: "", Path: cookiePath, MaxAge: -1})
-	s.log.Info("link-worker signed in", "org", p.OrgID, "key_id", p.KeyID)
+	s.log.Info("link-worker signed in", "org", sess.Principal.OrgID, "key_id", sess.Principal.KeyID)
 	http.Redirect(w, r, cookiePath, http.StatusSeeOther)
 }
 
 func (s *Service) webSignOut(w http.ResponseWriter, r *http.Request) {
-	sess, token, ok := s.signedIn(w, r)
+	sess, ok := s.signedIn(w, r)
 	if !ok {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	if r.ParseForm() != nil || !sameToken(sess.CSRF, r.PostForm.Get("csrf")) {
+	if r.ParseForm() != nil || !sess.CheckCSRF(r.PostForm.Get("csrf")) {
 		s.render(w, http.StatusForbidden, "error.html", pageData{Title: "Not allowed", Error: "The form had expired. Go back and try again."})
 		return
 	}
-	s.sessions.end(r.Context(), w, token)
+	if err := s.sessions.SignOut(w, r, sess); err != nil {
+		s.renderError(w, r, err)
+		return
+	}
 	http.Redirect(w, r, cookiePath, http.StatusSeeOther)
 }
 
 func (s *Service) webJourney(w http.ResponseWriter, r *http.Request) {
-	sess, _, ok := s.signedIn(w, r)
+	sess, ok := s.signedIn(w, r)
 	if !ok {
 		return
 	}
@@ -247,10 +260,10 @@ func (s *Service) webJourney(w http.ResponseWriter, r *http.Request) {
 }
 
 // journeyPage shows a journey; done names the action just carried out.
-func (s *Service) journeyPage(w http.ResponseWriter, r *http.Request, sess session, status int, done, errMsg string) {
-	v, err := s.journey(r.Context(), sess.principal(), r.PathValue("id"))
+func (s *Service) journeyPage(w http.ResponseWriter, r *http.Request, sess websession.Session, status int, done, errMsg string) {
+	v, err := s.journey(r.Context(), sess.Principal, r.PathValue("id"))
 	if err == nil {
-		err = s.d.Audit.Journey(r.Context(), sess.principal(), r.Pattern, r.PathValue("id"))
+		err = s.d.Audit.Journey(r.Context(), sess.Principal, r.Pattern, r.PathValue("id"))
 	}
 	if err != nil {
 		s.renderError(w, r, err)
@@ -258,7 +271,7 @@ func (s *Service) journeyPage(w http.ResponseWriter, r *http.Request, sess sessi
 	}
 	d := s.base(sess)
 	d.Title, d.Journey, d.Message, d.Done, d.Error = "Journey", v, doneMessages[done], done, errMsg
-	d.Nonce = randomToken()
+	d.Nonce = websession.Token()
 	d.CloseReasons, d.Methods, d.Outcomes = events.CloseReasons, ContactMethods, events.ContactOutcomes
 	d.Today = dateOf(s.now()).Format(time.DateOnly)
 	s.render(w, status, "journey.html", d)
@@ -285,7 +298,7 @@ var doneMessages = map[string]string{"assign": "Link worker assigned.", "contact
 var webActions = []string{"assign", "contact", "close", "reopen", "follow-up"}
 
 func (s *Service) webAction(w http.ResponseWriter, r *http.Request) {
-	sess, _, ok := s.signedIn(w, r)
+	sess, ok := s.signedIn(w, r)
 	if !ok {
 		return
 	}
@@ -294,7 +307,7 @@ func (s *Service) webAction(w http.ResponseWriter, r *http.Request) {
 		s.journeyPage(w, r, sess, http.StatusBadRequest, "", "The form could not be read.")
 		return
 	}
-	if !sameToken(sess.CSRF, r.PostForm.Get("csrf")) {
+	if !sess.CheckCSRF(r.PostForm.Get("csrf")) {
 		s.render(w, http.StatusForbidden, "error.html", pageData{Title: "Not allowed", Error: "The form had expired. Go back and try again."})
 		return
 	}
@@ -333,7 +346,7 @@ func (s *Service) webAction(w http.ResponseWriter, r *http.Request) {
 		if n := f.Get("nonce"); n != "" && len(n) <= 100 {
 			key = "web:" + n
 		}
-		_, err = s.execute(r.Context(), sess.principal(), r.PathValue("id"), key, cmd)
+		_, err = s.execute(r.Context(), sess.Principal, r.PathValue("id"), key, cmd)
 	}
 	if err != nil {
 		pub := api.Public(err)
