@@ -144,11 +144,11 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Sessions, e
 	return s, nil
 }
 
-// Token is a fresh random token (256 bits), for CSRF and form ids.
+// Token is a fresh random token (256 bits, hex), for CSRF and form ids.
 func Token() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // never fails (crypto/rand panics rather than return short)
-	return base64.RawURLEncoding.EncodeToString(b)
+	return hex.EncodeToString(b)
 }
 
 // SameToken compares tokens in constant time; an empty token never matches.
