@@ -1,48 +1,33 @@
 package outcomes
 
 import (
-	"crypto/rand"
-	"crypto/subtle"
 	"embed"
-	"encoding/hex"
+	"errors"
 	"html/template"
 	"math"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"linkway/events"
 	"linkway/services/api"
+	"linkway/services/websession"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
 
 // The dashboard signs a commissioner in with their organisation key once,
-// then holds a session: an HttpOnly, SameSite=Strict cookie naming a
-// random token that only this process knows. Forms that change anything
-// (sign-in, sign-out) carry a CSRF token as well.
-const (
-	sessionCookie = "lw_commissioner_session"
-	loginCSRF     = "lw_commissioner_login"
-	sessionTTL    = 8 * time.Hour
-	webPath       = "/commissioner/"
-)
-
-type session struct {
-	p       api.Principal
-	csrf    string
-	expires time.Time
-}
+// then holds a session (services/websession, as every web app): an
+// HttpOnly, SameSite=Strict signed cookie naming a session kept in NATS.
+// Forms that change anything (sign-in, sign-out) carry a CSRF token.
+const webPath = "/commissioner/"
 
 type web struct {
-	s    *Service
-	tmpl *template.Template
-
-	mu       sync.Mutex
-	sessions map[string]session
+	s        *Service
+	tmpl     *template.Template
+	sessions *websession.Sessions
 }
 
 func newWeb(s *Service) (*web, error) {
@@ -50,7 +35,13 @@ func newWeb(s *Service) (*web, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &web{s: s, tmpl: t, sessions: map[string]session{}}, nil
+	ss, err := websession.Open(s.ctx, s.d.JS, websession.Config{App: "commissioner", Path: webPath,
+		Cookie: "lw_commissioner_session", SignInCookie: "lw_commissioner_login",
+		Kinds: []api.Kind{api.KindCommissioner}, Keys: s.d.HTTP, Replicas: s.d.Replicas})
+	if err != nil {
+		return nil, err
+	}
+	return &web{s: s, tmpl: t, sessions: ss}, nil
 }
 
 func (wb *web) routes(srv *api.Server) {
@@ -59,12 +50,6 @@ func (wb *web) routes(srv *api.Server) {
 	srv.HandlePublic("POST /commissioner/sign-out", http.HandlerFunc(wb.serveSignOut))
 	srv.HandlePublic("GET /commissioner/summary.csv", http.HandlerFunc(wb.serveCSV))
 	srv.HandlePublic("GET /commissioner", http.RedirectHandler(webPath, http.StatusMovedPermanently))
-}
-
-func token() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // crypto/rand never fails on supported platforms
-	return hex.EncodeToString(b)
 }
 
 func setSecurityHeaders(w http.ResponseWriter) {
@@ -85,20 +70,15 @@ func (wb *web) render(w http.ResponseWriter, status int, name string, data any) 
 	}
 }
 
-// current returns the request's session, if it has a live one.
-func (wb *web) current(r *http.Request) (string, session, bool) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
-		return "", session{}, false
+// current returns the request's session, if it has a live one; err is
+// set (and answered) when the sessions cannot be read.
+func (wb *web) current(w http.ResponseWriter, r *http.Request) (se websession.Session, ok bool, err error) {
+	se, ok, err = wb.sessions.Get(r)
+	if err != nil {
+		wb.s.d.Log.Error("web sessions unavailable", "err", err)
+		http.Error(w, "sign-in is not available just now; retry", http.StatusServiceUnavailable)
 	}
-	wb.mu.Lock()
-	defer wb.mu.Unlock()
-	se, ok := wb.sessions[c.Value]
-	if !ok || time.Now().After(se.expires) {
-		delete(wb.sessions, c.Value)
-		return "", session{}, false
-	}
-	return c.Value, se, true
+	return se, ok, err
 }
 
 type signInPage struct {
@@ -107,9 +87,7 @@ type signInPage struct {
 }
 
 func (wb *web) showSignIn(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	t := token()
-	http.SetCookie(w, &http.Cookie{Name: loginCSRF, Value: t, Path: webPath, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: 3600})
+	t := wb.sessions.SignInForm(w, r)
 	wb.render(w, status, "signin.html", signInPage{CSRF: t, Error: msg})
 }
 
@@ -119,54 +97,45 @@ func (wb *web) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		wb.showSignIn(w, r, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
-	c, err := r.Cookie(loginCSRF)
-	if err != nil || !sameToken(c.Value, r.PostForm.Get("csrf")) {
+	_, err := wb.sessions.SignIn(w, r, r.PostForm.Get("key"), r.PostForm.Get("csrf"))
+	switch {
+	case errors.Is(err, websession.ErrStaleForm):
 		wb.showSignIn(w, r, http.StatusForbidden, "The form had expired; please sign in again.")
-		return
-	}
-	p, err := wb.s.d.HTTP.LookupKey(r.Context(), r.PostForm.Get("key"))
-	if err != nil {
+	case errors.Is(err, websession.ErrThrottled):
+		wb.showSignIn(w, r, http.StatusTooManyRequests, "Too many attempts to sign in. Wait a few minutes and try again.")
+	case errors.Is(err, websession.ErrUnknownKey):
 		wb.showSignIn(w, r, http.StatusUnauthorized, "That key is not known.")
-		return
-	}
-	if p.Kind != api.KindCommissioner {
+	case errors.Is(err, websession.ErrWrongKind):
 		wb.showSignIn(w, r, http.StatusForbidden, "This dashboard is for commissioners; that key belongs to another kind of organisation.")
-		return
+	case err != nil:
+		wb.s.d.Log.Error("commissioner sign-in failed", "err", err)
+		wb.showSignIn(w, r, api.Status(api.Public(err).Code), "Sign-in is not available just now; please try again.")
+	default:
+		http.Redirect(w, r, webPath, http.StatusSeeOther)
 	}
-	t := token()
-	wb.mu.Lock()
-	now := time.Now()
-	for k, se := range wb.sessions { // sweep expired sessions
-		if now.After(se.expires) {
-			delete(wb.sessions, k)
-		}
-	}
-	wb.sessions[t] = session{p: p, csrf: token(), expires: now.Add(sessionTTL)}
-	wb.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: t, Path: webPath, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(sessionTTL.Seconds())})
-	http.SetCookie(w, &http.Cookie{Name: loginCSRF, Value: "", Path: webPath, MaxAge: -1})
-	http.Redirect(w, r, webPath, http.StatusSeeOther)
-}
-
-func sameToken(a, b string) bool {
-	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
 func (wb *web) serveSignOut(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	id, se, ok := wb.current(r)
-	if ok && r.ParseForm() == nil && sameToken(se.csrf, r.PostForm.Get("csrf")) {
-		wb.mu.Lock()
-		delete(wb.sessions, id)
-		wb.mu.Unlock()
-		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: webPath, MaxAge: -1})
+	se, ok, err := wb.current(w, r)
+	if err != nil {
+		return
+	}
+	if ok && r.ParseForm() == nil && se.CheckCSRF(r.PostForm.Get("csrf")) {
+		if err := wb.sessions.SignOut(w, r, se); err != nil {
+			wb.s.d.Log.Error("commissioner sign-out failed", "err", err)
+			http.Error(w, "signing out failed; please try again", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	http.Redirect(w, r, webPath, http.StatusSeeOther)
 }
 
 func (wb *web) serveCSV(w http.ResponseWriter, r *http.Request) {
-	_, se, ok := wb.current(r)
+	se, ok, err := wb.current(w, r)
+	if err != nil {
+		return
+	}
 	if !ok {
 		http.Redirect(w, r, webPath, http.StatusSeeOther)
 		return
@@ -180,7 +149,7 @@ func (wb *web) serveCSV(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the outcomes view is catching up; retry", http.StatusServiceUnavailable)
 		return
 	}
-	writeCSVResponse(w, wb.s.Summary(se.p.OrgID, q))
+	writeCSVResponse(w, wb.s.Summary(se.Principal.OrgID, q))
 }
 
 // dashboard is what the dashboard page shows.
@@ -204,14 +173,17 @@ type dashboard struct {
 }
 
 func (wb *web) serveDashboard(w http.ResponseWriter, r *http.Request) {
-	_, se, ok := wb.current(r)
+	se, ok, err := wb.current(w, r)
+	if err != nil {
+		return
+	}
 	if !ok {
 		wb.showSignIn(w, r, http.StatusOK, "")
 		return
 	}
 	get := r.URL.Query().Get
-	d := dashboard{Org: se.p.OrgID, CSRF: se.csrf, From: get("from"), To: get("to"), Note: suppressionNote}
-	if o, ok := wb.s.d.Orgs.Get(se.p.OrgID); ok {
+	d := dashboard{Org: se.Principal.OrgID, CSRF: se.CSRF, From: get("from"), To: get("to"), Note: suppressionNote}
+	if o, ok := wb.s.d.Orgs.Get(se.Principal.OrgID); ok {
 		d.Org = o.Name + " (" + o.ID + ")"
 	}
 	q, err := parseQuery(func(k string) string {
@@ -228,7 +200,7 @@ func (wb *web) serveDashboard(w http.ResponseWriter, r *http.Request) {
 	if err := wb.s.caughtUp(r.Context()); err != nil {
 		d.Error = "The figures are catching up with the log; they may be a moment old."
 	}
-	org := se.p.OrgID
+	org := se.Principal.OrgID
 	teams := wb.s.teams(org)
 	months := wb.s.model.summarise(org, teams, q)
 	q.By = "deprivation_decile"
