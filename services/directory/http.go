@@ -47,7 +47,7 @@ func (s *Service) serve(ctx context.Context, d platform.Deps) error {
 	if err != nil {
 		return err
 	}
-	wb, err := newWeb(s, h, unmet)
+	wb, err := newWeb(ctx, s, d, unmet)
 	if err != nil {
 		return fmt.Errorf("directory web page: %w", err)
 	}

@@ -1,25 +1,23 @@
 package directory
 
 import (
-	"crypto/rand"
-	"crypto/subtle"
+	"context"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
 	"linkway/services/api"
+	"linkway/services/platform"
 	"linkway/services/projection"
+	"linkway/services/websession"
 )
 
 //go:embed templates/*.html
@@ -30,34 +28,24 @@ var templateFS embed.FS
 // directory; a VCS organisation sets its own services' capacity, a panel
 // any service's, adds services and withdraws them; panels and
 // commissioners see unmet need. It is server-rendered and needs no
-// JavaScript. A key signs in once; the session is an HttpOnly,
-// SameSite=Strict cookie naming a random token only this process knows,
-// and every form that changes anything carries a CSRF token.
+// JavaScript. A key of any kind signs in once; the session
+// (services/websession, as in every web app) is an HttpOnly,
+// SameSite=Strict signed cookie naming a session kept in NATS, and every
+// form that changes anything carries a CSRF token.
 const (
-	webPath       = "/directory/"
-	sessionCookie = "lw_directory_session"
-	loginCookie   = "lw_directory_login"
-	sessionTTL    = 8 * time.Hour
-	formLimit     = 16 << 10
+	webPath   = "/directory/"
+	formLimit = 16 << 10
 )
 
-type webSession struct {
-	p       api.Principal
-	csrf    string
-	expires time.Time
-}
-
 type web struct {
-	s     *Service
-	h     *api.Server
-	unmet *projection.Runner
-	tmpl  *template.Template
-
-	mu       sync.Mutex
-	sessions map[string]webSession
+	s        *Service
+	h        *api.Server
+	unmet    *projection.Runner
+	tmpl     *template.Template
+	sessions *websession.Sessions
 }
 
-func newWeb(s *Service, h *api.Server, unmet *projection.Runner) (*web, error) {
+func newWeb(ctx context.Context, s *Service, d platform.Deps, unmet *projection.Runner) (*web, error) {
 	t, err := template.New("").Funcs(template.FuncMap{
 		"categoryName": categoryName,
 		"capacityLabel": func(c string) string {
@@ -69,7 +57,12 @@ func newWeb(s *Service, h *api.Server, unmet *projection.Runner) (*web, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &web{s: s, h: h, unmet: unmet, tmpl: t, sessions: map[string]webSession{}}, nil
+	ss, err := websession.Open(ctx, d.JS, websession.Config{App: "directory", Path: webPath,
+		Cookie: "lw_directory_session", SignInCookie: "lw_directory_login", Keys: d.HTTP, Replicas: d.Replicas})
+	if err != nil {
+		return nil, err
+	}
+	return &web{s: s, h: d.HTTP, unmet: unmet, tmpl: t, sessions: ss}, nil
 }
 
 func (wb *web) routes() {
@@ -80,16 +73,6 @@ func (wb *web) routes() {
 	wb.h.HandlePublic("POST /directory/services/{id}/capacity", wb.form(wb.capacity))
 	wb.h.HandlePublic("POST /directory/services/{id}/withdraw", wb.form(wb.withdraw))
 	wb.h.HandlePublic("POST /directory/services", wb.form(wb.add))
-}
-
-func token() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // crypto/rand does not fail on supported platforms
-	return hex.EncodeToString(b)
-}
-
-func sameToken(a, b string) bool {
-	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
 func (wb *web) render(w http.ResponseWriter, status int, name string, data any) {
@@ -105,19 +88,15 @@ func (wb *web) render(w http.ResponseWriter, status int, name string, data any) 
 	}
 }
 
-func (wb *web) current(r *http.Request) (string, webSession, bool) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
-		return "", webSession{}, false
+// current returns the request's session, if it has a live one; err is
+// set (and answered) when the sessions cannot be read.
+func (wb *web) current(w http.ResponseWriter, r *http.Request) (se websession.Session, ok bool, err error) {
+	se, ok, err = wb.sessions.Get(r)
+	if err != nil {
+		wb.s.log.Error("web sessions unavailable", "err", err)
+		http.Error(w, "sign-in is not available just now; retry", http.StatusServiceUnavailable)
 	}
-	wb.mu.Lock()
-	defer wb.mu.Unlock()
-	se, ok := wb.sessions[c.Value]
-	if !ok || time.Now().After(se.expires) {
-		delete(wb.sessions, c.Value)
-		return "", webSession{}, false
-	}
-	return c.Value, se, true
+	return se, ok, err
 }
 
 type signInView struct {
@@ -126,9 +105,7 @@ type signInView struct {
 }
 
 func (wb *web) showSignIn(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	t := token()
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: t, Path: webPath, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: 3600})
+	t := wb.sessions.SignInForm(w, r)
 	wb.render(w, status, "signin.html", signInView{CSRF: t, Error: msg})
 }
 
@@ -138,40 +115,34 @@ func (wb *web) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		wb.showSignIn(w, r, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
-	c, err := r.Cookie(loginCookie)
-	if err != nil || !sameToken(c.Value, r.PostForm.Get("csrf")) {
+	_, err := wb.sessions.SignIn(w, r, r.PostForm.Get("key"), r.PostForm.Get("csrf"))
+	switch {
+	case errors.Is(err, websession.ErrStaleForm):
 		wb.showSignIn(w, r, http.StatusForbidden, "The form had expired; please sign in again.")
-		return
-	}
-	p, err := wb.h.LookupKey(r.Context(), strings.TrimSpace(r.PostForm.Get("key")))
-	if err != nil {
+	case errors.Is(err, websession.ErrThrottled):
+		wb.showSignIn(w, r, http.StatusTooManyRequests, "Too many attempts to sign in. Wait a few minutes and try again.")
+	case errors.Is(err, websession.ErrUnknownKey):
 		wb.showSignIn(w, r, http.StatusUnauthorized, "That key is not known.")
-		return
+	case err != nil:
+		wb.s.log.Error("directory sign-in failed", "err", err)
+		wb.showSignIn(w, r, api.Status(api.Public(err).Code), "Sign-in is not available just now; please try again.")
+	default:
+		http.Redirect(w, r, webPath, http.StatusSeeOther)
 	}
-	t := token()
-	now := time.Now()
-	wb.mu.Lock()
-	for k, se := range wb.sessions {
-		if now.After(se.expires) {
-			delete(wb.sessions, k)
-		}
-	}
-	wb.sessions[t] = webSession{p: p, csrf: token(), expires: now.Add(sessionTTL)}
-	wb.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: t, Path: webPath, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(sessionTTL.Seconds())})
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: webPath, MaxAge: -1})
-	http.Redirect(w, r, webPath, http.StatusSeeOther)
 }
 
 func (wb *web) serveSignOut(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	id, se, ok := wb.current(r)
-	if ok && r.ParseForm() == nil && sameToken(se.csrf, r.PostForm.Get("csrf")) {
-		wb.mu.Lock()
-		delete(wb.sessions, id)
-		wb.mu.Unlock()
-		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: webPath, MaxAge: -1})
+	se, ok, err := wb.current(w, r)
+	if err != nil {
+		return
+	}
+	if ok && r.ParseForm() == nil && se.CheckCSRF(r.PostForm.Get("csrf")) {
+		if err := wb.sessions.SignOut(w, r, se); err != nil {
+			wb.s.log.Error("directory sign-out failed", "err", err)
+			http.Error(w, "signing out failed; please try again", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	http.Redirect(w, r, webPath, http.StatusSeeOther)
 }
@@ -196,7 +167,10 @@ type serviceRow struct {
 }
 
 func (wb *web) servePage(w http.ResponseWriter, r *http.Request) {
-	_, se, ok := wb.current(r)
+	se, ok, err := wb.current(w, r)
+	if err != nil {
+		return
+	}
 	if !ok {
 		wb.showSignIn(w, r, http.StatusOK, "")
 		return
@@ -204,12 +178,12 @@ func (wb *web) servePage(w http.ResponseWriter, r *http.Request) {
 	wb.page(w, r, se, http.StatusOK, r.URL.Query().Get("done"), "")
 }
 
-func (wb *web) page(w http.ResponseWriter, r *http.Request, se webSession, status int, flash, errMsg string) {
+func (wb *web) page(w http.ResponseWriter, r *http.Request, se websession.Session, status int, flash, errMsg string) {
 	q := r.URL.Query()
-	v := pageView{OrgID: se.p.OrgID, Kind: string(se.p.Kind), CSRF: se.csrf, Flash: flashText(flash), Error: errMsg,
+	v := pageView{OrgID: se.Principal.OrgID, Kind: string(se.Principal.Kind), CSRF: se.CSRF, Flash: flashText(flash), Error: errMsg,
 		Query: q.Get("q"), Category: q.Get("category"), Accepting: q.Get("accepting"),
 		Categories: events.NeedCategories, Capacities: events.CapacityStatuses,
-		Panel: se.p.Kind == api.KindPanel || se.p.Kind == api.KindAdmin}
+		Panel: se.Principal.Kind == api.KindPanel || se.Principal.Kind == api.KindAdmin}
 	query := Query{Text: v.Query}
 	if validCategory(v.Category) {
 		query.Category = v.Category
@@ -219,11 +193,11 @@ func (wb *web) page(w http.ResponseWriter, r *http.Request, se webSession, statu
 		query.Accepting = &a
 	}
 	for _, sv := range wb.s.Services(query) {
-		row := serviceRow{ServiceView: sv, CanSetCapacity: v.Panel || (se.p.Kind == api.KindVCS && se.p.OrgID == sv.OrganisationID)}
+		row := serviceRow{ServiceView: sv, CanSetCapacity: v.Panel || (se.Principal.Kind == api.KindVCS && se.Principal.OrgID == sv.OrganisationID)}
 		v.Services = append(v.Services, row)
 	}
-	if slices.Contains(unmetNeedReaders, se.p.Kind) {
-		if u, err := wb.unmetNeed(r, se.p); err == nil {
+	if slices.Contains(unmetNeedReaders, se.Principal.Kind) {
+		if u, err := wb.unmetNeed(r, se.Principal); err == nil {
 			v.Unmet = &u
 		}
 	}
@@ -257,12 +231,15 @@ func flashText(code string) string {
 
 // formFunc carries out one form post for a signed-in caller; it returns
 // the done= code of the page to show next, or an error to show.
-type formFunc func(r *http.Request, se webSession) (string, error)
+type formFunc func(r *http.Request, se websession.Session) (string, error)
 
 func (wb *web) form(f formFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, formLimit)
-		_, se, ok := wb.current(r)
+		se, ok, err := wb.current(w, r)
+		if err != nil {
+			return
+		}
 		if !ok {
 			http.Redirect(w, r, webPath, http.StatusSeeOther)
 			return
@@ -271,7 +248,7 @@ func (wb *web) form(f formFunc) http.Handler {
 			wb.page(w, r, se, http.StatusBadRequest, "", "The form could not be read.")
 			return
 		}
-		if !sameToken(se.csrf, r.PostForm.Get("csrf")) {
+		if !se.CheckCSRF(r.PostForm.Get("csrf")) {
 			wb.page(w, r, se, http.StatusForbidden, "", "The form had expired; please try again.")
 			return
 		}
@@ -292,18 +269,18 @@ func (wb *web) form(f formFunc) http.Handler {
 	})
 }
 
-func (wb *web) capacity(r *http.Request, se webSession) (string, error) {
-	return "capacity", wb.s.SetCapacity(r.Context(), se.p, r.PathValue("id"), r.PostForm.Get("capacity"))
+func (wb *web) capacity(r *http.Request, se websession.Session) (string, error) {
+	return "capacity", wb.s.SetCapacity(r.Context(), se.Principal, r.PathValue("id"), r.PostForm.Get("capacity"))
 }
 
-func (wb *web) mayEdit(se webSession) error {
-	if se.p.Kind != api.KindPanel && se.p.Kind != api.KindAdmin {
+func (wb *web) mayEdit(se websession.Session) error {
+	if se.Principal.Kind != api.KindPanel && se.Principal.Kind != api.KindAdmin {
 		return &events.Error{Code: events.CodePermissionDenied, Message: "only a community panel or an admin may change the directory"}
 	}
 	return nil
 }
 
-func (wb *web) withdraw(r *http.Request, se webSession) (string, error) {
+func (wb *web) withdraw(r *http.Request, se websession.Session) (string, error) {
 	if err := wb.mayEdit(se); err != nil {
 		return "", err
 	}
@@ -311,11 +288,11 @@ func (wb *web) withdraw(r *http.Request, se webSession) (string, error) {
 	if !ok {
 		return "", events.ErrNotFound
 	}
-	_, err := wb.s.execute(r.Context(), se.p, v.OrganisationID, withdrawService{id: v.ID, reason: r.PostForm.Get("reason")})
+	_, err := wb.s.execute(r.Context(), se.Principal, v.OrganisationID, withdrawService{id: v.ID, reason: r.PostForm.Get("reason")})
 	return "withdraw", err
 }
 
-func (wb *web) add(r *http.Request, se webSession) (string, error) {
+func (wb *web) add(r *http.Request, se websession.Session) (string, error) {
 	if err := wb.mayEdit(se); err != nil {
 		return "", err
 	}
@@ -336,6 +313,6 @@ func (wb *web) add(r *http.Request, se webSession) (string, error) {
 	if svc.Capacity == "" {
 		svc.Capacity = CapacityOpen
 	}
-	_, err := wb.s.execute(r.Context(), se.p, org, addService{svc: svc})
+	_, err := wb.s.execute(r.Context(), se.Principal, org, addService{svc: svc})
 	return "add", err
 }
