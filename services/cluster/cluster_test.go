@@ -240,6 +240,11 @@ func TestClusterFaults(t *testing.T) {
 		f.nodeKills, hubKills, gap.Round(time.Millisecond), gapAt.Sub(loadStart).Round(time.Millisecond),
 		counted.Round(time.Millisecond), countedAt.Sub(loadStart).Round(time.Millisecond),
 		invisible, loadEnd.Sub(loadStart).Round(time.Second), time.Since(began).Round(time.Second))
+	for _, h := range hubs {
+		ex := h.exits()
+		t.Logf("hub %s: started %d times, %d exits by itself (beside %d kill -9s in all); last: %v",
+			h.name, h.starts.Load(), len(ex), hubKills, ex[max(0, len(ex)-5):])
+	}
 	hist.mu.Lock()
 	t.Logf("failed requests by route and answer: %v", hist.reasons)
 	hist.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -230,7 +231,20 @@ type hubReplica struct {
 	httpPort int
 	stopping chan struct{}
 	done     chan struct{}
-	starts   int
+	starts   atomic.Int64
+}
+
+// exits are the lines a replica's process ended with (`linkway: ...`),
+// the reasons it stopped by itself.
+func (h *hubReplica) exits() []string {
+	b, _ := os.ReadFile(h.log)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "linkway: ") || strings.HasPrefix(l, "panic:") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func (h *hubReplica) base() string { return fmt.Sprintf("http://127.0.0.1:%d", h.httpPort) }
@@ -254,7 +268,7 @@ func (h *hubReplica) supervise() {
 		if err := h.start(); err != nil {
 			return
 		}
-		h.starts++
+		h.starts.Add(1)
 		h.mu.Lock()
 		exited := h.exited
 		h.mu.Unlock()
