@@ -115,20 +115,15 @@ func (wb *web) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		wb.showSignIn(w, r, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
-	_, err := wb.sessions.SignIn(w, r, r.PostForm.Get("key"), r.PostForm.Get("csrf"))
-	switch {
-	case errors.Is(err, websession.ErrStaleForm):
-		wb.showSignIn(w, r, http.StatusForbidden, "The form had expired; please sign in again.")
-	case errors.Is(err, websession.ErrThrottled):
-		wb.showSignIn(w, r, http.StatusTooManyRequests, "Too many attempts to sign in. Wait a few minutes and try again.")
-	case errors.Is(err, websession.ErrUnknownKey):
-		wb.showSignIn(w, r, http.StatusUnauthorized, "That key is not known.")
-	case err != nil:
-		wb.s.log.Error("directory sign-in failed", "err", err)
-		wb.showSignIn(w, r, api.Status(api.Public(err).Code), "Sign-in is not available just now; please try again.")
-	default:
-		http.Redirect(w, r, webPath, http.StatusSeeOther)
+	if _, err := wb.sessions.SignIn(w, r, r.PostForm.Get("key"), r.PostForm.Get("csrf")); err != nil {
+		status, msg := wb.sessions.Refusal(err)
+		if status >= 500 {
+			wb.s.log.Error("directory sign-in failed", "err", err)
+		}
+		wb.showSignIn(w, r, status, msg)
+		return
 	}
+	http.Redirect(w, r, webPath, http.StatusSeeOther)
 }
 
 func (wb *web) serveSignOut(w http.ResponseWriter, r *http.Request) {

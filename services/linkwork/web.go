@@ -3,7 +3,6 @@ package linkwork
 import (
 	"context"
 	"embed"
-	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -29,7 +28,8 @@ const cookiePath = "/linkwork/"
 func openSessions(ctx context.Context, d platform.Deps) (*websession.Sessions, error) {
 	return websession.Open(ctx, d.JS, websession.Config{App: "linkwork", Path: cookiePath,
 		Cookie: "lw_linkwork", SignInCookie: "lw_linkwork_pre", Kinds: []api.Kind{api.KindLinkwork},
-		Keys: d.HTTP, Replicas: d.Replicas})
+		ForWhom: "This page is for link-worker teams.",
+		Keys:    d.HTTP, Replicas: d.Replicas})
 }
 
 //go:embed templates/*.html templates/*.css
@@ -207,21 +207,12 @@ func (s *Service) webSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, err := s.sessions.SignIn(w, r, key, r.PostForm.Get("pre"))
-	switch {
-	case errors.Is(err, websession.ErrStaleForm):
-		s.signInPage(w, r, http.StatusForbidden, "The sign-in form had expired. Please try again.")
-		return
-	case errors.Is(err, websession.ErrThrottled):
-		s.signInPage(w, r, http.StatusTooManyRequests, "Too many attempts to sign in. Wait a few minutes and try again.")
-		return
-	case errors.Is(err, websession.ErrUnknownKey):
-		s.signInPage(w, r, http.StatusUnauthorized, "That key was not recognised.")
-		return
-	case errors.Is(err, websession.ErrWrongKind):
-		s.signInPage(w, r, http.StatusForbidden, "That key is not a link-worker team's key.")
-		return
-	case err != nil:
-		s.renderError(w, r, err)
+	if err != nil {
+		status, msg := s.sessions.Refusal(err)
+		if status >= 500 {
+			s.log.Error("link-worker sign-in failed", "err", err)
+		}
+		s.signInPage(w, r, status, msg)
 		return
 	}
 	s.log.Info("link-worker signed in", "org", sess.Principal.OrgID, "key_id", sess.Principal.KeyID)

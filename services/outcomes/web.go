@@ -2,7 +2,6 @@ package outcomes
 
 import (
 	"embed"
-	"errors"
 	"html/template"
 	"math"
 	"net/http"
@@ -37,7 +36,7 @@ func newWeb(s *Service) (*web, error) {
 	}
 	ss, err := websession.Open(s.ctx, s.d.JS, websession.Config{App: "commissioner", Path: webPath,
 		Cookie: "lw_commissioner_session", SignInCookie: "lw_commissioner_login",
-		Kinds: []api.Kind{api.KindCommissioner}, Keys: s.d.HTTP, Replicas: s.d.Replicas})
+		Kinds: []api.Kind{api.KindCommissioner}, ForWhom: "This dashboard is for commissioners.", Keys: s.d.HTTP, Replicas: s.d.Replicas})
 	if err != nil {
 		return nil, err
 	}
@@ -97,22 +96,15 @@ func (wb *web) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		wb.showSignIn(w, r, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
-	_, err := wb.sessions.SignIn(w, r, r.PostForm.Get("key"), r.PostForm.Get("csrf"))
-	switch {
-	case errors.Is(err, websession.ErrStaleForm):
-		wb.showSignIn(w, r, http.StatusForbidden, "The form had expired; please sign in again.")
-	case errors.Is(err, websession.ErrThrottled):
-		wb.showSignIn(w, r, http.StatusTooManyRequests, "Too many attempts to sign in. Wait a few minutes and try again.")
-	case errors.Is(err, websession.ErrUnknownKey):
-		wb.showSignIn(w, r, http.StatusUnauthorized, "That key is not known.")
-	case errors.Is(err, websession.ErrWrongKind):
-		wb.showSignIn(w, r, http.StatusForbidden, "This dashboard is for commissioners; that key belongs to another kind of organisation.")
-	case err != nil:
-		wb.s.d.Log.Error("commissioner sign-in failed", "err", err)
-		wb.showSignIn(w, r, api.Status(api.Public(err).Code), "Sign-in is not available just now; please try again.")
-	default:
-		http.Redirect(w, r, webPath, http.StatusSeeOther)
+	if _, err := wb.sessions.SignIn(w, r, r.PostForm.Get("key"), r.PostForm.Get("csrf")); err != nil {
+		status, msg := wb.sessions.Refusal(err)
+		if status >= 500 {
+			wb.s.d.Log.Error("commissioner sign-in failed", "err", err)
+		}
+		wb.showSignIn(w, r, status, msg)
+		return
 	}
+	http.Redirect(w, r, webPath, http.StatusSeeOther)
 }
 
 func (wb *web) serveSignOut(w http.ResponseWriter, r *http.Request) {

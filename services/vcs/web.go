@@ -56,7 +56,8 @@ func newWeb(s *Service) (*web, error) {
 	}
 	ss, err := websession.Open(s.ctx, s.d.JS, websession.Config{App: "vcs", Path: webPath,
 		Cookie: "lw_vcs_session", SignInCookie: "lw_vcs_signin", Kinds: []api.Kind{api.KindVCS},
-		Keys: s.d.HTTP, Replicas: s.d.Replicas, Now: s.now})
+		ForWhom: "This page is for VCS organisations.",
+		Keys:    s.d.HTTP, Replicas: s.d.Replicas, Now: s.now})
 	if err != nil {
 		return nil, err
 	}
@@ -214,24 +215,20 @@ func (w *web) signInPage(rw http.ResponseWriter, r *http.Request, status int, ms
 
 func (w *web) signIn(rw http.ResponseWriter, r *http.Request, _ *websession.Session) error {
 	se, err := w.sessions.SignIn(rw, r, r.PostForm.Get("key"), r.PostForm.Get("csrf"))
-	switch {
-	case errors.Is(err, websession.ErrStaleForm):
-		w.signInPage(rw, r, http.StatusForbidden, "The sign-in form was out of date. Please try again.")
+	if err != nil {
+		switch {
+		case errors.Is(err, websession.ErrThrottled):
+			w.s.metrics.signIns.WithLabelValues("throttled").Inc()
+		case errors.Is(err, websession.ErrUnknownKey):
+			w.s.metrics.signIns.WithLabelValues("unknown_key").Inc()
+		case errors.Is(err, websession.ErrWrongKind):
+			w.s.metrics.signIns.WithLabelValues("wrong_kind").Inc()
+		case !errors.Is(err, websession.ErrStaleForm):
+			return err // shown as the error page, logged there
+		}
+		status, msg := w.sessions.Refusal(err)
+		w.signInPage(rw, r, status, msg)
 		return nil
-	case errors.Is(err, websession.ErrThrottled):
-		w.s.metrics.signIns.WithLabelValues("throttled").Inc()
-		w.signInPage(rw, r, http.StatusTooManyRequests, "Too many attempts to sign in. Wait a few minutes and try again.")
-		return nil
-	case errors.Is(err, websession.ErrUnknownKey):
-		w.s.metrics.signIns.WithLabelValues("unknown_key").Inc()
-		w.signInPage(rw, r, http.StatusUnauthorized, "That key was not recognised. Check it and try again.")
-		return nil
-	case errors.Is(err, websession.ErrWrongKind):
-		w.s.metrics.signIns.WithLabelValues("wrong_kind").Inc()
-		w.signInPage(rw, r, http.StatusForbidden, "That key does not belong to a community organisation. This page is for VCS organisations.")
-		return nil
-	case err != nil:
-		return err
 	}
 	w.s.metrics.signIns.WithLabelValues("ok").Inc()
 	w.s.log.Info("web inbox sign-in", "org", se.Principal.OrgID, "key_id", se.Principal.KeyID)

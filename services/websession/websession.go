@@ -94,6 +94,9 @@ type Config struct {
 	Cookie, SignInCookie string
 	// Kinds are the kinds of key that may sign in; none means any.
 	Kinds []api.Kind
+	// ForWhom tells the holder of a key of another kind whom the app is
+	// for ("This page is for VCS organisations.").
+	ForWhom string
 	// Keys looks up API keys.
 	Keys KeyLookup
 	// Replicas of the bucket (1 on a single server).
@@ -333,6 +336,22 @@ func (s *Sessions) SignIn(w http.ResponseWriter, r *http.Request, apiKey, formTo
 	http.SetCookie(w, s.cookie(r, s.cfg.SignInCookie, "", -1))
 	http.SetCookie(w, s.cookie(r, s.cfg.Cookie, s.sign(se.ID), int(Lifetime/time.Second)))
 	return se, nil
+}
+
+// Refusal is what the sign-in page says when SignIn refuses, and with
+// which status: the same words in every app.
+func (s *Sessions) Refusal(err error) (status int, message string) {
+	switch {
+	case errors.Is(err, ErrStaleForm):
+		return http.StatusForbidden, "The sign-in form was out of date. Please try again."
+	case errors.Is(err, ErrThrottled):
+		return http.StatusTooManyRequests, "Too many attempts to sign in. Wait a few minutes and try again."
+	case errors.Is(err, ErrUnknownKey):
+		return http.StatusUnauthorized, "That key was not recognised. Check it and try again."
+	case errors.Is(err, ErrWrongKind):
+		return http.StatusForbidden, strings.TrimSpace("That key cannot sign in here. " + s.cfg.ForWhom)
+	}
+	return api.Status(api.Public(err).Code), "Sign-in is not available just now. Please try again in a moment."
 }
 
 func unavailable(err error) error {

@@ -47,7 +47,7 @@ func (c *clock) add(d time.Duration) {
 }
 
 func config(app string, c *clock, kinds ...api.Kind) websession.Config {
-	return websession.Config{App: app, Path: "/" + app + "/", Cookie: "lw_" + app + "_session",
+	return websession.Config{App: app, Path: "/" + app + "/", Cookie: "lw_" + app + "_session", ForWhom: "This page is for VCS organisations.",
 		SignInCookie: "lw_" + app + "_signin", Kinds: kinds, Keys: keys{}, Now: c.now}
 }
 
@@ -243,6 +243,19 @@ func TestSignInRefusals(t *testing.T) {
 	}
 	if _, ok := b.session(t, s); ok {
 		t.Error("a refused sign-in left a session")
+	}
+	// Every app says the same, with the status the API would give.
+	for err, want := range map[error]int{
+		websession.ErrStaleForm: http.StatusForbidden, websession.ErrThrottled: http.StatusTooManyRequests,
+		websession.ErrUnknownKey: http.StatusUnauthorized, websession.ErrWrongKind: http.StatusForbidden,
+		&events.Error{Code: events.CodeUnavailable, Message: "keys cannot be checked now"}: http.StatusServiceUnavailable,
+	} {
+		if status, msg := s.Refusal(err); status != want || msg == "" {
+			t.Errorf("Refusal(%v) = %d %q, want %d", err, status, msg, want)
+		}
+	}
+	if _, msg := s.Refusal(websession.ErrWrongKind); !strings.Contains(msg, "VCS organisations") {
+		t.Errorf("a key of the wrong kind is told %q", msg)
 	}
 }
 
