@@ -58,7 +58,7 @@ func newWeb(ctx context.Context, s *Service, d platform.Deps, unmet *projection.
 		return nil, err
 	}
 	ss, err := websession.Open(ctx, d.JS, websession.Config{App: "directory", Path: webPath,
-		Cookie: "lw_directory_session", SignInCookie: "lw_directory_login", Keys: d.HTTP, Replicas: d.Replicas})
+		Cookie: "lw_directory_session", SignInCookie: "lw_directory_login", Keys: d.HTTP, Replicas: d.Replicas, Log: s.log})
 	if err != nil {
 		return nil, err
 	}
@@ -68,8 +68,8 @@ func newWeb(ctx context.Context, s *Service, d platform.Deps, unmet *projection.
 func (wb *web) routes() {
 	wb.h.HandlePublic("GET /directory/{$}", http.HandlerFunc(wb.servePage))
 	wb.h.HandlePublic("GET /directory", http.RedirectHandler(webPath, http.StatusMovedPermanently))
-	wb.h.HandlePublic("POST /directory/sign-in", http.HandlerFunc(wb.serveSignIn))
-	wb.h.HandlePublic("POST /directory/sign-out", http.HandlerFunc(wb.serveSignOut))
+	wb.h.HandlePublic("POST /directory/sign-in", wb.sessions.SignInHandler(wb.showSignIn))
+	wb.h.HandlePublic("POST /directory/sign-out", wb.sessions.SignOutHandler())
 	wb.h.HandlePublic("POST /directory/services/{id}/capacity", wb.form(wb.capacity))
 	wb.h.HandlePublic("POST /directory/services/{id}/withdraw", wb.form(wb.withdraw))
 	wb.h.HandlePublic("POST /directory/services", wb.form(wb.add))
@@ -88,17 +88,6 @@ func (wb *web) render(w http.ResponseWriter, status int, name string, data any) 
 	}
 }
 
-// current returns the request's session, if it has a live one; err is
-// set (and answered) when the sessions cannot be read.
-func (wb *web) current(w http.ResponseWriter, r *http.Request) (se websession.Session, ok bool, err error) {
-	se, ok, err = wb.sessions.Get(r)
-	if err != nil {
-		wb.s.log.Error("web sessions unavailable", "err", err)
-		http.Error(w, "sign-in is not available just now; retry", http.StatusServiceUnavailable)
-	}
-	return se, ok, err
-}
-
 type signInView struct {
 	CSRF  string
 	Error string
@@ -107,39 +96,6 @@ type signInView struct {
 func (wb *web) showSignIn(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	t := wb.sessions.SignInForm(w, r)
 	wb.render(w, status, "signin.html", signInView{CSRF: t, Error: msg})
-}
-
-func (wb *web) serveSignIn(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	if err := r.ParseForm(); err != nil {
-		wb.showSignIn(w, r, http.StatusBadRequest, "The form could not be read.")
-		return
-	}
-	if _, err := wb.sessions.SignIn(w, r, r.PostForm.Get("key"), r.PostForm.Get("csrf")); err != nil {
-		status, msg := wb.sessions.Refusal(err)
-		if status >= 500 {
-			wb.s.log.Error("directory sign-in failed", "err", err)
-		}
-		wb.showSignIn(w, r, status, msg)
-		return
-	}
-	http.Redirect(w, r, webPath, http.StatusSeeOther)
-}
-
-func (wb *web) serveSignOut(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	se, ok, err := wb.current(w, r)
-	if err != nil {
-		return
-	}
-	if ok && r.ParseForm() == nil && se.CheckCSRF(r.PostForm.Get("csrf")) {
-		if err := wb.sessions.SignOut(w, r, se); err != nil {
-			wb.s.log.Error("directory sign-out failed", "err", err)
-			http.Error(w, "signing out failed; please try again", http.StatusServiceUnavailable)
-			return
-		}
-	}
-	http.Redirect(w, r, webPath, http.StatusSeeOther)
 }
 
 // pageView is what the directory page shows.
@@ -162,7 +118,7 @@ type serviceRow struct {
 }
 
 func (wb *web) servePage(w http.ResponseWriter, r *http.Request) {
-	se, ok, err := wb.current(w, r)
+	se, ok, err := wb.sessions.Current(w, r)
 	if err != nil {
 		return
 	}
@@ -231,7 +187,7 @@ type formFunc func(r *http.Request, se websession.Session) (string, error)
 func (wb *web) form(f formFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, formLimit)
-		se, ok, err := wb.current(w, r)
+		se, ok, err := wb.sessions.Current(w, r)
 		if err != nil {
 			return
 		}

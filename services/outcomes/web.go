@@ -36,7 +36,7 @@ func newWeb(s *Service) (*web, error) {
 	}
 	ss, err := websession.Open(s.ctx, s.d.JS, websession.Config{App: "commissioner", Path: webPath,
 		Cookie: "lw_commissioner_session", SignInCookie: "lw_commissioner_login",
-		Kinds: []api.Kind{api.KindCommissioner}, ForWhom: "This dashboard is for commissioners.", Keys: s.d.HTTP, Replicas: s.d.Replicas})
+		Kinds: []api.Kind{api.KindCommissioner}, ForWhom: "This dashboard is for commissioners.", Keys: s.d.HTTP, Replicas: s.d.Replicas, Log: s.d.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -45,8 +45,8 @@ func newWeb(s *Service) (*web, error) {
 
 func (wb *web) routes(srv *api.Server) {
 	srv.HandlePublic("GET /commissioner/{$}", http.HandlerFunc(wb.serveDashboard))
-	srv.HandlePublic("POST /commissioner/sign-in", http.HandlerFunc(wb.serveSignIn))
-	srv.HandlePublic("POST /commissioner/sign-out", http.HandlerFunc(wb.serveSignOut))
+	srv.HandlePublic("POST /commissioner/sign-in", wb.sessions.SignInHandler(wb.showSignIn))
+	srv.HandlePublic("POST /commissioner/sign-out", wb.sessions.SignOutHandler())
 	srv.HandlePublic("GET /commissioner/summary.csv", http.HandlerFunc(wb.serveCSV))
 	srv.HandlePublic("GET /commissioner", http.RedirectHandler(webPath, http.StatusMovedPermanently))
 }
@@ -69,17 +69,6 @@ func (wb *web) render(w http.ResponseWriter, status int, name string, data any) 
 	}
 }
 
-// current returns the request's session, if it has a live one; err is
-// set (and answered) when the sessions cannot be read.
-func (wb *web) current(w http.ResponseWriter, r *http.Request) (se websession.Session, ok bool, err error) {
-	se, ok, err = wb.sessions.Get(r)
-	if err != nil {
-		wb.s.d.Log.Error("web sessions unavailable", "err", err)
-		http.Error(w, "sign-in is not available just now; retry", http.StatusServiceUnavailable)
-	}
-	return se, ok, err
-}
-
 type signInPage struct {
 	CSRF  string
 	Error string
@@ -90,41 +79,8 @@ func (wb *web) showSignIn(w http.ResponseWriter, r *http.Request, status int, ms
 	wb.render(w, status, "signin.html", signInPage{CSRF: t, Error: msg})
 }
 
-func (wb *web) serveSignIn(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	if err := r.ParseForm(); err != nil {
-		wb.showSignIn(w, r, http.StatusBadRequest, "The form could not be read.")
-		return
-	}
-	if _, err := wb.sessions.SignIn(w, r, r.PostForm.Get("key"), r.PostForm.Get("csrf")); err != nil {
-		status, msg := wb.sessions.Refusal(err)
-		if status >= 500 {
-			wb.s.d.Log.Error("commissioner sign-in failed", "err", err)
-		}
-		wb.showSignIn(w, r, status, msg)
-		return
-	}
-	http.Redirect(w, r, webPath, http.StatusSeeOther)
-}
-
-func (wb *web) serveSignOut(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	se, ok, err := wb.current(w, r)
-	if err != nil {
-		return
-	}
-	if ok && r.ParseForm() == nil && se.CheckCSRF(r.PostForm.Get("csrf")) {
-		if err := wb.sessions.SignOut(w, r, se); err != nil {
-			wb.s.d.Log.Error("commissioner sign-out failed", "err", err)
-			http.Error(w, "signing out failed; please try again", http.StatusServiceUnavailable)
-			return
-		}
-	}
-	http.Redirect(w, r, webPath, http.StatusSeeOther)
-}
-
 func (wb *web) serveCSV(w http.ResponseWriter, r *http.Request) {
-	se, ok, err := wb.current(w, r)
+	se, ok, err := wb.sessions.Current(w, r)
 	if err != nil {
 		return
 	}
@@ -165,7 +121,7 @@ type dashboard struct {
 }
 
 func (wb *web) serveDashboard(w http.ResponseWriter, r *http.Request) {
-	se, ok, err := wb.current(w, r)
+	se, ok, err := wb.sessions.Current(w, r)
 	if err != nil {
 		return
 	}

@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -53,8 +54,11 @@ const (
 	FailureWindow = 5 * time.Minute
 )
 
-// signInFormAge is how long a sign-in form may be left open.
-const signInFormAge = time.Hour
+// A sign-in form may be left open an hour; its body is small.
+const (
+	signInFormAge   = time.Hour
+	signInFormLimit = 4 << 10
+)
 
 // Keys in the bucket.
 const (
@@ -103,6 +107,8 @@ type Config struct {
 	Replicas int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Log receives what failed (never a key); nothing is logged when nil.
+	Log *slog.Logger
 }
 
 // Session is one signed-in browser.
@@ -132,6 +138,9 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Sessions, e
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: Bucket, Description: "Linkway web sessions (SHA-256 of the id -> app and organisation), cookie secret, failed sign-ins",
@@ -278,6 +287,17 @@ func (s *Sessions) Get(r *http.Request) (se Session, ok bool, err error) {
 	return se, true, nil
 }
 
+// Current is Get for a handler that shows no page of its own when the
+// sessions cannot be read: it answers 503 itself, and err says so.
+func (s *Sessions) Current(w http.ResponseWriter, r *http.Request) (se Session, ok bool, err error) {
+	se, ok, err = s.Get(r)
+	if err != nil {
+		s.cfg.Log.Error("web sessions unavailable", "app", s.cfg.App, "err", err)
+		http.Error(w, "Sign-in is not available just now. Please try again in a moment.", http.StatusServiceUnavailable)
+	}
+	return se, ok, err
+}
+
 // CheckCSRF reports whether a form's token is the session's.
 func (se Session) CheckCSRF(token string) bool { return SameToken(token, se.CSRF) }
 
@@ -356,6 +376,55 @@ func (s *Sessions) Refusal(err error) (status int, message string) {
 
 func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", &events.Error{Code: events.CodeUnavailable, Message: "sign-in is not available just now"}, err)
+}
+
+// FormPage shows an app's sign-in form (with a fresh SignInForm token)
+// and a message, with the status given.
+type FormPage func(w http.ResponseWriter, r *http.Request, status int, message string)
+
+// SignInHandler serves the sign-in form's POST (fields key and csrf):
+// signed in, the browser goes to the app's Path; refused, page shows
+// the form again with the refusal.
+func (s *Sessions) SignInHandler(page FormPage) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, signInFormLimit)
+		if err := r.ParseForm(); err != nil {
+			page(w, r, http.StatusBadRequest, "The form could not be read.")
+			return
+		}
+		se, err := s.SignIn(w, r, r.PostForm.Get("key"), r.PostForm.Get("csrf"))
+		if err != nil {
+			status, msg := s.Refusal(err)
+			if status >= 500 {
+				s.cfg.Log.Error("web sign-in failed", "app", s.cfg.App, "err", err)
+			}
+			page(w, r, status, msg)
+			return
+		}
+		s.cfg.Log.Info("web sign-in", "app", s.cfg.App, "org", se.Principal.OrgID, "key_id", se.Principal.KeyID)
+		http.Redirect(w, r, s.cfg.Path, http.StatusSeeOther)
+	})
+}
+
+// SignOutHandler serves the sign-out form's POST: with the session's
+// CSRF token it ends the session; either way the browser goes to the
+// app's Path (a forged sign-out changes nothing and says nothing).
+func (s *Sessions) SignOutHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, signInFormLimit)
+		se, ok, err := s.Current(w, r)
+		if err != nil {
+			return
+		}
+		if ok && r.ParseForm() == nil && se.CheckCSRF(r.PostForm.Get("csrf")) {
+			if err := s.SignOut(w, r, se); err != nil {
+				s.cfg.Log.Error("web sign-out failed", "app", s.cfg.App, "err", err)
+				http.Error(w, "Signing out failed. Please try again.", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		http.Redirect(w, r, s.cfg.Path, http.StatusSeeOther)
+	})
 }
 
 // SignOut ends a session everywhere and clears its cookie.
