@@ -209,6 +209,14 @@ func TestClusterFaults(t *testing.T) {
 			unexpected = append(unexpected, "accept "+oid)
 		}
 	}
+	// A definite refusal of a referral that is in the log anyway is a
+	// wrong answer: the practice was told it failed.
+	var refusedWritten []string
+	for jid, why := range hist.referralsRefused {
+		if read.referrals[jid] > 0 && !hist.referralsAcked[jid] {
+			refusedWritten = append(refusedWritten, jid+" ("+why+")")
+		}
+	}
 	attemptedRefs, attemptedAccepts, ackedAccepts := len(hist.referralsAttempted), len(hist.acceptsAttempted), len(hist.acceptsAcked)
 	ackedJourneys := map[string]bool{}
 	for jid := range hist.referralsAcked {
@@ -233,10 +241,10 @@ func TestClusterFaults(t *testing.T) {
 
 	t.Logf("cluster fault test (%s form): requests %d (failed %d, retried %d); referrals attempted %d, acknowledged %d; "+
 		"VCS accepts attempted %d, acknowledged %d; events in the log %d; lost %d, unexpected %d, duplicated %d; "+
-		"NATS node kills %d, hub replica kills %d; longest write gap %s (from %s after the load began), %s outside election windows (from %s); "+
+		"refused (4xx) but written %d; NATS node kills %d, hub replica kills %d; longest write gap %s (from %s after the load began), %s outside election windows (from %s); "+
 		"not visible in views %d; load %s, test %s",
 		f.name, hist.requests.Load(), hist.failures.Load(), hist.retries.Load(), attemptedRefs, ackedRefs,
-		attemptedAccepts, ackedAccepts, read.events, len(lost), len(unexpected), duplicated,
+		attemptedAccepts, ackedAccepts, read.events, len(lost), len(unexpected), duplicated, len(refusedWritten),
 		f.nodeKills, hubKills, gap.Round(time.Millisecond), gapAt.Sub(loadStart).Round(time.Millisecond),
 		counted.Round(time.Millisecond), countedAt.Sub(loadStart).Round(time.Millisecond),
 		invisible, loadEnd.Sub(loadStart).Round(time.Second), time.Since(began).Round(time.Second))
@@ -253,6 +261,9 @@ func TestClusterFaults(t *testing.T) {
 	}
 	if len(unexpected) > 0 {
 		t.Errorf("%d writes in the log that were never attempted, e.g. %v", len(unexpected), unexpected[:min(5, len(unexpected))])
+	}
+	if len(refusedWritten) > 0 {
+		t.Errorf("%d referrals answered with a refusal are in the log, e.g. %v", len(refusedWritten), refusedWritten[:min(3, len(refusedWritten))])
 	}
 	if duplicated > 0 {
 		t.Errorf("duplicated %d", duplicated)

@@ -34,6 +34,9 @@ type history struct {
 	// referrals: source id -> journey id, attempted and acknowledged.
 	referralsAttempted map[string]string
 	referralsAcked     map[string]bool // by journey id
+	// referralsRefused were answered with a definite refusal (4xx) and
+	// never acknowledged: such a referral must not be in the log.
+	referralsRefused map[string]string // journey id -> the answer
 	// onward referrals accepted by the VCS organisation: onward id.
 	acceptsAttempted map[string]bool
 	acceptsAcked     map[string]bool
@@ -56,7 +59,7 @@ func (h *history) fail(path, why string) {
 }
 
 func newHistory() *history {
-	return &history{referralsAttempted: map[string]string{}, referralsAcked: map[string]bool{},
+	return &history{referralsAttempted: map[string]string{}, referralsAcked: map[string]bool{}, referralsRefused: map[string]string{},
 		acceptsAttempted: map[string]bool{}, acceptsAcked: map[string]bool{}, reasons: map[string]int{}}
 }
 
@@ -161,6 +164,14 @@ func nhsNumber(n int64) string {
 	}
 }
 
+// referralAnswer is the answer to POST /v1/referrals, or the refusal.
+type referralAnswer struct {
+	JourneyID string `json:"journey_id"`
+	refusal   string // a definite refusal (4xx), set by do
+}
+
+func (a *referralAnswer) refused(why string) { a.refusal = why }
+
 func (g *loadGen) journey(ctx context.Context, r *rand.Rand, w int, n int64) {
 	sid := fmt.Sprintf("CLUSTER-%06d", n)
 	jid := events.ReferralJourneyID(gpOrg, sid)
@@ -174,10 +185,13 @@ func (g *loadGen) journey(ctx context.Context, r *rand.Rand, w int, n int64) {
 		"reasons": []string{"422650009"}, "consent": map[string]any{"share_with_vcs": true},
 		"link_work_team": "U12345", "urgency": "routine",
 	}
-	var ref struct {
-		JourneyID string `json:"journey_id"`
-	}
+	var ref referralAnswer
 	if !g.do(ctx, w, gpKey, "/v1/referrals", "", body, &ref, false) {
+		if ref.refusal != "" {
+			g.hist.mu.Lock()
+			g.hist.referralsRefused[jid] = ref.refusal
+			g.hist.mu.Unlock()
+		}
 		return
 	}
 	g.hist.mu.Lock()
@@ -266,7 +280,11 @@ func (g *loadGen) do(ctx context.Context, w int, key, path, idem string, body, o
 			g.hist.fail(path, strconv.Itoa(resp.StatusCode))
 			pause(ctx, 100*time.Millisecond)
 		default:
-			g.hist.fail(path, strconv.Itoa(resp.StatusCode)+" "+string(b[:min(len(b), 200)]))
+			why := strconv.Itoa(resp.StatusCode) + " " + string(b[:min(len(b), 200)])
+			g.hist.fail(path, why)
+			if r, ok := out.(interface{ refused(string) }); ok {
+				r.refused(why)
+			}
 			return false
 		}
 	}

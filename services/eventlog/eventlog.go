@@ -151,7 +151,11 @@ func StreamConfig(cfg Config) jetstream.StreamConfig {
 		Duplicates:  cfg.DuplicateWindow,
 		DenyDelete:  true,
 		DenyPurge:   true,
-		AllowDirect: true,
+		// Direct gets are answered by any replica, and a follower answers
+		// with what it has applied (from 90% synchronised on): on a cluster
+		// a read after an append could miss it (a referral just appended
+		// answered 404). Reads go through the stream leader there.
+		AllowDirect: cfg.Replicas <= 1,
 		SubjectTransform: &jetstream.SubjectTransformConfig{
 			Source: events.JourneyPartitionTransform[0], Destination: events.JourneyPartitionTransform[1]},
 	}
