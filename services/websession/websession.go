@@ -195,22 +195,23 @@ func (s *Sessions) loadSecret(ctx context.Context) (jetstream.KeyValueEntry, err
 	return nil, errors.New("web session secret: could not be settled")
 }
 
-// refreshSecret rewrites the secret (same value), restarting its age.
+// refreshSecret rewrites the secret (same value), restarting its age. A
+// write by another replica since it was read (a refresh, or a new secret)
+// restarted its age as well: then the secret is only read again.
 func (s *Sessions) refreshSecret(ctx context.Context) error {
-	for range 5 {
-		e, err := s.loadSecret(ctx)
-		if err != nil {
-			return err
-		}
-		_, err = s.kv.Update(ctx, secretKey, e.Value(), e.Revision())
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) { // ErrKeyExists: wrong last revision
-			return fmt.Errorf("web session secret: %w", err)
-		}
+	e, err := s.loadSecret(ctx)
+	if err != nil {
+		return err
 	}
-	return errors.New("web session secret: could not be refreshed")
+	_, err = s.kv.Update(ctx, secretKey, e.Value(), e.Revision())
+	if errors.Is(err, jetstream.ErrKeyExists) { // wrong last revision: written since
+		_, err = s.loadSecret(ctx)
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("web session secret: %w", err)
+	}
+	return nil
 }
 
 func (s *Sessions) mac(secret []byte, id string) string {

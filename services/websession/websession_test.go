@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -428,5 +429,53 @@ func TestSignInAndSignOutHandlers(t *testing.T) {
 	}
 	if len(shown) != 2 {
 		t.Errorf("the form was shown %d times, want 2", len(shown))
+	}
+}
+
+func TestReplicasShareTheSecretAsItChanges(t *testing.T) {
+	_, js := natsserver.Test(t)
+	c := &clock{t: time.Now()}
+	one, two := open(t, js, config("vcs", c)), open(t, js, config("vcs", c))
+	// Sign-ins at once on both replicas all succeed, and each replica
+	// knows the other's sessions.
+	var wg sync.WaitGroup
+	browsers := make([]*browser, 16)
+	errs := make([]error, len(browsers))
+	for i := range browsers {
+		browsers[i] = newBrowser(fmt.Sprintf("192.0.2.%d", i+1))
+		wg.Go(func() {
+			s := one
+			if i%2 == 1 {
+				s = two
+			}
+			_, _, errs[i] = browsers[i].signIn(t, s, "vcs-key")
+		})
+	}
+	wg.Wait()
+	for i, b := range browsers {
+		if errs[i] != nil {
+			t.Fatalf("sign-in %d: %v", i, errs[i])
+		}
+		for _, s := range []*websession.Sessions{one, two} {
+			if _, ok := b.session(t, s); !ok {
+				t.Errorf("sign-in %d is not known to both replicas", i)
+			}
+		}
+	}
+	// The secret gone (no sign-in for a whole lifetime), the next sign-in
+	// makes a new one, and the other replica picks it up.
+	kv, err := js.KeyValue(t.Context(), websession.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Purge(t.Context(), "secret"); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser("198.51.100.1")
+	if _, _, err := b.signIn(t, one, "vcs-key"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.session(t, two); !ok {
+		t.Error("the other replica refuses a session signed with the new secret")
 	}
 }
