@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,22 +32,15 @@ func runGen(ctx context.Context, args []string, log *slog.Logger, stdout, stderr
 	fs.IntVar(&sc.Practices, "practices", sc.Practices, "GP practices referring (A81001 and A81002, the demo ones, among them)")
 	fs.IntVar(&sc.Teams, "teams", sc.Teams, "link-worker teams (U12345, the demo one, among them)")
 	fs.BoolVar(&cfg.Demo, "demo", envBool("LINKWAY_DEMO"), "data of a --demo hub: use (or make) its demo master key [LINKWAY_DEMO]")
-	masterKey := fs.String("master-key", "", "base64 of the 32-byte master key; prefer LINKWAY_MASTER_KEY [LINKWAY_MASTER_KEY]")
+	decodeSecrets := secretFlags(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("gen takes no arguments (got %v)", fs.Args())
 	}
-	if mk := env("LINKWAY_MASTER_KEY", ""); mk != "" || *masterKey != "" {
-		if *masterKey != "" {
-			mk = *masterKey
-		}
-		key, err := base64.StdEncoding.DecodeString(mk)
-		if err != nil || len(key) != 32 {
-			return errors.New("the master key must be the base64 of 32 random bytes (openssl rand -base64 32)")
-		}
-		cfg.MasterKey = key
+	if err := decodeSecrets(); err != nil {
+		return err
 	}
 	if sc.Journeys < 1 {
 		return errors.New("--journeys must be at least 1")

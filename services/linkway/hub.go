@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -39,6 +40,34 @@ func runServe(ctx context.Context, args []string, log *slog.Logger, stderr io.Wr
 	return runHub(ctx, args[1:], log, stderr, args[0])
 }
 
+// secretFlags binds the keys that open the hub's data: the master key
+// (personal data is sealed with keys it wraps) and the pseudonym secret
+// with the deprivation lookup (the outcomes service starts with the hub,
+// and so during a rebuild). The returned function decodes the master key
+// once the flags are parsed.
+func secretFlags(fs *flag.FlagSet, cfg *hub.Config) (decode func() error) {
+	masterKey := fs.String("master-key", "", "base64 of the 32-byte key that wraps every person's data key; "+
+		"prefer LINKWAY_MASTER_KEY, which stays out of the process list [LINKWAY_MASTER_KEY]")
+	fs.StringVar(&cfg.Settings.PseudonymKey, "pseudonym-key", env("LINKWAY_PSEUDONYM_KEY", ""),
+		"secret for commissioners' person pseudonyms; required without --demo [LINKWAY_PSEUDONYM_KEY]")
+	fs.StringVar(&cfg.Settings.PseudonymKeyID, "pseudonym-key-id", env("LINKWAY_PSEUDONYM_KEY_ID", cfg.Settings.PseudonymKeyID),
+		"version of the pseudonym secret [LINKWAY_PSEUDONYM_KEY_ID]")
+	fs.StringVar(&cfg.Settings.DeprivationFile, "deprivation", env("LINKWAY_DEPRIVATION", ""),
+		"CSV of postcode, LSOA code, IMD decile for commissioners' deprivation figures [LINKWAY_DEPRIVATION]")
+	return func() error {
+		mk := cmp.Or(*masterKey, env("LINKWAY_MASTER_KEY", ""))
+		if mk == "" {
+			return nil
+		}
+		key, err := base64.StdEncoding.DecodeString(mk)
+		if err != nil || len(key) != 32 {
+			return errors.New("the master key must be the base64 of 32 random bytes (openssl rand -base64 32)")
+		}
+		cfg.MasterKey = key
+		return nil
+	}
+}
+
 func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writer, only ...string) error {
 	cfg := hub.DefaultConfig()
 	cfg.Log = log
@@ -51,19 +80,12 @@ func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writ
 	fs.SetOutput(stderr)
 	hubFlags(fs, &cfg)
 	fs.BoolVar(&cfg.Demo, "demo", envBool("LINKWAY_DEMO"), "seed the demo organisations and keys [LINKWAY_DEMO]")
-	masterKey := fs.String("master-key", "", "base64 of the 32-byte key that wraps every person's data key; "+
-		"prefer LINKWAY_MASTER_KEY, which stays out of the process list [LINKWAY_MASTER_KEY]")
+	decodeSecrets := secretFlags(fs, &cfg)
 	fs.StringVar(&cfg.TLSCert, "tls-cert", env("LINKWAY_TLS_CERT", ""), "TLS certificate file: serve HTTPS [LINKWAY_TLS_CERT]")
 	fs.StringVar(&cfg.TLSKey, "tls-key", env("LINKWAY_TLS_KEY", ""), "TLS private key file [LINKWAY_TLS_KEY]")
 	fs.Float64Var(&cfg.RateLimit.Rate, "rate-limit", envFloat("LINKWAY_RATE_LIMIT", cfg.RateLimit.Rate),
 		"requests per second allowed to each API key; 0 for no limit [LINKWAY_RATE_LIMIT]")
 	fs.IntVar(&cfg.RateLimit.Burst, "rate-burst", envInt("LINKWAY_RATE_BURST", cfg.RateLimit.Burst), "burst allowed above the rate [LINKWAY_RATE_BURST]")
-	fs.StringVar(&cfg.Settings.PseudonymKey, "pseudonym-key", env("LINKWAY_PSEUDONYM_KEY", ""),
-		"secret for commissioners' person pseudonyms; required without --demo [LINKWAY_PSEUDONYM_KEY]")
-	fs.StringVar(&cfg.Settings.PseudonymKeyID, "pseudonym-key-id", env("LINKWAY_PSEUDONYM_KEY_ID", cfg.Settings.PseudonymKeyID),
-		"version of the pseudonym secret [LINKWAY_PSEUDONYM_KEY_ID]")
-	fs.StringVar(&cfg.Settings.DeprivationFile, "deprivation", env("LINKWAY_DEPRIVATION", ""),
-		"CSV of postcode, LSOA code, IMD decile for commissioners' deprivation figures [LINKWAY_DEPRIVATION]")
 	fs.IntVar(&cfg.Settings.Uncontactable.Attempts, "uncontactable-attempts", envInt("LINKWAY_UNCONTACTABLE_ATTEMPTS", cfg.Settings.Uncontactable.Attempts),
 		"failed contact attempts that flag a journey for closure as uncontactable [LINKWAY_UNCONTACTABLE_ATTEMPTS]")
 	fs.DurationVar(&cfg.Settings.Uncontactable.Within, "uncontactable-within", cfg.Settings.Uncontactable.Within,
@@ -79,15 +101,8 @@ func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writ
 	if services != "" {
 		cfg.Services = strings.Split(services, ",")
 	}
-	if mk := env("LINKWAY_MASTER_KEY", ""); mk != "" || *masterKey != "" {
-		if *masterKey != "" {
-			mk = *masterKey
-		}
-		key, err := base64.StdEncoding.DecodeString(mk)
-		if err != nil || len(key) != 32 {
-			return errors.New("the master key must be the base64 of 32 random bytes (openssl rand -base64 32)")
-		}
-		cfg.MasterKey = key
+	if err := decodeSecrets(); err != nil {
+		return err
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,17 +23,8 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	hubFlags(fs, &cfg)
-	// The services start during a rebuild; outcomes needs its pseudonym key
-	// (and deprivation lookup) to start outside --demo.
-	fs.StringVar(&cfg.Settings.PseudonymKey, "pseudonym-key", env("LINKWAY_PSEUDONYM_KEY", ""),
-		"secret for commissioners' person pseudonyms [LINKWAY_PSEUDONYM_KEY]")
-	fs.StringVar(&cfg.Settings.PseudonymKeyID, "pseudonym-key-id", env("LINKWAY_PSEUDONYM_KEY_ID", cfg.Settings.PseudonymKeyID),
-		"version of the pseudonym secret [LINKWAY_PSEUDONYM_KEY_ID]")
-	fs.StringVar(&cfg.Settings.DeprivationFile, "deprivation", env("LINKWAY_DEPRIVATION", ""),
-		"CSV of postcode, LSOA code, IMD decile [LINKWAY_DEPRIVATION]")
-	// Personal data on the log is sealed: the services that start during a
-	// rebuild open it with the master key, as the hub does.
-	masterKey := fs.String("master-key", "", "base64 of the 32-byte master key; prefer LINKWAY_MASTER_KEY [LINKWAY_MASTER_KEY]")
+	// The services start during a rebuild and open the data as the hub does.
+	decodeSecrets := secretFlags(fs, &cfg)
 	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
 		fmt.Fprintln(stderr, "usage: linkway rebuild <projection> [flags]")
 		return flag.ErrHelp
@@ -43,15 +33,8 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	if mk := env("LINKWAY_MASTER_KEY", *masterKey); *masterKey != "" || mk != "" {
-		if *masterKey != "" {
-			mk = *masterKey
-		}
-		key, err := base64.StdEncoding.DecodeString(mk)
-		if err != nil || len(key) != 32 {
-			return errors.New("the master key must be the base64 of 32 random bytes (openssl rand -base64 32)")
-		}
-		cfg.MasterKey = key
+	if err := decodeSecrets(); err != nil {
+		return err
 	}
 	start := time.Now()
 	bar := newProgress(stderr, log, "rebuilding "+name, "events", 0)
