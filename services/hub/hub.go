@@ -180,19 +180,10 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		NC: h.nc, JS: h.js, Store: h.store, Orgs: registry, Keys: keys, HTTP: httpAPI, Keyring: keyring, Audit: auditLog,
 		Log: cfg.Log, Reg: h.registry, Demo: cfg.Demo, Replicas: cfg.Replicas, Settings: cfg.Settings,
 		Project: func(ctx context.Context, p projection.Projector) (*projection.Runner, error) {
-			pcfg := projection.DefaultConfig()
-			pcfg.Replicas = cfg.Replicas
-			pcfg.Leases = leases
-			pcfg.Decode = h.store.Decode
-			r, err := projection.New(ctx, h.js, p, pcfg, pm, cfg.Log)
-			if err != nil {
-				return nil, err
-			}
-			h.mu.Lock()
-			h.runners = append(h.runners, r)
-			h.mu.Unlock()
-			h.group.Go(func() error { return r.Run(h.ctx) })
-			return r, nil
+			return h.project(ctx, p, pm, leases, false)
+		},
+		ProjectLocal: func(ctx context.Context, p projection.Projector) (*projection.Runner, error) {
+			return h.project(ctx, p, pm, nil, true)
 		},
 		Go: func(run func(context.Context) error) { h.group.Go(func() error { return run(h.ctx) }) },
 	}
@@ -265,6 +256,25 @@ func (h *Hub) connect() error {
 	}
 	h.js, err = jetstream.New(h.nc)
 	return err
+}
+
+// project creates a projection's runner, runs it in the hub's group and
+// counts it for readiness.
+func (h *Hub) project(ctx context.Context, p projection.Projector, pm *projection.Metrics, leases *projection.Leases, local bool) (*projection.Runner, error) {
+	pcfg := projection.DefaultConfig()
+	pcfg.Replicas = h.cfg.Replicas
+	pcfg.Leases = leases
+	pcfg.Local = local
+	pcfg.Decode = h.store.Decode
+	r, err := projection.New(ctx, h.js, p, pcfg, pm, h.cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	h.runners = append(h.runners, r)
+	h.mu.Unlock()
+	h.group.Go(func() error { return r.Run(h.ctx) })
+	return r, nil
 }
 
 // StartEmbedded starts the embedded NATS server; see natsserver.Start.

@@ -70,13 +70,10 @@ func New(ctx context.Context, d platform.Deps) (*Service, error) {
 	}
 	f.metrics = s.metrics
 	// The view lives in memory, so it is replayed from the log at every
-	// start: drop the checkpoint and consumer left by the last run. The
-	// feed keeps its own high-water mark, so the replay publishes nothing
-	// twice.
-	if err := projection.Drop(ctx, d.JS, events.JourneyStream, ProjectionName); err != nil {
-		return nil, fmt.Errorf("outcomes: %w", err)
-	}
-	if s.runner, err = d.Project(ctx, projector{s}); err != nil {
+	// start, by each replica on its own (a local projection). The feed
+	// keeps its own high-water mark, and a line two replicas both publish
+	// has one message id, so the replay publishes nothing twice.
+	if s.runner, err = d.ProjectLocal(ctx, projector{s}); err != nil {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
 	commissioner := []api.Kind{api.KindCommissioner}

@@ -42,6 +42,9 @@ type Deps struct {
 	// Project creates a projection's runner; the process runs it and
 	// counts it for readiness.
 	Project func(ctx context.Context, p projection.Projector) (*projection.Runner, error)
+	// ProjectLocal creates a runner whose view is this process's memory
+	// (projection.Config.Local): every replica applies every event.
+	ProjectLocal func(ctx context.Context, p projection.Projector) (*projection.Runner, error)
 	// Settings are the operator's settings for the services, read once at
 	// start-up from flags and environment.
 	Settings Settings

@@ -31,6 +31,9 @@ type partition struct {
 }
 
 func (pt *partition) name() string {
+	if pt.r.cfg.Local {
+		return ConsumerName(pt.r.p.Name()) + "_" + pt.r.instance
+	}
 	if pt.k < 0 {
 		return ConsumerName(pt.r.p.Name())
 	}
@@ -77,9 +80,12 @@ func (pt *partition) reached(ctx context.Context, seq uint64) (bool, error) {
 // which would otherwise come back only after the ack wait, out of order.
 func (pt *partition) init(ctx context.Context, restart bool) error {
 	r := pt.r
-	cp, rev, err := readCheckpoint(ctx, r.kv, pt.checkpointKey())
-	if err != nil {
-		return err
+	var cp, rev uint64
+	var err error
+	if !r.cfg.Local { // a local view starts empty, from the log's beginning
+		if cp, rev, err = readCheckpoint(ctx, r.kv, pt.checkpointKey()); err != nil {
+			return err
+		}
 	}
 	pt.seq.Store(cp)
 	pt.cpRev = rev
@@ -117,6 +123,9 @@ func (pt *partition) init(ctx context.Context, restart bool) error {
 	}
 	if pt.k >= 0 {
 		cc.FilterSubject = events.PartitionFilter(pt.k)
+	}
+	if r.cfg.Local {
+		cc.InactiveThreshold = 10 * time.Minute // the server removes it after this process
 	}
 	_, err = stream.CreateConsumer(ctx, cc)
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
@@ -356,6 +365,12 @@ func (pt *partition) markCaughtUp(pending uint64) {
 // checkpoint (errFenced).
 func (pt *partition) flush(ctx context.Context, tx *Tx) error {
 	r := pt.r
+	if r.cfg.Local {
+		if len(tx.writes) > 0 {
+			return fmt.Errorf("projection %s: a local projection keeps its view in memory; it wrote %d keys", r.p.Name(), len(tx.writes))
+		}
+		return nil
+	}
 	for attempt := 0; ; attempt++ {
 		rev, err := tx.flush(ctx, pt.checkpointKey(), pt.cpRev)
 		if err == nil {

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,12 @@ type Config struct {
 	// Leases, when set, share the projection's partitions with the other
 	// replicas of the service; nil means this process applies them all.
 	Leases *Leases
+	// Local makes a projection whose view is this process's memory: the
+	// runner applies every event here, from the log's beginning at each
+	// start, through a consumer of this process's own (removed by the
+	// server once idle), with no lease and no checkpoint. Any number of
+	// replicas each keep their own copy.
+	Local bool
 	// Decode reads a stored event, opening its sealed personal data
 	// (eventlog.Store.Decode); nil reads it as stored.
 	Decode func(ctx context.Context, data []byte) (*eventsv1.Envelope, error)
@@ -90,14 +97,15 @@ func ConsumerName(projection string) string { return "proj_" + projection }
 
 // Runner applies one projection.
 type Runner struct {
-	js      jetstream.JetStream
-	p       Projector
-	cfg     Config
-	kv      jetstream.KeyValue
-	metrics *Metrics
-	log     *slog.Logger
-	parts   []*partition
-	stream  jetstream.Stream
+	js       jetstream.JetStream
+	p        Projector
+	cfg      Config
+	kv       jetstream.KeyValue
+	metrics  *Metrics
+	log      *slog.Logger
+	parts    []*partition
+	stream   jetstream.Stream
+	instance string // names a Local runner's consumer
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever a partition advances
@@ -117,8 +125,12 @@ func New(ctx context.Context, js jetstream.JetStream, p Projector, cfg Config, m
 	if cfg.Decode == nil {
 		cfg.Decode = func(_ context.Context, data []byte) (*eventsv1.Envelope, error) { return eventlog.Decode(data) }
 	}
-	r := &Runner{js: js, p: p, cfg: cfg, metrics: m, log: log.With("projection", p.Name()), changed: make(chan struct{})}
-	if pp, ok := p.(Partitioned); ok && pp.Partitioned() && cfg.Stream == events.JourneyStream {
+	r := &Runner{js: js, p: p, cfg: cfg, metrics: m, log: log.With("projection", p.Name()), changed: make(chan struct{}),
+		instance: strings.ReplaceAll(events.NewID(), "-", "")}
+	if cfg.Local {
+		r.cfg.Leases = nil
+	}
+	if pp, ok := p.(Partitioned); ok && pp.Partitioned() && cfg.Stream == events.JourneyStream && !cfg.Local {
 		for k := range events.JourneyPartitions {
 			r.parts = append(r.parts, &partition{r: r, k: k})
 		}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -279,5 +280,77 @@ func TestDroppedWhileRunning(t *testing.T) {
 			t.Fatalf("the dropped view was not replayed (last seq %d, applied %d)", last, r.Applied())
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+}
+
+// memoryView is a local projection's view: this process's memory.
+type memoryView struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (*memoryView) Name() string { return "test_memory" }
+
+func (v *memoryView) Apply(_ *projection.Tx, ev projection.Event) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.seen[ev.Envelope.GetJourneyId()]++
+	return nil
+}
+
+// TestLocalProjectionsEachSeeEverything: two replicas of a local
+// projection each apply every event into their own memory, with leases
+// present or not, and a restart replays the log from its beginning.
+func TestLocalProjectionsEachSeeEverything(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, js := natsserver.Test(t)
+	store, err := eventlog.Open(ctx, js, eventlog.DefaultConfig(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := projection.NewMetrics(prometheus.NewRegistry())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	leases, err := projection.OpenLeases(ctx, js, "one", time.Second, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	for range 10 {
+		id := events.NewID()
+		res, err := store.Execute(ctx, id, eventlog.Meta{}, events.Refer{Referral: &eventsv1.ReferralReceived{SourceId: id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = res.LastSeq
+	}
+	views := []*memoryView{{seen: map[string]int{}}, {seen: map[string]int{}}, {seen: map[string]int{}}}
+	for i, v := range views {
+		cfg := projection.DefaultConfig()
+		cfg.Local = true
+		if i == 1 {
+			cfg.Leases = leases // ignored: every replica applies everything
+		}
+		r, err := projection.New(ctx, js, v, cfg, m, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = r.Run(ctx) }()
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := r.WaitFor(wctx, last); err != nil {
+			t.Fatalf("replica %d never reached seq %d: %v", i, last, err)
+		}
+		wcancel()
+		v.mu.Lock()
+		if len(v.seen) != 10 {
+			t.Errorf("replica %d saw %d journeys, want 10", i, len(v.seen))
+		}
+		for id, n := range v.seen {
+			if n != 1 {
+				t.Errorf("replica %d applied %s %d times", i, id, n)
+			}
+		}
+		v.mu.Unlock()
 	}
 }
