@@ -60,6 +60,10 @@ const (
 	signInFormLimit = 4 << 10
 )
 
+// secretRecheck is how often at most a cookie that fails against the
+// secret makes a replica read the secret again.
+const secretRecheck = 10 * time.Second
+
 // Keys in the bucket.
 const (
 	sessionPrefix  = "session."
@@ -129,6 +133,7 @@ type Sessions struct {
 
 	mu     sync.Mutex
 	secret []byte
+	loaded time.Time // when the secret was last read
 }
 
 // Open opens (creating if need be) the sessions bucket for one app.
@@ -188,7 +193,7 @@ func (s *Sessions) loadSecret(ctx context.Context) (jetstream.KeyValueEntry, err
 			return nil, fmt.Errorf("web session secret: %w", err)
 		}
 		s.mu.Lock()
-		s.secret = slices.Clone(e.Value())
+		s.secret, s.loaded = slices.Clone(e.Value()), s.cfg.Now()
 		s.mu.Unlock()
 		return e, nil
 	}
@@ -236,12 +241,16 @@ func (s *Sessions) verify(ctx context.Context, value string) (string, bool, erro
 		return "", false, nil
 	}
 	s.mu.Lock()
-	secret := s.secret
+	secret, fresh := s.secret, s.cfg.Now().Sub(s.loaded) < secretRecheck
 	s.mu.Unlock()
 	if hmac.Equal([]byte(sig), []byte(s.mac(secret, id))) {
 		return id, true, nil
 	}
-	// Another replica may have made a new secret since this one read it.
+	if fresh {
+		return "", false, nil
+	}
+	// Another replica may have made a new secret since this one read it;
+	// read it again, though not for every forged cookie.
 	e, err := s.loadSecret(ctx)
 	if err != nil {
 		return "", false, err

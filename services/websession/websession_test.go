@@ -475,6 +475,7 @@ func TestReplicasShareTheSecretAsItChanges(t *testing.T) {
 	if _, _, err := b.signIn(t, one, "vcs-key"); err != nil {
 		t.Fatal(err)
 	}
+	c.add(time.Minute) // the other replica reads the secret again at most every few seconds
 	if _, ok := b.session(t, two); !ok {
 		t.Error("the other replica refuses a session signed with the new secret")
 	}
