@@ -72,7 +72,7 @@ const (
 	maxCookieValue = 200
 )
 
-// Errors of SignIn. Each app turns them into its own words.
+// Errors of SignIn; Refusal turns them into words for the sign-in page.
 var (
 	// ErrStaleForm is returned when the sign-in form's token does not match
 	// its cookie: an old form, or one posted from another site.
