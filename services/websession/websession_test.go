@@ -168,8 +168,10 @@ func TestSignInSignOutAndCSRF(t *testing.T) {
 		}
 	}
 
-	// Tampered cookies are refused.
+	// Tampered cookies, and one signed by another deployment, are refused.
+	_, elsewhere := natsserver.Test(t)
 	for name, value := range map[string]string{
+		"another secret":     websession.SignForTest(open(t, elsewhere, config("vcs", c)), se.ID),
 		"no signature":       se.ID,
 		"tampered id":        "x" + cookie.Value,
 		"tampered signature": cookie.Value[:len(cookie.Value)-2] + "AA",
