@@ -2,9 +2,12 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/events"
 	"linkway/services/projection"
@@ -54,10 +57,33 @@ func Rebuild(ctx context.Context, cfg Config, name string, progress func(applied
 			run = r
 		}
 	}
+	// Wait for every partition's last event, not only the log's last: a
+	// partitioned view is applied by one consumer per partition (on a
+	// cluster, shared with other replicas by lease), and WaitFor follows the
+	// partition of the sequence it is given.
+	var lasts []uint64
+	for k := range events.JourneyPartitions {
+		m, err := h.store.Stream().GetLastMsgForSubject(ctx, events.PartitionFilter(k))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		lasts = append(lasts, m.Sequence)
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	done := make(chan error, 1)
-	go func() { done <- run.WaitFor(ctx, total) }()
+	go func() {
+		for _, seq := range lasts {
+			if err := run.WaitFor(ctx, seq); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- run.WaitFor(ctx, total)
+	}()
 	for {
 		select {
 		case err := <-done:
