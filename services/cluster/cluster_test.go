@@ -176,8 +176,14 @@ func TestClusterFaults(t *testing.T) {
 		}
 	}
 
-	// Read the log itself.
-	read := readLog(t, nodes)
+	// Read the log itself (the API may still be electing leaders: retry).
+	var read logContents
+	if err := waitFor(90*time.Second, time.Second, func() (err error) {
+		read, err = readLog(nodes)
+		return err
+	}); err != nil {
+		t.Fatalf("read the log: %v", err)
+	}
 	hist.mu.Lock()
 	attemptedJourneys := map[string]bool{}
 	for _, jid := range hist.referralsAttempted {
@@ -340,46 +346,45 @@ type logContents struct {
 }
 
 // readLog reads the whole JOURNEYS stream with an ordered consumer.
-func readLog(t *testing.T, nodes []*natsNode) logContents {
-	t.Helper()
+func readLog(nodes []*natsNode) (logContents, error) {
+	out := logContents{referrals: map[string]int{}, accepts: map[string]int{}}
 	nc, err := nats.Connect(natsURLs(nodes))
 	if err != nil {
-		t.Fatal(err)
+		return out, err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		t.Fatal(err)
+		return out, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	stream, err := js.Stream(ctx, events.JourneyStream)
 	if err != nil {
-		t.Fatal(err)
+		return out, err
 	}
 	info, err := stream.Info(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return out, err
 	}
-	out := logContents{referrals: map[string]int{}, accepts: map[string]int{}}
 	if info.State.Msgs == 0 {
-		return out
+		return out, nil
 	}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatal(err)
+		return out, err
 	}
 	msgIDs := map[string]bool{}
 	for last := uint64(0); last < info.State.LastSeq; {
 		// A fetch waits for its whole batch: never ask for more than is left.
 		batch, err := cons.Fetch(int(min(1000, info.State.Msgs-uint64(out.events))), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatal(err)
+			return out, err
 		}
 		for m := range batch.Messages() {
 			md, err := m.Metadata()
 			if err != nil {
-				t.Fatal(err)
+				return out, err
 			}
 			last = md.Sequence.Stream
 			out.events++
@@ -391,7 +396,7 @@ func readLog(t *testing.T, nodes []*natsNode) logContents {
 			}
 			env, err := eventlog.Decode(m.Data())
 			if err != nil {
-				t.Fatalf("seq %d: %v", last, err)
+				return out, fmt.Errorf("seq %d: %w", last, err)
 			}
 			switch e := env.GetEvent().(type) {
 			case *eventsv1.Envelope_ReferralReceived:
@@ -401,10 +406,10 @@ func readLog(t *testing.T, nodes []*natsNode) logContents {
 			}
 		}
 		if err := batch.Error(); err != nil {
-			t.Fatal(err)
+			return out, err
 		}
 	}
-	return out
+	return out, nil
 }
 
 // visibleCheck polls until every acknowledged referral is visible to its
