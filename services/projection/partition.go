@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -214,10 +215,17 @@ func (pt *partition) run(ctx context.Context) error {
 				continue
 			}
 			if errors.Is(err, errFenced) {
-				r.log.Warn("the view moved under this holder; starting again from its checkpoint", "consumer", pt.name())
-				if err := pt.init(ctx, true); err != nil && ctx.Err() == nil {
-					return err
+				r.log.Warn("starting again from the view's checkpoint", "consumer", pt.name(), "err", err)
+				// Retried while NATS is unavailable, like a failed fetch.
+				for ierr := pt.init(ctx, true); ierr != nil; ierr = pt.init(ctx, true) {
+					r.log.Warn("restarting the projection failed; retrying", "consumer", pt.name(), "err", ierr)
+					if !sleep(ctx, time.Second) {
+						return nil
+					}
 				}
+				if c, cerr := r.js.Consumer(ctx, r.cfg.Stream, pt.name()); cerr == nil {
+					cons = c
+				} // else the next fetch fails, and is retried
 				continue
 			}
 			if !errors.Is(err, errFetch) {
@@ -272,8 +280,10 @@ func (pt *partition) applyBatch(ctx context.Context, batch jetstream.MessageBatc
 		}
 		start := time.Now()
 		if err := r.p.Apply(tx, Event{Seq: seq, Envelope: env}); err != nil {
-			if pt.moved(ctx) {
-				return got, errFenced // it read what another holder is writing
+			if tx.readErr != nil || pt.moved(ctx) {
+				// A view read failed (NATS electing a leader), or it read what
+				// another holder is writing: apply again from the checkpoint.
+				return got, fmt.Errorf("%w: %w", errFenced, cmp.Or(tx.readErr, err))
 			}
 			return got, fmt.Errorf("projection %s: apply seq %d: %w", name, seq, err)
 		}

@@ -168,10 +168,17 @@ func (r *Runner) openBucket(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("view bucket %s: %w", r.p.Name(), err)
 	}
-	if sc := s.CachedInfo().Config; !sc.AllowAtomicPublish {
+	// On a cluster, reads go through the stream leader: a follower answers
+	// a direct get with what it has applied so far, and a replica taking a
+	// partition over must read what the last holder wrote.
+	if sc := s.CachedInfo().Config; !sc.AllowAtomicPublish || (sc.Replicas > 1 && sc.AllowDirect) {
 		sc.AllowAtomicPublish = true
+		sc.AllowDirect = sc.AllowDirect && sc.Replicas <= 1
 		if _, err := r.js.UpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("view bucket %s: allow atomic writes: %w", r.p.Name(), err)
+		}
+		if kv, err = r.js.KeyValue(ctx, kv.Bucket()); err != nil {
+			return fmt.Errorf("view bucket %s: %w", r.p.Name(), err)
 		}
 	}
 	r.kv = kv

@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,9 @@ type Tx struct {
 	cache      *viewCache
 	writes     map[string][]byte // nil value: delete
 	checkpoint uint64
+	// readErr is the first failed view read: the batch is then applied
+	// again from the checkpoint rather than taken as a projector's error.
+	readErr error
 }
 
 func newTx(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, cache *viewCache) *Tx {
@@ -73,6 +77,7 @@ func (t *Tx) Get(key string) (value []byte, ok bool, err error) {
 		return nil, false, nil
 	}
 	if err != nil {
+		t.readErr = cmp.Or(t.readErr, err)
 		return nil, false, fmt.Errorf("view get: %w", err)
 	}
 	t.cache.set(key, e.Value())

@@ -75,6 +75,9 @@ func Open(ctx context.Context, js jetstream.JetStream, master []byte, replicas i
 	if err != nil {
 		return nil, fmt.Errorf("person keys bucket: %w", err)
 	}
+	if kv, err = leaderReads(ctx, js, kv); err != nil {
+		return nil, fmt.Errorf("person keys bucket: %w", err)
+	}
 	k := &Keyring{kv: kv, kek: kek, idKey: hmacSum(master, "linkway person key id"),
 		keys: map[string]cipher.AEAD{}, erased: map[string]bool{}}
 	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
@@ -83,6 +86,25 @@ func Open(ctx context.Context, js jetstream.JetStream, master []byte, replicas i
 	}
 	go k.forgetErased(ctx, w)
 	return k, nil
+}
+
+// leaderReads turns direct gets off for a replicated bucket and reopens
+// it: a follower answers a direct get with what it has applied so far, and
+// a key enrolled a moment ago that it has not yet got would read as erased.
+func leaderReads(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue) (jetstream.KeyValue, error) {
+	s, err := js.Stream(ctx, "KV_"+kv.Bucket())
+	if err != nil {
+		return nil, err
+	}
+	sc := s.CachedInfo().Config
+	if sc.Replicas <= 1 || !sc.AllowDirect {
+		return kv, nil
+	}
+	sc.AllowDirect = false
+	if _, err := js.UpdateStream(ctx, sc); err != nil {
+		return nil, err
+	}
+	return js.KeyValue(ctx, kv.Bucket())
 }
 
 func (k *Keyring) forgetErased(ctx context.Context, w jetstream.KeyWatcher) {
