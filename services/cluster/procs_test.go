@@ -309,11 +309,12 @@ func hubEnv() []string {
 
 // hubServices are the services each replica runs: all but outcomes,
 // unless LINKWAY_CLUSTER_SERVICES says otherwise ("all", or a list).
-// outcomes keeps its view in memory and drops the shared consumer and
-// bucket whenever it starts, so on a cluster one replica's restart stops
-// the other's outcomes projection ("view bucket outcomes: stream not
-// found") and the process with it, in turn: replicas of outcomes need a
-// consumer each, which is the outcomes service's to change.
+// outcomes first dropped the shared view at every start (until 9d3cc09);
+// since then every replica publishes each outcome-feed line with one
+// message id, and a publish answered "duplicate message id is in process"
+// (10158, the other replica's publish of the same line in flight) ends the
+// process: the replicas stop each other in turn. That is the outcomes
+// service's to change; LINKWAY_CLUSTER_SERVICES=all shows it.
 func hubServices() string {
 	switch s := os.Getenv("LINKWAY_CLUSTER_SERVICES"); s {
 	case "":
