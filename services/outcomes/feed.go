@@ -145,10 +145,7 @@ func (f *feed) publish(ctx context.Context, seq uint64, commissioners []string, 
 		msg.Data = data
 		msg.Header.Set(headerSourceSeq, strconv.FormatUint(seq, 10))
 		msg.Header.Set(nats.MsgIdHdr, c+":"+strconv.FormatUint(seq, 10))
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := f.js.PublishMsg(pctx, msg)
-		cancel()
-		if err != nil {
+		if err := f.publishOnce(ctx, msg); err != nil {
 			return fmt.Errorf("publish to the outcome feed: %w", err)
 		}
 		if f.metrics != nil {
@@ -207,4 +204,29 @@ func (f *feed) read(ctx context.Context, commissioner string, after uint64, limi
 		}
 	}
 	return out, nil
+}
+
+// errDuplicateInProcess (10158) answers a publish whose message id another
+// replica is storing at that moment: its outcome is not known yet.
+const errDuplicateInProcess = 10158
+
+// publishOnce publishes a feed line. Every replica publishes every line
+// (the view is local to each) under one message id; when another replica's
+// copy is being stored at the same moment, the publish is tried again
+// until the stream says stored or duplicate.
+func (f *feed) publishOnce(ctx context.Context, msg *nats.Msg) error {
+	for attempt := 1; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := f.js.PublishMsg(pctx, msg)
+		cancel()
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errDuplicateInProcess || attempt == 50 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * 10 * time.Millisecond):
+		}
+	}
 }
