@@ -307,23 +307,16 @@ func hubEnv() []string {
 	return []string{"LINKWAY_MASTER_KEY=" + testMasterKey, "LINKWAY_PSEUDONYM_KEY=" + testPseudonymKey, "LINKWAY_LOG_LEVEL=warn"}
 }
 
-// hubServices are the services each replica runs: all but outcomes,
-// unless LINKWAY_CLUSTER_SERVICES says otherwise ("all", or a list).
-// outcomes first dropped the shared view at every start (until 9d3cc09);
-// since then every replica publishes each outcome-feed line with one
-// message id, and a publish answered "duplicate message id is in process"
-// (10158, the other replica's publish of the same line in flight) ends the
-// process: the replicas stop each other in turn. That is the outcomes
-// service's to change; LINKWAY_CLUSTER_SERVICES=all shows it.
+// hubServices are the services each replica runs: all of them, unless
+// LINKWAY_CLUSTER_SERVICES names a list. Every replica keeps the outcomes
+// view in memory and publishes each outcome-feed line under one message
+// id; a line the other replica is storing at that moment (10158) is
+// published again until stored or found a duplicate.
 func hubServices() string {
-	switch s := os.Getenv("LINKWAY_CLUSTER_SERVICES"); s {
-	case "":
-		return "directory,referrals,linkwork,vcs,admin"
-	case "all":
-		return "directory,referrals,linkwork,vcs,outcomes,admin"
-	default:
+	if s := os.Getenv("LINKWAY_CLUSTER_SERVICES"); s != "" && s != "all" {
 		return s
 	}
+	return "directory,referrals,linkwork,vcs,outcomes,admin"
 }
 
 func natsURLs(nodes []*natsNode) string {
