@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -288,8 +290,10 @@ func TestClusterFaults(t *testing.T) {
 		t.Errorf("the load made no progress: %d referrals, %d accepts acknowledged", ackedRefs, ackedAccepts)
 	}
 
-	// Every view equals a rebuild from the log: stop the replicas, take
-	// the views, rebuild each from the log, and compare.
+	// Every view equals a rebuild from the log: let the views apply what
+	// the log holds (a view still applying is behind, not wrong), stop the
+	// replicas, take the views, rebuild each from the log, and compare.
+	waitViewsCaughtUp(t, nodes, []string{"referrals", "caseload", "inbox"}, 2*time.Minute)
 	for _, h := range hubs {
 		h.stop(syscall.SIGTERM)
 	}
@@ -533,4 +537,76 @@ func (l *faultLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "; ")
+}
+
+// waitViewsCaughtUp waits until every checkpoint of each view covers the
+// log: an unpartitioned view's up to the log's last event, a partitioned
+// view's each up to its partition's last event.
+func waitViewsCaughtUp(t *testing.T, nodes []*natsNode, names []string, timeout time.Duration) {
+	t.Helper()
+	nc, err := nats.Connect(natsURLs(nodes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	checkpoint := func(kv jetstream.KeyValue, key string) (uint64, bool) {
+		e, err := kv.Get(ctx, key)
+		if err != nil {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(e.Value()), 10, 64)
+		return n, err == nil
+	}
+	behind := func() string {
+		stream, err := js.Stream(ctx, events.JourneyStream)
+		if err != nil {
+			return err.Error()
+		}
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return err.Error()
+		}
+		for _, name := range names {
+			kv, err := js.KeyValue(ctx, projection.BucketName(name))
+			if err != nil {
+				return err.Error()
+			}
+			if cp, ok := checkpoint(kv, projection.CheckpointKey); ok {
+				if cp < info.State.LastSeq {
+					return fmt.Sprintf("%s at %d of %d", name, cp, info.State.LastSeq)
+				}
+				continue
+			}
+			for k := range events.JourneyPartitions {
+				last, err := stream.GetLastMsgForSubject(ctx, events.PartitionFilter(k))
+				if errors.Is(err, jetstream.ErrMsgNotFound) {
+					continue
+				}
+				if err != nil {
+					return err.Error()
+				}
+				if cp, _ := checkpoint(kv, projection.CheckpointKey+"."+strconv.Itoa(k)); cp < last.Sequence {
+					return fmt.Sprintf("%s partition %d at %d of %d", name, k, cp, last.Sequence)
+				}
+			}
+		}
+		return ""
+	}
+	for {
+		b := behind()
+		if b == "" {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Errorf("the views did not catch up with the log within %s: %s", timeout, b)
+			return
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval
+	}
 }
