@@ -333,7 +333,9 @@ func TestList(t *testing.T) {
 		e.json("GET", "/v1/referrals"+query, key, nil, http.StatusOK, &p)
 		return p
 	}
+	// Lists come from the view, which a POST does not wait for.
 	hubtest.Eventually(t, 10*time.Second, func() bool { return len(list(keyGP, "").Referrals) == 5 }, "the list holds the 5 referrals")
+	hubtest.Eventually(t, 10*time.Second, func() bool { return len(list(keyGP2, "").Referrals) > 0 }, "the other practice's list holds its referral")
 
 	// Paging visits every referral once, oldest first.
 	var seen []string
