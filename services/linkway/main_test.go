@@ -135,7 +135,11 @@ func TestAcknowledgedAppendsSurviveKill9(t *testing.T) {
 	}
 	masterKey := base64.StdEncoding.EncodeToString(raw)
 	httpAddr, natsAddr := freePort(t), freePort(t)
-	start := func() *exec.Cmd {
+	type proc struct {
+		cmd    *exec.Cmd
+		exited chan struct{}
+	}
+	start := func() proc {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		// Not demo mode: the operator's keys come from the environment.
 		cmd.Env = append(os.Environ(), fmt.Sprintf("LINKWAY_TEST_ARGS=hub --http %s --data %s --nats-listen %s", httpAddr, data, natsAddr),
@@ -146,6 +150,17 @@ func TestAcknowledgedAppendsSurviveKill9(t *testing.T) {
 		}
 		exited := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(exited) }()
+		// Whatever happens, the process is gone before the data folder is
+		// removed.
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(20 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
 		waitReady(t, "http://"+httpAddr, func() bool {
 			select {
 			case <-exited:
@@ -154,7 +169,7 @@ func TestAcknowledgedAppendsSurviveKill9(t *testing.T) {
 				return true
 			}
 		})
-		return cmd
+		return proc{cmd, exited}
 	}
 	connect := func() (*nats.Conn, *eventlog.Store) {
 		nc, err := nats.Connect("nats://" + natsAddr)
@@ -182,12 +197,12 @@ func TestAcknowledgedAppendsSurviveKill9(t *testing.T) {
 		ids = append(ids, id)
 	}
 	nc.Close()
-	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := child.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 
+	<-child.exited
 	child = start()
-	defer func() { _ = child.Process.Signal(syscall.SIGTERM) }()
 	nc, store = connect()
 	defer nc.Close()
 	for _, id := range ids {
