@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"linkway/events"
-	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/api"
 	"linkway/services/eventlog"
 	"linkway/services/platform"
@@ -74,7 +73,7 @@ func (s *service) erase(w http.ResponseWriter, r *http.Request, p api.Principal)
 		return &events.Error{Code: events.CodeUnavailable, Message: "the person's records cannot be read now"}
 	}
 	meta := eventlog.Meta{
-		Actor:          &eventsv1.Actor{OrganisationId: p.OrgID, OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN, User: p.KeyID},
+		Actor:          p.Actor(),
 		IdempotencyKey: "erasure/" + keyID,
 	}
 	for _, j := range journeys {

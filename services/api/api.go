@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"linkway/events"
+	eventsv1 "linkway/proto/linkway/events/v1"
 )
 
 // Kind is an organisation's kind, which decides what its keys may call.
@@ -42,6 +43,30 @@ type Principal struct {
 	Kind  Kind   `json:"kind"`
 	// KeyID names the key (never the key itself), for audit.
 	KeyID string `json:"key_id"`
+}
+
+// Actor is the caller as journey and directory events record it: the
+// organisation, its kind and the key (never the key itself).
+func (p Principal) Actor() *eventsv1.Actor {
+	return &eventsv1.Actor{OrganisationId: p.OrgID, OrganisationKind: p.Kind.proto(), User: p.KeyID}
+}
+
+func (k Kind) proto() eventsv1.OrganisationKind {
+	switch k {
+	case KindGP:
+		return eventsv1.OrganisationKind_ORGANISATION_KIND_GP
+	case KindLinkwork:
+		return eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK
+	case KindVCS:
+		return eventsv1.OrganisationKind_ORGANISATION_KIND_VCS
+	case KindCommissioner:
+		return eventsv1.OrganisationKind_ORGANISATION_KIND_COMMISSIONER
+	case KindPanel:
+		return eventsv1.OrganisationKind_ORGANISATION_KIND_PANEL
+	case KindAdmin:
+		return eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN
+	}
+	return eventsv1.OrganisationKind_ORGANISATION_KIND_UNSPECIFIED
 }
 
 // HandlerFunc serves one authenticated request. An error it returns is

@@ -31,7 +31,6 @@ import (
 
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
-	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/api"
 	"linkway/services/orgs"
 	"linkway/services/platform"
@@ -331,7 +330,7 @@ func (s *Service) execute(ctx context.Context, actor api.Principal, orgID string
 			ev.EventId = events.NewID()
 			ev.OrganisationId = orgID
 			ev.OccurredAt = timestamppb.New(now)
-			ev.Actor = &eventsv1.Actor{OrganisationId: actor.OrgID, OrganisationKind: kindOf(actor.Kind), User: actor.KeyID}
+			ev.Actor = actor.Actor()
 			data, err := proto.Marshal(ev)
 			if err != nil {
 				return false, fmt.Errorf("marshal directory event: %w", err)
@@ -381,24 +380,6 @@ func isConflict(err error) bool {
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 	}
 	return false
-}
-
-func kindOf(k api.Kind) eventsv1.OrganisationKind {
-	switch k {
-	case api.KindGP:
-		return eventsv1.OrganisationKind_ORGANISATION_KIND_GP
-	case api.KindLinkwork:
-		return eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK
-	case api.KindVCS:
-		return eventsv1.OrganisationKind_ORGANISATION_KIND_VCS
-	case api.KindCommissioner:
-		return eventsv1.OrganisationKind_ORGANISATION_KIND_COMMISSIONER
-	case api.KindPanel:
-		return eventsv1.OrganisationKind_ORGANISATION_KIND_PANEL
-	case api.KindAdmin:
-		return eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN
-	}
-	return eventsv1.OrganisationKind_ORGANISATION_KIND_UNSPECIFIED
 }
 
 // eventName is the full protobuf name of the event a DirectoryEvent holds.

@@ -227,7 +227,7 @@ func (s *Service) execute(ctx context.Context, p api.Principal, id, key string, 
 		return nil, events.Invalid("Idempotency-Key", "is over 200 characters")
 	}
 	name := events.CommandName(cmd)
-	meta := eventlog.Meta{Actor: actor(p), IdempotencyKey: key}
+	meta := eventlog.Meta{Actor: p.Actor(), IdempotencyKey: key}
 	res, err := s.d.Store.Execute(ctx, id, meta, cmd)
 	if err != nil {
 		result := "refused"
@@ -284,10 +284,6 @@ func (s *Service) awaitView(ctx context.Context, seq uint64) error {
 		case <-changed:
 		}
 	}
-}
-
-func actor(p api.Principal) *eventsv1.Actor {
-	return &eventsv1.Actor{OrganisationId: p.OrgID, OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK, User: p.KeyID}
 }
 
 func (s *Service) respond(w http.ResponseWriter, r *http.Request, p api.Principal, cmd events.Command) error {

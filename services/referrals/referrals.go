@@ -151,7 +151,7 @@ func (s *Service) checker(requireDemographics bool) checker {
 // and expected sequences; the expected-sequence check is what decides.
 func (s *Service) refer(ctx context.Context, p api.Principal, req *ReferralRequest, source string) (View, bool, error) {
 	id := events.ReferralJourneyID(p.OrgID, req.SourceID)
-	res, err := s.d.Store.Execute(ctx, id, eventlog.Meta{Actor: actor(p)}, events.Refer{Referral: req.event(source, p.OrgID)})
+	res, err := s.d.Store.Execute(ctx, id, eventlog.Meta{Actor: p.Actor()}, events.Refer{Referral: req.event(source, p.OrgID)})
 	if err != nil {
 		return View{}, false, err
 	}
@@ -360,10 +360,6 @@ func parsePageToken(t string) (*position, error) {
 		return nil, bad
 	}
 	return &position{time.Unix(0, n).UTC(), id}, nil
-}
-
-func actor(p api.Principal) *eventsv1.Actor {
-	return &eventsv1.Actor{OrganisationId: p.OrgID, OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_GP, User: p.KeyID}
 }
 
 // Runner is the referrals view's projection runner.

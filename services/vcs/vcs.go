@@ -21,7 +21,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/events"
-	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/api"
 	"linkway/services/eventlog"
 	"linkway/services/platform"
@@ -337,7 +336,7 @@ func (s *Service) act(ctx context.Context, p api.Principal, id string, a action,
 		return Item{}, err
 	}
 	meta := eventlog.Meta{
-		Actor: &eventsv1.Actor{OrganisationId: p.OrgID, OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_VCS, User: p.KeyID},
+		Actor: p.Actor(),
 	}
 	if idemKey != "" {
 		// Scoped to the organisation, the referral and the action, so one
