@@ -32,6 +32,7 @@ import (
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
 	"linkway/services/api"
+	"linkway/services/eventlog"
 	"linkway/services/orgs"
 	"linkway/services/platform"
 	"linkway/services/projection"
@@ -338,7 +339,7 @@ func (s *Service) execute(ctx context.Context, actor api.Principal, orgID string
 			msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 			msg.Header.Set(HeaderEvent, eventName(ev))
 			ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.EventId), jetstream.WithExpectLastSequencePerSubject(expect))
-			if isConflict(err) {
+			if eventlog.IsConflict(err) {
 				conflict = true
 				break
 			}
@@ -371,15 +372,6 @@ func (s *Service) orgSnapshot(orgID string) orgState {
 		out.services[k] = v
 	}
 	return out
-}
-
-func isConflict(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
-	}
-	return false
 }
 
 // eventName is the full protobuf name of the event a DirectoryEvent holds.

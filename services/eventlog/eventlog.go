@@ -206,7 +206,7 @@ func (s *Store) Execute(ctx context.Context, journeyID string, meta Meta, cmd ev
 		case err == nil:
 			s.metrics.commands.WithLabelValues(name, "ok").Inc()
 			return Result{State: nj.state, Events: recs, LastSeq: nj.lastSeq}, nil
-		case !isConflict(err):
+		case !IsConflict(err):
 			s.metrics.commands.WithLabelValues(name, "error").Inc()
 			return Result{}, &events.Error{Code: events.CodeUnavailable, Message: "the event log is unavailable"}
 		}
@@ -257,7 +257,7 @@ func (s *Store) append(ctx context.Context, j *journey, base string, meta Meta, 
 		s.metrics.appendSeconds.Observe(time.Since(start).Seconds())
 		if err != nil {
 			result := "error"
-			if isConflict(err) {
+			if IsConflict(err) {
 				result = "conflict"
 			}
 			s.metrics.appends.WithLabelValues(events.EventName(e), result).Inc()
@@ -447,9 +447,9 @@ func msgIDBase(journeyID, key string) string {
 	return journeyID + "/" + hex.EncodeToString(sum[:12])
 }
 
-// isConflict reports a failed expected-last-subject-sequence check: 10071
+// IsConflict reports a failed expected-last-subject-sequence check: 10071
 // on one server, 10164 on replicated streams.
-func isConflict(err error) bool {
+func IsConflict(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
