@@ -210,23 +210,31 @@ func (f *feed) read(ctx context.Context, commissioner string, after uint64, limi
 // replica is storing at that moment: its outcome is not known yet.
 const errDuplicateInProcess = 10158
 
-// publishOnce publishes a feed line. Every replica publishes every line
-// (the view is local to each) under one message id; when another replica's
-// copy is being stored at the same moment, the publish is tried again
-// until the stream says stored or duplicate.
+// publishOnce publishes a feed line, trying again until the stream says
+// stored or duplicate: every replica publishes every line (the view is
+// local to each) under one message id, so another replica's copy may be in
+// the middle of being stored (10158), and while NATS elects a leader the
+// publish fails (503, timeouts). A slow feed is better than a stopped hub:
+// an error from Apply would stop the process.
 func (f *feed) publishOnce(ctx context.Context, msg *nats.Msg) error {
 	for attempt := 1; ; attempt++ {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := f.js.PublishMsg(pctx, msg)
 		cancel()
+		if err == nil {
+			return nil
+		}
 		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errDuplicateInProcess || attempt == 50 {
-			return err
+		if errors.As(err, &apiErr) && apiErr.ErrorCode != errDuplicateInProcess && apiErr.Code < 500 {
+			return err // refused for good (a 4xx other than 10158)
+		}
+		if f.metrics != nil {
+			f.metrics.publishRetries.Inc()
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Duration(attempt) * 10 * time.Millisecond):
+		case <-time.After(time.Duration(min(attempt, 20)) * 50 * time.Millisecond):
 		}
 	}
 }

@@ -7,9 +7,10 @@ import (
 // metrics of the outcomes service. Labels are bounded: summary groupings
 // and event types, never commissioners' or journeys' ids.
 type metrics struct {
-	published *prometheus.CounterVec
-	summary   *prometheus.HistogramVec
-	journeys  prometheus.GaugeFunc
+	published      *prometheus.CounterVec
+	publishRetries prometheus.Counter
+	summary        *prometheus.HistogramVec
+	journeys       prometheus.GaugeFunc
 }
 
 func newMetrics(reg prometheus.Registerer, m *model) (*metrics, error) {
@@ -18,6 +19,10 @@ func newMetrics(reg prometheus.Registerer, m *model) (*metrics, error) {
 			Name: "linkway_outcomes_feed_lines_published_total",
 			Help: "Pseudonymised lines published to commissioners' outcome feeds, by event type.",
 		}, []string{"type"}),
+		publishRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "linkway_outcomes_feed_publish_retries_total",
+			Help: "Outcome-feed publishes tried again (NATS unavailable, or another replica storing the same line).",
+		}),
 		summary: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "linkway_outcomes_summary_seconds",
 			Help:    "Time to compute a commissioner's summary from the in-memory view, by grouping.",
@@ -35,7 +40,7 @@ func newMetrics(reg prometheus.Registerer, m *model) (*metrics, error) {
 	if reg == nil {
 		return x, nil
 	}
-	for _, c := range []prometheus.Collector{x.published, x.summary, x.journeys} {
+	for _, c := range []prometheus.Collector{x.published, x.publishRetries, x.summary, x.journeys} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
