@@ -27,7 +27,7 @@ import (
 	"linkway/services/projection"
 )
 
-// form is the shape of one run: the short one in `make test-cluster-short`, the
+// form is the shape of one run: the short one runs in `make test` (and `make test-cluster-short`), the
 // long one (LINKWAY_CLUSTER=long) in `make test-cluster`.
 type form struct {
 	name       string

@@ -5,6 +5,6 @@
 // replicas while it runs; then Jepsen-style checks of the log and the
 // views. The package has no code of its own: see cluster_test.go.
 //
-//	go test ./services/cluster                        # short form (make test-cluster-short)
+//	go test ./services/cluster                        # short form (make test, make test-cluster-short)
 //	LINKWAY_CLUSTER=long go test -v ./services/cluster # long form (make test-cluster)
 package cluster
