@@ -14,7 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"linkway/services/hub"
+	"linkway/services/linkway/hub"
 )
 
 // k8sDoc is the part of a Kubernetes object the checks read.

@@ -18,8 +18,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"linkway/services/api"
-	"linkway/services/hub"
+	"linkway/services/linkway/hub"
+	"linkway/services/platform/api"
 )
 
 // violationLog records the permission violations a server logs, whoever
@@ -264,7 +264,7 @@ func TestServicesRunUnderTheirPermissions(t *testing.T) {
 			t.Fatal(err)
 		}
 		// 200 proves the admin user may read the AUDIT stream; which reads
-		// are recorded is the services' business (services/audit).
+		// are recorded is the services' business (services/platform/audit).
 		if st, body := callLogged(t, log, "GET", bases["admin"]+"/v1/admin/audit?journey="+ref.JourneyID, adminKey, nil); st != http.StatusOK {
 			t.Fatalf("audit: %d %s", st, body)
 		}

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"linkway/events"
-	"linkway/services/api"
-	"linkway/services/eventlog"
 	"linkway/services/platform"
+	"linkway/services/platform/api"
+	"linkway/services/platform/journal"
 )
 
 // Start adds the admin routes.
@@ -72,7 +72,7 @@ func (s *service) erase(w http.ResponseWriter, r *http.Request, p api.Principal)
 	if err != nil {
 		return &events.Error{Code: events.CodeUnavailable, Message: "the person's records cannot be read now"}
 	}
-	meta := eventlog.Meta{
+	meta := journal.Meta{
 		Actor:          p.Actor(),
 		IdempotencyKey: "erasure/" + keyID,
 	}

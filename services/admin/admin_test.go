@@ -11,8 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"linkway/services/hub"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hub"
+	"linkway/services/linkway/hubtest"
 )
 
 // syncBuffer collects the hub's log.

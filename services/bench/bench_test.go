@@ -21,11 +21,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/events"
-	"linkway/services/eventlog"
-	"linkway/services/hub"
-	"linkway/services/hub/hubtest"
-	"linkway/services/projection"
-	"linkway/services/synth"
+	"linkway/ops/synthhistory"
+	"linkway/services/linkway/hub"
+	"linkway/services/linkway/hubtest"
+	"linkway/services/platform/journal"
+	"linkway/services/platform/views"
 )
 
 const (
@@ -156,7 +156,7 @@ func BenchmarkReferralsHTTP(b *testing.B) {
 	// Raw publishes go to a stream of their own with the log's settings
 	// (file storage, same replicas, the server fsyncing every write), so
 	// that the hub's projections do not try to apply them.
-	sc := eventlog.StreamConfig(eventlog.DefaultConfig())
+	sc := journal.StreamConfig(journal.DefaultConfig())
 	sc.Name, sc.Subjects, sc.SubjectTransform = "RAW_BENCH", []string{"rawbench.*"}, nil
 	if _, err := js.CreateStream(ctx, sc); err != nil {
 		b.Fatal(err)
@@ -186,7 +186,7 @@ func BenchmarkCaseloadLatency(b *testing.B) {
 	const rate, seconds = 200, 10
 	h := hubtest.Start(b, noLimit)
 	ctx := context.Background()
-	kv, err := h.Deps().JS.KeyValue(ctx, projection.BucketName("caseload"))
+	kv, err := h.Deps().JS.KeyValue(ctx, views.BucketName("caseload"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -339,10 +339,10 @@ func BenchmarkRebuild(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		sc := synth.DefaultConfig()
+		sc := synthhistory.DefaultConfig()
 		sc.Journeys, sc.Seed = size-written, uint64(step+1)
 		gstart := time.Now()
-		st, err := synth.Generate(ctx, store, sc)
+		st, err := synthhistory.Generate(ctx, store, sc)
 		conn.Close()
 		if err != nil {
 			b.Fatal(err)
@@ -357,7 +357,7 @@ func BenchmarkRebuild(b *testing.B) {
 		}
 		for name := range c.JS.KeyValueStoreNames(ctx).Name() {
 			if view, ok := strings.CutPrefix(name, "view_"); ok {
-				if err := projection.Drop(ctx, c.JS, events.JourneyStream, view); err != nil {
+				if err := views.Drop(ctx, c.JS, events.JourneyStream, view); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -105,7 +105,7 @@ func writeReport(path string) error {
 	}
 	if len(results.curve) > 0 {
 		sb.WriteString("\n## Rebuild of every view from the log: scaling curve\n\n")
-		sb.WriteString("Synthetic history from `linkway gen`'s generator (services/synth: declines, uncontactable closures, several onward\n")
+		sb.WriteString("Synthetic history from `linkway gen`'s generator (ops/synthhistory: declines, uncontactable closures, several onward\n")
 		sb.WriteString("referrals, VCS declines by reason, attendance, follow-ups with measures, reopenings; 200 practices, 30 teams, dated\n")
 		sb.WriteString("over a year), written through the event store. Then every view is dropped and a hub started on the data rebuilds\n")
 		sb.WriteString("them all; timed until every projection has caught up. Peak memory is the resident set of the process, which\n")
@@ -127,7 +127,7 @@ func writeReport(path string) error {
 		fmt.Fprintf(&sb, "\nExtrapolation to a national year (1.3 million journeys; %.1f events a journey in this history, so %s events),\n", perJourney, thousands(nationalEvents))
 		fmt.Fprintf(&sb, "by a least-squares line through the points above: rebuild time %.0f s + %.2f µs/event = **%s**;\n", a, b*1e6, (time.Duration((a + b*nationalEvents) * float64(time.Second))).Round(time.Second))
 		fmt.Fprintf(&sb, "peak memory %.0f MB + %.1f MB per 1,000 journeys = **%.1f GB**. Each projection consumer keeps a cache of view\n", ma, mb*1000, (ma+mb*national)/1024)
-		sb.WriteString("entries bounded at 200,000 (projection.Config.CacheSize), and the partitioned views (inbox, vcs_feed) have 16\n")
+		sb.WriteString("entries bounded at 200,000 (views.Config.CacheSize), and the partitioned views (inbox, vcs_feed) have 16\n")
 		sb.WriteString("consumers each, so up to a national year nearly every entry stays cached: memory grows linearly with the history\n")
 		sb.WriteString("and the linear extrapolation stands. Time is linear in events; on this 2-core machine the hub, its NATS server and\n")
 		sb.WriteString("the views' fsynced KV writes share the same cores.\n")

@@ -23,8 +23,8 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/eventlog"
-	"linkway/services/projection"
+	"linkway/services/platform/journal"
+	"linkway/services/platform/views"
 )
 
 // form is the shape of one run: the short one runs in `make test` (and `make test-cluster-short`), the
@@ -398,7 +398,7 @@ func readLog(nodes []*natsNode) (logContents, error) {
 				}
 				msgIDs[id] = true
 			}
-			env, err := eventlog.Decode(m.Data())
+			env, err := journal.Decode(m.Data())
 			if err != nil {
 				return out, fmt.Errorf("seq %d: %w", last, err)
 			}
@@ -497,7 +497,7 @@ func snapshotView(t *testing.T, nodes []*natsNode, name string) map[string][]byt
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, projection.BucketName(name))
+	kv, err := js.KeyValue(ctx, views.BucketName(name))
 	if err != nil {
 		t.Fatalf("view %s: %v", name, err)
 	}
@@ -507,7 +507,7 @@ func snapshotView(t *testing.T, nodes []*natsNode, name string) map[string][]byt
 		t.Fatal(err)
 	}
 	for k := range keys.Keys() {
-		if strings.HasPrefix(k, projection.CheckpointKey) {
+		if strings.HasPrefix(k, views.CheckpointKey) {
 			continue
 		}
 		e, err := kv.Get(ctx, k)
@@ -573,11 +573,11 @@ func waitViewsCaughtUp(t *testing.T, nodes []*natsNode, names []string, timeout 
 			return err.Error()
 		}
 		for _, name := range names {
-			kv, err := js.KeyValue(ctx, projection.BucketName(name))
+			kv, err := js.KeyValue(ctx, views.BucketName(name))
 			if err != nil {
 				return err.Error()
 			}
-			if cp, ok := checkpoint(kv, projection.CheckpointKey); ok {
+			if cp, ok := checkpoint(kv, views.CheckpointKey); ok {
 				if cp < info.State.LastSeq {
 					return fmt.Sprintf("%s at %d of %d", name, cp, info.State.LastSeq)
 				}
@@ -591,7 +591,7 @@ func waitViewsCaughtUp(t *testing.T, nodes []*natsNode, names []string, timeout 
 				if err != nil {
 					return err.Error()
 				}
-				if cp, _ := checkpoint(kv, projection.CheckpointKey+"."+strconv.Itoa(k)); cp < last.Sequence {
+				if cp, _ := checkpoint(kv, views.CheckpointKey+"."+strconv.Itoa(k)); cp < last.Sequence {
 					return fmt.Sprintf("%s partition %d at %d of %d", name, k, cp, last.Sequence)
 				}
 			}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	directoryv1 "linkway/proto/linkway/directory/v1"
-	"linkway/services/api"
+	"linkway/services/platform/api"
 )
 
 // demoActor is who seeds the demo directory: the demo community panel.

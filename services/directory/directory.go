@@ -31,11 +31,11 @@ import (
 
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
-	"linkway/services/api"
-	"linkway/services/eventlog"
-	"linkway/services/orgs"
 	"linkway/services/platform"
-	"linkway/services/projection"
+	"linkway/services/platform/api"
+	"linkway/services/platform/journal"
+	"linkway/services/platform/orgs"
+	"linkway/services/platform/views"
 )
 
 // Stream, subjects and the view bucket.
@@ -114,7 +114,7 @@ func Start(ctx context.Context, d platform.Deps, serve bool) (*Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("directory view bucket: %w", err)
 		}
-		if e, err := s.view.Get(ctx, projection.CheckpointKey); err == nil {
+		if e, err := s.view.Get(ctx, views.CheckpointKey); err == nil {
 			_, _ = fmt.Sscan(string(e.Value()), &s.viewCP)
 		}
 	}
@@ -284,7 +284,7 @@ func (s *Service) writeView(ctx context.Context, ev *directoryv1.DirectoryEvent)
 	s.mu.RLock()
 	cp := s.applied
 	s.mu.RUnlock()
-	_, err := s.view.Put(ctx, projection.CheckpointKey, []byte(fmt.Sprint(cp)))
+	_, err := s.view.Put(ctx, views.CheckpointKey, []byte(fmt.Sprint(cp)))
 	return err
 }
 
@@ -339,7 +339,7 @@ func (s *Service) execute(ctx context.Context, actor api.Principal, orgID string
 			msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 			msg.Header.Set(HeaderEvent, eventName(ev))
 			ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.EventId), jetstream.WithExpectLastSequencePerSubject(expect))
-			if eventlog.IsConflict(err) {
+			if journal.IsConflict(err) {
 				conflict = true
 				break
 			}

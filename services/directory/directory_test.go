@@ -10,9 +10,9 @@ import (
 
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
-	"linkway/services/api"
 	"linkway/services/directory"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
+	"linkway/services/platform/api"
 )
 
 // reader opens a second, non-serving directory on a test hub's NATS: what

@@ -7,8 +7,8 @@ import (
 
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
-	"linkway/services/api"
-	"linkway/services/orgs"
+	"linkway/services/platform/api"
+	"linkway/services/platform/orgs"
 )
 
 // FuzzDirectoryWrites feeds arbitrary bodies to the decoding and rules of

@@ -10,9 +10,9 @@ import (
 
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
-	"linkway/services/api"
-	"linkway/services/orgs"
 	"linkway/services/platform"
+	"linkway/services/platform/api"
+	"linkway/services/platform/orgs"
 )
 
 var (

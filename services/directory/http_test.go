@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"linkway/services/directory"
-	"linkway/services/hub"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hub"
+	"linkway/services/linkway/hubtest"
 )
 
 const (

@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"linkway/events"
-	"linkway/services/api"
+	"linkway/services/platform/api"
 )
 
 // Open Referral UK 3.0 read API (HSDS 3.0 UK profile): /openreferral/...

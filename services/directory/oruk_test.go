@@ -14,7 +14,7 @@ import (
 
 	"linkway/events"
 	"linkway/services/directory"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
 )
 
 // orukDir is shared/oruk beside the repository root: the ORUK 3.0 schemas

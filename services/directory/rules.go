@@ -11,7 +11,7 @@ import (
 
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
-	"linkway/services/orgs"
+	"linkway/services/platform/orgs"
 )
 
 // Capacity statuses. A service is accepting when it takes direct

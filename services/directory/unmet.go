@@ -16,9 +16,9 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/api"
 	"linkway/services/platform"
-	"linkway/services/projection"
+	"linkway/services/platform/api"
+	"linkway/services/platform/views"
 )
 
 // UnmetNeedProjection names the unmet-need view over JOURNEYS.
@@ -64,13 +64,13 @@ type unmetNeed struct {
 	dir *Service
 	// counts are those of tx: reloaded at each new batch, so a view that
 	// was dropped and is being rebuilt starts again from what it holds.
-	tx     *projection.Tx
+	tx     *views.Tx
 	counts unmetCounts
 }
 
 func (p *unmetNeed) Name() string { return UnmetNeedProjection }
 
-func (p *unmetNeed) load(tx *projection.Tx) error {
+func (p *unmetNeed) load(tx *views.Tx) error {
 	if p.tx == tx {
 		return nil
 	}
@@ -101,7 +101,7 @@ func onwardKey(id string) string {
 	return onwardPrefix + hex.EncodeToString(sum[:16])
 }
 
-func (p *unmetNeed) Apply(tx *projection.Tx, ev projection.Event) error {
+func (p *unmetNeed) Apply(tx *views.Tx, ev views.Event) error {
 	env := ev.Envelope
 	jid := env.GetJourneyId()
 	if events.ParseID(jid) != nil {
@@ -194,7 +194,7 @@ func (p *unmetNeed) Apply(tx *projection.Tx, ev projection.Event) error {
 
 // answered closes an onward referral's pending record; a decline is
 // counted under its reason, the service's category and area.
-func (p *unmetNeed) answered(tx *projection.Tx, onwardID, declineReason string) (bool, error) {
+func (p *unmetNeed) answered(tx *views.Tx, onwardID, declineReason string) (bool, error) {
 	c := &p.counts
 	var rec onwardRecord
 	ok, err := tx.GetJSON(onwardKey(onwardID), &rec)
@@ -228,7 +228,7 @@ func decrement(m map[string]int, k string) {
 }
 
 // setNeeds records a journey's need categories (replacing earlier ones).
-func (p *unmetNeed) setNeeds(tx *projection.Tx, jid string, cats []string) (bool, error) {
+func (p *unmetNeed) setNeeds(tx *views.Tx, jid string, cats []string) (bool, error) {
 	slices.Sort(cats)
 	set := strings.Join(slices.Compact(cats), ",")
 	var rec journeyNeeds
@@ -257,7 +257,7 @@ func (p *unmetNeed) setNeeds(tx *projection.Tx, jid string, cats []string) (bool
 
 // setOpen follows a journey's closing and reopening: only open journeys'
 // needs count.
-func (p *unmetNeed) setOpen(tx *projection.Tx, jid string, open bool) (bool, error) {
+func (p *unmetNeed) setOpen(tx *views.Tx, jid string, open bool) (bool, error) {
 	var rec journeyNeeds
 	ok, err := tx.GetJSON(needsPrefix+jid, &rec)
 	if err != nil || !ok || rec.Open == open {
@@ -277,10 +277,10 @@ func (p *unmetNeed) setOpen(tx *projection.Tx, jid string, open bool) (bool, err
 // unmetReader serves the view.
 type unmetReader struct {
 	dir *Service
-	run *projection.Runner
+	run *views.Runner
 }
 
-func (s *Service) serveUnmetNeed(ctx context.Context, d platform.Deps) (*projection.Runner, error) {
+func (s *Service) serveUnmetNeed(ctx context.Context, d platform.Deps) (*views.Runner, error) {
 	if d.Project == nil {
 		return nil, errors.New("directory: no projection runner")
 	}

@@ -12,9 +12,9 @@ import (
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/directory"
-	"linkway/services/eventlog"
-	"linkway/services/hub"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hub"
+	"linkway/services/linkway/hubtest"
+	"linkway/services/platform/journal"
 )
 
 // script drives journeys through the event store, as the referral,
@@ -27,7 +27,7 @@ type script struct {
 
 func (s script) exec(jid string, org string, cmd events.Command) error {
 	s.t.Helper()
-	_, err := s.h.Deps().Store.Execute(context.Background(), jid, eventlog.Meta{
+	_, err := s.h.Deps().Store.Execute(context.Background(), jid, journal.Meta{
 		Actor: &eventsv1.Actor{OrganisationId: org}}, cmd)
 	return err
 }

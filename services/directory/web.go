@@ -14,10 +14,10 @@ import (
 
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
-	"linkway/services/api"
 	"linkway/services/platform"
-	"linkway/services/projection"
-	"linkway/services/websession"
+	"linkway/services/platform/api"
+	"linkway/services/platform/views"
+	"linkway/services/platform/websession"
 )
 
 //go:embed templates/*.html
@@ -29,7 +29,7 @@ var templateFS embed.FS
 // any service's, adds services and withdraws them; panels and
 // commissioners see unmet need. It is server-rendered and needs no
 // JavaScript. A key of any kind signs in once; the session
-// (services/websession, as in every web app) is an HttpOnly,
+// (services/platform/websession, as in every web app) is an HttpOnly,
 // SameSite=Strict signed cookie naming a session kept in NATS, and every
 // form that changes anything carries a CSRF token.
 const (
@@ -40,12 +40,12 @@ const (
 type web struct {
 	s        *Service
 	h        *api.Server
-	unmet    *projection.Runner
+	unmet    *views.Runner
 	tmpl     *template.Template
 	sessions *websession.Sessions
 }
 
-func newWeb(ctx context.Context, s *Service, d platform.Deps, unmet *projection.Runner) (*web, error) {
+func newWeb(ctx context.Context, s *Service, d platform.Deps, unmet *views.Runner) (*web, error) {
 	t, err := template.New("").Funcs(template.FuncMap{
 		"categoryName": categoryName,
 		"capacityLabel": func(c string) string {

@@ -16,7 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"linkway/services/directory"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
 )
 
 // browserClient is a cookie-keeping client that does not follow redirects,

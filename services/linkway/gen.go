@@ -11,8 +11,8 @@ import (
 	"slices"
 	"time"
 
-	"linkway/services/hub"
-	"linkway/services/synth"
+	"linkway/ops/synthhistory"
+	"linkway/services/linkway/hub"
 )
 
 // runGen writes synthetic journey history through the event store:
@@ -22,7 +22,7 @@ func runGen(ctx context.Context, args []string, log *slog.Logger, stdout, stderr
 	cfg := hub.DefaultConfig()
 	cfg.Log = log
 	cfg.NATSListen = "off"
-	sc := synth.DefaultConfig()
+	sc := synthhistory.DefaultConfig()
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	hubFlags(fs, &cfg)
@@ -53,7 +53,7 @@ func runGen(ctx context.Context, args []string, log *slog.Logger, stdout, stderr
 	bar := newProgress(stderr, log, "gen", "journeys", uint64(sc.Journeys))
 	sc.Progress = func(journeys, _ uint64) { bar.update(journeys) }
 	start := time.Now()
-	st, err := synth.Generate(ctx, store, sc)
+	st, err := synthhistory.Generate(ctx, store, sc)
 	bar.finish(st.Journeys)
 	if err != nil {
 		return err

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"linkway/services/hub"
+	"linkway/services/linkway/hub"
 )
 
 // hubFlags binds the flags shared by every command that opens the hub's

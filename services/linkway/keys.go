@@ -10,9 +10,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"linkway/services/api"
-	"linkway/services/hub"
-	"linkway/services/orgs"
+	"linkway/services/linkway/hub"
+	"linkway/services/platform/api"
+	"linkway/services/platform/orgs"
 )
 
 const keysUsage = `usage:

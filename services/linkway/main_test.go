@@ -22,7 +22,7 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/eventlog"
+	"linkway/services/platform/journal"
 )
 
 // TestMain lets a test run this binary's main as a child process (for
@@ -171,13 +171,13 @@ func TestAcknowledgedAppendsSurviveKill9(t *testing.T) {
 		})
 		return proc{cmd, exited}
 	}
-	connect := func() (*nats.Conn, *eventlog.Store) {
+	connect := func() (*nats.Conn, *journal.Store) {
 		nc, err := nats.Connect("nats://" + natsAddr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		js, _ := jetstream.New(nc)
-		s, err := eventlog.Open(context.Background(), js, eventlog.DefaultConfig(), prometheus.NewRegistry())
+		s, err := journal.Open(context.Background(), js, journal.DefaultConfig(), prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func TestAcknowledgedAppendsSurviveKill9(t *testing.T) {
 	var ids []string
 	for i := range 30 {
 		id := events.NewID()
-		_, err := store.Execute(context.Background(), id, eventlog.Meta{}, events.Refer{Referral: &eventsv1.ReferralReceived{
+		_, err := store.Execute(context.Background(), id, journal.Meta{}, events.Refer{Referral: &eventsv1.ReferralReceived{
 			SourceId: fmt.Sprint("K9-", i), LinkWorkTeam: "U12345"}})
 		if err != nil {
 			t.Fatal(err)

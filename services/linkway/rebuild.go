@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"time"
 
-	"linkway/services/hub"
+	"linkway/services/linkway/hub"
 )
 
 // runRebuild drops a projection's view and consumer and replays the whole

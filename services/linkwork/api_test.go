@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"linkway/events"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
 	"linkway/services/linkwork"
-	"linkway/services/projection"
+	"linkway/services/platform/views"
 )
 
 func TestJourneyThroughEveryRoute(t *testing.T) {
@@ -474,17 +474,17 @@ func TestCaseloadViewRebuildsEqual(t *testing.T) {
 	e.refer("U99999", true)
 	// Fold the same log into a second, fresh view by the real runner and
 	// compare: a view dropped and rebuilt must equal what it was.
-	pm, err := projection.NewMetrics(prometheus.NewRegistry())
+	pm, err := views.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := projection.New(t.Context(), e.d.JS, rebuilt{}, projection.DefaultConfig(), pm, e.d.Log)
+	fresh, err := views.New(t.Context(), e.d.JS, rebuilt{}, views.DefaultConfig(), pm, e.d.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = fresh.Run(t.Context()) }()
 	hubtest.Eventually(t, 10*time.Second, func() bool { return fresh.Applied() >= e.svc.Runner().Applied() }, "the rebuilt view catches up")
-	m, err := projection.NewMirror(t.Context(), fresh.KV())
+	m, err := views.NewMirror(t.Context(), fresh.KV())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/orgs"
-	"linkway/services/projection"
+	"linkway/services/platform/orgs"
+	"linkway/services/platform/views"
 )
 
 // ProjectionName is the caseload view: one entry per journey, keyed by team
@@ -76,7 +76,7 @@ type caseload struct{}
 func (caseload) Name() string { return ProjectionName }
 
 // Apply folds one event into its journey's entry.
-func (caseload) Apply(tx *projection.Tx, ev projection.Event) error {
+func (caseload) Apply(tx *views.Tx, ev views.Event) error {
 	env := ev.Envelope
 	jid := env.GetJourneyId()
 	if events.ParseID(jid) != nil {
@@ -445,7 +445,7 @@ func matchStatus(filter string, st events.Status, open bool) bool {
 }
 
 // entriesOf reads a team's entries from the mirrored view.
-func entriesOf(m *projection.Mirror, team string) []caseEntry {
+func entriesOf(m *views.Mirror, team string) []caseEntry {
 	kvs := m.Scan(casePrefix(team))
 	out := make([]caseEntry, 0, len(kvs))
 	for _, kv := range kvs {

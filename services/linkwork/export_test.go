@@ -3,17 +3,17 @@ package linkwork
 import (
 	"context"
 
-	"linkway/services/projection"
+	"linkway/services/platform/views"
 )
 
 // Internals the external tests (package linkwork_test, which may import
 // hubtest) need.
 
 // Runner is the caseload projection's runner.
-func (s *Service) Runner() *projection.Runner { return s.runner }
+func (s *Service) Runner() *views.Runner { return s.runner }
 
 // Mirror is the in-memory copy of the caseload view.
-func (s *Service) Mirror() *projection.Mirror { return s.mirror }
+func (s *Service) Mirror() *views.Mirror { return s.mirror }
 
 // CaseloadProjector is the caseload projector.
 type CaseloadProjector = caseload

@@ -17,14 +17,14 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/api"
-	"linkway/services/audit"
-	"linkway/services/eventlog"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
 	"linkway/services/linkwork"
-	"linkway/services/orgs"
 	"linkway/services/platform"
-	"linkway/services/projection"
+	"linkway/services/platform/api"
+	"linkway/services/platform/audit"
+	"linkway/services/platform/journal"
+	"linkway/services/platform/orgs"
+	"linkway/services/platform/views"
 )
 
 // Keys of the test teams and a practice.
@@ -84,7 +84,7 @@ func newEnv(t *testing.T, policy events.UncontactablePolicy) *env {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
-	store, err := eventlog.Open(ctx, js, eventlog.DefaultConfig(), reg)
+	store, err := journal.Open(ctx, js, journal.DefaultConfig(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func newEnv(t *testing.T, policy events.UncontactablePolicy) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pm, err := projection.NewMetrics(reg)
+	pm, err := views.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +123,8 @@ func newEnv(t *testing.T, policy events.UncontactablePolicy) *env {
 	}
 	d := platform.Deps{JS: js, Store: store, Orgs: register, Keys: keys, HTTP: httpAPI, Log: log, Reg: reg, Replicas: 1, Audit: reads,
 		Settings: platform.Settings{Uncontactable: policy}, Directory: fakeDirectory{},
-		Project: func(ctx context.Context, p projection.Projector) (*projection.Runner, error) {
-			r, err := projection.New(ctx, js, p, projection.DefaultConfig(), pm, log)
+		Project: func(ctx context.Context, p views.Projector) (*views.Runner, error) {
+			r, err := views.New(ctx, js, p, views.DefaultConfig(), pm, log)
 			if err != nil {
 				return nil, err
 			}
@@ -156,7 +156,7 @@ func newEnv(t *testing.T, policy events.UncontactablePolicy) *env {
 func (e *env) refer(team string, consent bool) string {
 	e.t.Helper()
 	id := events.NewID()
-	res, err := e.d.Store.Execute(context.Background(), id, eventlog.Meta{
+	res, err := e.d.Store.Execute(context.Background(), id, journal.Meta{
 		Actor: &eventsv1.Actor{OrganisationId: "A81001", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_GP}},
 		events.Refer{Referral: &eventsv1.ReferralReceived{
 			Source: "gp", ReferrerOrganisationId: "A81001", SourceId: "EMIS-" + id,

@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	"linkway/events"
-	"linkway/services/eventlog"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
 	"linkway/services/linkwork"
+	"linkway/services/platform/journal"
 )
 
 // The service as the real hub runs it: demo keys, the GP-facing referrals
@@ -71,7 +71,7 @@ func TestErasureBlanksThePerson(t *testing.T) {
 	e := newEnv(t, events.UncontactablePolicy{Attempts: 3})
 	id := e.contacted(true)
 	e.ok("POST", "/v1/journeys/"+id+"/assessment", map[string]any{"what_matters": "My garden", "goals": []map[string]string{{"text": "Plant tomatoes"}}}, nil)
-	if _, err := e.d.Store.Execute(t.Context(), id, eventlog.Meta{}, events.ErasePersonalData{}); err != nil {
+	if _, err := e.d.Store.Execute(t.Context(), id, journal.Meta{}, events.ErasePersonalData{}); err != nil {
 		t.Fatal(err)
 	}
 	st, body := e.do("GET", "/v1/journeys/"+id, keyTeam, nil)

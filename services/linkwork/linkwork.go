@@ -44,19 +44,19 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/api"
-	"linkway/services/eventlog"
 	"linkway/services/platform"
-	"linkway/services/projection"
-	"linkway/services/websession"
+	"linkway/services/platform/api"
+	"linkway/services/platform/journal"
+	"linkway/services/platform/views"
+	"linkway/services/platform/websession"
 )
 
 // Service is the running linkwork service.
 type Service struct {
 	d        platform.Deps
 	log      *slog.Logger
-	runner   *projection.Runner
-	mirror   *projection.Mirror
+	runner   *views.Runner
+	mirror   *views.Mirror
 	now      func() time.Time
 	policy   events.UncontactablePolicy
 	sessions *websession.Sessions
@@ -86,7 +86,7 @@ func New(ctx context.Context, d platform.Deps) (*Service, error) {
 		return nil, fmt.Errorf("caseload projection: %w", err)
 	}
 	s.runner = r
-	if s.mirror, err = projection.NewMirror(ctx, r.KV()); err != nil {
+	if s.mirror, err = views.NewMirror(ctx, r.KV()); err != nil {
 		return nil, fmt.Errorf("caseload mirror: %w", err)
 	}
 	if s.sessions, err = openSessions(ctx, d); err != nil {
@@ -189,7 +189,7 @@ func (s *Service) journey(ctx context.Context, p api.Principal, id string) (*Jou
 	return buildView(st, hist, s.now(), s.policy), nil
 }
 
-func (s *Service) load(ctx context.Context, p api.Principal, id string) (events.State, []eventlog.Recorded, error) {
+func (s *Service) load(ctx context.Context, p api.Principal, id string) (events.State, []journal.Recorded, error) {
 	if events.ParseID(id) != nil {
 		return events.State{}, nil, events.ErrNotFound
 	}
@@ -227,7 +227,7 @@ func (s *Service) execute(ctx context.Context, p api.Principal, id, key string, 
 		return nil, events.Invalid("Idempotency-Key", "is over 200 characters")
 	}
 	name := events.CommandName(cmd)
-	meta := eventlog.Meta{Actor: p.Actor(), IdempotencyKey: key}
+	meta := journal.Meta{Actor: p.Actor(), IdempotencyKey: key}
 	res, err := s.d.Store.Execute(ctx, id, meta, cmd)
 	if err != nil {
 		result := "refused"
@@ -273,7 +273,7 @@ func (s *Service) execute(ctx context.Context, p api.Principal, id, key string, 
 func (s *Service) awaitView(ctx context.Context, seq uint64) error {
 	for {
 		changed := s.mirror.Changed()
-		if b, ok := s.mirror.Get(projection.CheckpointKey); ok {
+		if b, ok := s.mirror.Get(views.CheckpointKey); ok {
 			if cp, err := strconv.ParseUint(string(b), 10, 64); err == nil && cp >= seq {
 				return nil
 			}

@@ -10,7 +10,7 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/eventlog"
+	"linkway/services/platform/journal"
 )
 
 // JourneyView is the team's full record of one journey: everything the link
@@ -192,7 +192,7 @@ type TimelineEntry struct {
 
 // buildView folds a journey's history into the team's view. now decides
 // which follow-ups are due; policy decides the uncontactable flag.
-func buildView(state events.State, history []eventlog.Recorded, now time.Time, policy events.UncontactablePolicy) *JourneyView {
+func buildView(state events.State, history []journal.Recorded, now time.Time, policy events.UncontactablePolicy) *JourneyView {
 	v := &JourneyView{
 		JourneyID: state.JourneyID, Status: state.Status(), Version: state.Version,
 		Reasons: []string{}, Contacts: []Contact{}, Goals: []GoalView{}, Measures: []MeasureResult{},

@@ -12,16 +12,16 @@ import (
 	"time"
 
 	"linkway/events"
-	"linkway/services/api"
 	"linkway/services/platform"
-	"linkway/services/websession"
+	"linkway/services/platform/api"
+	"linkway/services/platform/websession"
 )
 
 // The web page for link workers: server-rendered, no script, so it works
 // in any browser a practice allows and on a small laptop. Sign-in takes the
 // team's API key and gives an HttpOnly, SameSite=Strict session cookie;
 // every form carries the session's CSRF token. Sign-in and sessions are
-// services/websession's, the same in every web app.
+// services/platform/websession's, the same in every web app.
 
 const cookiePath = "/linkwork/"
 

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
 	"linkway/services/outcomes"
 )
 

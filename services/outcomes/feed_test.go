@@ -24,13 +24,13 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/api"
-	"linkway/services/eventlog"
-	"linkway/services/hub"
-	"linkway/services/hub/hubtest"
-	"linkway/services/orgs"
+	"linkway/services/linkway/hub"
+	"linkway/services/linkway/hubtest"
 	"linkway/services/outcomes"
 	"linkway/services/platform"
+	"linkway/services/platform/api"
+	"linkway/services/platform/journal"
+	"linkway/services/platform/orgs"
 )
 
 const (
@@ -87,7 +87,7 @@ func (p person) secrets() []string {
 
 type journeyGen struct {
 	t       *testing.T
-	store   *eventlog.Store
+	store   *journal.Store
 	r       *rand.Rand
 	free    []string // every free text written
 	at      time.Time
@@ -106,7 +106,7 @@ func (g *journeyGen) text() string {
 func (g *journeyGen) do(cmd events.Command) bool {
 	g.t.Helper()
 	g.at = g.at.Add(time.Duration(1+g.r.IntN(72)) * time.Hour)
-	_, err := g.store.Execute(context.Background(), g.journey, eventlog.Meta{OccurredAt: g.at,
+	_, err := g.store.Execute(context.Background(), g.journey, journal.Meta{OccurredAt: g.at,
 		Actor: &eventsv1.Actor{OrganisationId: "U12345", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK}}, cmd)
 	if err != nil && events.ErrorCode(err) != events.CodeFailedPrecondition && events.ErrorCode(err) != events.CodeNotFound {
 		g.t.Fatalf("%s: %v", events.CommandName(cmd), err)

@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"linkway/events"
-	"linkway/services/api"
 	"linkway/services/platform"
-	"linkway/services/projection"
+	"linkway/services/platform/api"
+	"linkway/services/platform/views"
 )
 
 // ProjectionName names the outcomes projection (its consumer and bucket).
@@ -31,7 +31,7 @@ type Service struct {
 	ctx     context.Context
 	model   *model
 	feed    *feed
-	runner  *projection.Runner
+	runner  *views.Runner
 	web     *web
 	metrics *metrics
 }
@@ -96,7 +96,7 @@ type projector struct{ s *Service }
 
 func (projector) Name() string { return ProjectionName }
 
-func (p projector) Apply(_ *projection.Tx, ev projection.Event) error {
+func (p projector) Apply(_ *views.Tx, ev views.Event) error {
 	line := p.s.model.applySeq(ev.Seq, ev.Envelope)
 	if line == nil || !p.s.feed.wants(ev.Seq) {
 		return nil // replaying what the feed already holds: skip the organisation lookup too

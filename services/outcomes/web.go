@@ -10,15 +10,15 @@ import (
 	"time"
 
 	"linkway/events"
-	"linkway/services/api"
-	"linkway/services/websession"
+	"linkway/services/platform/api"
+	"linkway/services/platform/websession"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
 
 // The dashboard signs a commissioner in with their organisation key once,
-// then holds a session (services/websession, as every web app): an
+// then holds a session (services/platform/websession, as every web app): an
 // HttpOnly, SameSite=Strict signed cookie naming a session kept in NATS.
 // Forms that change anything (sign-in, sign-out) carry a CSRF token.
 const webPath = "/commissioner/"

@@ -15,7 +15,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
 )
 
 // browser starts headless Chromium (Debian's) with a fresh profile.

@@ -13,19 +13,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"linkway/events"
-	"linkway/services/api"
-	"linkway/services/audit"
-	"linkway/services/eventlog"
-	"linkway/services/orgs"
-	"linkway/services/projection"
-	"linkway/services/sealing"
+	"linkway/services/platform/api"
+	"linkway/services/platform/audit"
+	"linkway/services/platform/journal"
+	"linkway/services/platform/orgs"
+	"linkway/services/platform/sealing"
+	"linkway/services/platform/views"
 )
 
 // Deps are a service's dependencies.
 type Deps struct {
 	NC    *nats.Conn
 	JS    jetstream.JetStream
-	Store *eventlog.Store
+	Store *journal.Store
 	Orgs  *orgs.Registry
 	Keys  *api.KeyRing
 	// Audit records every read of identifiable data.
@@ -41,10 +41,10 @@ type Deps struct {
 	Replicas int
 	// Project creates a projection's runner; the process runs it and
 	// counts it for readiness.
-	Project func(ctx context.Context, p projection.Projector) (*projection.Runner, error)
+	Project func(ctx context.Context, p views.Projector) (*views.Runner, error)
 	// ProjectLocal creates a runner whose view is this process's memory
-	// (projection.Config.Local): every replica applies every event.
-	ProjectLocal func(ctx context.Context, p projection.Projector) (*projection.Runner, error)
+	// (views.Config.Local): every replica applies every event.
+	ProjectLocal func(ctx context.Context, p views.Projector) (*views.Runner, error)
 	// Settings are the operator's settings for the services, read once at
 	// start-up from flags and environment.
 	Settings Settings

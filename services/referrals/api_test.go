@@ -13,8 +13,8 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/eventlog"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
+	"linkway/services/platform/journal"
 	"linkway/services/referrals"
 )
 
@@ -30,7 +30,7 @@ type created struct {
 }
 
 func TestPostReferral(t *testing.T) {
-	e := newEnv(t, eventlog.DefaultConfig())
+	e := newEnv(t, journal.DefaultConfig())
 	body := referral(t)
 	var first created
 	e.json("POST", "/v1/referrals", keyGP, body, http.StatusCreated, &first)
@@ -102,7 +102,7 @@ func TestPostReferral(t *testing.T) {
 // TestRefusals: every refusal of API.md (and the other edge rules) is the
 // right status naming the field, and nothing is appended.
 func TestRefusals(t *testing.T) {
-	e := newEnv(t, eventlog.DefaultConfig())
+	e := newEnv(t, journal.DefaultConfig())
 	patient := func(b map[string]any) map[string]any { return b["patient"].(map[string]any) }
 	tests := []struct {
 		name   string
@@ -168,7 +168,7 @@ func TestRefusals(t *testing.T) {
 // TestConcurrentDuplicates: identical posts racing each other create one
 // journey: exactly one is 201, the others 200 with the same journey id.
 func TestConcurrentDuplicates(t *testing.T) {
-	e := newEnv(t, eventlog.DefaultConfig())
+	e := newEnv(t, journal.DefaultConfig())
 	body, err := json.Marshal(referral(t))
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 // two minutes, standing in for a week), a resend is still 200 with the
 // original journey and nothing is appended.
 func TestResendAfterDuplicateWindow(t *testing.T) {
-	cfg := eventlog.DefaultConfig()
+	cfg := journal.DefaultConfig()
 	cfg.DuplicateWindow = 250 * time.Millisecond
 	e := newEnv(t, cfg)
 	body := referral(t)
@@ -255,7 +255,7 @@ func TestResendAfterDuplicateWindow(t *testing.T) {
 // TestPracticeView drives a journey through the other parties' commands
 // and checks what the practice sees, and what it must not.
 func TestPracticeView(t *testing.T) {
-	e := newEnv(t, eventlog.DefaultConfig())
+	e := newEnv(t, journal.DefaultConfig())
 	var c created
 	e.json("POST", "/v1/referrals", keyGP, referral(t), http.StatusCreated, &c)
 	id := c.JourneyID
@@ -317,7 +317,7 @@ type page struct {
 }
 
 func TestList(t *testing.T) {
-	e := newEnv(t, eventlog.DefaultConfig())
+	e := newEnv(t, journal.DefaultConfig())
 	var mine []string
 	for range 5 {
 		var c created
@@ -400,7 +400,7 @@ func TestList(t *testing.T) {
 }
 
 func TestOpenAPI(t *testing.T) {
-	e := newEnv(t, eventlog.DefaultConfig())
+	e := newEnv(t, journal.DefaultConfig())
 	st, h, doc := e.do("GET", "/openapi.yaml", "", nil)
 	if st != http.StatusOK || !strings.Contains(h.Get("Content-Type"), "yaml") || !strings.HasPrefix(string(doc), "openapi: 3.") {
 		t.Fatalf("%d %s %.40s", st, h.Get("Content-Type"), doc)
@@ -429,7 +429,7 @@ func TestOpenAPI(t *testing.T) {
 func TestViewBehind(t *testing.T) {
 	cfg := referrals.DefaultConfig()
 	cfg.ReadYourWrites = 50 * time.Millisecond
-	e := newEnvWith(t, eventlog.DefaultConfig(), cfg, false)
+	e := newEnvWith(t, journal.DefaultConfig(), cfg, false)
 	var c created
 	e.json("POST", "/v1/referrals", keyGP, referral(t), http.StatusCreated, &c)
 	if c.Status != "referred" || len(c.Timeline) != 1 || len(c.Reasons) != 1 {

@@ -14,8 +14,8 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/api"
-	"linkway/services/eventlog"
+	"linkway/services/platform/api"
+	"linkway/services/platform/journal"
 )
 
 // FHIR R4 (application/fhir+json), UK Core shaped: GP systems that speak
@@ -702,7 +702,7 @@ func (s *Service) referFHIR(ctx context.Context, p api.Principal, req *ReferralR
 // journeyOf loads a journey the practice referred, or not_found.
 // It returns the journey's state and history, when it was referred and
 // when it last changed.
-func (s *Service) journeyOf(ctx context.Context, p api.Principal, id string) (st events.State, hist []eventlog.Recorded, authored, updated time.Time, err error) {
+func (s *Service) journeyOf(ctx context.Context, p api.Principal, id string) (st events.State, hist []journal.Recorded, authored, updated time.Time, err error) {
 	if err := events.ParseID(id); err != nil {
 		return st, nil, authored, updated, err
 	}

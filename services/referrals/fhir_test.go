@@ -11,7 +11,7 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/eventlog"
+	"linkway/services/platform/journal"
 )
 
 const fhirJSON = "application/fhir+json"
@@ -161,7 +161,7 @@ func dig(v any, path ...string) string {
 
 func jsonNum(f float64) string { b, _ := json.Marshal(f); return string(b) }
 
-func (e *env) waitView(res eventlog.Result) {
+func (e *env) waitView(res journal.Result) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -171,7 +171,7 @@ func (e *env) waitView(res eventlog.Result) {
 }
 
 func TestFHIRServiceRequest(t *testing.T) {
-	e := newEnv(t, eventlog.DefaultConfig())
+	e := newEnv(t, journal.DefaultConfig())
 	body := readFile(t, "testdata/servicerequest-contained-patient.json")
 	st, h, sr := e.fhir("POST", "/fhir/R4/ServiceRequest", keyGP, body)
 	id := events.ReferralJourneyID("A81001", "S1-77410")
@@ -287,7 +287,7 @@ func TestFHIRServiceRequest(t *testing.T) {
 // number only (subject.identifier) is a referral too; consent is no until
 // the person says yes.
 func TestFHIRIdentifiedPatient(t *testing.T) {
-	e := newEnv(t, eventlog.DefaultConfig())
+	e := newEnv(t, journal.DefaultConfig())
 	st, h, sr := e.fhir("POST", "/fhir/R4/ServiceRequest", keyGP, readFile(t, "testdata/servicerequest-identified.json"))
 	if st != http.StatusCreated || !strings.HasPrefix(h.Get("Location"), "/fhir/R4/ServiceRequest/") {
 		t.Fatalf("%d %v", st, sr)
@@ -307,7 +307,7 @@ func TestFHIRIdentifiedPatient(t *testing.T) {
 // and invalid input, are refused with an OperationOutcome naming the
 // element, never a 500, and nothing is recorded.
 func TestFHIRRefusals(t *testing.T) {
-	e := newEnv(t, eventlog.DefaultConfig())
+	e := newEnv(t, journal.DefaultConfig())
 	base := func() map[string]any {
 		var m map[string]any
 		if err := json.Unmarshal(readFile(t, "testdata/servicerequest-identified.json"), &m); err != nil {
@@ -481,7 +481,7 @@ func TestFHIRRefusals(t *testing.T) {
 }
 
 func TestProcessMessage(t *testing.T) {
-	e := newEnv(t, eventlog.DefaultConfig())
+	e := newEnv(t, journal.DefaultConfig())
 	body := readFile(t, "testdata/bars-social-prescribing-request.json")
 	st, h, b := e.fhir("POST", "/fhir/R4/$process-message", keyGP, body)
 	id := events.ReferralJourneyID("A81001", "GP-REF-2026-0042")
@@ -572,7 +572,7 @@ func TestProcessMessage(t *testing.T) {
 }
 
 func TestMetadata(t *testing.T) {
-	e := newEnv(t, eventlog.DefaultConfig())
+	e := newEnv(t, journal.DefaultConfig())
 	st, _, cs := e.fhir("GET", "/fhir/R4/metadata", "", nil)
 	text, _ := json.Marshal(cs)
 	if st != http.StatusOK || cs["resourceType"] != "CapabilityStatement" || cs["fhirVersion"] != "4.0.1" {

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"linkway/events"
-	"linkway/services/api"
+	"linkway/services/platform/api"
 )
 
 // fuzzService is a Service with what validation needs and nothing more: no

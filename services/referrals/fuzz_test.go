@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"linkway/events"
-	"linkway/services/api"
+	"linkway/services/platform/api"
 )
 
 // FuzzIntake feeds arbitrary JSON to the FHIR intake (ServiceRequest and,

@@ -17,13 +17,13 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/api"
-	"linkway/services/audit"
-	"linkway/services/eventlog"
-	"linkway/services/hub/hubtest"
-	"linkway/services/orgs"
+	"linkway/services/linkway/hubtest"
 	"linkway/services/platform"
-	"linkway/services/projection"
+	"linkway/services/platform/api"
+	"linkway/services/platform/audit"
+	"linkway/services/platform/journal"
+	"linkway/services/platform/orgs"
+	"linkway/services/platform/views"
 	"linkway/services/referrals"
 )
 
@@ -45,14 +45,14 @@ type env struct {
 	srv *httptest.Server
 }
 
-func newEnv(t *testing.T, storeCfg eventlog.Config) *env {
+func newEnv(t *testing.T, storeCfg journal.Config) *env {
 	t.Helper()
 	return newEnvWith(t, storeCfg, referrals.DefaultConfig(), true)
 }
 
 // newEnvWith is newEnv with the service's config; with project false the
 // view's runner is never run, so the view stays empty: a view far behind.
-func newEnvWith(t *testing.T, storeCfg eventlog.Config, cfg referrals.Config, project bool) *env {
+func newEnvWith(t *testing.T, storeCfg journal.Config, cfg referrals.Config, project bool) *env {
 	t.Helper()
 	_, js := hubtest.NATS(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,7 +60,7 @@ func newEnvWith(t *testing.T, storeCfg eventlog.Config, cfg referrals.Config, pr
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
-	store, err := eventlog.Open(ctx, js, storeCfg, reg)
+	store, err := journal.Open(ctx, js, storeCfg, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func newEnvWith(t *testing.T, storeCfg eventlog.Config, cfg referrals.Config, pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	pm, err := projection.NewMetrics(reg)
+	pm, err := views.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +99,8 @@ func newEnvWith(t *testing.T, storeCfg eventlog.Config, cfg referrals.Config, pr
 		t.Fatal(err)
 	}
 	d := platform.Deps{JS: js, Store: store, Orgs: register, Keys: keys, HTTP: httpAPI, Log: log, Reg: reg, Replicas: 1, Audit: reads,
-		Project: func(ctx context.Context, p projection.Projector) (*projection.Runner, error) {
-			r, err := projection.New(ctx, js, p, projection.DefaultConfig(), pm, log)
+		Project: func(ctx context.Context, p views.Projector) (*views.Runner, error) {
+			r, err := views.New(ctx, js, p, views.DefaultConfig(), pm, log)
 			if err != nil || !project {
 				return r, err
 			}
@@ -205,9 +205,9 @@ func referral(t *testing.T) map[string]any {
 
 // execute carries out a command on a journey as the link-worker team (or a
 // VCS organisation) would: those services are other packages.
-func (e *env) execute(id string, org string, kind eventsv1.OrganisationKind, cmd events.Command) eventlog.Result {
+func (e *env) execute(id string, org string, kind eventsv1.OrganisationKind, cmd events.Command) journal.Result {
 	e.t.Helper()
-	res, err := e.d.Store.Execute(context.Background(), id, eventlog.Meta{
+	res, err := e.d.Store.Execute(context.Background(), id, journal.Meta{
 		Actor: &eventsv1.Actor{OrganisationId: org, OrganisationKind: kind}}, cmd)
 	if err != nil {
 		e.t.Fatalf("%s: %v", events.CommandName(cmd), err)

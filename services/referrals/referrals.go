@@ -34,10 +34,10 @@ import (
 	"linkway/events"
 	lwproto "linkway/proto"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/api"
-	"linkway/services/eventlog"
 	"linkway/services/platform"
-	"linkway/services/projection"
+	"linkway/services/platform/api"
+	"linkway/services/platform/journal"
+	"linkway/services/platform/views"
 )
 
 // Config of the service.
@@ -59,8 +59,8 @@ type Service struct {
 	cfg     Config
 	d       platform.Deps
 	terms   *events.Terminology
-	runner  *projection.Runner
-	mirror  *projection.Mirror
+	runner  *views.Runner
+	mirror  *views.Mirror
 	metrics *metrics
 	// isTeam reports whether a code is a registered link-worker team.
 	isTeam func(string) bool
@@ -90,7 +90,7 @@ func New(ctx context.Context, d platform.Deps, cfg Config) (*Service, error) {
 	}
 	// The list is served from memory: a practice's page is a prefix scan
 	// of the mirrored view, with no round trip per referral.
-	if s.mirror, err = projection.NewMirror(ctx, s.runner.KV()); err != nil {
+	if s.mirror, err = views.NewMirror(ctx, s.runner.KV()); err != nil {
 		return nil, fmt.Errorf("referrals view mirror: %w", err)
 	}
 	gp := []api.Kind{api.KindGP}
@@ -151,7 +151,7 @@ func (s *Service) checker(requireDemographics bool) checker {
 // and expected sequences; the expected-sequence check is what decides.
 func (s *Service) refer(ctx context.Context, p api.Principal, req *ReferralRequest, source string) (View, bool, error) {
 	id := events.ReferralJourneyID(p.OrgID, req.SourceID)
-	res, err := s.d.Store.Execute(ctx, id, eventlog.Meta{Actor: p.Actor()}, events.Refer{Referral: req.event(source, p.OrgID)})
+	res, err := s.d.Store.Execute(ctx, id, journal.Meta{Actor: p.Actor()}, events.Refer{Referral: req.event(source, p.OrgID)})
 	if err != nil {
 		return View{}, false, err
 	}
@@ -363,4 +363,4 @@ func parsePageToken(t string) (*position, error) {
 }
 
 // Runner is the referrals view's projection runner.
-func (s *Service) Runner() *projection.Runner { return s.runner }
+func (s *Service) Runner() *views.Runner { return s.runner }

@@ -10,7 +10,7 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/projection"
+	"linkway/services/platform/views"
 )
 
 // ProjectionName names the practices' view: its consumer and its bucket.
@@ -99,8 +99,8 @@ type projector struct {
 
 func (p *projector) Name() string { return ProjectionName }
 
-// Apply implements projection.Projector.
-func (p *projector) Apply(tx *projection.Tx, ev projection.Event) error {
+// Apply implements views.Projector.
+func (p *projector) Apply(tx *views.Tx, ev views.Event) error {
 	env := ev.Envelope
 	id := env.GetJourneyId()
 	if events.ParseID(id) != nil {

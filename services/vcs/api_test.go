@@ -7,8 +7,8 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/eventlog"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
+	"linkway/services/platform/journal"
 )
 
 func TestInboxHoldsOnlyWhatWasShared(t *testing.T) {
@@ -303,7 +303,7 @@ func TestWithdrawnByTheLinkWorker(t *testing.T) {
 	h := hubtest.Start(t)
 	j := toOnward(t, h, walk, "name")
 	waitInInbox(t, h, vcs1Key, j.OnwardID)
-	lw := eventlog.Meta{Actor: &eventsv1.Actor{OrganisationId: "U12345", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK}}
+	lw := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "U12345", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK}}
 	if _, err := h.Deps().Store.Execute(t.Context(), j.ID, lw, events.WithdrawOnward{OnwardReferralID: j.OnwardID, Reason: "the person moved away, to Leeds"}); err != nil {
 		t.Fatal(err)
 	}

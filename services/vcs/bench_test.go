@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
 )
 
 // BenchmarkAcceptanceVisibleInGPView measures how long after a VCS

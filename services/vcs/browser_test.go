@@ -10,7 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
 )
 
 // chromium is Debian's headless browser, installed by .ci/run.

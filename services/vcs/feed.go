@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"linkway/services/projection"
+	"linkway/services/platform/views"
 )
 
 // The VCS feed: the inbox's events, minimised exactly as the inbox is, on
@@ -77,7 +77,7 @@ func (f *feedProjector) Name() string { return FeedProjection }
 // feed's order only matters within a journey.
 func (f *feedProjector) Partitioned() bool { return true }
 
-func (f *feedProjector) Apply(tx *projection.Tx, ev projection.Event) error {
+func (f *feedProjector) Apply(tx *views.Tx, ev views.Event) error {
 	changes, err := fold(tx, ev)
 	if err != nil {
 		return err

@@ -12,8 +12,8 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/eventlog"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
+	"linkway/services/platform/journal"
 	"linkway/services/vcs"
 )
 
@@ -130,7 +130,7 @@ func TestErasureBlanksTheInboxAndTheFeedSaysSo(t *testing.T) {
 	defer sub.Unsubscribe()
 	a := toOnward(t, h, walk, "name", "phone", "notes")
 	waitInInbox(t, h, vcs1Key, a.OnwardID)
-	admin := eventlog.Meta{Actor: &eventsv1.Actor{OrganisationId: "OPERATOR", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN}}
+	admin := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "OPERATOR", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN}}
 	if _, err := h.Deps().Store.Execute(context.Background(), a.ID, admin, events.ErasePersonalData{}); err != nil {
 		t.Fatal(err)
 	}

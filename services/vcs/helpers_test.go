@@ -11,8 +11,8 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/eventlog"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hubtest"
+	"linkway/services/platform/journal"
 )
 
 // Demo keys (API.md).
@@ -47,11 +47,11 @@ func toOnward(tb testing.TB, h *hubtest.Hub, svc events.ServiceFacts, share ...s
 	ctx := context.Background()
 	store := h.Deps().Store
 	jid := events.ReferralJourneyID("A81001", "VCS-TEST-"+events.NewID())
-	gp := eventlog.Meta{Actor: &eventsv1.Actor{OrganisationId: "A81001", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_GP}}
-	lw := eventlog.Meta{Actor: &eventsv1.Actor{OrganisationId: "U12345", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK}}
+	gp := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "A81001", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_GP}}
+	lw := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "U12345", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK}}
 	oid := events.NewID()
 	steps := []struct {
-		meta eventlog.Meta
+		meta journal.Meta
 		cmd  events.Command
 	}{
 		{gp, events.Refer{Referral: &eventsv1.ReferralReceived{

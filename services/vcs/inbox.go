@@ -9,8 +9,8 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/orgs"
-	"linkway/services/projection"
+	"linkway/services/platform/orgs"
+	"linkway/services/platform/views"
 )
 
 // InboxProjection names the inbox view (bucket view_inbox).
@@ -152,7 +152,7 @@ type change struct {
 // returns the records it changed. Events that do not concern VCS
 // organisations change nothing. It is shared by the inbox view and the
 // NATS feed so that both say exactly the same thing.
-func fold(tx *projection.Tx, ev projection.Event) ([]change, error) {
+func fold(tx *views.Tx, ev views.Event) ([]change, error) {
 	env := ev.Envelope
 	at := env.GetOccurredAt().AsTime().UTC()
 	jid := env.GetJourneyId()
@@ -236,7 +236,7 @@ func onwardStep(env *eventsv1.Envelope) (id, name string, step func(*record, tim
 
 // made adds an onward referral to its organisation's inbox, copying only
 // what SharedWithVcs holds, and only the fields it says were shared.
-func made(tx *projection.Tx, seq uint64, env *eventsv1.Envelope, m *eventsv1.OnwardReferralMade) ([]change, error) {
+func made(tx *views.Tx, seq uint64, env *eventsv1.Envelope, m *eventsv1.OnwardReferralMade) ([]change, error) {
 	org, id, jid := m.GetOrganisationId(), m.GetOnwardReferralId(), env.GetJourneyId()
 	if !orgs.ValidCode(org) || events.ParseID(id) != nil || events.ParseID(jid) != nil {
 		return nil, nil // not addressable: the rules never make one
@@ -289,7 +289,7 @@ func made(tx *projection.Tx, seq uint64, env *eventsv1.Envelope, m *eventsv1.Onw
 // erase blanks everything personal in the journey's items once the
 // person's data has been erased: the view must not outlive the log's
 // crypto-shredding.
-func erase(tx *projection.Tx, seq uint64, env *eventsv1.Envelope) ([]change, error) {
+func erase(tx *views.Tx, seq uint64, env *eventsv1.Envelope) ([]change, error) {
 	var keys []string
 	if ok, err := tx.GetJSON(journeyPrefix+env.GetJourneyId(), &keys); err != nil || !ok {
 		return nil, err
@@ -324,7 +324,7 @@ func (inboxProjector) Name() string { return InboxProjection }
 // applied in parallel where the runtime supports it.
 func (inboxProjector) Partitioned() bool { return true }
 
-func (inboxProjector) Apply(tx *projection.Tx, ev projection.Event) error {
+func (inboxProjector) Apply(tx *views.Tx, ev views.Event) error {
 	_, err := fold(tx, ev)
 	return err
 }

@@ -12,10 +12,10 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/eventlog"
-	"linkway/services/hub"
-	"linkway/services/hub/hubtest"
-	"linkway/services/projection"
+	"linkway/services/linkway/hub"
+	"linkway/services/linkway/hubtest"
+	"linkway/services/platform/journal"
+	"linkway/services/platform/views"
 	"linkway/services/vcs"
 )
 
@@ -23,7 +23,7 @@ import (
 func viewContents(t *testing.T, js jetstream.JetStream) map[string]string {
 	t.Helper()
 	ctx := context.Background()
-	kv, err := js.KeyValue(ctx, projection.BucketName(vcs.InboxProjection))
+	kv, err := js.KeyValue(ctx, views.BucketName(vcs.InboxProjection))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func viewContents(t *testing.T, js jetstream.JetStream) map[string]string {
 	}
 	out := map[string]string{}
 	for k := range keys.Keys() {
-		if strings.HasPrefix(k, projection.CheckpointKey) {
+		if strings.HasPrefix(k, views.CheckpointKey) {
 			continue
 		}
 		e, err := kv.Get(ctx, k)
@@ -57,7 +57,7 @@ func TestRebuiltInboxEqualsTheLiveOne(t *testing.T) {
 	h.JSON("POST", "/v1/onward-referrals/"+a.OnwardID+"/accept", vcs1Key, nil, 200, nil)
 	h.JSON("POST", "/v1/onward-referrals/"+a.OnwardID+"/attendance", vcs1Key, map[string]any{"date": "2026-11-20", "attended": true}, 200, nil)
 	h.JSON("POST", "/v1/onward-referrals/"+c.OnwardID+"/decline", vcs2Key, map[string]any{"reason": "other", "detail": "not our area"}, 200, nil)
-	admin := eventlog.Meta{Actor: &eventsv1.Actor{OrganisationId: "OPERATOR", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN}}
+	admin := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "OPERATOR", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN}}
 	res, err := h.Deps().Store.Execute(context.Background(), b.ID, admin, events.ErasePersonalData{})
 	if err != nil {
 		t.Fatal(err)

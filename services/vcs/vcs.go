@@ -21,10 +21,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/events"
-	"linkway/services/api"
-	"linkway/services/eventlog"
 	"linkway/services/platform"
-	"linkway/services/projection"
+	"linkway/services/platform/api"
+	"linkway/services/platform/journal"
+	"linkway/services/platform/views"
 )
 
 // Limits of what an organisation may send.
@@ -42,8 +42,8 @@ type Service struct {
 	d       platform.Deps
 	ctx     context.Context
 	log     *slog.Logger
-	inbox   *projection.Runner
-	mirror  *projection.Mirror
+	inbox   *views.Runner
+	mirror  *views.Mirror
 	metrics *metrics
 	web     *web
 	now     func() time.Time
@@ -65,7 +65,7 @@ func start(ctx context.Context, d platform.Deps) (*Service, error) {
 	if s.inbox, err = d.Project(ctx, inboxProjector{}); err != nil {
 		return nil, fmt.Errorf("inbox projection: %w", err)
 	}
-	if s.mirror, err = projection.NewMirror(ctx, s.inbox.KV()); err != nil {
+	if s.mirror, err = views.NewMirror(ctx, s.inbox.KV()); err != nil {
 		return nil, fmt.Errorf("inbox mirror: %w", err)
 	}
 	if _, err := d.JS.CreateOrUpdateStream(ctx, FeedStreamConfig(d.Replicas)); err != nil {
@@ -335,7 +335,7 @@ func (s *Service) act(ctx context.Context, p api.Principal, id string, a action,
 		s.metrics.commands.WithLabelValues(a.name, channel, "invalid").Inc()
 		return Item{}, err
 	}
-	meta := eventlog.Meta{
+	meta := journal.Meta{
 		Actor: p.Actor(),
 	}
 	if idemKey != "" {

@@ -18,8 +18,8 @@ import (
 	_ "time/tzdata" // Europe/London wherever the server runs
 
 	"linkway/events"
-	"linkway/services/api"
-	"linkway/services/websession"
+	"linkway/services/platform/api"
+	"linkway/services/platform/websession"
 )
 
 //go:embed templates/*.html

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"linkway/services/hub"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hub"
+	"linkway/services/linkway/hubtest"
 )
 
 // browser is a plain HTTP client with cookies: the web inbox as a browser

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"linkway/services/hub"
-	"linkway/services/hub/hubtest"
+	"linkway/services/linkway/hub"
+	"linkway/services/linkway/hubtest"
 	"linkway/services/referrals"
 )
 

@@ -1,4 +1,0 @@
-package eventlog
-
-// MsgIDBase exposes msgIDBase to the tests.
-var MsgIDBase = msgIDBase

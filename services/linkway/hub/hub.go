@@ -1,0 +1,401 @@
+// Package hub runs Linkway: every service in one process, with an embedded
+// NATS JetStream server (the zero set-up default) or against an external
+// NATS. Every long-running part runs in one group, so one failure stops the
+// process cleanly.
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"linkway/events"
+	"linkway/services/platform"
+	"linkway/services/platform/api"
+	"linkway/services/platform/audit"
+	"linkway/services/platform/journal"
+	"linkway/services/platform/natsserver"
+	"linkway/services/platform/orgs"
+	"linkway/services/platform/sealing"
+	"linkway/services/platform/views"
+)
+
+// Config of a hub. Read once at start-up.
+type Config struct {
+	// HTTP is the listen address (":8080"; port 0 picks one).
+	HTTP string
+	// Data holds the embedded server's JetStream store.
+	Data string
+	// NATS is an external server's URL; empty runs the embedded one.
+	NATS string
+	// NATSListen is where the embedded server also listens for other
+	// clients ("127.0.0.1:4222"); "off" keeps it in-process only.
+	NATSListen string
+	// Demo seeds the demo organisations and keys of API.md.
+	Demo bool
+	// Replicas of streams and buckets (3 on a cluster).
+	Replicas int
+	// Services to run; nil runs all.
+	Services []string
+	// TLSCert and TLSKey, when set, serve HTTPS.
+	TLSCert, TLSKey string
+	// RateLimit is the request rate allowed to each API key.
+	RateLimit api.RateLimit
+	// MasterKey (32 bytes) wraps every person's data key. Without one,
+	// demo mode makes one and keeps it in the data folder; otherwise the
+	// hub refuses to start.
+	MasterKey []byte
+	// Member names this replica among the replicas sharing an external
+	// NATS (default: the host name); it must be stable across restarts.
+	Member string
+	// LeaseTTL is how long a dead replica's projection partitions wait
+	// before the others take them over.
+	LeaseTTL time.Duration
+	// Settings are passed to the services.
+	Settings platform.Settings
+	// ShutdownTimeout bounds the graceful stop.
+	ShutdownTimeout time.Duration
+	Log             *slog.Logger
+}
+
+// DefaultConfig is `linkway hub` with no flags.
+func DefaultConfig() Config {
+	return Config{HTTP: ":8080", Data: "./data", NATSListen: "127.0.0.1:4222", Replicas: 1,
+		ShutdownTimeout: 15 * time.Second, Log: slog.Default(), RateLimit: api.DefaultRateLimit,
+		LeaseTTL: 10 * time.Second,
+		Settings: platform.Settings{
+			PseudonymKeyID: "k1",
+			Uncontactable:  events.UncontactablePolicy{Attempts: 3, Within: 21 * 24 * time.Hour},
+		}}
+}
+
+// Hub is a running hub.
+type Hub struct {
+	cfg      Config
+	ns       *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	store    *journal.Store
+	http     *http.Server
+	listener net.Listener
+	registry *prometheus.Registry
+	deps     platform.Deps
+
+	mu      sync.Mutex
+	runners []*views.Runner
+	group   *errgroup.Group
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// Start brings the hub up: NATS, the event store, the services and their
+// projections, and the HTTP server. It returns once the HTTP server listens;
+// /readyz answers 200 once the projections have caught up.
+func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	h := &Hub{cfg: cfg, cancel: cancel, registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			cancel()
+			h.closeNATS()
+		}
+	}()
+	h.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := h.connect(); err != nil {
+		return nil, err
+	}
+	h.group, h.ctx = errgroup.WithContext(ctx)
+
+	master, err := masterKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	keyring, err := sealing.Open(h.ctx, h.js, master, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	storeCfg := journal.DefaultConfig()
+	storeCfg.Replicas = cfg.Replicas
+	storeCfg.Sealer = keyring
+	if h.store, err = journal.Open(ctx, h.js, storeCfg, h.registry); err != nil {
+		return nil, err
+	}
+	registry, err := orgs.Open(h.ctx, h.js, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := api.OpenKeyRing(ctx, h.js, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	auditLog, err := audit.Open(ctx, h.js, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	httpAPI, err := api.NewServer(keys, cfg.Log, h.registry)
+	if err != nil {
+		return nil, err
+	}
+	httpAPI.SetRateLimit(cfg.RateLimit)
+	pm, err := views.NewMetrics(h.registry)
+	if err != nil {
+		return nil, err
+	}
+	// On an external NATS other replicas may run: projections then share
+	// their partitions by lease. The embedded server has this process only.
+	var leases *views.Leases
+	if cfg.NATS != "" {
+		member := cfg.Member
+		if member == "" {
+			if member, err = os.Hostname(); err != nil {
+				return nil, fmt.Errorf("replica name: %w", err)
+			}
+		}
+		if leases, err = views.OpenLeases(ctx, h.js, member, cfg.LeaseTTL, cfg.Replicas); err != nil {
+			return nil, err
+		}
+		h.group.Go(func() error { return leases.Run(h.ctx) })
+	}
+	h.deps = platform.Deps{
+		NC: h.nc, JS: h.js, Store: h.store, Orgs: registry, Keys: keys, HTTP: httpAPI, Keyring: keyring, Audit: auditLog,
+		Log: cfg.Log, Reg: h.registry, Demo: cfg.Demo, Replicas: cfg.Replicas, Settings: cfg.Settings,
+		Project: func(ctx context.Context, p views.Projector) (*views.Runner, error) {
+			return h.project(ctx, p, pm, leases, false)
+		},
+		ProjectLocal: func(ctx context.Context, p views.Projector) (*views.Runner, error) {
+			return h.project(ctx, p, pm, nil, true)
+		},
+		Go: func(run func(context.Context) error) { h.group.Go(func() error { return run(h.ctx) }) },
+	}
+	if cfg.Demo {
+		if err := seedDemo(ctx, registry, keys); err != nil {
+			return nil, err
+		}
+	}
+	if err := startServices(ctx, h.deps, cfg.Services); err != nil {
+		return nil, err
+	}
+
+	httpAPI.HandlePublic("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}))
+	httpAPI.HandlePublic("GET /readyz", http.HandlerFunc(h.serveReady))
+	httpAPI.HandlePublic("GET /metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{}))
+
+	h.listener, err = net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP, err)
+	}
+	h.http = &http.Server{
+		Handler:           httpAPI,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn),
+	}
+	h.group.Go(func() error {
+		var err error
+		if cfg.TLSCert != "" {
+			err = h.http.ServeTLS(h.listener, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			err = h.http.Serve(h.listener)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	h.group.Go(func() error {
+		<-h.ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		return h.http.Shutdown(sctx)
+	})
+	cfg.Log.Info("linkway hub listening", "http", h.listener.Addr().String(), "demo", cfg.Demo,
+		"nats", h.natsDescription())
+	return h, nil
+}
+
+// connect starts the embedded server, or connects to an external one.
+func (h *Hub) connect() error {
+	var err error
+	if h.cfg.NATS != "" {
+		h.nc, err = nats.Connect(h.cfg.NATS, nats.Name("linkway"), nats.MaxReconnects(-1))
+		if err != nil {
+			return fmt.Errorf("connect to NATS at %s: %w", h.cfg.NATS, err)
+		}
+	} else {
+		if h.ns, err = StartEmbedded(h.cfg.Data, h.cfg.NATSListen); err != nil {
+			return err
+		}
+		h.nc, err = nats.Connect("", nats.InProcessServer(h.ns), nats.Name("linkway"))
+		if err != nil {
+			return fmt.Errorf("connect to the embedded NATS server: %w", err)
+		}
+	}
+	h.js, err = jetstream.New(h.nc)
+	return err
+}
+
+// project creates a projection's runner, runs it in the hub's group and
+// counts it for readiness.
+func (h *Hub) project(ctx context.Context, p views.Projector, pm *views.Metrics, leases *views.Leases, local bool) (*views.Runner, error) {
+	pcfg := views.DefaultConfig()
+	pcfg.Replicas = h.cfg.Replicas
+	pcfg.Leases = leases
+	pcfg.Local = local
+	pcfg.Decode = h.store.Decode
+	r, err := views.New(ctx, h.js, p, pcfg, pm, h.cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	h.runners = append(h.runners, r)
+	h.mu.Unlock()
+	h.group.Go(func() error { return r.Run(h.ctx) })
+	return r, nil
+}
+
+// StartEmbedded starts the embedded NATS server; see natsserver.Start.
+func StartEmbedded(dataDir, listen string) (*server.Server, error) {
+	return natsserver.Start(dataDir, listen)
+}
+
+func (h *Hub) natsDescription() string {
+	if h.ns == nil {
+		return "external"
+	}
+	if h.ns.Addr() == nil {
+		return "embedded (in-process only)"
+	}
+	return "embedded on " + h.ns.Addr().String()
+}
+
+// serveReady is 200 once NATS is connected and every projection has caught
+// up with the log as it was at start-up.
+func (h *Hub) serveReady(w http.ResponseWriter, r *http.Request) {
+	var behind []string
+	h.mu.Lock()
+	for _, run := range h.runners {
+		if !run.Ready() {
+			behind = append(behind, run.Name())
+		}
+	}
+	h.mu.Unlock()
+	switch {
+	case !h.nc.IsConnected():
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "nats unavailable"})
+	case len(behind) > 0:
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "catching up", "projections": behind})
+	default:
+		api.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	}
+}
+
+// Addr is the HTTP listen address.
+func (h *Hub) Addr() string { return h.listener.Addr().String() }
+
+// Deps are what the hub gives its services (for tests and tools).
+func (h *Hub) Deps() platform.Deps { return h.deps }
+
+// Runners are the hub's projection runners.
+func (h *Hub) Runners() []*views.Runner {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*views.Runner(nil), h.runners...)
+}
+
+// Stop begins a graceful stop; Wait waits for it.
+func (h *Hub) Stop() { h.cancel() }
+
+// Wait blocks until the hub has stopped, and returns why it stopped.
+func (h *Hub) Wait() error {
+	err := h.group.Wait()
+	h.cancel()
+	h.closeNATS()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func (h *Hub) closeNATS() {
+	if h.nc != nil {
+		_ = h.nc.Drain()
+		h.nc.Close()
+	}
+	if h.ns != nil {
+		h.ns.Shutdown()
+		h.ns.WaitForShutdown()
+	}
+}
+
+// Conn is a connection to the hub's NATS for command-line tools: the
+// external server, or the embedded one started on the data folder.
+type Conn struct {
+	JS jetstream.JetStream
+	h  *Hub
+}
+
+// Connect opens the NATS a hub with cfg would use.
+func Connect(ctx context.Context, cfg Config) (*Conn, error) {
+	h := &Hub{cfg: cfg}
+	if err := h.connect(); err != nil {
+		return nil, err
+	}
+	return &Conn{JS: h.js, h: h}, nil
+}
+
+// Close closes the connection (and stops an embedded server).
+func (c *Conn) Close() { c.h.closeNATS() }
+
+// masterKey is the configured master key, or in demo mode one made once
+// and kept (owner-only) in the data folder.
+func masterKey(cfg Config) ([]byte, error) {
+	if len(cfg.MasterKey) > 0 {
+		if len(cfg.MasterKey) != 32 {
+			return nil, errors.New("the master key must be 32 bytes (base64 of 32 random bytes)")
+		}
+		return cfg.MasterKey, nil
+	}
+	// Data made in demo mode stays readable by the tools (rebuild, keys).
+	path := filepath.Join(cfg.Data, "demo-master.key")
+	if b, err := os.ReadFile(path); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if !cfg.Demo {
+		return nil, errors.New("a master key is required (--master-key or LINKWAY_MASTER_KEY); only --demo makes one")
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("keep the demo master key: %w", err)
+	}
+	return key, nil
+}

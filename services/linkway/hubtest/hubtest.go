@@ -1,0 +1,142 @@
+// Package hubtest starts real Linkway parts for tests: an in-process NATS
+// JetStream server on a random port with a temporary store, or a whole hub
+// in demo mode on port 0, and a small HTTP client for its API.
+package hubtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"linkway/services/linkway/hub"
+	"linkway/services/platform/natsserver"
+)
+
+// NATS starts an embedded JetStream server for one test; see natsserver.Test.
+func NATS(tb testing.TB) (*server.Server, jetstream.JetStream) { return natsserver.Test(tb) }
+
+// Hub is a running hub and a client for it.
+type Hub struct {
+	*hub.Hub
+	tb   testing.TB
+	Base string
+	Data string
+}
+
+// Option changes a test hub's config.
+type Option func(*hub.Config)
+
+// Start starts `linkway hub --demo` on port 0 with a temp data folder and
+// waits until it is ready. It stops with the test.
+func Start(tb testing.TB, opts ...Option) *Hub {
+	tb.Helper()
+	cfg := hub.DefaultConfig()
+	cfg.HTTP = "127.0.0.1:0"
+	cfg.Data = tb.TempDir()
+	cfg.NATSListen = "127.0.0.1:0"
+	cfg.Demo = true
+	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := hub.Start(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	th := &Hub{Hub: h, tb: tb, Base: "http://" + h.Addr(), Data: cfg.Data}
+	tb.Cleanup(func() {
+		h.Stop()
+		if err := h.Wait(); err != nil {
+			tb.Errorf("hub stopped with: %v", err)
+		}
+	})
+	th.Eventually(func() bool {
+		st, _ := th.Do("GET", "/readyz", "", nil)
+		return st == http.StatusOK
+	}, "the hub becomes ready")
+	return th
+}
+
+// Do sends a request with key as the bearer (none when empty) and body as
+// JSON (none when nil; []byte is sent as is). It returns the status and
+// the body.
+func (h *Hub) Do(method, path, key string, body any) (int, []byte) {
+	h.tb.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			h.tb.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, h.Base+path, rd)
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	return resp.StatusCode, out
+}
+
+// JSON is Do that expects status and decodes the answer into v (if not nil).
+func (h *Hub) JSON(method, path, key string, body any, status int, v any) {
+	h.tb.Helper()
+	st, out := h.Do(method, path, key, body)
+	if st != status {
+		h.tb.Fatalf("%s %s: status %d, want %d: %s", method, path, st, status, out)
+	}
+	if v != nil {
+		if err := json.Unmarshal(out, v); err != nil {
+			h.tb.Fatalf("%s %s: %v: %s", method, path, err, out)
+		}
+	}
+}
+
+// Eventually polls cond every 10 ms for up to 10 s, failing the test with
+// what when it never holds.
+func (h *Hub) Eventually(cond func() bool, what string) {
+	h.tb.Helper()
+	Eventually(h.tb, 10*time.Second, cond, what)
+}
+
+// Eventually polls cond until it holds or timeout passes.
+func Eventually(tb testing.TB, timeout time.Duration, cond func() bool, what string) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for an outcome
+	}
+}

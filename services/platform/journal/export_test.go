@@ -1,0 +1,4 @@
+package journal
+
+// MsgIDBase exposes msgIDBase to the tests.
+var MsgIDBase = msgIDBase
