@@ -18,8 +18,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"linkway/events"
 	"linkway/services/linkway/hub"
-	"linkway/services/platform/api"
+	"linkway/services/platform/apikeys"
 )
 
 // violationLog records the permission violations a server logs, whoever
@@ -173,15 +174,15 @@ func TestServicesRunUnderTheirPermissions(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ring, err := api.OpenKeyRing(ctx, hubJS, 1)
+	ring, err := apikeys.OpenKeyRing(ctx, hubJS, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gpKey, _, err := ring.NewKey(ctx, "A81001", api.KindGP)
+	gpKey, _, err := ring.NewKey(ctx, "A81001", events.KindGP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lwKey, _, err := ring.NewKey(ctx, "U12345", api.KindLinkwork)
+	lwKey, _, err := ring.NewKey(ctx, "U12345", events.KindLinkwork)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +260,7 @@ func TestServicesRunUnderTheirPermissions(t *testing.T) {
 	// The operators' service, where there is one: it reads the audit, and an
 	// erasure appends and destroys the person's key.
 	if slices.Contains(hub.ServiceNames, "admin") {
-		adminKey, _, err := ring.NewKey(ctx, "OPERATOR", api.KindAdmin)
+		adminKey, _, err := ring.NewKey(ctx, "OPERATOR", events.KindAdmin)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,8 +17,8 @@ import (
 // Start adds the admin routes.
 func Start(_ context.Context, d platform.Deps) error {
 	s := &service{d: d}
-	d.HTTP.Handle("POST /v1/admin/erasures", []api.Kind{api.KindAdmin}, s.erase)
-	d.HTTP.Handle("GET /v1/admin/audit", []api.Kind{api.KindAdmin}, s.audit)
+	d.HTTP.Handle("POST /v1/admin/erasures", []events.Kind{events.KindAdmin}, s.erase)
+	d.HTTP.Handle("GET /v1/admin/audit", []events.Kind{events.KindAdmin}, s.audit)
 	return nil
 }
 

@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 
+	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
 	"linkway/services/platform/api"
 )
 
 // demoActor is who seeds the demo directory: the demo community panel.
-var demoActor = api.Principal{OrgID: "PANEL-SALE", Kind: api.KindPanel, KeyID: "demo-seed"}
+var demoActor = api.Principal{OrgID: "PANEL-SALE", Kind: events.KindPanel, KeyID: "demo-seed"}
 
 // DemoOrganisations and DemoServices are the --demo directory: the two
 // organisations of API.md and a handful more across the categories, with

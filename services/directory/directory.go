@@ -455,8 +455,8 @@ func (s *Service) SetCapacity(ctx context.Context, actor api.Principal, serviceI
 	}
 	org := st.svc.GetOrganisationId()
 	switch actor.Kind {
-	case api.KindPanel, api.KindAdmin:
-	case api.KindVCS:
+	case events.KindPanel, events.KindAdmin:
+	case events.KindVCS:
 		if actor.OrgID != org {
 			return &events.Error{Code: events.CodePermissionDenied, Message: "a VCS organisation may change the capacity of its own services only"}
 		}

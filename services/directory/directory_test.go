@@ -50,7 +50,7 @@ func TestDemoSeedAndPlatformDirectory(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].ID != "VCS002-debt" {
 		t.Errorf("ServicesOf(VCS002) = %+v, %v", list, err)
 	}
-	vcs1 := api.Principal{OrgID: "VCS001", Kind: api.KindVCS}
+	vcs1 := api.Principal{OrgID: "VCS001", Kind: events.KindVCS}
 	if err := dir.SetCapacity(ctx, vcs1, "VCS001-walk", "full"); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestConcurrentWriters(t *testing.T) {
 	h := hubtest.Start(t)
 	a, b := reader(t, h), reader(t, h)
 	ctx := context.Background()
-	panel := api.Principal{OrgID: "PANEL-SALE", Kind: api.KindPanel}
+	panel := api.Principal{OrgID: "PANEL-SALE", Kind: events.KindPanel}
 	capacities := []string{"full", "waiting_list", "paused", "open"}
 	errs := make(chan error, 40)
 	for i := range 40 {
@@ -105,10 +105,10 @@ func TestConcurrentWriters(t *testing.T) {
 		return fa.Capacity == want && fb.Capacity == want
 	}, "both directories agree with the last event")
 	// A VCS principal of another organisation cannot, whatever the race.
-	if err := a.SetCapacity(ctx, api.Principal{OrgID: "VCS002", Kind: api.KindVCS}, "VCS001-walk", "open"); events.ErrorCode(err) != events.CodePermissionDenied {
+	if err := a.SetCapacity(ctx, api.Principal{OrgID: "VCS002", Kind: events.KindVCS}, "VCS001-walk", "open"); events.ErrorCode(err) != events.CodePermissionDenied {
 		t.Errorf("VCS002 changing VCS001-walk: %v, want permission_denied", err)
 	}
-	if err := a.SetCapacity(ctx, api.Principal{OrgID: "A81001", Kind: api.KindGP}, "VCS001-walk", "open"); events.ErrorCode(err) != events.CodePermissionDenied {
+	if err := a.SetCapacity(ctx, api.Principal{OrgID: "A81001", Kind: events.KindGP}, "VCS001-walk", "open"); events.ErrorCode(err) != events.CodePermissionDenied {
 		t.Errorf("a GP changing capacity: %v, want permission_denied", err)
 	}
 }

@@ -16,12 +16,12 @@ import (
 )
 
 var (
-	readers = api.Kinds
-	editors = []api.Kind{api.KindPanel, api.KindAdmin}
+	readers = events.Kinds
+	editors = []events.Kind{events.KindPanel, events.KindAdmin}
 	// capacityEditors: VCS keys too, for their own services (SetCapacity).
-	capacityEditors = []api.Kind{api.KindPanel, api.KindAdmin, api.KindVCS}
+	capacityEditors = []events.Kind{events.KindPanel, events.KindAdmin, events.KindVCS}
 	// unmetNeedReaders see where new groups are needed.
-	unmetNeedReaders = []api.Kind{api.KindPanel, api.KindAdmin, api.KindCommissioner}
+	unmetNeedReaders = []events.Kind{events.KindPanel, events.KindAdmin, events.KindCommissioner}
 )
 
 // bodyLimit bounds directory write bodies: descriptions are short texts.
@@ -138,7 +138,7 @@ func (s *Service) registerOrganisation(w http.ResponseWriter, r *http.Request, p
 	// not a community organisation: onward referrals to its services would
 	// go to an organisation that has no inbox.
 	if s.orgs != nil {
-		if o, ok := s.orgs.Get(b.ID); ok && o.Kind != api.KindVCS {
+		if o, ok := s.orgs.Get(b.ID); ok && o.Kind != events.KindVCS {
 			return events.Invalid("id", "%s is registered as a %s organisation, not a community one", b.ID, o.Kind)
 		}
 	}

@@ -367,7 +367,7 @@ func (u *unmetReader) serve(w http.ResponseWriter, r *http.Request, p api.Princi
 			return fmt.Errorf("unmet need counts: %w", err)
 		}
 	}
-	api.WriteJSON(w, http.StatusOK, u.dir.unmetNeed(c, p.Kind == api.KindCommissioner, u.run.Applied()))
+	api.WriteJSON(w, http.StatusOK, u.dir.unmetNeed(c, p.Kind == events.KindCommissioner, u.run.Applied()))
 	return nil
 }
 

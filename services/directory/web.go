@@ -134,7 +134,7 @@ func (wb *web) page(w http.ResponseWriter, r *http.Request, se websession.Sessio
 	v := pageView{OrgID: se.Principal.OrgID, Kind: string(se.Principal.Kind), CSRF: se.CSRF, Flash: flashText(flash), Error: errMsg,
 		Query: q.Get("q"), Category: q.Get("category"), Accepting: q.Get("accepting"),
 		Categories: events.NeedCategories, Capacities: events.CapacityStatuses,
-		Panel: se.Principal.Kind == api.KindPanel || se.Principal.Kind == api.KindAdmin}
+		Panel: se.Principal.Kind == events.KindPanel || se.Principal.Kind == events.KindAdmin}
 	query := Query{Text: v.Query}
 	if validCategory(v.Category) {
 		query.Category = v.Category
@@ -144,7 +144,7 @@ func (wb *web) page(w http.ResponseWriter, r *http.Request, se websession.Sessio
 		query.Accepting = &a
 	}
 	for _, sv := range wb.s.Services(query) {
-		row := serviceRow{ServiceView: sv, CanSetCapacity: v.Panel || (se.Principal.Kind == api.KindVCS && se.Principal.OrgID == sv.OrganisationID)}
+		row := serviceRow{ServiceView: sv, CanSetCapacity: v.Panel || (se.Principal.Kind == events.KindVCS && se.Principal.OrgID == sv.OrganisationID)}
 		v.Services = append(v.Services, row)
 	}
 	if slices.Contains(unmetNeedReaders, se.Principal.Kind) {
@@ -167,7 +167,7 @@ func (wb *web) unmetNeed(r *http.Request, p api.Principal) (UnmetNeed, error) {
 			return UnmetNeed{}, err
 		}
 	}
-	return wb.s.unmetNeed(c, p.Kind == api.KindCommissioner, wb.unmet.Applied()), nil
+	return wb.s.unmetNeed(c, p.Kind == events.KindCommissioner, wb.unmet.Applied()), nil
 }
 
 // flashText turns the redirect's done= code into a message: the page
@@ -225,7 +225,7 @@ func (wb *web) capacity(r *http.Request, se websession.Session) (string, error) 
 }
 
 func (wb *web) mayEdit(se websession.Session) error {
-	if se.Principal.Kind != api.KindPanel && se.Principal.Kind != api.KindAdmin {
+	if se.Principal.Kind != events.KindPanel && se.Principal.Kind != events.KindAdmin {
 		return &events.Error{Code: events.CodePermissionDenied, Message: "only a community panel or an admin may change the directory"}
 	}
 	return nil

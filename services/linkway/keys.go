@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 
 	"linkway/services/linkway/hub"
-	"linkway/services/platform/api"
+	"linkway/services/platform/apikeys"
 	"linkway/services/platform/orgs"
 )
 
@@ -43,7 +43,7 @@ func runKeys(ctx context.Context, args []string, log *slog.Logger, stdout, stder
 		return err
 	}
 	defer conn.Close()
-	keys, err := api.OpenKeyRing(ctx, conn.JS, cfg.Replicas)
+	keys, err := apikeys.OpenKeyRing(ctx, conn.JS, cfg.Replicas)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func runKeys(ctx context.Context, args []string, log *slog.Logger, stdout, stder
 		if err != nil {
 			return err
 		}
-		slices.SortFunc(recs, func(a, b api.KeyRecord) int { return strings.Compare(a.OrgID+a.KeyID, b.OrgID+b.KeyID) })
+		slices.SortFunc(recs, func(a, b apikeys.KeyRecord) int { return strings.Compare(a.OrgID+a.KeyID, b.OrgID+b.KeyID) })
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "KEY ID\tORGANISATION\tKIND\tCREATED")
 		for _, r := range recs {

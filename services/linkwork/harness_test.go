@@ -21,6 +21,7 @@ import (
 	"linkway/services/linkwork"
 	"linkway/services/platform"
 	"linkway/services/platform/api"
+	"linkway/services/platform/apikeys"
 	"linkway/services/platform/audit"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/orgs"
@@ -92,15 +93,15 @@ func newEnv(t *testing.T, policy events.UncontactablePolicy) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := api.OpenKeyRing(ctx, js, 1)
+	keys, err := apikeys.OpenKeyRing(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for key, o := range map[string]orgs.Organisation{
-		keyTeam:  {ID: "U12345", Name: "Riverside and Hillside PCN link-worker team", Kind: api.KindLinkwork, Contact: "0161 496 0000"},
-		keyOther: {ID: "U99999", Name: "Another PCN team", Kind: api.KindLinkwork},
-		keyGP:    {ID: "A81001", Name: "Riverside Medical Practice", Kind: api.KindGP},
-		keyVCS:   {ID: "VCS001", Name: "Sale Walking Group", Kind: api.KindVCS},
+		keyTeam:  {ID: "U12345", Name: "Riverside and Hillside PCN link-worker team", Kind: events.KindLinkwork, Contact: "0161 496 0000"},
+		keyOther: {ID: "U99999", Name: "Another PCN team", Kind: events.KindLinkwork},
+		keyGP:    {ID: "A81001", Name: "Riverside Medical Practice", Kind: events.KindGP},
+		keyVCS:   {ID: "VCS001", Name: "Sale Walking Group", Kind: events.KindVCS},
 	} {
 		if err := register.Put(ctx, o); err != nil {
 			t.Fatal(err)

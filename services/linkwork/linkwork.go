@@ -100,7 +100,7 @@ func New(ctx context.Context, d platform.Deps) (*Service, error) {
 // SetClock replaces the service's clock (tests of due and waiting figures).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
-var team = []api.Kind{api.KindLinkwork}
+var team = []events.Kind{events.KindLinkwork}
 
 func (s *Service) routes() {
 	h := s.d.HTTP

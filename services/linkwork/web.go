@@ -27,7 +27,7 @@ const cookiePath = "/linkwork/"
 
 func openSessions(ctx context.Context, d platform.Deps) (*websession.Sessions, error) {
 	return websession.Open(ctx, d.JS, websession.Config{App: "linkwork", Path: cookiePath,
-		Cookie: "lw_linkwork", SignInCookie: "lw_linkwork_pre", Kinds: []api.Kind{api.KindLinkwork},
+		Cookie: "lw_linkwork", SignInCookie: "lw_linkwork_pre", Kinds: []events.Kind{events.KindLinkwork},
 		ForWhom: "This page is for link-worker teams.",
 		Keys:    d.HTTP, Replicas: d.Replicas})
 }

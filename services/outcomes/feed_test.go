@@ -366,10 +366,10 @@ func TestFeedScopingCursorsAndErrors(t *testing.T) {
 	h := hubtest.Start(t, alone)
 	ctx := context.Background()
 	d := h.Deps()
-	if err := d.Orgs.Put(ctx, orgs.Organisation{ID: "QXX", Name: "Another ICB", Kind: api.KindCommissioner, Commissions: []string{"U99999"}}); err != nil {
+	if err := d.Orgs.Put(ctx, orgs.Organisation{ID: "QXX", Name: "Another ICB", Kind: events.KindCommissioner, Commissions: []string{"U99999"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Keys.Create(ctx, otherICB, api.Principal{OrgID: "QXX", Kind: api.KindCommissioner, KeyID: "test"}); err != nil {
+	if err := d.Keys.Create(ctx, otherICB, api.Principal{OrgID: "QXX", Kind: events.KindCommissioner, KeyID: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	// Follow the NATS subject as a commissioner's own system would.

@@ -76,7 +76,7 @@ func New(ctx context.Context, d platform.Deps) (*Service, error) {
 	if s.runner, err = d.ProjectLocal(ctx, projector{s}); err != nil {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
-	commissioner := []api.Kind{api.KindCommissioner}
+	commissioner := []events.Kind{events.KindCommissioner}
 	d.HTTP.Handle("GET /v1/outcomes/events", commissioner, s.serveEvents)
 	d.HTTP.Handle("GET /v1/outcomes/summary", commissioner, s.serveSummary)
 	s.web, err = newWeb(s)
@@ -122,7 +122,7 @@ func (s *Service) caughtUp(ctx context.Context) error {
 // teams are the link-worker teams a commissioner commissions.
 func (s *Service) teams(commissioner string) []string {
 	o, ok := s.d.Orgs.Get(commissioner)
-	if !ok || o.Kind != api.KindCommissioner {
+	if !ok || o.Kind != events.KindCommissioner {
 		return nil
 	}
 	return o.Commissions

@@ -36,7 +36,7 @@ func newWeb(s *Service) (*web, error) {
 	}
 	ss, err := websession.Open(s.ctx, s.d.JS, websession.Config{App: "commissioner", Path: webPath,
 		Cookie: "lw_commissioner_session", SignInCookie: "lw_commissioner_login",
-		Kinds: []api.Kind{api.KindCommissioner}, ForWhom: "This dashboard is for commissioners.", Keys: s.d.HTTP, Replicas: s.d.Replicas, Log: s.d.Log})
+		Kinds: []events.Kind{events.KindCommissioner}, ForWhom: "This dashboard is for commissioners.", Keys: s.d.HTTP, Replicas: s.d.Replicas, Log: s.d.Log})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"linkway/events"
 	"linkway/services/platform/api"
+	"linkway/services/platform/apikeys"
 	"linkway/services/platform/audit"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/orgs"
@@ -27,7 +28,7 @@ type Deps struct {
 	JS    jetstream.JetStream
 	Store *journal.Store
 	Orgs  *orgs.Registry
-	Keys  *api.KeyRing
+	Keys  *apikeys.KeyRing
 	// Audit records every read of identifiable data.
 	Audit *audit.Log
 	// Keyring seals personal data per person; erasure destroys a key.

@@ -59,7 +59,7 @@ func (s *Service) routesFHIR() {
 func (s *Service) fhirRoute(h api.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.d.HTTP.Authenticate(r)
-		if err == nil && p.Kind != api.KindGP {
+		if err == nil && p.Kind != events.KindGP {
 			err = &events.Error{Code: events.CodePermissionDenied, Message: "a " + string(p.Kind) + " key may not call this route"}
 		}
 		if err == nil {

@@ -134,7 +134,7 @@ func FuzzProcessMessage(f *testing.F) {
 		`{"fullUrl":"urn:a","resource":{"resourceType":"ServiceRequest","contained":[{"resourceType":"Organization","id":"o"}]}}]}`))
 	f.Add([]byte(`{"resourceType":"Bundle","type":"message","entry":[]}`))
 	s := fuzzService(f)
-	p := api.Principal{OrgID: "A81001", Kind: api.KindGP}
+	p := api.Principal{OrgID: "A81001", Kind: events.KindGP}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var b messageBundle
 		if err := json.Unmarshal(body, &b); err != nil {

@@ -28,7 +28,7 @@ func FuzzIntake(f *testing.F) {
 		f.Fatal(err)
 	}
 	s := &Service{terms: terms, now: time.Now, isTeam: func(id string) bool { return id == "U12345" }}
-	p := api.Principal{OrgID: "A81001", Kind: api.KindGP}
+	p := api.Principal{OrgID: "A81001", Kind: events.KindGP}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var sr ServiceRequest
 		if json.Unmarshal(body, &sr) != nil {

@@ -20,6 +20,7 @@ import (
 	"linkway/services/linkway/hubtest"
 	"linkway/services/platform"
 	"linkway/services/platform/api"
+	"linkway/services/platform/apikeys"
 	"linkway/services/platform/audit"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/orgs"
@@ -68,16 +69,16 @@ func newEnvWith(t *testing.T, storeCfg journal.Config, cfg referrals.Config, pro
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := api.OpenKeyRing(ctx, js, 1)
+	keys, err := apikeys.OpenKeyRing(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for key, o := range map[string]orgs.Organisation{
-		keyGP:    {ID: "A81001", Name: "Riverside Medical Practice", Kind: api.KindGP},
-		keyGP2:   {ID: "A81002", Name: "Hillside Surgery", Kind: api.KindGP},
-		keyTeam:  {ID: "U12345", Name: "Riverside and Hillside PCN link-worker team", Kind: api.KindLinkwork},
-		keyVCS:   {ID: "VCS001", Name: "Sale Walking Group", Kind: api.KindVCS},
-		keyAdmin: {ID: "OPERATOR", Name: "Operator", Kind: api.KindAdmin},
+		keyGP:    {ID: "A81001", Name: "Riverside Medical Practice", Kind: events.KindGP},
+		keyGP2:   {ID: "A81002", Name: "Hillside Surgery", Kind: events.KindGP},
+		keyTeam:  {ID: "U12345", Name: "Riverside and Hillside PCN link-worker team", Kind: events.KindLinkwork},
+		keyVCS:   {ID: "VCS001", Name: "Sale Walking Group", Kind: events.KindVCS},
+		keyAdmin: {ID: "OPERATOR", Name: "Operator", Kind: events.KindAdmin},
 	} {
 		if err := register.Put(ctx, o); err != nil {
 			t.Fatal(err)

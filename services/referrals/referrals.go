@@ -81,7 +81,7 @@ func New(ctx context.Context, d platform.Deps, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, d: d, terms: terms, log: d.Log.With("service", "referrals"), now: time.Now}
-	s.isTeam = func(id string) bool { return d.Orgs.Is(id, api.KindLinkwork) }
+	s.isTeam = func(id string) bool { return d.Orgs.Is(id, events.KindLinkwork) }
 	if s.metrics, err = newMetrics(d.Reg); err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func New(ctx context.Context, d platform.Deps, cfg Config) (*Service, error) {
 	if s.mirror, err = views.NewMirror(ctx, s.runner.KV()); err != nil {
 		return nil, fmt.Errorf("referrals view mirror: %w", err)
 	}
-	gp := []api.Kind{api.KindGP}
+	gp := []events.Kind{events.KindGP}
 	d.HTTP.Handle("POST /v1/referrals", gp, s.postReferral)
 	d.HTTP.Handle("GET /v1/referrals/{id}", gp, s.getReferral)
 	d.HTTP.Handle("GET /v1/referrals", gp, s.listReferrals)

@@ -77,7 +77,7 @@ func start(ctx context.Context, d platform.Deps) (*Service, error) {
 	if s.web, err = newWeb(s); err != nil {
 		return nil, err
 	}
-	vcs := []api.Kind{api.KindVCS}
+	vcs := []events.Kind{events.KindVCS}
 	d.HTTP.Handle("GET /v1/inbox", vcs, s.listInbox)
 	d.HTTP.Handle("GET /v1/onward-referrals/{id}", vcs, s.getItem)
 	for _, a := range actions {

@@ -55,7 +55,7 @@ func newWeb(s *Service) (*web, error) {
 		"duration":      humanDuration,
 	}
 	ss, err := websession.Open(s.ctx, s.d.JS, websession.Config{App: "vcs", Path: webPath,
-		Cookie: "lw_vcs_session", SignInCookie: "lw_vcs_signin", Kinds: []api.Kind{api.KindVCS},
+		Cookie: "lw_vcs_session", SignInCookie: "lw_vcs_signin", Kinds: []events.Kind{events.KindVCS},
 		ForWhom: "This page is for VCS organisations.",
 		Keys:    s.d.HTTP, Replicas: s.d.Replicas, Now: s.now})
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"linkway/events"
 	"linkway/services/platform"
 	"linkway/services/platform/api"
+	"linkway/services/platform/apikeys"
 	"linkway/services/platform/audit"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/natsserver"
@@ -144,7 +145,7 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := api.OpenKeyRing(ctx, h.js, cfg.Replicas)
+	keys, err := apikeys.OpenKeyRing(ctx, h.js, cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}

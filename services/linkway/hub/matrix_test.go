@@ -260,11 +260,11 @@ func newWorlds(t *testing.T, h *hubtest.Hub) *worlds {
 	t.Helper()
 	ctx := context.Background()
 	d := h.Deps()
-	if err := d.Orgs.Put(ctx, orgs.Organisation{ID: otherTeam, Name: "Test link-worker team", Kind: api.KindLinkwork,
+	if err := d.Orgs.Put(ctx, orgs.Organisation{ID: otherTeam, Name: "Test link-worker team", Kind: events.KindLinkwork,
 		Contact: "team@u99999.example.nhs.uk"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Keys.Create(ctx, otherTeamKey, api.Principal{OrgID: otherTeam, Kind: api.KindLinkwork}); err != nil {
+	if err := d.Keys.Create(ctx, otherTeamKey, api.Principal{OrgID: otherTeam, Kind: events.KindLinkwork}); err != nil {
 		t.Fatal(err)
 	}
 	w := &worlds{t: t, h: h, base: map[string]map[string]string{}}

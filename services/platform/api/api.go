@@ -20,27 +20,11 @@ import (
 	eventsv1 "linkway/proto/linkway/events/v1"
 )
 
-// Kind is an organisation's kind, which decides what its keys may call.
-type Kind string
-
-// Organisation kinds (API.md).
-const (
-	KindGP           Kind = "gp"
-	KindLinkwork     Kind = "linkwork"
-	KindVCS          Kind = "vcs"
-	KindCommissioner Kind = "commissioner"
-	KindPanel        Kind = "panel"
-	KindAdmin        Kind = "admin"
-)
-
-// Kinds lists every kind.
-var Kinds = []Kind{KindGP, KindLinkwork, KindVCS, KindCommissioner, KindPanel, KindAdmin}
-
 // Principal is an authenticated caller.
 type Principal struct {
 	// OrgID is the organisation's code (ODS code for practices and teams).
-	OrgID string `json:"org_id"`
-	Kind  Kind   `json:"kind"`
+	OrgID string      `json:"org_id"`
+	Kind  events.Kind `json:"kind"`
 	// KeyID names the key (never the key itself), for audit.
 	KeyID string `json:"key_id"`
 }
@@ -48,25 +32,12 @@ type Principal struct {
 // Actor is the caller as journey and directory events record it: the
 // organisation, its kind and the key (never the key itself).
 func (p Principal) Actor() *eventsv1.Actor {
-	return &eventsv1.Actor{OrganisationId: p.OrgID, OrganisationKind: p.Kind.proto(), User: p.KeyID}
+	return &eventsv1.Actor{OrganisationId: p.OrgID, OrganisationKind: p.Kind.Proto(), User: p.KeyID}
 }
 
-func (k Kind) proto() eventsv1.OrganisationKind {
-	switch k {
-	case KindGP:
-		return eventsv1.OrganisationKind_ORGANISATION_KIND_GP
-	case KindLinkwork:
-		return eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK
-	case KindVCS:
-		return eventsv1.OrganisationKind_ORGANISATION_KIND_VCS
-	case KindCommissioner:
-		return eventsv1.OrganisationKind_ORGANISATION_KIND_COMMISSIONER
-	case KindPanel:
-		return eventsv1.OrganisationKind_ORGANISATION_KIND_PANEL
-	case KindAdmin:
-		return eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN
-	}
-	return eventsv1.OrganisationKind_ORGANISATION_KIND_UNSPECIFIED
+// Keys finds the principal of an API key.
+type Keys interface {
+	Lookup(ctx context.Context, key string) (Principal, bool, error)
 }
 
 // HandlerFunc serves one authenticated request. An error it returns is
@@ -100,7 +71,7 @@ func (s *Server) SetRateLimit(l RateLimit) { s.limits = newRateLimits(l) }
 
 // Handle serves pattern (a net/http pattern with method) for callers of
 // one of kinds. No key or an unknown key is 401; another kind is 403.
-func (s *Server) Handle(pattern string, kinds []Kind, h HandlerFunc) {
+func (s *Server) Handle(pattern string, kinds []events.Kind, h HandlerFunc) {
 	s.record(pattern)
 	s.mux.Handle(pattern, s.instrument(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.Authenticate(r)
@@ -224,7 +195,7 @@ func (s *Server) LookupKey(ctx context.Context, key string) (Principal, error) {
 	return p, nil
 }
 
-func allowed(kinds []Kind, k Kind) bool {
+func allowed(kinds []events.Kind, k events.Kind) bool {
 	for _, x := range kinds {
 		if x == k {
 			return true

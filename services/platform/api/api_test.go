@@ -36,13 +36,13 @@ type body struct {
 
 func newServer(t *testing.T, limit api.RateLimit) *httptest.Server {
 	t.Helper()
-	keys := keyMap{"gp-key": {OrgID: "A81001", Kind: api.KindGP, KeyID: "k1"}, "vcs-key": {OrgID: "VCS001", Kind: api.KindVCS, KeyID: "k2"}}
+	keys := keyMap{"gp-key": {OrgID: "A81001", Kind: events.KindGP, KeyID: "k1"}, "vcs-key": {OrgID: "VCS001", Kind: events.KindVCS, KeyID: "k2"}}
 	s, err := api.NewServer(keys, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.SetRateLimit(limit)
-	s.Handle("POST /echo", []api.Kind{api.KindGP}, func(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+	s.Handle("POST /echo", []events.Kind{events.KindGP}, func(w http.ResponseWriter, r *http.Request, p api.Principal) error {
 		var b body
 		if err := api.DecodeJSON(w, r, 256, &b); err != nil {
 			return err
@@ -50,10 +50,10 @@ func newServer(t *testing.T, limit api.RateLimit) *httptest.Server {
 		api.WriteJSON(w, http.StatusOK, b)
 		return nil
 	})
-	s.Handle("GET /boom", []api.Kind{api.KindGP}, func(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+	s.Handle("GET /boom", []events.Kind{events.KindGP}, func(w http.ResponseWriter, r *http.Request, p api.Principal) error {
 		panic("secret detail")
 	})
-	s.Handle("GET /fail", []api.Kind{api.KindGP}, func(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+	s.Handle("GET /fail", []events.Kind{events.KindGP}, func(w http.ResponseWriter, r *http.Request, p api.Principal) error {
 		return errors.New("connection to 10.0.0.1 refused: secret detail")
 	})
 	ts := httptest.NewServer(s)

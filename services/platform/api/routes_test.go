@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"linkway/events"
 	"linkway/services/platform/api"
 )
 
@@ -19,13 +20,13 @@ import (
 // route has; a redirect to the canonical path still happens; an API key
 // over its rate limit is refused by Admit as by Handle.
 func TestRoutesAndUnmatched(t *testing.T) {
-	s, err := api.NewServer(keyMap{"gp-key": {OrgID: "A81001", Kind: api.KindGP, KeyID: "k1"}},
+	s, err := api.NewServer(keyMap{"gp-key": {OrgID: "A81001", Kind: events.KindGP, KeyID: "k1"}},
 		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ok := func(w http.ResponseWriter, r *http.Request, p api.Principal) error { return nil }
-	s.Handle("GET /v1/things/{id}", []api.Kind{api.KindGP}, ok)
+	s.Handle("GET /v1/things/{id}", []events.Kind{events.KindGP}, ok)
 	s.HandlePublic("GET /static/", http.NotFoundHandler())
 	if got := s.Routes(); !slices.Equal(got, []string{"GET /v1/things/{id}", "GET /static/"}) {
 		t.Errorf("Routes() = %v", got)
@@ -63,7 +64,7 @@ func TestRoutesAndUnmatched(t *testing.T) {
 		}
 	}
 	s.SetRateLimit(api.RateLimit{Rate: 0.001, Burst: 1})
-	p := api.Principal{OrgID: "A81001", Kind: api.KindGP, KeyID: "k9"}
+	p := api.Principal{OrgID: "A81001", Kind: events.KindGP, KeyID: "k9"}
 	if err := s.Admit(httptest.NewRecorder(), p); err != nil {
 		t.Fatalf("first request refused: %v", err)
 	}

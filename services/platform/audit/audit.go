@@ -29,12 +29,12 @@ const (
 
 // Record is one audited read.
 type Record struct {
-	At       time.Time `json:"at"`
-	OrgID    string    `json:"org_id"`
-	Kind     api.Kind  `json:"kind"`
-	KeyID    string    `json:"key_id"`
-	Route    string    `json:"route"`
-	Journeys []string  `json:"journeys"`
+	At       time.Time   `json:"at"`
+	OrgID    string      `json:"org_id"`
+	Kind     events.Kind `json:"kind"`
+	KeyID    string      `json:"key_id"`
+	Route    string      `json:"route"`
+	Journeys []string    `json:"journeys"`
 }
 
 // Log appends audit records.

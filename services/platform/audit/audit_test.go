@@ -20,8 +20,8 @@ func TestReadsOfAJourneyAreFound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gp := api.Principal{OrgID: "A81001", Kind: api.KindGP, KeyID: "key_gp"}
-	lw := api.Principal{OrgID: "U12345", Kind: api.KindLinkwork, KeyID: "key_lw"}
+	gp := api.Principal{OrgID: "A81001", Kind: events.KindGP, KeyID: "key_gp"}
+	lw := api.Principal{OrgID: "U12345", Kind: events.KindLinkwork, KeyID: "key_lw"}
 	j1, j2 := events.NewID(), events.NewID()
 	start := time.Now().Add(-time.Second)
 	must := func(err error) {

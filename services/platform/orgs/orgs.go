@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"linkway/services/platform/api"
+	"linkway/events"
 	"linkway/services/platform/views"
 )
 
@@ -21,9 +21,9 @@ const Bucket = "lw_orgs"
 
 // Organisation is one registered organisation.
 type Organisation struct {
-	ID   string   `json:"id"`
-	Name string   `json:"name"`
-	Kind api.Kind `json:"kind"`
+	ID   string      `json:"id"`
+	Name string      `json:"name"`
+	Kind events.Kind `json:"kind"`
 	// Commissions lists the link-worker teams a commissioner pays for.
 	Commissions []string `json:"commissions,omitempty"`
 	// Contact is how others reach the organisation (a team's duty line).
@@ -101,7 +101,7 @@ func (r *Registry) Get(id string) (Organisation, bool) {
 }
 
 // Is reports whether id is a registered organisation of kind k.
-func (r *Registry) Is(id string, k api.Kind) bool {
+func (r *Registry) Is(id string, k events.Kind) bool {
 	o, ok := r.Get(id)
 	return ok && o.Kind == k
 }
@@ -122,7 +122,7 @@ func (r *Registry) All() []Organisation {
 func (r *Registry) CommissionersOf(team string) []string {
 	var out []string
 	for _, o := range r.All() {
-		if o.Kind == api.KindCommissioner {
+		if o.Kind == events.KindCommissioner {
 			for _, t := range o.Commissions {
 				if t == team {
 					out = append(out, o.ID)

@@ -101,7 +101,7 @@ type Config struct {
 	// Cookie names the session cookie; SignInCookie the sign-in form's.
 	Cookie, SignInCookie string
 	// Kinds are the kinds of key that may sign in; none means any.
-	Kinds []api.Kind
+	Kinds []events.Kind
 	// ForWhom tells the holder of a key of another kind whom the app is
 	// for ("This page is for VCS organisations.").
 	ForWhom string

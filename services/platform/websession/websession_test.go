@@ -29,9 +29,9 @@ type keys struct{}
 func (keys) LookupKey(_ context.Context, key string) (api.Principal, error) {
 	switch key {
 	case "vcs-key":
-		return api.Principal{OrgID: "VCS001", Kind: api.KindVCS, KeyID: "k1"}, nil
+		return api.Principal{OrgID: "VCS001", Kind: events.KindVCS, KeyID: "k1"}, nil
 	case "gp-key":
-		return api.Principal{OrgID: "A81001", Kind: api.KindGP, KeyID: "k2"}, nil
+		return api.Principal{OrgID: "A81001", Kind: events.KindGP, KeyID: "k2"}, nil
 	}
 	return api.Principal{}, &events.Error{Code: events.CodeUnauthenticated, Message: "unknown API key"}
 }
@@ -49,7 +49,7 @@ func (c *clock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func config(app string, c *clock, kinds ...api.Kind) websession.Config {
+func config(app string, c *clock, kinds ...events.Kind) websession.Config {
 	return websession.Config{App: app, Path: "/" + app + "/", Cookie: "lw_" + app + "_session", ForWhom: "This page is for VCS organisations.",
 		SignInCookie: "lw_" + app + "_signin", Kinds: kinds, Keys: keys{}, Now: c.now}
 }
@@ -123,7 +123,7 @@ func (b *browser) session(t *testing.T, s *websession.Sessions) (websession.Sess
 func TestSignInSignOutAndCSRF(t *testing.T) {
 	_, js := natsserver.Test(t)
 	c := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	s := open(t, js, config("vcs", c, api.KindVCS))
+	s := open(t, js, config("vcs", c, events.KindVCS))
 	b := newBrowser("192.0.2.1")
 
 	if _, ok := b.session(t, s); ok {
@@ -226,7 +226,7 @@ func TestSignInOverTLSSetsSecureCookies(t *testing.T) {
 func TestSignInRefusals(t *testing.T) {
 	_, js := natsserver.Test(t)
 	c := &clock{t: time.Now()}
-	s := open(t, js, config("vcs", c, api.KindVCS))
+	s := open(t, js, config("vcs", c, events.KindVCS))
 	b := newBrowser("192.0.2.1")
 
 	// A key of a kind the app does not take.
@@ -268,7 +268,7 @@ func TestSignInGuessingIsThrottledOnEveryReplica(t *testing.T) {
 	_, js := natsserver.Test(t)
 	c := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
 	// Two apps (or two replicas) count the same client's failures together.
-	vcs := open(t, js, config("vcs", c, api.KindVCS))
+	vcs := open(t, js, config("vcs", c, events.KindVCS))
 	dir := open(t, js, config("directory", c))
 	guesser, other := newBrowser("192.0.2.1"), newBrowser("192.0.2.2")
 	for i := range websession.MaxFailures {
@@ -350,7 +350,7 @@ func TestSessionsExpire(t *testing.T) {
 func TestSessionSurvivesANewProcess(t *testing.T) {
 	ns, js := natsserver.Test(t)
 	c := &clock{t: time.Now()}
-	first := open(t, js, config("linkwork", c, api.KindVCS))
+	first := open(t, js, config("linkwork", c, events.KindVCS))
 	b := newBrowser("192.0.2.1")
 	se, _, err := b.signIn(t, first, "vcs-key")
 	if err != nil {
@@ -367,7 +367,7 @@ func TestSessionSurvivesANewProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second := open(t, js2, config("linkwork", c, api.KindVCS))
+	second := open(t, js2, config("linkwork", c, events.KindVCS))
 	got, ok := b.session(t, second)
 	if !ok || got.Principal != se.Principal || got.CSRF != se.CSRF {
 		t.Fatalf("the new process does not know the session: %+v %v", got, ok)
@@ -383,7 +383,7 @@ func TestSessionSurvivesANewProcess(t *testing.T) {
 
 func TestSignInAndSignOutHandlers(t *testing.T) {
 	_, js := natsserver.Test(t)
-	s := open(t, js, config("commissioner", &clock{t: time.Now()}, api.KindVCS))
+	s := open(t, js, config("commissioner", &clock{t: time.Now()}, events.KindVCS))
 	b := newBrowser("192.0.2.1")
 	var shown []int
 	page := func(w http.ResponseWriter, r *http.Request, status int, msg string) {

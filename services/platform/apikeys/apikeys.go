@@ -1,4 +1,6 @@
-package api
+// Package apikeys keeps the API keys of organisations: SHA-256 hashes in a
+// JetStream KV bucket, and the demo keys of API.md in memory under --demo.
+package apikeys
 
 import (
 	"context"
@@ -9,15 +11,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"linkway/events"
+	"linkway/services/platform/api"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// Keys finds the principal of an API key.
-type Keys interface {
-	Lookup(ctx context.Context, key string) (Principal, bool, error)
-}
 
 // KeysBucket is the KV bucket of API keys: SHA-256 of the key to the
 // principal. Keys are long random strings, so a fast hash is enough: no
@@ -28,7 +27,7 @@ const KeysBucket = "lw_keys"
 // the demo keys of API.md in memory, so they never outlive --demo.
 type KeyRing struct {
 	kv   jetstream.KeyValue
-	demo map[string]Principal
+	demo map[string]api.Principal
 }
 
 // HashKey is the stored form of a key.
@@ -46,11 +45,11 @@ func OpenKeyRing(ctx context.Context, js jetstream.JetStream, replicas int) (*Ke
 	if err != nil {
 		return nil, fmt.Errorf("keys bucket: %w", err)
 	}
-	return &KeyRing{kv: kv, demo: map[string]Principal{}}, nil
+	return &KeyRing{kv: kv, demo: map[string]api.Principal{}}, nil
 }
 
 // AddDemo accepts key in memory only (demo mode).
-func (k *KeyRing) AddDemo(key string, p Principal) {
+func (k *KeyRing) AddDemo(key string, p api.Principal) {
 	if p.KeyID == "" {
 		p.KeyID = "demo:" + HashKey(key)[:12]
 	}
@@ -59,20 +58,20 @@ func (k *KeyRing) AddDemo(key string, p Principal) {
 
 // KeyRecord is what is stored of a key: never the key itself.
 type KeyRecord struct {
-	Principal
+	api.Principal
 	Created time.Time `json:"created"`
 }
 
 // NewKey makes a key for an organisation, stores only its hash, and
 // returns the key: the one time it is ever shown.
-func (k *KeyRing) NewKey(ctx context.Context, orgID string, kind Kind) (string, KeyRecord, error) {
+func (k *KeyRing) NewKey(ctx context.Context, orgID string, kind events.Kind) (string, KeyRecord, error) {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return "", KeyRecord{}, err
 	}
 	key := "lw_" + base64.RawURLEncoding.EncodeToString(raw)
 	h := HashKey(key)
-	rec := KeyRecord{Principal: Principal{OrgID: orgID, Kind: kind, KeyID: KeyIDOf(h)}, Created: time.Now().UTC()}
+	rec := KeyRecord{Principal: api.Principal{OrgID: orgID, Kind: kind, KeyID: KeyIDOf(h)}, Created: time.Now().UTC()}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return "", KeyRecord{}, err
@@ -85,7 +84,7 @@ func (k *KeyRing) NewKey(ctx context.Context, orgID string, kind Kind) (string, 
 
 // Create stores the hash of a key chosen by the caller (keys moved from
 // another system; tests).
-func (k *KeyRing) Create(ctx context.Context, key string, p Principal) error {
+func (k *KeyRing) Create(ctx context.Context, key string, p api.Principal) error {
 	h := HashKey(key)
 	if p.KeyID == "" {
 		p.KeyID = KeyIDOf(h)
@@ -145,21 +144,21 @@ func (k *KeyRing) Revoke(ctx context.Context, keyID string) (found bool, err err
 }
 
 // Lookup implements Keys.
-func (k *KeyRing) Lookup(ctx context.Context, key string) (Principal, bool, error) {
+func (k *KeyRing) Lookup(ctx context.Context, key string) (api.Principal, bool, error) {
 	h := HashKey(key)
 	if p, ok := k.demo[h]; ok {
 		return p, true, nil
 	}
 	e, err := k.kv.Get(ctx, h)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Principal{}, false, nil
+		return api.Principal{}, false, nil
 	}
 	if err != nil {
-		return Principal{}, false, err
+		return api.Principal{}, false, err
 	}
 	var rec KeyRecord
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return Principal{}, false, fmt.Errorf("key record: %w", err)
+		return api.Principal{}, false, fmt.Errorf("key record: %w", err)
 	}
 	return rec.Principal, true, nil
 }

@@ -1,4 +1,4 @@
-package api_test
+package apikeys_test
 
 import (
 	"context"
@@ -7,7 +7,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"linkway/events"
 	"linkway/services/platform/api"
+	"linkway/services/platform/apikeys"
 	"linkway/services/platform/natsserver"
 )
 
@@ -15,20 +17,20 @@ func TestKeysAreStoredOnlyAsHashes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	_, js := natsserver.Test(t)
-	ring, err := api.OpenKeyRing(ctx, js, 1)
+	ring, err := apikeys.OpenKeyRing(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, rec, err := ring.NewKey(ctx, "A81001", api.KindGP)
+	key, rec, err := ring.NewKey(ctx, "A81001", events.KindGP)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, ok, err := ring.Lookup(ctx, key)
-	if err != nil || !ok || p.OrgID != "A81001" || p.Kind != api.KindGP || p.KeyID != rec.KeyID {
+	if err != nil || !ok || p.OrgID != "A81001" || p.Kind != events.KindGP || p.KeyID != rec.KeyID {
 		t.Fatalf("lookup: %+v %v %v", p, ok, err)
 	}
 	// Nothing in the bucket, keys or values, holds the key.
-	kv, err := js.KeyValue(ctx, api.KeysBucket)
+	kv, err := js.KeyValue(ctx, apikeys.KeysBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestKeysAreStoredOnlyAsHashes(t *testing.T) {
 		t.Error("a revoked key still works")
 	}
 	// Revocation purges: no earlier revision of the record is left.
-	hist, err := kv.History(ctx, api.HashKey(key))
+	hist, err := kv.History(ctx, apikeys.HashKey(key))
 	if err != nil && err != jetstream.ErrKeyNotFound {
 		t.Fatal(err)
 	}
@@ -68,16 +70,16 @@ func TestDemoKeysLiveOnlyInMemory(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	_, js := natsserver.Test(t)
-	ring, err := api.OpenKeyRing(ctx, js, 1)
+	ring, err := apikeys.OpenKeyRing(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring.AddDemo("demo-gp-a81001", api.Principal{OrgID: "A81001", Kind: api.KindGP})
+	ring.AddDemo("demo-gp-a81001", api.Principal{OrgID: "A81001", Kind: events.KindGP})
 	if _, ok, _ := ring.Lookup(ctx, "demo-gp-a81001"); !ok {
 		t.Fatal("demo key refused in demo mode")
 	}
 	// A ring opened without --demo on the same store does not know it.
-	other, err := api.OpenKeyRing(ctx, js, 1)
+	other, err := apikeys.OpenKeyRing(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
