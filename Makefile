@@ -2,7 +2,7 @@
 GO ?= go
 PROTOC_GEN_GO := $(dir $(shell $(GO) tool -n protoc-gen-go))
 
-.PHONY: run test test-cluster test-cluster-short vet proto proto-check bench fuzz build
+.PHONY: run test test-cluster test-cluster-short vet lint proto proto-check bench fuzz build
 
 build:
 	$(GO) build -o bin/linkway ./services/linkway
@@ -27,8 +27,12 @@ proto-check:
 vet:
 	$(GO) vet ./...
 
+## lint: go vet and staticcheck (pinned as a go.mod tool), both run by `make test`.
+lint: vet
+	$(GO) tool staticcheck ./...
+
 # `make test` runs the cluster fault test in its short form (4 node kills).
-test: proto-check vet
+test: proto-check lint
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 ## test-cluster: the long cluster fault test: 3 nats-server processes, 2 hub

@@ -115,20 +115,6 @@ func (p *proc) signal(sig syscall.Signal, wait time.Duration) {
 
 func (p *proc) kill() { p.signal(syscall.SIGKILL, 10*time.Second) }
 
-func (p *proc) running() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.exited == nil {
-		return false
-	}
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
-
 func (p *proc) tail(n int) string {
 	b, _ := os.ReadFile(p.log)
 	lines := strings.Split(string(bytes.TrimSpace(b)), "\n")

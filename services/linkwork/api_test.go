@@ -369,8 +369,7 @@ func TestUncontactableIsFlaggedNotClosed(t *testing.T) {
 	if !v.FlaggedUncontactable || v.Status != events.StatusAssigned || v.FailedAttempts != 2 {
 		t.Fatalf("after two attempts: flagged %v status %s attempts %d", v.FlaggedUncontactable, v.Status, v.FailedAttempts)
 	}
-	var cl linkwork.Caseload
-	cl = e.caseload("")
+	cl := e.caseload("")
 	if len(cl.Journeys) != 1 || !cl.Journeys[0].FlaggedUncontactable || cl.Totals.FlaggedUncontactable != 1 || cl.Journeys[0].FailedAttempts != 2 {
 		t.Fatalf("caseload flag: %+v totals %+v", cl.Journeys, cl.Totals)
 	}
@@ -399,8 +398,7 @@ func TestCaseloadFigures(t *testing.T) {
 	e.ok("POST", "/v1/journeys/"+a+"/follow-ups", map[string]string{"due": later}, nil)
 	e.refer("U99999", true) // another team's: never counted
 
-	var cl linkwork.Caseload
-	cl = e.caseload("")
+	cl := e.caseload("")
 	ids := []string{}
 	for _, j := range cl.Journeys {
 		ids = append(ids, j.JourneyID)

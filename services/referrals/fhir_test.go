@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
@@ -161,15 +160,6 @@ func dig(v any, path ...string) string {
 
 func jsonNum(f float64) string { b, _ := json.Marshal(f); return string(b) }
 
-func (e *env) waitView(res journal.Result) {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.svc.Runner().WaitFor(ctx, res.LastSeq); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
 func TestFHIRServiceRequest(t *testing.T) {
 	e := newEnv(t, journal.DefaultConfig())
 	body := readFile(t, "testdata/servicerequest-contained-patient.json")
@@ -263,7 +253,7 @@ func TestFHIRServiceRequest(t *testing.T) {
 	if !slices.Equal(outputs, []string{"871731000000106", "871711000000103"}) {
 		t.Errorf("Task outputs %v, want the referral then the declined code", outputs)
 	}
-	st, _, got = e.fhir("GET", "/fhir/R4/ServiceRequest/"+id, keyGP, nil)
+	_, _, got = e.fhir("GET", "/fhir/R4/ServiceRequest/"+id, keyGP, nil)
 	if got["status"] != "revoked" {
 		t.Errorf("declined referral's ServiceRequest status %v, want revoked", got["status"])
 	}

@@ -63,7 +63,7 @@ func benchReplay(b *testing.B, storage jetstream.StorageType) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	var projSecs, rawSecs time.Duration
+	var projTime, rawTime time.Duration
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
@@ -83,17 +83,17 @@ func benchReplay(b *testing.B, storage jetstream.StorageType) {
 		if err := r.WaitFor(ctx, total); err != nil {
 			b.Fatal(err)
 		}
-		projSecs += time.Since(start)
+		projTime += time.Since(start)
 		cancel()
 
 		b.StopTimer()
 		start = time.Now()
 		rawConsume(b, js, total)
-		rawSecs += time.Since(start)
+		rawTime += time.Since(start)
 		b.StartTimer()
 	}
-	projRate := float64(total) * float64(b.N) / projSecs.Seconds()
-	rawRate := float64(total) * float64(b.N) / rawSecs.Seconds()
+	projRate := float64(total) * float64(b.N) / projTime.Seconds()
+	rawRate := float64(total) * float64(b.N) / rawTime.Seconds()
 	b.ReportMetric(projRate, "applied/s")
 	b.ReportMetric(rawRate, "raw_consumed/s")
 	b.ReportMetric(projRate/rawRate, "ratio")

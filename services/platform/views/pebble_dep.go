@@ -1,0 +1,3 @@
+package views
+
+import _ "github.com/cockroachdb/pebble/v2"
