@@ -154,7 +154,7 @@ func TestErasureLeavesNothingReadable(t *testing.T) {
 	}
 	h.Eventually(func() bool { return leaked(visible()) == nil }, "every view drops the person")
 	// Nothing on the server: log, views, feeds, keys, every KV revision.
-	nc := h.Deps().JS
+	nc := h.JS()
 	var last string
 	h.Eventually(func() bool {
 		last = everything(t, nc)
@@ -192,7 +192,7 @@ func TestErasureLeavesNothingReadable(t *testing.T) {
 		st, b := h2.Do("GET", "/v1/journeys/"+j, lw, nil)
 		return st == 200 && leaked(string(b)) == nil
 	}, "the rebuilt caseload shows the journey, masked")
-	if l := leaked(everything(t, h2.Deps().JS)); l != nil {
+	if l := leaked(everything(t, h2.JS())); l != nil {
 		t.Errorf("after the rebuild, still stored: %v", l)
 	}
 }

@@ -98,6 +98,14 @@ type Hub struct {
 	registry *prometheus.Registry
 	deps     platform.Deps
 
+	// The machinery the parties are given, and the parties running.
+	api     *api.Server
+	orgs    *orgs.Registry
+	keys    *apikeys.KeyRing
+	audit   *audit.Log
+	keyring *sealing.Keyring
+	parties Parties
+
 	mu      sync.Mutex
 	runners []*views.Runner
 	group   *errgroup.Group
@@ -141,22 +149,27 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.store, err = journal.Open(ctx, h.js, storeCfg, h.registry); err != nil {
 		return nil, err
 	}
+	h.keyring = keyring
 	registry, err := orgs.Open(h.ctx, h.js, cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}
+	h.orgs = registry
 	keys, err := apikeys.OpenKeyRing(ctx, h.js, cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}
+	h.keys = keys
 	auditLog, err := audit.Open(ctx, h.js, cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}
+	h.audit = auditLog
 	httpAPI, err := api.NewServer(keys, cfg.Log, h.registry)
 	if err != nil {
 		return nil, err
 	}
+	h.api = httpAPI
 	httpAPI.SetRateLimit(cfg.RateLimit)
 	pm, err := views.NewMetrics(h.registry)
 	if err != nil {
@@ -193,7 +206,7 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 			return nil, err
 		}
 	}
-	if err := startServices(ctx, h.deps, cfg.Services); err != nil {
+	if err := h.startParties(ctx, h.deps, cfg.Services); err != nil {
 		return nil, err
 	}
 
@@ -319,6 +332,38 @@ func (h *Hub) Addr() string { return h.listener.Addr().String() }
 
 // Deps are what the hub gives its services (for tests and tools).
 func (h *Hub) Deps() platform.Deps { return h.deps }
+
+// The hub's parts, for tests and tools.
+
+// NC is the hub's NATS connection.
+func (h *Hub) NC() *nats.Conn { return h.nc }
+
+// JS is the hub's JetStream.
+func (h *Hub) JS() jetstream.JetStream { return h.js }
+
+// Journal is the event store of journeys.
+func (h *Hub) Journal() *journal.Store { return h.store }
+
+// HTTP is the route table (and handler) of the hub's HTTP server.
+func (h *Hub) HTTP() *api.Server { return h.api }
+
+// Orgs is the organisation register.
+func (h *Hub) Orgs() *orgs.Registry { return h.orgs }
+
+// Keys are the API keys.
+func (h *Hub) Keys() *apikeys.KeyRing { return h.keys }
+
+// Audit is the read audit.
+func (h *Hub) Audit() *audit.Log { return h.audit }
+
+// Keyring holds each person's data key.
+func (h *Hub) Keyring() *sealing.Keyring { return h.keyring }
+
+// Metrics is the registry of the hub's metrics (served on /metrics).
+func (h *Hub) Metrics() *prometheus.Registry { return h.registry }
+
+// Parties are the parties this hub runs.
+func (h *Hub) Parties() Parties { return h.parties }
 
 // Runners are the hub's projection runners.
 func (h *Hub) Runners() []*views.Runner {

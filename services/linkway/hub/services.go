@@ -17,10 +17,18 @@ import (
 // ServiceNames lists the services a hub can run, in start order.
 var ServiceNames = []string{"directory", "referrals", "linkwork", "vcs", "outcomes", "admin"}
 
-// startServices starts the chosen services (nil: all) on d: each adds its
+// Parties are the hub's running parties; a party the hub does not run is
+// nil. The directory is always there (not serving unless run), because
+// the others find community services through it.
+type Parties struct {
+	Directory *directory.Service
+	Admin     *admin.Service
+}
+
+// startParties starts the chosen services (nil: all): each adds its
 // routes and starts its projections. The directory starts first, because
 // the others find community services through it.
-func startServices(ctx context.Context, d platform.Deps, only []string) error {
+func (h *Hub) startParties(ctx context.Context, d platform.Deps, only []string) error {
 	for _, name := range only {
 		if !slices.Contains(ServiceNames, name) {
 			return fmt.Errorf("unknown service %q (services: %v)", name, ServiceNames)
@@ -32,6 +40,7 @@ func startServices(ctx context.Context, d platform.Deps, only []string) error {
 		return fmt.Errorf("start directory: %w", err)
 	}
 	d.Directory = dir
+	h.parties.Directory = dir
 	starts := []struct {
 		name  string
 		start func(context.Context, platform.Deps) error
@@ -40,7 +49,6 @@ func startServices(ctx context.Context, d platform.Deps, only []string) error {
 		{"linkwork", linkwork.Start},
 		{"vcs", vcs.Start},
 		{"outcomes", outcomes.Start},
-		{"admin", admin.Start},
 	}
 	for _, s := range starts {
 		if !run(s.name) {
@@ -48,6 +56,13 @@ func startServices(ctx context.Context, d platform.Deps, only []string) error {
 		}
 		if err := s.start(ctx, d); err != nil {
 			return fmt.Errorf("start %s: %w", s.name, err)
+		}
+	}
+	if run("admin") {
+		if h.parties.Admin, err = admin.New(ctx, admin.Config{
+			Journal: h.store, Keyring: h.keyring, Audit: h.audit, HTTP: h.api, Log: h.cfg.Log,
+		}); err != nil {
+			return fmt.Errorf("start admin: %w", err)
 		}
 	}
 	return nil
