@@ -105,7 +105,7 @@ var (
 	GoalStatuses     = []string{"not_started", "in_progress", "achieved", "dropped"}
 	ShareableFields  = []string{"name", "phone", "email", "needs", "notes"}
 	Timepoints       = []string{"baseline", "follow_up"}
-	CapacityStatuses = []string{"open", "waiting_list", "full", "paused"}
+	CapacityStatuses = []string{CapacityOpen, CapacityWaitingList, CapacityFull, CapacityPaused}
 )
 
 // Decide returns the events that carry out cmd on a journey in state s, or
@@ -323,9 +323,9 @@ func (s State) referOnward(c ReferOnward) ([]*eventsv1.Envelope, error) {
 	switch {
 	case !svc.AcceptsReferrals:
 		return nil, Invalid("service_id", "service %s is signposting only and takes no direct referrals", svc.ID)
-	case svc.Capacity == "paused":
+	case svc.Capacity == CapacityPaused:
 		return nil, &Error{Code: CodeFailedPrecondition, Field: "service_id", Message: "service " + svc.ID + " is paused"}
-	case svc.Capacity == "full" && !c.WaitingList:
+	case svc.Capacity == CapacityFull && !c.WaitingList:
 		return nil, &Error{Code: CodeFailedPrecondition, Field: "service_id",
 			Message: "service " + svc.ID + " is full; refer with waiting_list true to join its waiting list"}
 	}

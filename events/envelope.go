@@ -28,7 +28,12 @@ func Wrap(e proto.Message) *eventsv1.Envelope {
 // (linkway.events.v1.ReferralReceived), or "" when it holds none: the name
 // stored in headers and used as a metric label.
 func EventName(env *eventsv1.Envelope) string {
-	fd := env.ProtoReflect().WhichOneof(eventOneof)
+	return oneofName(env.ProtoReflect(), eventOneof)
+}
+
+// oneofName is the full name of the message set in m's oneof, or "".
+func oneofName(m protoreflect.Message, oneof protoreflect.OneofDescriptor) string {
+	fd := m.WhichOneof(oneof)
 	if fd == nil {
 		return ""
 	}

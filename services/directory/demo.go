@@ -31,30 +31,30 @@ var DemoOrganisations = []*directoryv1.Organisation{
 var DemoServices = []*directoryv1.Service{
 	{Id: "VCS001-walk", OrganisationId: "VCS001", Name: "Sale health walks",
 		Description: "Gentle guided walks of 30 to 90 minutes, twice a week, with a cuppa afterwards. All abilities welcome.",
-		Category:    "physical_activity", Areas: []string{"Sale", "Trafford"}, AcceptsReferrals: true, Capacity: CapacityOpen,
+		Category:    "physical_activity", Areas: []string{"Sale", "Trafford"}, AcceptsReferrals: true, Capacity: events.CapacityOpen,
 		Contact: &directoryv1.Contact{Email: "walks@salewalking.example.org", Phone: "0161 496 0101", Website: "https://salewalking.example.org/walks", Address: "Sale Water Park, M33 2LX"}},
 	{Id: "VCS002-debt", OrganisationId: "VCS002", Name: "Debt and benefits advice",
 		Description: "One-to-one advice on debt, budgeting and benefits, by phone or in person.",
-		Category:    "financial_and_debt_advice", Areas: []string{"Trafford"}, AcceptsReferrals: true, Capacity: CapacityOpen,
+		Category:    "financial_and_debt_advice", Areas: []string{"Trafford"}, AcceptsReferrals: true, Capacity: events.CapacityOpen,
 		Contact: &directoryv1.Contact{Email: "help@traffordmoney.example.org", Phone: "0161 496 0202"}},
 	{Id: "VCS003-shed", OrganisationId: "VCS003", Name: "Men's Shed workshop",
 		Description: "Woodwork, repairs and conversation in a friendly shed. Open to all.",
-		Category:    "befriending_and_social_groups", Areas: []string{"Sale"}, AcceptsReferrals: true, Capacity: CapacityFull},
+		Category:    "befriending_and_social_groups", Areas: []string{"Sale"}, AcceptsReferrals: true, Capacity: events.CapacityFull},
 	{Id: "VCS004-art", OrganisationId: "VCS004", Name: "Art for wellbeing",
 		Description: "Weekly painting and craft sessions for adults, materials provided.",
-		Category:    "arts_and_creativity", Areas: []string{"Trafford"}, AcceptsReferrals: true, Capacity: CapacityWaitingList},
+		Category:    "arts_and_creativity", Areas: []string{"Trafford"}, AcceptsReferrals: true, Capacity: events.CapacityWaitingList},
 	{Id: "VCS005-carers", OrganisationId: "VCS005", Name: "Carers drop-in",
 		Description: "Drop in for information, a break and a chat with other carers. No referral needed.",
-		Category:    "carers", Areas: []string{"Trafford"}, AcceptsReferrals: false, Capacity: CapacityOpen},
+		Category:    "carers", Areas: []string{"Trafford"}, AcceptsReferrals: false, Capacity: events.CapacityOpen},
 	{Id: "VCS006-garden", OrganisationId: "VCS006", Name: "Park gardening volunteers",
 		Description: "Planting, weeding and litter picking in Walton Park on Saturday mornings.",
-		Category:    "nature_and_green_space", Areas: []string{"Sale"}, AcceptsReferrals: true, Capacity: CapacityOpen},
+		Category:    "nature_and_green_space", Areas: []string{"Sale"}, AcceptsReferrals: true, Capacity: events.CapacityOpen},
 	{Id: "VCS007-pantry", OrganisationId: "VCS007", Name: "Community pantry",
 		Description: "Weekly low-cost food shop and a shared lunch. Just turn up.",
-		Category:    "food", Areas: []string{"Sale"}, AcceptsReferrals: false, Capacity: CapacityOpen},
+		Category:    "food", Areas: []string{"Sale"}, AcceptsReferrals: false, Capacity: events.CapacityOpen},
 	{Id: "VCS008-talk", OrganisationId: "VCS008", Name: "Talking cafe",
 		Description: "A relaxed peer support group for people living with low mood or anxiety.",
-		Category:    "mental_wellbeing", Areas: []string{"Trafford"}, AcceptsReferrals: true, Capacity: CapacityPaused},
+		Category:    "mental_wellbeing", Areas: []string{"Trafford"}, AcceptsReferrals: true, Capacity: events.CapacityPaused},
 }
 
 // seedDemo adds what is missing of the demo directory. What exists is left
@@ -64,7 +64,7 @@ func (s *Service) seedDemo(ctx context.Context) error {
 		if _, ok := s.Organisation(o.GetId()); ok {
 			continue
 		}
-		if _, err := s.execute(ctx, demoActor, o.GetId(), registerOrg{org: o}); err != nil {
+		if _, err := s.execute(ctx, demoActor, o.GetId(), events.RegisterOrganisation{Organisation: o}); err != nil {
 			return fmt.Errorf("seed demo organisation %s: %w", o.GetId(), err)
 		}
 	}
@@ -72,7 +72,7 @@ func (s *Service) seedDemo(ctx context.Context) error {
 		if _, ok := s.lookup(svc.GetId()); ok {
 			continue
 		}
-		if _, err := s.execute(ctx, demoActor, svc.GetOrganisationId(), addService{svc: svc}); err != nil {
+		if _, err := s.execute(ctx, demoActor, svc.GetOrganisationId(), events.AddService{Service: svc}); err != nil {
 			return fmt.Errorf("seed demo service %s: %w", svc.GetId(), err)
 		}
 	}

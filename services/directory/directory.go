@@ -62,7 +62,7 @@ type Service struct {
 	orgs    *orgs.Registry
 
 	mu      sync.RWMutex
-	byOrg   map[string]*orgState
+	byOrg   map[string]*events.DirectoryOrg
 	svcOrg  map[string]string // service id -> organisation id
 	applied uint64
 	changed chan struct{} // closed and replaced after every applied event
@@ -102,7 +102,7 @@ func Start(ctx context.Context, d platform.Deps, serve bool) (*Service, error) {
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
 	}
 	s := &Service{js: d.JS, stream: stream, log: log.With("service", "directory"), orgs: d.Orgs,
-		byOrg: map[string]*orgState{}, svcOrg: map[string]string{}, changed: make(chan struct{})}
+		byOrg: map[string]*events.DirectoryOrg{}, svcOrg: map[string]string{}, changed: make(chan struct{})}
 	if s.metrics, err = newMetrics(d.Reg, s); err != nil {
 		return nil, err
 	}
@@ -207,10 +207,10 @@ func (s *Service) apply(seq uint64, ev *directoryv1.DirectoryEvent) {
 	org := ev.GetOrganisationId()
 	st := s.byOrg[org]
 	if st == nil {
-		st = &orgState{services: map[string]*serviceState{}}
+		st = &events.DirectoryOrg{}
 		s.byOrg[org] = st
 	}
-	st.evolve(ev)
+	st.Evolve(ev)
 	if a := ev.GetServiceAdded(); a != nil {
 		s.svcOrg[a.GetService().GetId()] = org
 	}
@@ -292,8 +292,8 @@ func (s *Service) writeView(ctx context.Context, ev *directoryv1.DirectoryEvent)
 // decide from the folded state that includes the subject's last event,
 // append with that event's sequence as the expected one, and on a
 // conflict decide again. It returns once the change is readable here.
-func (s *Service) execute(ctx context.Context, actor api.Principal, orgID string, cmd any) (changed bool, err error) {
-	name := commandName(cmd)
+func (s *Service) execute(ctx context.Context, actor api.Principal, orgID string, cmd events.DirectoryCommand) (changed bool, err error) {
+	name := events.DirectoryCommandName(cmd)
 	defer func() {
 		result := "ok"
 		switch {
@@ -321,7 +321,7 @@ func (s *Service) execute(ctx context.Context, actor api.Principal, orgID string
 		if err := s.waitFor(ctx, expect); err != nil {
 			return false, err
 		}
-		evs, err := decide(s.orgSnapshot(orgID), cmd)
+		evs, err := events.DecideDirectory(s.orgSnapshot(orgID), cmd)
 		if err != nil || len(evs) == 0 {
 			return false, err
 		}
@@ -337,7 +337,7 @@ func (s *Service) execute(ctx context.Context, actor api.Principal, orgID string
 				return false, fmt.Errorf("marshal directory event: %w", err)
 			}
 			msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-			msg.Header.Set(HeaderEvent, eventName(ev))
+			msg.Header.Set(HeaderEvent, events.DirectoryEventName(ev))
 			ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.EventId), jetstream.WithExpectLastSequencePerSubject(expect))
 			if journal.IsConflict(err) {
 				conflict = true
@@ -358,58 +358,25 @@ func (s *Service) execute(ctx context.Context, actor api.Principal, orgID string
 	}
 }
 
-// orgSnapshot copies an organisation's state for decide: service states
-// are replaced, never changed, so a shallow copy of the map is enough.
-func (s *Service) orgSnapshot(orgID string) orgState {
+// orgSnapshot copies an organisation's state for the rules.
+func (s *Service) orgSnapshot(orgID string) events.DirectoryOrg {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	st := s.byOrg[orgID]
 	if st == nil {
-		return orgState{services: map[string]*serviceState{}}
+		return events.DirectoryOrg{Services: map[string]*events.DirectoryService{}}
 	}
-	out := orgState{org: st.org, services: make(map[string]*serviceState, len(st.services))}
-	for k, v := range st.services {
-		out.services[k] = v
-	}
-	return out
-}
-
-// eventName is the full protobuf name of the event a DirectoryEvent holds.
-func eventName(ev *directoryv1.DirectoryEvent) string {
-	m := ev.ProtoReflect()
-	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("event"))
-	if fd == nil {
-		return ""
-	}
-	return string(fd.Message().FullName())
-}
-
-func commandName(cmd any) string {
-	switch cmd.(type) {
-	case registerOrg:
-		return "register_organisation"
-	case updateOrg:
-		return "update_organisation"
-	case addService:
-		return "add_service"
-	case updateService:
-		return "update_service"
-	case withdrawService:
-		return "withdraw_service"
-	case setCapacity:
-		return "set_capacity"
-	}
-	return "unknown"
+	return st.Snapshot()
 }
 
 // Service implements platform.Directory. A withdrawn service is not found:
 // nobody can be referred to it.
 func (s *Service) Service(ctx context.Context, id string) (events.ServiceFacts, bool, error) {
 	st, ok := s.lookup(id)
-	if !ok || st.withdrawn {
+	if !ok || st.Withdrawn {
 		return events.ServiceFacts{}, false, nil
 	}
-	return facts(st.svc), true, nil
+	return facts(st.Service), true, nil
 }
 
 func facts(svc *directoryv1.Service) events.ServiceFacts {
@@ -417,14 +384,14 @@ func facts(svc *directoryv1.Service) events.ServiceFacts {
 		AcceptsReferrals: svc.GetAcceptsReferrals(), Capacity: svc.GetCapacity()}
 }
 
-func (s *Service) lookup(id string) (*serviceState, bool) {
+func (s *Service) lookup(id string) (*events.DirectoryService, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	org, ok := s.svcOrg[id]
 	if !ok {
 		return nil, false
 	}
-	st, ok := s.byOrg[org].services[id]
+	st, ok := s.byOrg[org].Services[id]
 	return st, ok
 }
 
@@ -434,9 +401,9 @@ func (s *Service) ServicesOf(ctx context.Context, orgID string) ([]events.Servic
 	s.mu.RLock()
 	var out []events.ServiceFacts
 	if st := s.byOrg[orgID]; st != nil {
-		for _, svc := range st.services {
-			if !svc.withdrawn {
-				out = append(out, facts(svc.svc))
+		for _, svc := range st.Services {
+			if !svc.Withdrawn {
+				out = append(out, facts(svc.Service))
 			}
 		}
 	}
@@ -453,7 +420,7 @@ func (s *Service) SetCapacity(ctx context.Context, actor api.Principal, serviceI
 	if !ok {
 		return events.ErrNotFound
 	}
-	org := st.svc.GetOrganisationId()
+	org := st.Service.GetOrganisationId()
 	switch actor.Kind {
 	case events.KindPanel, events.KindAdmin:
 	case events.KindVCS:
@@ -463,7 +430,7 @@ func (s *Service) SetCapacity(ctx context.Context, actor api.Principal, serviceI
 	default:
 		return &events.Error{Code: events.CodePermissionDenied, Message: "a " + string(actor.Kind) + " key may not change a service's capacity"}
 	}
-	_, err := s.execute(ctx, actor, org, setCapacity{id: serviceID, capacity: capacity})
+	_, err := s.execute(ctx, actor, org, events.SetCapacity{ServiceID: serviceID, Capacity: capacity})
 	return err
 }
 
@@ -497,8 +464,8 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 		defer s.mu.RUnlock()
 		n := 0
 		for _, o := range s.byOrg {
-			for _, svc := range o.services {
-				if !svc.withdrawn {
+			for _, svc := range o.Services {
+				if !svc.Withdrawn {
 					n++
 				}
 			}

@@ -24,8 +24,8 @@ func FuzzDirectoryWrites(f *testing.F) {
 	f.Add(false, []byte(`{"id": "-", "name": 1}`))
 	registered := &directoryv1.Organisation{Id: "VCS009", Name: "Sale Knitters"}
 	f.Fuzz(func(t *testing.T, service bool, body []byte) {
-		var cmd any
-		st := orgState{}
+		var cmd events.DirectoryCommand
+		st := events.DirectoryOrg{}
 		if service {
 			var b newServiceBody
 			if err := api.Unmarshal(body, &b); err != nil {
@@ -39,20 +39,20 @@ func FuzzDirectoryWrites(f *testing.F) {
 				b.ID = serviceID(b.OrganisationID, b.Name)
 			}
 			if b.Capacity == "" {
-				b.Capacity = CapacityOpen
+				b.Capacity = events.CapacityOpen
 			}
 			org := proto.CloneOf(registered)
 			org.Id = b.OrganisationID
-			st.org = org
-			cmd = addService{svc: b.proto(b.Capacity)}
+			st.Org = org
+			cmd = events.AddService{Service: b.proto(b.Capacity)}
 		} else {
 			var b orgBody
 			if err := api.Unmarshal(body, &b); err != nil {
 				return
 			}
-			cmd = registerOrg{org: b.proto()}
+			cmd = events.RegisterOrganisation{Organisation: b.proto()}
 		}
-		evs, err := decide(st, cmd)
+		evs, err := events.DecideDirectory(st, cmd)
 		if err != nil {
 			e, ok := err.(*events.Error)
 			if !ok || (e.Code == events.CodeInvalid && e.Field == "") || e.Code == events.CodeInternal {
@@ -67,9 +67,9 @@ func FuzzDirectoryWrites(f *testing.F) {
 			if _, err := proto.Marshal(ev); err != nil {
 				t.Fatalf("accepted a write whose event does not encode: %v", err)
 			}
-			st.evolve(ev)
+			st.Evolve(ev)
 		}
-		again, err := decide(st, cmd)
+		again, err := events.DecideDirectory(st, cmd)
 		if err != nil || len(again) != 0 {
 			t.Fatalf("the same write again: %d events, %v", len(again), err)
 		}

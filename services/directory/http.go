@@ -142,7 +142,7 @@ func (s *Service) registerOrganisation(w http.ResponseWriter, r *http.Request, p
 			return events.Invalid("id", "%s is registered as a %s organisation, not a community one", b.ID, o.Kind)
 		}
 	}
-	changed, err := s.execute(r.Context(), p, b.ID, registerOrg{org: b.proto()})
+	changed, err := s.execute(r.Context(), p, b.ID, events.RegisterOrganisation{Organisation: b.proto()})
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (s *Service) updateOrganisation(w http.ResponseWriter, r *http.Request, p a
 	if b.ID != id {
 		return events.Invalid("id", "must be the organisation of the path (%s)", id)
 	}
-	if _, err := s.execute(r.Context(), p, id, updateOrg{org: b.proto()}); err != nil {
+	if _, err := s.execute(r.Context(), p, id, events.UpdateOrganisation{Organisation: b.proto()}); err != nil {
 		return err
 	}
 	v, _ := s.Organisation(id)
@@ -239,9 +239,9 @@ func (s *Service) addService(w http.ResponseWriter, r *http.Request, p api.Princ
 		b.ID = serviceID(b.OrganisationID, b.Name)
 	}
 	if b.Capacity == "" {
-		b.Capacity = CapacityOpen
+		b.Capacity = events.CapacityOpen
 	}
-	changed, err := s.execute(r.Context(), p, b.OrganisationID, addService{svc: b.proto(b.Capacity)})
+	changed, err := s.execute(r.Context(), p, b.OrganisationID, events.AddService{Service: b.proto(b.Capacity)})
 	if err != nil {
 		return err
 	}
@@ -273,7 +273,7 @@ func (s *Service) updateService(w http.ResponseWriter, r *http.Request, p api.Pr
 	case b.AcceptsReferrals == nil:
 		return events.Invalid("accepts_referrals", "is required")
 	}
-	if _, err := s.execute(r.Context(), p, old.OrganisationID, updateService{svc: b.proto("")}); err != nil {
+	if _, err := s.execute(r.Context(), p, old.OrganisationID, events.UpdateService{Service: b.proto("")}); err != nil {
 		return err
 	}
 	v, _ := s.ServiceView(old.ID)
@@ -294,10 +294,7 @@ func (s *Service) withdrawService(w http.ResponseWriter, r *http.Request, p api.
 			return err
 		}
 	}
-	if len(b.Reason) > maxShort {
-		return events.Invalid("reason", "is longer than %d characters", maxShort)
-	}
-	if _, err := s.execute(r.Context(), p, old.OrganisationID, withdrawService{id: old.ID, reason: b.Reason}); err != nil {
+	if _, err := s.execute(r.Context(), p, old.OrganisationID, events.WithdrawService{ServiceID: old.ID, Reason: b.Reason}); err != nil {
 		return err
 	}
 	v, _ := s.ServiceView(old.ID)

@@ -130,7 +130,7 @@ func orukStatus(v ServiceView) string {
 	switch {
 	case v.Status == "withdrawn":
 		return "defunct"
-	case v.Capacity == CapacityPaused:
+	case v.Capacity == events.CapacityPaused:
 		return "temporarily closed"
 	}
 	return "active"
@@ -141,11 +141,11 @@ func orukStatus(v ServiceView) string {
 func orukAlert(v ServiceView) string {
 	var parts []string
 	switch v.Capacity {
-	case CapacityWaitingList:
+	case events.CapacityWaitingList:
 		parts = append(parts, "Waiting list: new referrals join a waiting list.")
-	case CapacityFull:
+	case events.CapacityFull:
 		parts = append(parts, "Full: not taking new referrals at present.")
-	case CapacityPaused:
+	case events.CapacityPaused:
 		parts = append(parts, "Paused: the service is not running at present.")
 	}
 	if !v.AcceptsReferrals {

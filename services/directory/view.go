@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"linkway/events"
 )
 
 // ServiceView is a service as the JSON API shows it.
@@ -49,10 +51,10 @@ type OrganisationView struct {
 	Services    []string `json:"services"`
 }
 
-func (s *Service) serviceView(st *serviceState, orgName string) ServiceView {
-	svc := st.svc
+func (s *Service) serviceView(st *events.DirectoryService, orgName string) ServiceView {
+	svc := st.Service
 	status := "active"
-	if st.withdrawn {
+	if st.Withdrawn {
 		status = "withdrawn"
 	}
 	c := svc.GetContact()
@@ -63,8 +65,8 @@ func (s *Service) serviceView(st *serviceState, orgName string) ServiceView {
 		Areas:            append([]string{}, svc.GetAreas()...),
 		Contact:          ContactView{Email: c.GetEmail(), Phone: c.GetPhone(), Website: c.GetWebsite(), Address: c.GetAddress()},
 		AcceptsReferrals: svc.GetAcceptsReferrals(), Capacity: svc.GetCapacity(),
-		Accepting: !st.withdrawn && accepting(svc), Status: status,
-		UpdatedAt: st.updatedAt, CapacityChangedAt: st.capacityAt, CapacityChangedBy: st.capacityBy,
+		Accepting: !st.Withdrawn && events.ServiceAccepting(svc), Status: status,
+		UpdatedAt: st.UpdatedAt, CapacityChangedAt: st.CapacityAt, CapacityChangedBy: st.CapacityBy,
 	}
 }
 
@@ -77,11 +79,11 @@ func (s *Service) ServiceView(id string) (ServiceView, bool) {
 		return ServiceView{}, false
 	}
 	o := s.byOrg[org]
-	st, ok := o.services[id]
+	st, ok := o.Services[id]
 	if !ok {
 		return ServiceView{}, false
 	}
-	return s.serviceView(st, o.org.GetName()), true
+	return s.serviceView(st, o.Org.GetName()), true
 }
 
 // Organisation returns one registered organisation.
@@ -89,17 +91,17 @@ func (s *Service) Organisation(id string) (OrganisationView, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	o := s.byOrg[id]
-	if o == nil || o.org == nil {
+	if o == nil || o.Org == nil {
 		return OrganisationView{}, false
 	}
 	return orgView(o), true
 }
 
-func orgView(o *orgState) OrganisationView {
-	v := OrganisationView{ID: o.org.GetId(), Name: o.org.GetName(), Description: o.org.GetDescription(),
-		Website: o.org.GetWebsite(), Email: o.org.GetEmail(), Phone: o.org.GetPhone(), Services: []string{}}
-	for id, st := range o.services {
-		if !st.withdrawn {
+func orgView(o *events.DirectoryOrg) OrganisationView {
+	v := OrganisationView{ID: o.Org.GetId(), Name: o.Org.GetName(), Description: o.Org.GetDescription(),
+		Website: o.Org.GetWebsite(), Email: o.Org.GetEmail(), Phone: o.Org.GetPhone(), Services: []string{}}
+	for id, st := range o.Services {
+		if !st.Withdrawn {
 			v.Services = append(v.Services, id)
 		}
 	}
@@ -112,7 +114,7 @@ func (s *Service) Organisations() []OrganisationView {
 	s.mu.RLock()
 	out := []OrganisationView{}
 	for _, o := range s.byOrg {
-		if o.org != nil {
+		if o.Org != nil {
 			out = append(out, orgView(o))
 		}
 	}
@@ -140,9 +142,9 @@ func (s *Service) Services(q Query) []ServiceView {
 	s.mu.RLock()
 	out := []ServiceView{}
 	for _, o := range s.byOrg {
-		for _, st := range o.services {
+		for _, st := range o.Services {
 			if q.match(st, words) {
-				out = append(out, s.serviceView(st, o.org.GetName()))
+				out = append(out, s.serviceView(st, o.Org.GetName()))
 			}
 		}
 	}
@@ -156,16 +158,16 @@ func (s *Service) Services(q Query) []ServiceView {
 	return out
 }
 
-func (q Query) match(st *serviceState, words []string) bool {
-	svc := st.svc
+func (q Query) match(st *events.DirectoryService, words []string) bool {
+	svc := st.Service
 	switch {
-	case st.withdrawn && !q.Withdrawn:
+	case st.Withdrawn && !q.Withdrawn:
 		return false
 	case q.Category != "" && svc.GetCategory() != q.Category:
 		return false
 	case q.Organisation != "" && svc.GetOrganisationId() != q.Organisation:
 		return false
-	case q.Accepting != nil && accepting(svc) != *q.Accepting:
+	case q.Accepting != nil && events.ServiceAccepting(svc) != *q.Accepting:
 		return false
 	}
 	text := strings.ToLower(svc.GetName() + " " + svc.GetDescription())
@@ -184,9 +186,9 @@ func (s *Service) acceptingCategories() map[string]int {
 	defer s.mu.RUnlock()
 	out := map[string]int{}
 	for _, o := range s.byOrg {
-		for _, st := range o.services {
-			if !st.withdrawn && accepting(st.svc) {
-				out[st.svc.GetCategory()]++
+		for _, st := range o.Services {
+			if !st.Withdrawn && events.ServiceAccepting(st.Service) {
+				out[st.Service.GetCategory()]++
 			}
 		}
 	}
@@ -198,15 +200,8 @@ func (s *Service) acceptingCategories() map[string]int {
 // were recorded, so a rebuilt view equals the live one.
 func (s *Service) placementAt(id string, at time.Time) (category, area string) {
 	st, ok := s.lookup(id)
-	if !ok || len(st.placed) == 0 {
+	if !ok {
 		return "unknown", "unknown"
 	}
-	p := st.placed[0]
-	for _, q := range st.placed[1:] {
-		if q.from.After(at) {
-			break
-		}
-		p = q
-	}
-	return p.category, p.area
+	return st.PlacementAt(at)
 }

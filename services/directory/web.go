@@ -49,8 +49,8 @@ func newWeb(ctx context.Context, s *Service, d platform.Deps, unmet *views.Runne
 	t, err := template.New("").Funcs(template.FuncMap{
 		"categoryName": categoryName,
 		"capacityLabel": func(c string) string {
-			return map[string]string{CapacityOpen: "Open", CapacityWaitingList: "Waiting list",
-				CapacityFull: "Full", CapacityPaused: "Paused"}[c]
+			return map[string]string{events.CapacityOpen: "Open", events.CapacityWaitingList: "Waiting list",
+				events.CapacityFull: "Full", events.CapacityPaused: "Paused"}[c]
 		},
 		"join": strings.Join,
 	}).ParseFS(templateFS, "templates/*.html")
@@ -239,7 +239,7 @@ func (wb *web) withdraw(r *http.Request, se websession.Session) (string, error) 
 	if !ok {
 		return "", events.ErrNotFound
 	}
-	_, err := wb.s.execute(r.Context(), se.Principal, v.OrganisationID, withdrawService{id: v.ID, reason: r.PostForm.Get("reason")})
+	_, err := wb.s.execute(r.Context(), se.Principal, v.OrganisationID, events.WithdrawService{ServiceID: v.ID, Reason: r.PostForm.Get("reason")})
 	return "withdraw", err
 }
 
@@ -262,8 +262,8 @@ func (wb *web) add(r *http.Request, se websession.Session) (string, error) {
 		Contact: &directoryv1.Contact{Email: strings.TrimSpace(f.Get("email")), Phone: strings.TrimSpace(f.Get("phone")),
 			Website: strings.TrimSpace(f.Get("website"))}}
 	if svc.Capacity == "" {
-		svc.Capacity = CapacityOpen
+		svc.Capacity = events.CapacityOpen
 	}
-	_, err := wb.s.execute(r.Context(), se.Principal, org, addService{svc: svc})
+	_, err := wb.s.execute(r.Context(), se.Principal, org, events.AddService{Service: svc})
 	return "add", err
 }

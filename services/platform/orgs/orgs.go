@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -30,12 +29,9 @@ type Organisation struct {
 	Contact string `json:"contact,omitempty"`
 }
 
-// codePattern is what an organisation code may look like: ODS codes and the
-// project's own VCS codes. It keeps codes safe inside subjects and keys.
-var codePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,31}$`)
-
-// ValidCode reports whether s can be an organisation code.
-func ValidCode(s string) bool { return codePattern.MatchString(s) }
+// ValidCode reports whether s can be an organisation code (the rule is
+// events.ValidOrgCode, which the directory's rules use too).
+func ValidCode(s string) bool { return events.ValidOrgCode(s) }
 
 // Registry is the register.
 type Registry struct {
