@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"linkway/events"
-	"linkway/services/platform/api"
 )
 
 // OperationOutcome: how the FHIR routes answer a refusal or a failure.
@@ -31,7 +30,13 @@ type outcomeError struct {
 	Issues []Issue
 }
 
-func (e *outcomeError) Error() string {
+func (e *outcomeError) Error() string { return string(e.Code) + ": " + e.diagnostics() }
+
+// Unwrap gives the refusal as the *events.Error every other part reads, so
+// its code is answered like any other's (api.Fail).
+func (e *outcomeError) Unwrap() error { return &events.Error{Code: e.Code, Message: e.diagnostics()} }
+
+func (e *outcomeError) diagnostics() string {
 	var b strings.Builder
 	for i, is := range e.Issues {
 		if i > 0 {
@@ -39,49 +44,22 @@ func (e *outcomeError) Error() string {
 		}
 		b.WriteString(strings.Join(is.Expression, ",") + ": " + is.Diagnostics)
 	}
-	return string(e.Code) + ": " + b.String()
+	return b.String()
 }
 
-// issueType is the FHIR issue type of an error code.
-func issueType(c events.Code) string {
-	switch c {
-	case events.CodeInvalid:
-		return "invalid"
-	case events.CodeUnauthenticated:
-		return "login"
-	case events.CodePermissionDenied:
-		return "forbidden"
-	case events.CodeNotFound:
-		return "not-found"
-	case events.CodeFailedPrecondition:
-		return "business-rule"
-	case events.CodeTooLarge:
-		return "too-costly"
-	case events.CodeUnavailable, events.CodeTooManyRequests:
-		return "transient"
-	}
-	return "exception"
-}
-
-// writeOutcome answers err as an OperationOutcome with the status api.Status
-// gives its code: the same mapping as the JSON routes.
+// writeOutcome answers err as an OperationOutcome. The status, the issue
+// type, Retry-After and the logging of a failure of ours are the api
+// package's (the same as the JSON routes'); this only renders the body.
 func (s *Service) writeOutcome(w http.ResponseWriter, r *http.Request, err error) {
+	f := s.d.HTTP.Fail(w, r, err)
 	var oe *outcomeError
 	if errors.As(err, &oe) {
-		writeFHIR(w, api.Status(oe.Code), OperationOutcome{ResourceType: "OperationOutcome", Issue: oe.Issues})
+		writeFHIR(w, f.Status, OperationOutcome{ResourceType: "OperationOutcome", Issue: oe.Issues})
 		return
 	}
-	pub := api.Public(err)
-	status := api.Status(pub.Code)
-	if status >= 500 {
-		s.log.Error("FHIR request failed", "method", r.Method, "route", r.Pattern, "status", status, "err", err)
+	is := Issue{Severity: "error", Code: f.IssueType, Diagnostics: f.Public.Message}
+	if f.Public.Field != "" {
+		is.Expression = []string{f.Public.Field}
 	}
-	if (pub.Code == events.CodeUnavailable || pub.Code == events.CodeTooManyRequests) && w.Header().Get("Retry-After") == "" {
-		w.Header().Set("Retry-After", "1")
-	}
-	is := Issue{Severity: "error", Code: issueType(pub.Code), Diagnostics: pub.Message}
-	if pub.Field != "" {
-		is.Expression = []string{pub.Field}
-	}
-	writeFHIR(w, status, OperationOutcome{ResourceType: "OperationOutcome", Issue: []Issue{is}})
+	writeFHIR(w, f.Status, OperationOutcome{ResourceType: "OperationOutcome", Issue: []Issue{is}})
 }

@@ -204,66 +204,6 @@ func allowed(kinds []events.Kind, k events.Kind) bool {
 	return false
 }
 
-// Status is the HTTP status of an error code: the one place that says so.
-func Status(code events.Code) int {
-	switch code {
-	case events.CodeInvalid:
-		return http.StatusBadRequest
-	case events.CodeUnauthenticated:
-		return http.StatusUnauthorized
-	case events.CodePermissionDenied:
-		return http.StatusForbidden
-	case events.CodeNotFound:
-		return http.StatusNotFound
-	case events.CodeFailedPrecondition:
-		return http.StatusConflict
-	case events.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case events.CodeTooManyRequests:
-		return http.StatusTooManyRequests
-	case events.CodeUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
-// Public returns what the caller may be told of err: the *Error itself, or
-// for anything else (a bug) an internal error with no detail.
-func Public(err error) *events.Error {
-	var e *events.Error
-	switch {
-	case errors.As(err, &e):
-		return e
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return &events.Error{Code: events.CodeUnavailable, Message: "the request timed out"}
-	}
-	return &events.Error{Code: events.CodeInternal, Message: "internal error"}
-}
-
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    events.Code `json:"code"`
-	Message string      `json:"message"`
-	Field   string      `json:"field,omitempty"`
-}
-
-// WriteError answers with the JSON error shape of API.md. What is logged
-// (the full error, for a bug) is kept apart from what the client is told.
-func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
-	pub := Public(err)
-	status := Status(pub.Code)
-	if status >= 500 {
-		s.log.Error("request failed", "method", r.Method, "route", r.Pattern, "status", status, "err", err)
-	}
-	if pub.Code == events.CodeUnavailable && w.Header().Get("Retry-After") == "" {
-		w.Header().Set("Retry-After", "1")
-	}
-	WriteJSON(w, status, errorBody{Error: errorDetail{Code: pub.Code, Message: pub.Message, Field: pub.Field}})
-}
-
 // instrument counts requests by route pattern (never by path: paths hold
 // ids) and status, and turns a panic into a 500 without a stack trace.
 func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {

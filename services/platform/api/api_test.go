@@ -140,3 +140,23 @@ func TestStatusOfEveryCode(t *testing.T) {
 		}
 	}
 }
+
+// TestIssueTypeOfEveryCode: the FHIR issue type of each code, from the same
+// table as its status; an unknown code is a bug (500, exception).
+func TestIssueTypeOfEveryCode(t *testing.T) {
+	t.Parallel()
+	want := map[events.Code]string{
+		events.CodeInvalid: "invalid", events.CodeUnauthenticated: "login", events.CodePermissionDenied: "forbidden",
+		events.CodeNotFound: "not-found", events.CodeFailedPrecondition: "business-rule", events.CodeTooLarge: "too-costly",
+		events.CodeTooManyRequests: "transient", events.CodeUnavailable: "transient", events.CodeInternal: "exception",
+		events.Code("no_such_code"): "exception",
+	}
+	for code, it := range want {
+		if got := api.IssueType(code); got != it {
+			t.Errorf("%s: %s, want %s", code, got, it)
+		}
+	}
+	if got := api.Status("no_such_code"); got != 500 {
+		t.Errorf("an unknown code: %d, want 500", got)
+	}
+}
