@@ -45,9 +45,9 @@ const (
 func (s *Service) routesFHIR() {
 	h := s.d.HTTP
 	h.HandlePublic("POST /fhir/R4/ServiceRequest", s.fhirRoute(s.postServiceRequest))
-	h.HandlePublic("GET /fhir/R4/ServiceRequest/{id}", s.fhirRoute(s.getServiceRequest))
+	h.HandlePublic("GET /fhir/R4/ServiceRequest/{id}", s.fhirRoute(fhirRead(s.serviceRequest)))
 	h.HandlePublic("GET /fhir/R4/Task", s.fhirRoute(s.searchTasks))
-	h.HandlePublic("GET /fhir/R4/Task/{id}", s.fhirRoute(s.getTask))
+	h.HandlePublic("GET /fhir/R4/Task/{id}", s.fhirRoute(fhirRead(s.task)))
 	h.HandlePublic("POST /fhir/R4/$process-message", s.fhirRoute(s.processMessage))
 	h.HandlePublic("GET /fhir/R4/metadata", http.HandlerFunc(s.metadata))
 }
@@ -72,6 +72,19 @@ func (s *Service) fhirRoute(h api.HandlerFunc) http.Handler {
 	})
 }
 
+// fhirRead answers a read (GET .../{id}) with the resource get builds for
+// the calling practice.
+func fhirRead[T any](get func(ctx context.Context, p api.Principal, id string) (T, error)) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+		v, err := get(r.Context(), p, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		writeFHIR(w, http.StatusOK, v)
+		return nil
+	}
+}
+
 func writeFHIR(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", fhirContentType)
 	w.Header().Set("Cache-Control", "no-store")
@@ -88,16 +101,16 @@ func readFHIR(w http.ResponseWriter, r *http.Request, root string, v any) error 
 			return events.Invalid("Content-Type", "send FHIR as application/fhir+json")
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fhirBodyLimit))
+	body, err := api.ReadBody(w, r, fhirBodyLimit)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return &events.Error{Code: events.CodeTooLarge, Message: fmt.Sprintf("the body is over %d bytes", fhirBodyLimit)}
-		}
-		return &events.Error{Code: events.CodeInvalid, Message: "the body could not be read"}
+		return err
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := api.UnmarshalLenient(body, v); err != nil {
+		var e *events.Error
 		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &e) { // a refusal of api's decoding, already in words
+			return e
+		}
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
 			return events.Invalid(root+"."+typeErr.Field, "must be a FHIR %s", jsonKind(typeErr.Type.Kind().String()))
 		}

@@ -382,12 +382,3 @@ func (s *Service) serviceRequest(ctx context.Context, p api.Principal, id string
 	}
 	return sr, nil
 }
-
-func (s *Service) getServiceRequest(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	sr, err := s.serviceRequest(r.Context(), p, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeFHIR(w, http.StatusOK, sr)
-	return nil
-}

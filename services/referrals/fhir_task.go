@@ -178,12 +178,3 @@ func (s *Service) searchTasks(w http.ResponseWriter, r *http.Request, p api.Prin
 	writeFHIR(w, http.StatusOK, b)
 	return nil
 }
-
-func (s *Service) getTask(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	t, err := s.task(r.Context(), p, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeFHIR(w, http.StatusOK, t)
-	return nil
-}

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -301,13 +300,9 @@ func decodeOptional(body []byte, v any) error {
 
 func (s *Service) apiAction(a action) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, bodyLimit))
+		body, err := api.ReadBody(w, r, bodyLimit)
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return &events.Error{Code: events.CodeTooLarge, Message: fmt.Sprintf("the body is over %d bytes", bodyLimit)}
-			}
-			return &events.Error{Code: events.CodeInvalid, Message: "the body could not be read"}
+			return err
 		}
 		key := r.Header.Get(idempotencyHdr)
 		if len(key) > maxIdempotency {
