@@ -1,7 +1,8 @@
 // Package api is what every Linkway HTTP service stands on: callers
 // authenticated by API key and bound to one organisation, handlers that
-// return errors, the one mapping from error codes to HTTP statuses and the
-// JSON error shape, strict JSON decoding, and request metrics.
+// return errors, the one mapping from error codes to HTTP statuses and FHIR
+// issue types (errors.go) and the JSON error shape, the one reading of
+// request bodies and JSON decoding (json.go), and request metrics.
 package api
 
 import (
