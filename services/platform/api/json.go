@@ -59,6 +59,11 @@ func UnmarshalLenient(body []byte, v any) error { return decode(body, v, false) 
 // encoding/json.Unmarshal). A rule about JSON itself belongs here. Its
 // errors are *events.Error or encoding/json's.
 func decode(body []byte, v any, strict bool) error {
+	// Strict JSON (API.md), FHIR included: a key given twice is refused
+	// before anything is decoded.
+	if err := RejectDuplicateKeys(body); err != nil {
+		return err
+	}
 	if !strict {
 		return json.Unmarshal(body, v)
 	}
