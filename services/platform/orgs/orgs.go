@@ -5,6 +5,7 @@
 package orgs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,6 +28,12 @@ type Organisation struct {
 	Commissions []string `json:"commissions,omitempty"`
 	// Contact is how others reach the organisation (a team's duty line).
 	Contact string `json:"contact,omitempty"`
+	// Teams lists the link-worker teams a GP practice or other referrer
+	// refers to (`linkway orgs add --team`).
+	Teams []string `json:"teams,omitempty"`
+	// Disabled organisations keep their history, but their keys no longer
+	// work (`linkway orgs disable`).
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // ValidCode reports whether s can be an organisation code (the rule is
@@ -67,12 +74,16 @@ func (r *Registry) Put(ctx context.Context, o Organisation) error {
 	if _, err := r.kv.Put(ctx, o.ID, b); err != nil {
 		return err
 	}
-	// Wait for our own write so the next read sees it. The change channel
-	// is taken before the check: taken after, a change landing in between
-	// would be missed and the wait would never end.
+	return r.await(ctx, o.ID, b)
+}
+
+// await waits for a write of ours to reach the mirror, so the next read
+// sees it. The change channel is taken before the check: taken after, a
+// change landing in between would be missed and the wait would never end.
+func (r *Registry) await(ctx context.Context, id string, b []byte) error {
 	for {
 		changed := r.mirror.Changed()
-		if got, ok := r.Get(o.ID); ok && got.Name == o.Name && got.Kind == o.Kind {
+		if got, ok := r.mirror.Get(id); ok && bytes.Equal(got, b) {
 			return nil
 		}
 		select {
