@@ -1,3 +1,0 @@
-package views
-
-import _ "github.com/cockroachdb/pebble/v2"

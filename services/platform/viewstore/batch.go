@@ -1,0 +1,161 @@
+package viewstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Batch gathers changes to any number of views and their checkpoints, and
+// commits them all at once or not at all. Reads through the batch see its
+// own changes first. Each key changed several times is written once, at
+// commit. A batch is used by one goroutine.
+type Batch struct {
+	s       *Store
+	writes  map[string][]byte // full key -> value; nil value: deleted
+	ranges  [][2][]byte       // deleted ranges, applied before writes
+	erase   [][2][]byte       // ranges to compact after the commit
+	cps     map[string]uint64
+	pending int // bytes of keys and values, to bound a batch
+}
+
+// NewBatch starts a batch.
+func (s *Store) NewBatch() *Batch {
+	return &Batch{s: s, writes: map[string][]byte{}, cps: map[string]uint64{}}
+}
+
+// Get returns a key's value as the batch would leave it: the batch's own
+// change when there is one, else the store's. The value must not be
+// changed.
+func (b *Batch) Get(view, key string) (value []byte, ok bool, err error) {
+	k := viewKey(view, key)
+	if v, changed := b.writes[string(k)]; changed {
+		return v, v != nil, nil
+	}
+	for _, r := range b.ranges {
+		if bytes.Compare(k, r[0]) >= 0 && (r[1] == nil || bytes.Compare(k, r[1]) < 0) {
+			return nil, false, nil
+		}
+	}
+	return b.s.View(view).Get(key)
+}
+
+// Set sets a key of a view. The batch keeps value: it must not be changed
+// afterwards.
+func (b *Batch) Set(view, key string, value []byte) {
+	if value == nil {
+		value = []byte{}
+	}
+	b.put(viewKey(view, key), value)
+}
+
+// Delete deletes a key of a view.
+func (b *Batch) Delete(view, key string) { b.put(viewKey(view, key), nil) }
+
+func (b *Batch) put(k, v []byte) {
+	if old, ok := b.writes[string(k)]; ok {
+		b.pending -= len(k) + len(old)
+	}
+	b.writes[string(k)] = v
+	b.pending += len(k) + len(v)
+}
+
+// DeletePrefix deletes every key of a view that starts with prefix.
+func (b *Batch) DeletePrefix(view, prefix string) {
+	start := viewKey(view, prefix)
+	end := prefixEnd(start)
+	for k := range b.writes { // earlier changes in the range are deleted too
+		if strings.HasPrefix(k, string(start)) {
+			b.pending -= len(k) + len(b.writes[k])
+			delete(b.writes, k)
+		}
+	}
+	b.ranges = append(b.ranges, [2][]byte{start, end})
+}
+
+// Erase is DeletePrefix for personal data: the commit is synced and the
+// range compacted afterwards, so the deleted bytes leave the table files.
+func (b *Batch) Erase(view, prefix string) {
+	b.DeletePrefix(view, prefix)
+	b.erase = append(b.erase, b.ranges[len(b.ranges)-1])
+}
+
+// SetCheckpoint records that a view has applied the stream up to seq.
+func (b *Batch) SetCheckpoint(view string, seq uint64) { b.cps[view] = seq }
+
+// Size is roughly the bytes the batch will write.
+func (b *Batch) Size() int { return b.pending + 16*len(b.cps) }
+
+// Keys is how many keys the batch changes.
+func (b *Batch) Keys() int { return len(b.writes) }
+
+// Empty reports whether committing would write nothing.
+func (b *Batch) Empty() bool { return len(b.writes) == 0 && len(b.ranges) == 0 && len(b.cps) == 0 }
+
+// Commit writes the batch. With sync it returns once the batch is on disk;
+// without, once it is in the WAL's buffer (a crash of the machine, not of
+// the process, may lose it and later batches, never part of one). Erase
+// makes a commit synced. The batch is empty again afterwards, whatever
+// the outcome.
+func (b *Batch) Commit(ctx context.Context, sync bool) error {
+	defer b.reset()
+	if b.Empty() {
+		return nil
+	}
+	opts := pebble.NoSync
+	if sync || len(b.erase) > 0 {
+		opts = pebble.Sync
+	}
+	err := b.s.use(func(db *pebble.DB) error {
+		pb := db.NewBatchWithSize(b.Size() + 64)
+		defer pb.Close()
+		for _, r := range b.ranges {
+			if err := pb.DeleteRange(r[0], r[1], nil); err != nil {
+				return err
+			}
+		}
+		for k, v := range b.writes {
+			var err error
+			if v == nil {
+				err = pb.Delete([]byte(k), nil)
+			} else {
+				err = pb.Set([]byte(k), v, nil)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		for view, seq := range b.cps {
+			if err := pb.Set(checkpointKey(view), encodeSeq(seq), nil); err != nil {
+				return err
+			}
+		}
+		if err := pb.Commit(opts); err != nil {
+			return err
+		}
+		// The keys are gone once committed; a failed compaction only
+		// leaves their bytes in the files until a later one.
+		for _, r := range b.erase {
+			if err := compact(ctx, db, r[0], r[1]); err != nil {
+				b.s.log.Warn("compacting erased keys failed", "err", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("view store commit: %w", err)
+	}
+	return nil
+}
+
+// Discard drops the batch's changes.
+func (b *Batch) Discard() { b.reset() }
+
+func (b *Batch) reset() {
+	clear(b.writes)
+	clear(b.cps)
+	b.ranges, b.erase, b.pending = b.ranges[:0], b.erase[:0], 0
+}
