@@ -334,27 +334,13 @@ func (s State) referOnward(c ReferOnward) ([]*eventsv1.Envelope, error) {
 	}) {
 		return nil, s.refuse("refer on to " + svc.ID + ": a referral to it is already open")
 	}
-	shared := &eventsv1.SharedWithVcs{Person: &eventsv1.PersonalData{}}
-	p := s.Referral.GetPerson()
 	for i, f := range c.Share {
-		switch f {
-		case "name":
-			shared.Person.GivenName, shared.Person.FamilyName = p.GetGivenName(), p.GetFamilyName()
-		case "phone":
-			shared.Person.Phone = p.GetPhone()
-		case "email":
-			shared.Person.Email = p.GetEmail()
-		case "needs":
-			shared.Needs = s.Referral.GetReasons()
-		case "notes":
-			shared.Notes = s.Referral.GetNotes()
-		default:
+		if !slices.Contains(ShareableFields, f) {
 			return nil, Invalid(fieldIndex("share", i), "must be one of %v", ShareableFields)
 		}
-		if !slices.Contains(shared.Fields, f) {
-			shared.Fields = append(shared.Fields, f)
-		}
 	}
+	shared := ShareWithVCS(&eventsv1.SharedWithVcs{Person: s.Referral.GetPerson(),
+		Needs: s.Referral.GetReasons(), Notes: s.Referral.GetNotes()}, c.Share)
 	return one(&eventsv1.OnwardReferralMade{
 		OnwardReferralId: c.OnwardReferralID, ServiceId: svc.ID, ServiceName: svc.Name,
 		OrganisationId: svc.OrganisationID, Shared: shared, WaitingList: c.WaitingList,

@@ -246,30 +246,16 @@ func made(tx *views.Tx, seq uint64, env *eventsv1.Envelope, m *eventsv1.OnwardRe
 		return nil, err // already there: one id, one referral
 	}
 	at := env.GetOccurredAt().AsTime().UTC()
-	sh := m.GetShared()
+	// Whatever the event holds, only the fields it says were shared.
+	sh := events.ShareWithVCS(m.GetShared(), m.GetShared().GetFields())
 	r := record{
 		ID: id, JourneyID: jid, OrganisationID: org, ServiceID: m.GetServiceId(), ServiceName: m.GetServiceName(),
 		Status: string(events.OnwardSent), WaitingList: m.GetWaitingList(), SentAt: at, UpdatedAt: at,
 		LinkWorkerContact: m.GetLinkWorkerContact(), Seq: seq,
 	}
 	p := sh.GetPerson()
-	for _, f := range sh.GetFields() {
-		switch f {
-		case "name":
-			r.Person.GivenName, r.Person.FamilyName = p.GetGivenName(), p.GetFamilyName()
-		case "phone":
-			r.Person.Phone = p.GetPhone()
-		case "email":
-			r.Person.Email = p.GetEmail()
-		case "needs":
-			r.Needs = slices.Clone(sh.GetNeeds())
-		case "notes":
-			r.Notes = sh.GetNotes().GetText()
-		default:
-			continue
-		}
-		r.Shared = append(r.Shared, f)
-	}
+	r.Person = Person{GivenName: p.GetGivenName(), FamilyName: p.GetFamilyName(), Phone: p.GetPhone(), Email: p.GetEmail()}
+	r.Needs, r.Notes, r.Shared = slices.Clone(sh.GetNeeds()), sh.GetNotes().GetText(), sh.GetFields()
 	if err := tx.PutJSON(key, r); err != nil {
 		return nil, err
 	}
