@@ -39,6 +39,50 @@ func TestCheckNHSNumber(t *testing.T) {
 	}
 }
 
+func TestCompleteNHSNumber(t *testing.T) {
+	for _, tt := range []struct {
+		nine, want string
+		ok         bool
+	}{
+		{"943476591", "9434765919", true},
+		{"900000000", "9000000009", true},
+		{"900000013", "9000000130", true}, // check 11 is written 0
+		{"123456789", "", false},          // check 10: never issued
+		{"999000000", "", false},          // likewise
+		{"94347659", "", false},
+		{"94347659x", "", false},
+	} {
+		got, ok := CompleteNHSNumber(tt.nine)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("CompleteNHSNumber(%q) = %q, %v; want %q, %v", tt.nine, got, ok, tt.want, tt.ok)
+		}
+		if ok && CheckNHSNumber(got) != nil {
+			t.Errorf("CompleteNHSNumber(%q) = %q, which CheckNHSNumber refuses", tt.nine, got)
+		}
+	}
+}
+
+func TestNHSNumberFrom(t *testing.T) {
+	for _, tt := range []struct {
+		n    int64
+		want string
+	}{
+		{943476591, "9434765919"},
+		{123456789, "1234567903"}, // 123456789 has no check digit: the next start has
+		{1_943_476_591, "9434765919"},
+		{-1, "9999999999"}, // counted modulo 10^9
+	} {
+		if got := NHSNumberFrom(tt.n); got != tt.want {
+			t.Errorf("NHSNumberFrom(%d) = %q, want %q", tt.n, got, tt.want)
+		}
+	}
+	for n := range int64(1000) {
+		if s := NHSNumberFrom(600_000_000 + n*3); CheckNHSNumber(s) != nil {
+			t.Fatalf("NHSNumberFrom(%d) = %q, not valid", 600_000_000+n*3, s)
+		}
+	}
+}
+
 func TestNormaliseNHSNumber(t *testing.T) {
 	t.Parallel()
 	if NormaliseNHSNumber("943 476 5919") != "9434765919" || NormaliseNHSNumber("943-476-5919") != "9434765919" {

@@ -240,18 +240,8 @@ const (
 // never issued to real people.
 func (w *writer) nhsNumber() string {
 	for {
-		n := 999_000_000 + w.r.IntN(1_000_000)
-		s := fmt.Sprintf("%09d", n)
-		sum := 0
-		for i := range 9 {
-			sum += int(s[i]-'0') * (10 - i)
-		}
-		check := 11 - sum%11
-		if check == 11 {
-			check = 0
-		}
-		if check != 10 {
-			return s + fmt.Sprint(check)
+		if s, ok := events.CompleteNHSNumber(fmt.Sprintf("%09d", 999_000_000+w.r.IntN(1_000_000))); ok {
+			return s
 		}
 	}
 }

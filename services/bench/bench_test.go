@@ -38,22 +38,7 @@ const (
 func noLimit(c *hub.Config) { c.RateLimit.Rate = 0 }
 
 // nhsNumber makes a valid (modulus-11) NHS number from n.
-func nhsNumber(n int) string {
-	for base := 600_000_000 + n*3; ; base++ {
-		s := fmt.Sprintf("%09d", base%1_000_000_000)
-		sum := 0
-		for i := range 9 {
-			sum += int(s[i]-'0') * (10 - i)
-		}
-		check := 11 - sum%11
-		if check == 11 {
-			check = 0
-		}
-		if check != 10 {
-			return s + strconv.Itoa(check)
-		}
-	}
-}
+func nhsNumber(n int) string { return events.NHSNumberFrom(int64(600_000_000 + n*3)) }
 
 func referralBody(sid string, n int) []byte {
 	b, _ := json.Marshal(map[string]any{

@@ -144,25 +144,7 @@ func (g *loadGen) run(ctx context.Context, workers int) *sync.WaitGroup {
 }
 
 // nhsNumber makes a valid (modulus-11) NHS number from n.
-func nhsNumber(n int64) string {
-	for base := 400_000_000 + n*7; ; base++ {
-		s := strconv.FormatInt(base%1_000_000_000, 10)
-		for len(s) < 9 {
-			s = "0" + s
-		}
-		sum := 0
-		for i := range 9 {
-			sum += int(s[i]-'0') * (10 - i)
-		}
-		check := 11 - sum%11
-		if check == 11 {
-			check = 0
-		}
-		if check != 10 {
-			return s + strconv.Itoa(check)
-		}
-	}
-}
+func nhsNumber(n int64) string { return events.NHSNumberFrom(400_000_000 + n*7) }
 
 // referralAnswer is the answer to POST /v1/referrals, or the refusal.
 type referralAnswer struct {
