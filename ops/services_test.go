@@ -71,7 +71,7 @@ func startService(t *testing.T, s *server.Server, data, name string, demo bool) 
 	cfg.Demo = demo
 	cfg.LeaseTTL = 3 * time.Second
 	cfg.ShutdownTimeout = 5 * time.Second
-	cfg.Settings.PseudonymKey = "ops-test-pseudonym-key"
+	cfg.Outcomes.PseudonymKey = "ops-test-pseudonym-key"
 	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	// The context is the service's life, not a start-up deadline.
 	h, err := hub.Start(context.Background(), cfg)

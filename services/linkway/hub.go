@@ -48,11 +48,11 @@ func runServe(ctx context.Context, args []string, log *slog.Logger, stderr io.Wr
 func secretFlags(fs *flag.FlagSet, cfg *hub.Config) (decode func() error) {
 	masterKey := fs.String("master-key", "", "base64 of the 32-byte key that wraps every person's data key; "+
 		"prefer LINKWAY_MASTER_KEY, which stays out of the process list [LINKWAY_MASTER_KEY]")
-	fs.StringVar(&cfg.Settings.PseudonymKey, "pseudonym-key", env("LINKWAY_PSEUDONYM_KEY", ""),
+	fs.StringVar(&cfg.Outcomes.PseudonymKey, "pseudonym-key", env("LINKWAY_PSEUDONYM_KEY", ""),
 		"secret for commissioners' person pseudonyms; required without --demo [LINKWAY_PSEUDONYM_KEY]")
-	fs.StringVar(&cfg.Settings.PseudonymKeyID, "pseudonym-key-id", env("LINKWAY_PSEUDONYM_KEY_ID", cfg.Settings.PseudonymKeyID),
+	fs.StringVar(&cfg.Outcomes.PseudonymKeyID, "pseudonym-key-id", env("LINKWAY_PSEUDONYM_KEY_ID", cfg.Outcomes.PseudonymKeyID),
 		"version of the pseudonym secret [LINKWAY_PSEUDONYM_KEY_ID]")
-	fs.StringVar(&cfg.Settings.DeprivationFile, "deprivation", env("LINKWAY_DEPRIVATION", ""),
+	fs.StringVar(&cfg.Outcomes.DeprivationFile, "deprivation", env("LINKWAY_DEPRIVATION", ""),
 		"CSV of postcode, LSOA code, IMD decile for commissioners' deprivation figures [LINKWAY_DEPRIVATION]")
 	return func() error {
 		mk := cmp.Or(*masterKey, env("LINKWAY_MASTER_KEY", ""))

@@ -27,8 +27,6 @@ import (
 	"linkway/services/linkway/hub"
 	"linkway/services/linkway/hubtest"
 	"linkway/services/outcomes"
-	"linkway/services/platform"
-	"linkway/services/platform/api"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/orgs"
 )
@@ -241,8 +239,8 @@ func TestFeedCarriesNoIdentifiers(t *testing.T) {
 			rows[people[i].postcode] = 1 + i%10
 		}
 	}
-	h := hubtest.Start(t, alone, func(c *hub.Config) { c.Settings.DeprivationFile = deprivationFile(t, rows) })
-	g := &journeyGen{t: t, store: h.Deps().Store, r: r}
+	h := hubtest.Start(t, alone, func(c *hub.Config) { c.Outcomes.DeprivationFile = deprivationFile(t, rows) })
+	g := &journeyGen{t: t, store: h.Journal(), r: r}
 	erased := map[string]bool{}
 	for i := range 60 {
 		p := people[i%len(people)] // everyone twice: re-referrals
@@ -335,7 +333,7 @@ func TestFeedCarriesNoIdentifiers(t *testing.T) {
 func natsFeed(t *testing.T, h *hubtest.Hub) string {
 	t.Helper()
 	ctx := context.Background()
-	cons, err := h.Deps().JS.OrderedConsumer(ctx, outcomes.FeedStream, jetstream.OrderedConsumerConfig{
+	cons, err := h.JS().OrderedConsumer(ctx, outcomes.FeedStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{outcomes.FeedSubjectPrefix + ">"}})
 	if err != nil {
 		t.Fatal(err)
@@ -364,21 +362,14 @@ func natsFeed(t *testing.T, h *hubtest.Hub) string {
 
 func TestFeedScopingCursorsAndErrors(t *testing.T) {
 	h := hubtest.Start(t, alone)
-	ctx := context.Background()
-	d := h.Deps()
-	if err := d.Orgs.Put(ctx, orgs.Organisation{ID: "QXX", Name: "Another ICB", Kind: events.KindCommissioner, Commissions: []string{"U99999"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Keys.Create(ctx, otherICB, api.Principal{OrgID: "QXX", Kind: events.KindCommissioner, KeyID: "test"}); err != nil {
-		t.Fatal(err)
-	}
+	h.AddOrg(otherICB, orgs.Organisation{ID: "QXX", Name: "Another ICB", Kind: events.KindCommissioner, Commissions: []string{"U99999"}})
 	// Follow the NATS subject as a commissioner's own system would.
-	sub, err := d.NC.SubscribeSync(outcomes.FeedSubjectPrefix + "QYG.>")
+	sub, err := h.NC().SubscribeSync(outcomes.FeedSubjectPrefix + "QYG.>")
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	g := &journeyGen{t: t, store: d.Store, r: r}
+	g := &journeyGen{t: t, store: h.Journal(), r: r}
 	for range 3 {
 		g.generate(newPerson(r), "A81001", "U12345")
 	}
@@ -485,16 +476,17 @@ func TestFeedScopingCursorsAndErrors(t *testing.T) {
 }
 
 func TestPseudonymKeyRequiredOutsideDemo(t *testing.T) {
-	_, js := hubtest.NATS(t)
-	ctx := context.Background()
-	_, err := outcomes.New(ctx, platformDeps(js, false, ""))
+	cfg := hubtest.Config(t, alone, func(c *hub.Config) {
+		c.Demo, c.MasterKey, c.Outcomes.PseudonymKey = false, bytes.Repeat([]byte{7}, 32), ""
+	})
+	h, err := hub.Start(context.Background(), cfg)
+	if err == nil {
+		h.Stop()
+		_ = h.Wait()
+	}
 	if err == nil || !strings.Contains(err.Error(), "pseudonym key") {
 		t.Errorf("no key outside demo: %v, want a refusal naming the pseudonym key", err)
 	}
-}
-
-func platformDeps(js jetstream.JetStream, demo bool, key string) platform.Deps {
-	return platform.Deps{JS: js, Demo: demo, Replicas: 1, Settings: platform.Settings{PseudonymKey: key, PseudonymKeyID: "k1"}}
 }
 
 // TestRestartKeepsPseudonymsAndFeed: a demo hub's generated key is kept,
@@ -507,7 +499,7 @@ func TestRestartKeepsPseudonymsAndFeed(t *testing.T) {
 	p := newPerson(r)
 
 	h1 := hubtest.Start(t, data)
-	(&journeyGen{t: t, store: h1.Deps().Store, r: r}).generate(p, "A81001", "U12345")
+	(&journeyGen{t: t, store: h1.Journal(), r: r}).generate(p, "A81001", "U12345")
 	before, _ := readFeed(t, h1, icbKey, 1000)
 	h1.Stop()
 	if err := h1.Wait(); err != nil {
@@ -519,7 +511,7 @@ func TestRestartKeepsPseudonymsAndFeed(t *testing.T) {
 	if len(after) != len(before) {
 		t.Fatalf("after a restart the feed has %d lines, before %d", len(after), len(before))
 	}
-	(&journeyGen{t: t, store: h2.Deps().Store, r: r}).generate(p, "A81002", "U12345")
+	(&journeyGen{t: t, store: h2.Journal(), r: r}).generate(p, "A81002", "U12345")
 	all, _ := readFeed(t, h2, icbKey, 1000)
 	var persons []string
 	for _, l := range all {
@@ -538,12 +530,12 @@ func TestRestartKeepsPseudonymsAndFeed(t *testing.T) {
 func TestConfiguredPseudonymKey(t *testing.T) {
 	const secret = "operator-secret-0123456789abcdef"
 	h := hubtest.Start(t, alone, func(c *hub.Config) {
-		c.Settings.PseudonymKey, c.Settings.PseudonymKeyID = secret, "k7"
+		c.Outcomes.PseudonymKey, c.Outcomes.PseudonymKeyID = secret, "k7"
 	})
 	r := rand.New(rand.NewPCG(9, 9))
 	p := newPerson(r)
 	p.nhs = "943 476 5919"
-	(&journeyGen{t: t, store: h.Deps().Store, r: r}).generate(p, "A81001", "U12345")
+	(&journeyGen{t: t, store: h.Journal(), r: r}).generate(p, "A81001", "U12345")
 	lines, _ := readFeed(t, h, icbKey, 1000)
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte("9434765919"))
@@ -560,7 +552,7 @@ func TestRebuildOpensADemoDataFolder(t *testing.T) {
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(8, 8))
 	h := hubtest.Start(t, alone, func(c *hub.Config) { c.Data = dir })
-	(&journeyGen{t: t, store: h.Deps().Store, r: r}).generate(newPerson(r), "A81001", "U12345")
+	(&journeyGen{t: t, store: h.Journal(), r: r}).generate(newPerson(r), "A81001", "U12345")
 	h.Stop()
 	if err := h.Wait(); err != nil {
 		t.Fatal(err)

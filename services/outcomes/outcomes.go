@@ -9,25 +9,100 @@ package outcomes
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"linkway/events"
-	"linkway/services/platform"
 	"linkway/services/platform/api"
+	"linkway/services/platform/orgs"
 	"linkway/services/platform/views"
+	"linkway/services/platform/websession"
 )
 
 // ProjectionName names the outcomes projection (its consumer and bucket).
 const ProjectionName = "outcomes"
 
+// Settings are the operator's settings for the outcomes service, read
+// once at start-up from flags and environment.
+type Settings struct {
+	// PseudonymKey is the secret of the commissioners' person pseudonyms
+	// (HMAC-SHA256 of the NHS number); empty in demo mode means generate
+	// one and keep it. PseudonymKeyID versions it ("k1").
+	PseudonymKey   string
+	PseudonymKeyID string
+	// DeprivationFile is a CSV mapping postcodes to LSOA and IMD decile.
+	DeprivationFile string
+}
+
+// DefaultSettings are the settings of `linkway hub` with no flags.
+func DefaultSettings() Settings { return Settings{PseudonymKeyID: "k1"} }
+
+// Journal is the log of journeys (journal.Store): a read waits until the
+// view holds what it held when the request came.
+type Journal interface {
+	Stream() jetstream.Stream
+}
+
+// Projections starts a projection: the hub runs it until the process
+// stops and counts it for readiness.
+type Projections interface {
+	Project(ctx context.Context, p views.Projector) (*views.Runner, error)
+}
+
+// Organisations is the organisation register (orgs.Registry).
+type Organisations interface {
+	Get(id string) (orgs.Organisation, bool)
+	// CommissionersOf lists the commissioners of a link-worker team.
+	CommissionersOf(team string) []string
+}
+
+// Routes is the route table the service adds its handlers to
+// (api.Server); the dashboard signs in with the keys it knows.
+type Routes interface {
+	Handle(pattern string, kinds []events.Kind, h api.HandlerFunc)
+	HandlePublic(pattern string, h http.Handler)
+	websession.KeyLookup
+}
+
+// Config is what the outcomes service is given by the process that runs it.
+type Config struct {
+	// JS holds the outcome feed stream, the pseudonym key generated in demo
+	// mode and the dashboard's sessions.
+	JS jetstream.JetStream
+	// Journal is the log the view follows.
+	Journal Journal
+	// Projections starts the outcomes projection. Its view is this
+	// process's memory, so every replica must apply every event: give it a
+	// local projection (views.Config.Local).
+	Projections Projections
+	// Orgs tells which teams a commissioner commissions.
+	Orgs Organisations
+	// HTTP is the route table the service adds its routes to.
+	HTTP Routes
+	// Log receives what the service did (never personal data); slog.Default when nil.
+	Log *slog.Logger
+	// Metrics registers the service's metrics; none are registered when nil.
+	Metrics prometheus.Registerer
+	// Replicas of the buckets and streams the service creates.
+	Replicas int
+	// Demo makes (and keeps) a pseudonym key when none is configured.
+	Demo bool
+	// Settings are the operator's settings.
+	Settings Settings
+}
+
 // Service is a running outcomes service.
 type Service struct {
-	d       platform.Deps
+	cfg     Config
 	ctx     context.Context
 	model   *model
 	feed    *feed
@@ -36,36 +111,36 @@ type Service struct {
 	metrics *metrics
 }
 
-// Start adds the service's routes and starts its projection. Without a
-// pseudonym key and outside demo mode it refuses to start.
-func Start(ctx context.Context, d platform.Deps) error {
-	_, err := New(ctx, d)
-	return err
-}
-
-// New starts the service and returns it (for tests and benchmarks).
-func New(ctx context.Context, d platform.Deps) (*Service, error) {
-	key, generated, err := loadKey(ctx, d.JS, d.Settings.PseudonymKey, d.Demo, d.Replicas)
+// New starts the service: it adds its routes and starts its projection.
+// Without a pseudonym key and outside demo mode it refuses to start.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.JS == nil || cfg.Journal == nil || cfg.Projections == nil || cfg.Orgs == nil || cfg.HTTP == nil {
+		return nil, errors.New("outcomes: JS, Journal, Projections, Orgs and HTTP are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	key, generated, err := loadKey(ctx, cfg.JS, cfg.Settings.PseudonymKey, cfg.Demo, cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}
-	if generated && !d.Demo && d.Log != nil {
-		d.Log.Warn("outcomes: no --pseudonym-key; using the key generated for this data folder in demo mode")
+	if generated && !cfg.Demo {
+		cfg.Log.Warn("outcomes: no --pseudonym-key; using the key generated for this data folder in demo mode")
 	}
-	p, err := newPseudonymiser(d.Settings.PseudonymKeyID, key)
+	p, err := newPseudonymiser(cfg.Settings.PseudonymKeyID, key)
 	if err != nil {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
-	dep, err := loadDeprivation(d.Settings.DeprivationFile)
+	dep, err := loadDeprivation(cfg.Settings.DeprivationFile)
 	if err != nil {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
-	f, err := openFeed(ctx, d.JS, d.Replicas)
+	f, err := openFeed(ctx, cfg.JS, cfg.Replicas)
 	if err != nil {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
-	s := &Service{d: d, ctx: ctx, model: newModel(p, dep), feed: f}
-	if s.metrics, err = newMetrics(d.Reg, s.model); err != nil {
+	s := &Service{cfg: cfg, ctx: ctx, model: newModel(p, dep), feed: f}
+	if s.metrics, err = newMetrics(cfg.Metrics, s.model); err != nil {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
 	f.metrics = s.metrics
@@ -73,21 +148,19 @@ func New(ctx context.Context, d platform.Deps) (*Service, error) {
 	// start, by each replica on its own (a local projection). The feed
 	// keeps its own high-water mark, and a line two replicas both publish
 	// has one message id, so the replay publishes nothing twice.
-	if s.runner, err = d.ProjectLocal(ctx, projector{s}); err != nil {
+	if s.runner, err = cfg.Projections.Project(ctx, projector{s}); err != nil {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
 	commissioner := []events.Kind{events.KindCommissioner}
-	d.HTTP.Handle("GET /v1/outcomes/events", commissioner, s.serveEvents)
-	d.HTTP.Handle("GET /v1/outcomes/summary", commissioner, s.serveSummary)
+	cfg.HTTP.Handle("GET /v1/outcomes/events", commissioner, s.serveEvents)
+	cfg.HTTP.Handle("GET /v1/outcomes/summary", commissioner, s.serveSummary)
 	s.web, err = newWeb(s)
 	if err != nil {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
-	s.web.routes(d.HTTP)
-	if d.Log != nil {
-		d.Log.Info("outcomes service started", "pseudonym_key_id", p.keyID,
-			"generated_key", generated, "deprivation_postcodes", len(dep.byPostcode))
-	}
+	s.web.routes(cfg.HTTP)
+	cfg.Log.Info("outcomes service started", "pseudonym_key_id", p.keyID,
+		"generated_key", generated, "deprivation_postcodes", len(dep.byPostcode))
 	return s, nil
 }
 
@@ -101,13 +174,13 @@ func (p projector) Apply(_ *views.Tx, ev views.Event) error {
 	if line == nil || !p.s.feed.wants(ev.Seq) {
 		return nil // replaying what the feed already holds: skip the organisation lookup too
 	}
-	return p.s.feed.publish(p.s.ctx, ev.Seq, p.s.d.Orgs.CommissionersOf(line.Team), line)
+	return p.s.feed.publish(p.s.ctx, ev.Seq, p.s.cfg.Orgs.CommissionersOf(line.Team), line)
 }
 
 // caughtUp waits (briefly) until the view holds everything the log held
 // when the request came, so a commissioner reads their own world's writes.
 func (s *Service) caughtUp(ctx context.Context) error {
-	info, err := s.d.Store.Stream().Info(ctx)
+	info, err := s.cfg.Journal.Stream().Info(ctx)
 	if err != nil {
 		return &events.Error{Code: events.CodeUnavailable, Message: "the event log is unavailable"}
 	}
@@ -121,7 +194,7 @@ func (s *Service) caughtUp(ctx context.Context) error {
 
 // teams are the link-worker teams a commissioner commissions.
 func (s *Service) teams(commissioner string) []string {
-	o, ok := s.d.Orgs.Get(commissioner)
+	o, ok := s.cfg.Orgs.Get(commissioner)
 	if !ok || o.Kind != events.KindCommissioner {
 		return nil
 	}

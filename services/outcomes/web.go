@@ -34,16 +34,16 @@ func newWeb(s *Service) (*web, error) {
 	if err != nil {
 		return nil, err
 	}
-	ss, err := websession.Open(s.ctx, s.d.JS, websession.Config{App: "commissioner", Path: webPath,
+	ss, err := websession.Open(s.ctx, s.cfg.JS, websession.Config{App: "commissioner", Path: webPath,
 		Cookie: "lw_commissioner_session", SignInCookie: "lw_commissioner_login",
-		Kinds: []events.Kind{events.KindCommissioner}, ForWhom: "This dashboard is for commissioners.", Keys: s.d.HTTP, Replicas: s.d.Replicas, Log: s.d.Log})
+		Kinds: []events.Kind{events.KindCommissioner}, ForWhom: "This dashboard is for commissioners.", Keys: s.cfg.HTTP, Replicas: s.cfg.Replicas, Log: s.cfg.Log})
 	if err != nil {
 		return nil, err
 	}
 	return &web{s: s, tmpl: t, sessions: ss}, nil
 }
 
-func (wb *web) routes(srv *api.Server) {
+func (wb *web) routes(srv Routes) {
 	srv.HandlePublic("GET /commissioner/{$}", http.HandlerFunc(wb.serveDashboard))
 	srv.HandlePublic("POST /commissioner/sign-in", wb.sessions.SignInHandler(wb.showSignIn))
 	srv.HandlePublic("POST /commissioner/sign-out", wb.sessions.SignOutHandler())
@@ -65,7 +65,7 @@ func (wb *web) render(w http.ResponseWriter, status int, name string, data any) 
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := wb.tmpl.ExecuteTemplate(w, name, data); err != nil {
-		wb.s.d.Log.Error("render page", "page", name, "err", err)
+		wb.s.cfg.Log.Error("render page", "page", name, "err", err)
 	}
 }
 
@@ -131,7 +131,7 @@ func (wb *web) serveDashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	get := r.URL.Query().Get
 	d := dashboard{Org: se.Principal.OrgID, CSRF: se.CSRF, From: get("from"), To: get("to"), Note: suppressionNote}
-	if o, ok := wb.s.d.Orgs.Get(se.Principal.OrgID); ok {
+	if o, ok := wb.s.cfg.Orgs.Get(se.Principal.OrgID); ok {
 		d.Org = o.Name + " (" + o.ID + ")"
 	}
 	q, err := parseQuery(func(k string) string {

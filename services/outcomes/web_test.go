@@ -43,7 +43,7 @@ func browser(t *testing.T) context.Context {
 func TestDashboardInChromium(t *testing.T) {
 	h := hubtest.Start(t, alone)
 	r := rand.New(rand.NewPCG(5, 6))
-	g := &journeyGen{t: t, store: h.Deps().Store, r: r}
+	g := &journeyGen{t: t, store: h.Journal(), r: r}
 	var secrets []string
 	for range 40 {
 		p := newPerson(r)

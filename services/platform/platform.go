@@ -71,13 +71,6 @@ type Directory interface {
 
 // Settings are operator settings that individual services need.
 type Settings struct {
-	// PseudonymKey is the secret of the commissioners' person pseudonyms
-	// (HMAC-SHA256 of the NHS number); empty in demo mode means generate one
-	// and keep it. PseudonymKeyID versions it ("k1").
-	PseudonymKey   string
-	PseudonymKeyID string
-	// DeprivationFile is a CSV mapping postcodes to LSOA and IMD decile.
-	DeprivationFile string
 	// Uncontactable says when failed contact attempts flag a journey.
 	Uncontactable events.UncontactablePolicy
 }

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"linkway/events"
+	"linkway/services/outcomes"
 	"linkway/services/platform"
 	"linkway/services/platform/api"
 	"linkway/services/platform/apikeys"
@@ -70,6 +71,9 @@ type Config struct {
 	LeaseTTL time.Duration
 	// Settings are passed to the services.
 	Settings platform.Settings
+	// Outcomes are the outcomes service's settings (its pseudonym key and
+	// deprivation lookup).
+	Outcomes outcomes.Settings
 	// ShutdownTimeout bounds the graceful stop.
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
@@ -81,9 +85,10 @@ func DefaultConfig() Config {
 		ShutdownTimeout: 15 * time.Second, Log: slog.Default(), RateLimit: api.DefaultRateLimit,
 		LeaseTTL: 10 * time.Second,
 		Settings: platform.Settings{
-			PseudonymKeyID: "k1",
-			Uncontactable:  events.UncontactablePolicy{Attempts: 3, Within: 21 * 24 * time.Hour},
-		}}
+			Uncontactable: events.UncontactablePolicy{Attempts: 3, Within: 21 * 24 * time.Hour},
+		},
+		Outcomes: outcomes.DefaultSettings(),
+	}
 }
 
 // Hub is a running hub.
@@ -105,6 +110,10 @@ type Hub struct {
 	audit   *audit.Log
 	keyring *sealing.Keyring
 	parties Parties
+	// shared starts projections whose views are shared by the replicas
+	// (partitions held by lease on a cluster); local, projections whose
+	// view is this process's memory, applied by every replica.
+	shared, local projections
 
 	mu      sync.Mutex
 	runners []*views.Runner
@@ -206,7 +215,9 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 			return nil, err
 		}
 	}
-	if err := h.startParties(ctx, h.deps, cfg.Services); err != nil {
+	h.shared = projections{h: h, metrics: pm, leases: leases}
+	h.local = projections{h: h, metrics: pm, local: true}
+	if err := h.startParties(h.ctx, h.deps, cfg.Services); err != nil {
 		return nil, err
 	}
 
@@ -270,6 +281,20 @@ func (h *Hub) connect() error {
 	}
 	h.js, err = jetstream.New(h.nc)
 	return err
+}
+
+// projections start the parties' projections.
+type projections struct {
+	h       *Hub
+	metrics *views.Metrics
+	leases  *views.Leases
+	local   bool
+}
+
+// Project creates a projection's runner, runs it in the hub's group and
+// counts it for readiness.
+func (p projections) Project(ctx context.Context, pr views.Projector) (*views.Runner, error) {
+	return p.h.project(ctx, pr, p.metrics, p.leases, p.local)
 }
 
 // project creates a projection's runner, runs it in the hub's group and

@@ -22,6 +22,7 @@ var ServiceNames = []string{"directory", "referrals", "linkwork", "vcs", "outcom
 // the others find community services through it.
 type Parties struct {
 	Directory *directory.Service
+	Outcomes  *outcomes.Service
 	Admin     *admin.Service
 }
 
@@ -48,7 +49,6 @@ func (h *Hub) startParties(ctx context.Context, d platform.Deps, only []string) 
 		{"referrals", referrals.Start},
 		{"linkwork", linkwork.Start},
 		{"vcs", vcs.Start},
-		{"outcomes", outcomes.Start},
 	}
 	for _, s := range starts {
 		if !run(s.name) {
@@ -56,6 +56,14 @@ func (h *Hub) startParties(ctx context.Context, d platform.Deps, only []string) 
 		}
 		if err := s.start(ctx, d); err != nil {
 			return fmt.Errorf("start %s: %w", s.name, err)
+		}
+	}
+	if run("outcomes") {
+		if h.parties.Outcomes, err = outcomes.New(ctx, outcomes.Config{
+			JS: h.js, Journal: h.store, Projections: h.local, Orgs: h.orgs, HTTP: h.api, Log: h.cfg.Log,
+			Metrics: h.registry, Replicas: h.cfg.Replicas, Demo: h.cfg.Demo, Settings: h.cfg.Outcomes,
+		}); err != nil {
+			return fmt.Errorf("start outcomes: %w", err)
 		}
 	}
 	if run("admin") {

@@ -1,6 +1,9 @@
-// Package hubtest starts real Linkway parts for tests: an in-process NATS
-// JetStream server on a random port with a temporary store, or a whole hub
-// in demo mode on port 0, and a small HTTP client for its API.
+// Package hubtest is the one test builder of Linkway: it starts a real hub
+// (the embedded NATS JetStream server on a random port with a temporary
+// store, the services chosen, in demo mode, HTTP on port 0) for any
+// party's tests, gives them its parts (journal, JetStream, register,
+// parties' service values) and a small HTTP client for its API. NATS
+// alone is there too, for the machinery's tests.
 package hubtest
 
 import (
@@ -17,7 +20,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/services/linkway/hub"
+	"linkway/services/platform/api"
 	"linkway/services/platform/natsserver"
+	"linkway/services/platform/orgs"
 )
 
 // NATS starts an embedded JetStream server for one test; see natsserver.Test.
@@ -31,12 +36,22 @@ type Hub struct {
 	Data string
 }
 
-// Option changes a test hub's config.
+// Option changes a test hub's config: any field of hub.Config, such as a
+// party's settings (c.Linkwork, c.Outcomes, c.Referrals), the journal's
+// (c.Journal) or the data folder.
 type Option func(*hub.Config)
 
-// Start starts `linkway hub --demo` on port 0 with a temp data folder and
-// waits until it is ready. It stops with the test.
-func Start(tb testing.TB, opts ...Option) *Hub {
+// Services runs only the named services; with none, only the directory's
+// lookups (which every hub has). The tests of one party run it alone and
+// reach the others' effects through the log.
+func Services(names ...string) Option {
+	return func(c *hub.Config) { c.Services = append([]string{}, names...) }
+}
+
+// Config is the config of a test hub: `linkway hub --demo` on port 0, the
+// embedded NATS on a random port, a temp data folder, a quiet log, then
+// opts.
+func Config(tb testing.TB, opts ...Option) hub.Config {
 	tb.Helper()
 	cfg := hub.DefaultConfig()
 	cfg.HTTP = "127.0.0.1:0"
@@ -48,6 +63,14 @@ func Start(tb testing.TB, opts ...Option) *Hub {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	return cfg
+}
+
+// Start starts a hub with Config(tb, opts...) and waits until it is
+// ready. It stops with the test.
+func Start(tb testing.TB, opts ...Option) *Hub {
+	tb.Helper()
+	cfg := Config(tb, opts...)
 	h, err := hub.Start(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)
@@ -64,6 +87,20 @@ func Start(tb testing.TB, opts ...Option) *Hub {
 		return st == http.StatusOK
 	}, "the hub becomes ready")
 	return th
+}
+
+// AddOrg registers an organisation and gives it an API key, as the
+// `linkway keys` tool does: for tests that need organisations beyond the
+// demo ones.
+func (h *Hub) AddOrg(key string, o orgs.Organisation) {
+	h.tb.Helper()
+	ctx := context.Background()
+	if err := h.Orgs().Put(ctx, o); err != nil {
+		h.tb.Fatal(err)
+	}
+	if err := h.Keys().Create(ctx, key, api.Principal{OrgID: o.ID, Kind: o.Kind, KeyID: key}); err != nil {
+		h.tb.Fatal(err)
+	}
 }
 
 // Do sends a request with key as the bearer (none when empty) and body as
