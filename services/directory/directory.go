@@ -45,8 +45,6 @@ const (
 	// ViewBucket holds svc.<service id> and org.<organisation id> as JSON,
 	// and the last applied stream sequence under _checkpoint.
 	ViewBucket = "lw_directory"
-	// HeaderEvent names the event's protobuf message, as on JOURNEYS.
-	HeaderEvent = "Lw-Event"
 )
 
 // maxRetries bounds reload-decide-append rounds on a conflict.
@@ -337,7 +335,7 @@ func (s *Service) execute(ctx context.Context, actor api.Principal, orgID string
 				return false, fmt.Errorf("marshal directory event: %w", err)
 			}
 			msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-			msg.Header.Set(HeaderEvent, events.DirectoryEventName(ev))
+			msg.Header.Set(journal.HeaderEvent, events.DirectoryEventName(ev)) // named as on JOURNEYS
 			ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.EventId), jetstream.WithExpectLastSequencePerSubject(expect))
 			if journal.IsConflict(err) {
 				conflict = true
