@@ -373,7 +373,7 @@ func (w *writer) support(ctx context.Context, consent bool, round int) error {
 		oid := w.uuid()
 		share := []string{"name", "phone", "needs"}
 		if err := w.do(ctx, kindLW, w.team, events.ReferOnward{OnwardReferralID: oid, Share: share,
-			Service: events.ServiceFacts{ID: svc.ID, Name: svc.Name, OrganisationID: svc.OrganisationID, AcceptsReferrals: true, Capacity: "open"}}); err != nil {
+			Service: events.ServiceFacts{ID: svc.ID, Name: svc.Name, OrganisationID: svc.OrganisationID, AcceptsReferrals: true, Capacity: events.CapacityOpen}}); err != nil {
 			return err
 		}
 		w.days(1, 14)
