@@ -22,6 +22,7 @@ func runGen(ctx context.Context, args []string, log *slog.Logger, stdout, stderr
 	cfg := hub.DefaultConfig()
 	cfg.Log = log
 	cfg.NATSListen = "off"
+	cfg.Command = "gen"
 	sc := synthhistory.DefaultConfig()
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
 	fs.SetOutput(stderr)

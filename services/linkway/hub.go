@@ -22,7 +22,7 @@ func hubFlags(fs *flag.FlagSet, cfg *hub.Config) {
 	fs.StringVar(&cfg.Data, "data", env("LINKWAY_DATA", cfg.Data), "data folder: the embedded JetStream store [LINKWAY_DATA]")
 	fs.StringVar(&cfg.NATS, "nats", env("LINKWAY_NATS", cfg.NATS), "external NATS URL instead of the embedded server [LINKWAY_NATS]")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", env("LINKWAY_NATS_LISTEN", cfg.NATSListen),
-		"where the embedded NATS server also listens; off for in-process only [LINKWAY_NATS_LISTEN]")
+		"where the embedded NATS server also listens (host:port), admitting only the users of DATA/nats-credentials; off (the default) for in-process only [LINKWAY_NATS_LISTEN]")
 	fs.StringVar(&cfg.Member, "replica-name", env("LINKWAY_REPLICA_NAME", ""),
 		"this replica's name among replicas on one NATS (default: host name) [LINKWAY_REPLICA_NAME]")
 	fs.IntVar(&cfg.Replicas, "replicas", envInt("LINKWAY_REPLICAS", cfg.Replicas), "replicas of streams and buckets (3 on a cluster) [LINKWAY_REPLICAS]")
@@ -76,6 +76,7 @@ func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writ
 	if len(only) > 0 {
 		name = "serve " + only[0]
 	}
+	cfg.Command = name
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	hubFlags(fs, &cfg)

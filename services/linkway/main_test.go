@@ -23,6 +23,7 @@ import (
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/platform/journal"
+	"linkway/services/platform/natsserver"
 )
 
 // TestMain lets a test run this binary's main as a child process (for
@@ -172,7 +173,12 @@ func TestAcknowledgedAppendsSurviveKill9(t *testing.T) {
 		return proc{cmd, exited}
 	}
 	connect := func() (*nats.Conn, *journal.Store) {
-		nc, err := nats.Connect("nats://" + natsAddr)
+		// The listener admits only the users the hub keeps in the data folder.
+		users, err := natsserver.LoadUsers(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(users.URL(natsserver.HubUser, natsAddr))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,6 +30,7 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 		return flag.ErrHelp
 	}
 	name := args[0]
+	cfg.Command = "rebuild " + name
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ import (
 	"linkway/services/platform/api"
 	"linkway/services/platform/apikeys"
 	"linkway/services/platform/audit"
+	"linkway/services/platform/datadir"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/natsserver"
 	"linkway/services/platform/orgs"
@@ -47,10 +48,14 @@ type Config struct {
 	// NATS is an external server's URL; empty runs the embedded one.
 	NATS string
 	// NATSListen is where the embedded server also listens for other
-	// clients ("127.0.0.1:4222"); "off" keeps it in-process only.
+	// clients ("127.0.0.1:4222"), admitting only the users of the data
+	// folder's nats-credentials; "off" (the default) keeps it in-process.
 	NATSListen string
 	// Demo seeds the demo organisations and keys of API.md.
 	Demo bool
+	// Command names what runs ("hub", "rebuild referrals") in the data
+	// folder's lock, for the error a second process gets.
+	Command string
 	// Replicas of streams and buckets (3 on a cluster).
 	Replicas int
 	// Services to run; nil runs all.
@@ -81,7 +86,7 @@ type Config struct {
 
 // DefaultConfig is `linkway hub` with no flags.
 func DefaultConfig() Config {
-	return Config{HTTP: ":8080", Data: "./data", NATSListen: "127.0.0.1:4222", Replicas: 1,
+	return Config{HTTP: ":8080", Data: "./data", NATSListen: "off", Replicas: 1,
 		ShutdownTimeout: 15 * time.Second, Log: slog.Default(), RateLimit: api.DefaultRateLimit,
 		LeaseTTL: 10 * time.Second,
 		Settings: platform.Settings{
@@ -102,6 +107,11 @@ type Hub struct {
 	listener net.Listener
 	registry *prometheus.Registry
 	deps     platform.Deps
+
+	// The data folder, held while the embedded server runs, and that
+	// server's users.
+	lock      *datadir.Lock
+	natsUsers *natsserver.Users
 
 	// The machinery the parties are given, and the parties running.
 	api     *api.Server
@@ -266,18 +276,12 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 func (h *Hub) connect() error {
 	var err error
 	if h.cfg.NATS != "" {
-		h.nc, err = nats.Connect(h.cfg.NATS, nats.Name("linkway"), nats.MaxReconnects(-1))
+		h.nc, err = nats.Connect(h.cfg.NATS, externalOptions(h.cfg)...)
 		if err != nil {
 			return fmt.Errorf("connect to NATS at %s: %w", h.cfg.NATS, err)
 		}
-	} else {
-		if h.ns, err = StartEmbedded(h.cfg.Data, h.cfg.NATSListen); err != nil {
-			return err
-		}
-		h.nc, err = nats.Connect("", nats.InProcessServer(h.ns), nats.Name("linkway"))
-		if err != nil {
-			return fmt.Errorf("connect to the embedded NATS server: %w", err)
-		}
+	} else if err = h.startEmbedded(); err != nil {
+		return err
 	}
 	h.js, err = jetstream.New(h.nc)
 	return err
@@ -316,11 +320,6 @@ func (h *Hub) project(ctx context.Context, p views.Projector, pm *views.Metrics,
 	return r, nil
 }
 
-// StartEmbedded starts the embedded NATS server; see natsserver.Start.
-func StartEmbedded(dataDir, listen string) (*server.Server, error) {
-	return natsserver.Start(dataDir, listen)
-}
-
 func (h *Hub) natsDescription() string {
 	if h.ns == nil {
 		return "external"
@@ -328,7 +327,7 @@ func (h *Hub) natsDescription() string {
 	if h.ns.Addr() == nil {
 		return "embedded (in-process only)"
 	}
-	return "embedded on " + h.ns.Addr().String()
+	return "embedded on " + h.ns.Addr().String() + ", users in " + h.natsUsers.Path
 }
 
 // serveReady is 200 once NATS is connected and every projection has caught
@@ -420,6 +419,8 @@ func (h *Hub) closeNATS() {
 		h.ns.Shutdown()
 		h.ns.WaitForShutdown()
 	}
+	_ = h.lock.Release() // after the server, which writes the folder, has stopped
+	h.lock = nil
 }
 
 // Conn is a connection to the hub's NATS for command-line tools: the

@@ -1,0 +1,74 @@
+package hub
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+
+	"linkway/services/platform/datadir"
+	"linkway/services/platform/natsserver"
+)
+
+// startEmbedded takes the data folder and starts the embedded server on
+// it, with the accounts of ops/nats/accounts.conf, and connects to it in
+// process as the hub user. Its listener (--nats-listen, off by default)
+// admits only the users whose passwords it keeps in the data folder.
+func (h *Hub) startEmbedded() error {
+	var err error
+	// One process per data folder: a second would lose the first's
+	// acknowledged writes.
+	if h.lock, err = datadir.Acquire(h.cfg.Data, cmp.Or(h.cfg.Command, "hub")); err != nil {
+		return err
+	}
+	if h.ns, h.natsUsers, err = natsserver.StartSecure(h.cfg.Data, h.cfg.NATSListen); err != nil {
+		return err
+	}
+	h.nc, err = nats.Connect("", nats.InProcessServer(h.ns), nats.Name("linkway"), h.natsUsers.Option(natsserver.HubUser))
+	if err != nil {
+		return fmt.Errorf("connect to the embedded NATS server: %w", err)
+	}
+	return nil
+}
+
+// externalOptions are how the hub and its tools connect to cfg.NATS: as
+// given; and, for a URL on this machine without a user (a hub's
+// --nats-listen), as the hub user with the password kept in the data
+// folder, so `linkway keys --nats nats://127.0.0.1:4222` works against
+// a running hub without a password on the command line.
+func externalOptions(cfg Config) []nats.Option {
+	opts := []nats.Option{nats.Name("linkway"), nats.MaxReconnects(-1)}
+	first, _, _ := strings.Cut(cfg.NATS, ",")
+	u, err := url.Parse(strings.TrimSpace(first))
+	if err != nil || u.User != nil {
+		return opts
+	}
+	ip := net.ParseIP(u.Hostname())
+	if u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return opts
+	}
+	if users, err := natsserver.LoadUsers(cfg.Data); err == nil && users.Password(natsserver.HubUser) != "" {
+		opts = append(opts, users.Option(natsserver.HubUser))
+	}
+	return opts
+}
+
+// NATSCredentials is the file of the embedded server's users and
+// passwords ("" on an external NATS).
+func (h *Hub) NATSCredentials() string {
+	if h.natsUsers == nil {
+		return ""
+	}
+	return h.natsUsers.Path
+}
+
+// NATSAddr is where the embedded server listens ("" when it does not).
+func (h *Hub) NATSAddr() string {
+	if h.ns == nil || h.ns.Addr() == nil {
+		return ""
+	}
+	return h.ns.Addr().String()
+}

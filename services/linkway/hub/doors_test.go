@@ -1,0 +1,187 @@
+package hub_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"linkway/services/linkway/hub"
+	"linkway/services/linkway/hubtest"
+	"linkway/services/platform/datadir"
+	"linkway/services/platform/natsserver"
+)
+
+// quiet is a hub config on a fresh data folder that logs nothing.
+func quiet(t *testing.T) hub.Config {
+	cfg := hub.DefaultConfig()
+	cfg.HTTP, cfg.Data, cfg.Demo = "127.0.0.1:0", t.TempDir(), true
+	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return cfg
+}
+
+// TestNATSListenerOffByDefaultAndLocked (finding 1): the embedded
+// listener is off unless asked for; when on, a client without the
+// generated credentials is refused, the admin user gets in, and a feed
+// user cannot read the keys, the sessions or the person keys.
+func TestNATSListenerOffByDefaultAndLocked(t *testing.T) {
+	if l := hub.DefaultConfig().NATSListen; l != "off" {
+		t.Errorf("the embedded listener is %q by default, want off", l)
+	}
+	h := hubtest.Start(t) // listens on a random port
+	addr := h.NATSAddr()
+	if addr == "" {
+		t.Fatal("the test hub's listener is not on")
+	}
+	if _, err := nats.Connect("nats://"+addr, nats.MaxReconnects(0)); err == nil {
+		t.Fatal("a client without credentials was admitted")
+	}
+	path := h.NATSCredentials()
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 || !strings.HasPrefix(path, h.Data) {
+		t.Fatalf("credentials %q: %v, want a 0600 file in the data folder", path, err)
+	}
+	users, err := natsserver.LoadUsers(h.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := nats.Connect(users.URL(natsserver.AdminUser, addr), nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatalf("the generated admin credentials: %v", err)
+	}
+	defer admin.Close()
+	ajs, _ := jetstream.New(admin)
+	ctx := context.Background()
+	// The admin user sees the hub's own buckets: one account for both.
+	if _, err := ajs.KeyValue(ctx, "lw_keys"); err != nil {
+		t.Fatalf("the admin user cannot see the hub's keys bucket: %v", err)
+	}
+	feed, err := nats.Connect(users.URL("feed_vcs_VCS001", addr), nats.CustomInboxPrefix("_INBOX_VCS001"), nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatalf("feed user: %v", err)
+	}
+	defer feed.Close()
+	for _, stream := range []string{"KV_lw_keys", "KV_lw_web_sessions", "KV_lw_person_keys", "KV_lw_orgs", "JOURNEYS"} {
+		if m, err := feed.Request("$JS.API.STREAM.INFO."+stream, nil, 300*time.Millisecond); err == nil {
+			t.Errorf("the feed user read %s: %s", stream, m.Data)
+		}
+	}
+}
+
+// TestOneProcessPerDataFolder (finding 4): a second hub on a data folder
+// in use stops at once, naming the first.
+func TestOneProcessPerDataFolder(t *testing.T) {
+	first := hubtest.Start(t)
+	cfg := quiet(t)
+	cfg.Data = first.Data
+	start := time.Now()
+	second, err := hub.Start(context.Background(), cfg)
+	if err == nil {
+		second.Stop()
+		_ = second.Wait()
+		t.Fatal("a second hub started on a data folder in use")
+	}
+	var inUse *datadir.InUseError
+	if !errors.As(err, &inUse) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) || !strings.Contains(err.Error(), "hub") {
+		t.Fatalf("second hub: %v, want the folder in use by pid %d (hub)", err, os.Getpid())
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("the second hub took %s to stop", time.Since(start))
+	}
+	// The first is unharmed.
+	if st, _ := first.Do("GET", "/readyz", "", nil); st != 200 {
+		t.Errorf("the first hub's /readyz: %d", st)
+	}
+	// Stopped, it leaves the folder free.
+	first.Stop()
+	if err := first.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := hub.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("after the first stopped: %v", err)
+	}
+	h.Stop()
+	_ = h.Wait()
+}
+
+// TestStartFailuresNameTheirCause (finding 5): a busy HTTP port, a busy
+// NATS port and a read-only data folder each say so, at once.
+func TestStartFailuresNameTheirCause(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		name string
+		cfg  func(*hub.Config)
+		want []string
+	}{
+		{"busy HTTP port", func(c *hub.Config) { c.HTTP = busy.Addr().String() }, []string{busy.Addr().String(), "in use"}},
+		{"busy NATS port", func(c *hub.Config) { c.NATSListen = busy.Addr().String() }, []string{busy.Addr().String(), "in use"}},
+		{"read-only data folder", func(c *hub.Config) { c.Data = datadir.ReadOnlyForTest(t) }, []string{"not writable"}},
+	} {
+		cfg := quiet(t)
+		tc.cfg(&cfg)
+		start := time.Now()
+		h, err := hub.Start(context.Background(), cfg)
+		if err == nil {
+			h.Stop()
+			_ = h.Wait()
+			t.Errorf("%s: the hub started", tc.name)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not say %q", tc.name, err, w)
+			}
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Errorf("%s: took %s to fail", tc.name, time.Since(start))
+		}
+	}
+}
+
+// TestDuplicateKeysAppendNothing (finding 5, strict JSON): a body with a
+// key given twice is 400 naming it, on JSON and FHIR routes, and nothing
+// is appended.
+func TestDuplicateKeysAppendNothing(t *testing.T) {
+	h := hubtest.Start(t)
+	before := journeyCount(t, h)
+	st, body := h.Do("POST", "/v1/referrals", "demo-gp-a81001", []byte(`{"source_id":"DUP-1",
+		"patient":{"nhs_number":"9434765919","given_name":"Jane","family_name":"Doe","birth_date":"1956-03-14","nhs_number":"9000000009"},
+		"reasons":["422650009"],"link_work_team":"U12345"}`))
+	if st != 400 || !strings.Contains(string(body), `"field":"patient.nhs_number"`) || !strings.Contains(string(body), "invalid_argument") {
+		t.Errorf("duplicated key: %d %s, want 400 invalid_argument on patient.nhs_number", st, body)
+	}
+	st, body = h.Do("POST", "/fhir/R4/ServiceRequest", "demo-gp-a81001", []byte(`{"resourceType":"ServiceRequest","status":"active","status":"draft"}`))
+	if st != 400 || !strings.Contains(string(body), "OperationOutcome") || !strings.Contains(string(body), "status") {
+		t.Errorf("FHIR duplicated key: %d %s, want 400 OperationOutcome naming status", st, body)
+	}
+	if after := journeyCount(t, h); after != before {
+		t.Errorf("the log grew from %d to %d messages", before, after)
+	}
+}
+
+func journeyCount(t *testing.T, h *hubtest.Hub) uint64 {
+	t.Helper()
+	s, err := h.JS().Stream(context.Background(), "JOURNEYS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
