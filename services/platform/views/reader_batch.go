@@ -1,0 +1,61 @@
+package views
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"linkway/services/platform/viewstore"
+)
+
+// Batch is how a projection changes its view while the reader applies a
+// slice of events: every key is under the projection's own prefix in the
+// view store, and all changes commit with the view's checkpoint, at once.
+// Reads see the slice's own changes first.
+type Batch struct {
+	view string
+	w    *viewstore.Batch
+}
+
+// View is the name of the view the batch writes.
+func (b *Batch) View() string { return b.view }
+
+// Get returns a key's value as the view will hold it after this batch.
+// The value must not be changed.
+func (b *Batch) Get(key string) (value []byte, ok bool, err error) {
+	return b.w.Get(b.view, key)
+}
+
+// Set sets a key. The batch keeps value: do not change it afterwards.
+func (b *Batch) Set(key string, value []byte) { b.w.Set(b.view, key, value) }
+
+// Delete deletes a key.
+func (b *Batch) Delete(key string) { b.w.Delete(b.view, key) }
+
+// DeletePrefix deletes every key that starts with prefix.
+func (b *Batch) DeletePrefix(prefix string) { b.w.DeletePrefix(b.view, prefix) }
+
+// Erase deletes every key that starts with prefix and, once the batch is
+// committed, compacts them out of the store's files: for personal data.
+func (b *Batch) Erase(prefix string) { b.w.Erase(b.view, prefix) }
+
+// GetJSON decodes a key's JSON value into v; ok is false when there is none.
+func (b *Batch) GetJSON(key string, v any) (ok bool, err error) {
+	raw, ok, err := b.Get(key)
+	if err != nil || !ok {
+		return ok, err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("view %s key %s: %w", b.view, key, err)
+	}
+	return true, nil
+}
+
+// SetJSON sets a key to v encoded as JSON.
+func (b *Batch) SetJSON(key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("view %s key %s: %w", b.view, key, err)
+	}
+	b.Set(key, raw)
+	return nil
+}
