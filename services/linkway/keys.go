@@ -19,7 +19,10 @@ const keysUsage = `usage:
   linkway keys create --org CODE   make a key for a registered organisation (shown once)
   linkway keys list                list keys (ids, organisations, kinds; never the keys)
   linkway keys revoke KEY_ID       revoke a key
-each takes --nats URL (a running hub's NATS, e.g. nats://127.0.0.1:4222) or --data DIR (hub stopped)`
+each takes --data DIR (the hub stopped: a data folder has one process at a time) or, while the
+hub runs, --nats nats://127.0.0.1:4222 (its --nats-listen, off unless given) with --data DIR:
+the hub user's password is then read from DIR/nats-credentials (owner-only); for another
+machine's NATS give its user in the URL (nats://hub:PASSWORD@host:4222)`
 
 // runKeys manages API keys. Keys are stored only as hashes; a new key is
 // printed once and cannot be shown again.
@@ -31,6 +34,7 @@ func runKeys(ctx context.Context, args []string, log *slog.Logger, stdout, stder
 	cfg := hub.DefaultConfig()
 	cfg.Log = log
 	cfg.NATSListen = "off"
+	cfg.Command = "keys " + args[0]
 	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	hubFlags(fs, &cfg)
@@ -55,7 +59,10 @@ func runKeys(ctx context.Context, args []string, log *slog.Logger, stdout, stder
 		}
 		o, ok := registry.Get(*org)
 		if !ok {
-			return fmt.Errorf("no registered organisation %q", *org)
+			return fmt.Errorf("no registered organisation %q: register it first with linkway orgs add", *org)
+		}
+		if o.Disabled {
+			return fmt.Errorf("organisation %s is disabled: linkway orgs enable %s first", o.ID, o.ID)
 		}
 		key, rec, err := keys.NewKey(ctx, o.ID, o.Kind)
 		if err != nil {

@@ -5,6 +5,7 @@
 //	linkway rebuild <projection> [flags]  drop a view and replay the log into it
 //	linkway gen --journeys N [flags]      write synthetic journey history
 //	linkway keys create|list|revoke       manage API keys (stored only as hashes)
+//	linkway orgs add|list|disable|enable  manage the organisation register
 package main
 
 import (
@@ -38,6 +39,7 @@ const usage = `usage:
   linkway rebuild <projection> [flags]  drop a view and replay the log into it
   linkway gen --journeys N [flags]      write synthetic journey history (benchmarks, demos)
   linkway keys create|list|revoke       manage API keys (stored only as hashes)
+  linkway orgs add|list|disable|enable  manage the organisation register (before keys create)
 run 'linkway <command> -h' for a command's flags`
 
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -57,6 +59,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runGen(ctx, args[1:], log, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, args[1:], log, stdout, stderr)
+	case "orgs":
+		return runOrgs(ctx, args[1:], log, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil

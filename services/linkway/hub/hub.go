@@ -184,7 +184,8 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 	h.audit = auditLog
-	httpAPI, err := api.NewServer(keys, cfg.Log, h.registry)
+	// A key works only while its organisation is registered and enabled.
+	httpAPI, err := api.NewServer(registry.ActiveKeys(keys), cfg.Log, h.registry)
 	if err != nil {
 		return nil, err
 	}
