@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -31,11 +32,11 @@ import (
 
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
-	"linkway/services/platform"
 	"linkway/services/platform/api"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/orgs"
 	"linkway/services/platform/views"
+	"linkway/services/platform/websession"
 )
 
 // Stream, subjects and the view bucket.
@@ -50,14 +51,71 @@ const (
 // maxRetries bounds reload-decide-append rounds on a conflict.
 const maxRetries = 10
 
-// Service is the directory. It implements platform.Directory.
+// Organisations is the organisation register (orgs.Registry): a
+// directory organisation may not take the code of a registered
+// organisation of another kind, and the web page names who signed in.
+type Organisations interface {
+	Get(id string) (orgs.Organisation, bool)
+}
+
+// Projections starts a projection (the unmet-need view): the hub runs it
+// until the process stops and counts it for readiness.
+type Projections interface {
+	Project(ctx context.Context, p views.Projector) (*views.Runner, error)
+}
+
+// Routes is the route table the directory adds its handlers to
+// (api.Server); the web page signs in with the keys it knows.
+type Routes interface {
+	Handle(pattern string, kinds []events.Kind, h api.HandlerFunc)
+	HandlePublic(pattern string, h http.Handler)
+	websession.KeyLookup
+}
+
+// Group runs the long-running parts of the process, each until the
+// process stops; one that returns an error stops the process
+// (errgroup.Group is one).
+type Group interface {
+	Go(run func() error)
+}
+
+// Config is what the directory is given by the process that runs it.
+type Config struct {
+	// JS holds the DIRECTORY stream, its KV view and the web page's
+	// sessions.
+	JS jetstream.JetStream
+	// Orgs is the organisation register.
+	Orgs Organisations
+	// Serve adds the directory's routes, its web page and its unmet-need
+	// projection; false when this process only reads the directory for
+	// other services (then HTTP and Projections are not used).
+	Serve bool
+	// HTTP is the route table the directory adds its routes to.
+	HTTP Routes
+	// Projections starts the unmet-need projection.
+	Projections Projections
+	// Group runs the directory's follower of its stream; when nil, a
+	// goroutine of its own does, until ctx ends.
+	Group Group
+	// Log receives what the directory did; slog.Default when nil.
+	Log *slog.Logger
+	// Metrics registers the directory's metrics; none are registered when nil.
+	Metrics prometheus.Registerer
+	// Replicas of the stream and buckets the directory creates.
+	Replicas int
+	// Demo seeds the demo directory (what of it is missing).
+	Demo bool
+}
+
+// Service is the directory. The other parties find community services
+// through it (Service, ServicesOf, SetCapacity).
 type Service struct {
 	js      jetstream.JetStream
 	stream  jetstream.Stream
 	log     *slog.Logger
 	view    jetstream.KeyValue // nil unless serving
 	metrics *metrics
-	orgs    *orgs.Registry
+	orgs    Organisations
 
 	mu      sync.RWMutex
 	byOrg   map[string]*events.DirectoryOrg
@@ -66,8 +124,6 @@ type Service struct {
 	changed chan struct{} // closed and replaced after every applied event
 	viewCP  uint64        // view checkpoint: events up to it are in the view
 }
-
-var _ platform.Directory = (*Service)(nil)
 
 // StreamConfig is the DIRECTORY stream: kept for ever, never edited.
 func StreamConfig(replicas int) jetstream.StreamConfig {
@@ -86,28 +142,30 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 	}
 }
 
-// Start opens the directory; serve is false when this process only reads
-// it for other services (no routes, no projections of its own). It returns
-// once the directory has caught up with its stream, so the services that
-// start after it find every service.
-func Start(ctx context.Context, d platform.Deps, serve bool) (*Service, error) {
-	log := d.Log
+// New opens the directory and, with cfg.Serve, serves it. It returns once
+// the directory has caught up with its stream, so the services that start
+// after it find every service.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.JS == nil || cfg.Orgs == nil || (cfg.Serve && (cfg.HTTP == nil || cfg.Projections == nil)) {
+		return nil, errors.New("directory: JS and Orgs are required, and HTTP and Projections to serve")
+	}
+	log := cfg.Log
 	if log == nil {
 		log = slog.Default()
 	}
-	stream, err := d.JS.CreateOrUpdateStream(ctx, StreamConfig(d.Replicas))
+	stream, err := cfg.JS.CreateOrUpdateStream(ctx, StreamConfig(cfg.Replicas))
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
 	}
-	s := &Service{js: d.JS, stream: stream, log: log.With("service", "directory"), orgs: d.Orgs,
+	s := &Service{js: cfg.JS, stream: stream, log: log.With("service", "directory"), orgs: cfg.Orgs,
 		byOrg: map[string]*events.DirectoryOrg{}, svcOrg: map[string]string{}, changed: make(chan struct{})}
-	if s.metrics, err = newMetrics(d.Reg, s); err != nil {
+	if s.metrics, err = newMetrics(cfg.Metrics, s); err != nil {
 		return nil, err
 	}
-	if serve {
-		s.view, err = d.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	if cfg.Serve {
+		s.view, err = cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: ViewBucket, Description: "Linkway directory view (derived from the DIRECTORY stream)",
-			Storage: jetstream.FileStorage, Replicas: max(d.Replicas, 1), History: 1,
+			Storage: jetstream.FileStorage, Replicas: max(cfg.Replicas, 1), History: 1,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("directory view bucket: %w", err)
@@ -120,12 +178,12 @@ func Start(ctx context.Context, d platform.Deps, serve bool) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", StreamName, err)
 	}
-	cons, err := d.JS.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{})
+	cons, err := cfg.JS.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return nil, fmt.Errorf("directory consumer: %w", err)
 	}
-	if d.Go != nil {
-		d.Go(func(ctx context.Context) error { return s.follow(ctx, cons) })
+	if cfg.Group != nil {
+		cfg.Group.Go(func() error { return s.follow(ctx, cons) })
 	} else {
 		go func() { _ = s.follow(ctx, cons) }()
 	}
@@ -134,13 +192,13 @@ func Start(ctx context.Context, d platform.Deps, serve bool) (*Service, error) {
 	if err := s.waitFor(wctx, info.State.LastSeq); err != nil {
 		return nil, fmt.Errorf("directory catching up with its stream: %w", err)
 	}
-	if d.Demo {
+	if cfg.Demo {
 		if err := s.seedDemo(ctx); err != nil {
 			return nil, err
 		}
 	}
-	if serve {
-		if err := s.serve(ctx, d); err != nil {
+	if cfg.Serve {
+		if err := s.serve(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -367,7 +425,8 @@ func (s *Service) orgSnapshot(orgID string) events.DirectoryOrg {
 	return st.Snapshot()
 }
 
-// Service implements platform.Directory. A withdrawn service is not found:
+// Service returns what the journey rules need to know of a service;
+// found is false when there is none. A withdrawn service is not found:
 // nobody can be referred to it.
 func (s *Service) Service(ctx context.Context, id string) (events.ServiceFacts, bool, error) {
 	st, ok := s.lookup(id)
@@ -393,7 +452,7 @@ func (s *Service) lookup(id string) (*events.DirectoryService, bool) {
 	return st, ok
 }
 
-// ServicesOf implements platform.Directory: the organisation's services
+// ServicesOf lists the organisation's services
 // that are not withdrawn, by id.
 func (s *Service) ServicesOf(ctx context.Context, orgID string) ([]events.ServiceFacts, error) {
 	s.mu.RLock()
@@ -410,7 +469,8 @@ func (s *Service) ServicesOf(ctx context.Context, orgID string) ([]events.Servic
 	return out, nil
 }
 
-// SetCapacity implements platform.Directory. Panel and admin keys change
+// SetCapacity records a service's capacity (open, waiting_list, full,
+// paused), changed by actor. Panel and admin keys change
 // any service; a VCS organisation only its own (another's is 403: the
 // directory is public, so its existence is no secret); other kinds none.
 func (s *Service) SetCapacity(ctx context.Context, actor api.Principal, serviceID, capacity string) error {

@@ -19,13 +19,9 @@ import (
 // another process (or another service in this one) sees.
 func reader(t *testing.T, h *hubtest.Hub) *directory.Service {
 	t.Helper()
-	d := h.Deps()
-	d.Reg = prometheus.NewRegistry()
-	d.Demo = false
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	d.Go = nil
-	dir, err := directory.Start(ctx, d, false)
+	dir, err := directory.New(ctx, directory.Config{JS: h.JS(), Orgs: h.Orgs(), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +79,7 @@ func TestConcurrentWriters(t *testing.T) {
 		}
 	}
 	// Both instances converge on the stream's last word.
-	st, err := h.Deps().JS.Stream(ctx, directory.StreamName)
+	st, err := h.JS().Stream(ctx, directory.StreamName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
-	"linkway/services/platform"
 	"linkway/services/platform/api"
 	"linkway/services/platform/orgs"
 )
@@ -29,8 +28,8 @@ const bodyLimit = 32 << 10
 
 // serve adds the directory's routes, its web page and its unmet-need
 // projection.
-func (s *Service) serve(ctx context.Context, d platform.Deps) error {
-	h := d.HTTP
+func (s *Service) serve(ctx context.Context, cfg Config) error {
+	h := cfg.HTTP
 	h.Handle("GET /v1/directory/services", readers, s.listServices)
 	h.Handle("GET /v1/directory/services/{id}", readers, s.getService)
 	h.Handle("GET /v1/directory/organisations", readers, s.listOrganisations)
@@ -43,11 +42,11 @@ func (s *Service) serve(ctx context.Context, d platform.Deps) error {
 	h.Handle("POST /v1/directory/services/{id}/withdraw", editors, s.withdrawService)
 	h.Handle("POST /v1/directory/services/{id}/capacity", capacityEditors, s.changeCapacity)
 	s.serveOpenReferral(h)
-	unmet, err := s.serveUnmetNeed(ctx, d)
+	unmet, err := s.serveUnmetNeed(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	wb, err := newWeb(ctx, s, d, unmet)
+	wb, err := newWeb(ctx, s, cfg, unmet)
 	if err != nil {
 		return fmt.Errorf("directory web page: %w", err)
 	}

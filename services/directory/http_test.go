@@ -222,7 +222,7 @@ func TestDemoSeedIsIdempotent(t *testing.T) {
 	onData := func(c *hub.Config) { c.Data = data }
 	count := func(h *hubtest.Hub) uint64 {
 		t.Helper()
-		st, err := h.Deps().JS.Stream(context.Background(), directory.StreamName)
+		st, err := h.JS().Stream(context.Background(), directory.StreamName)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +252,7 @@ func TestDemoSeedIsIdempotent(t *testing.T) {
 		t.Errorf("the restart's seed undid the panel's change: capacity %q", v.Capacity)
 	}
 	// The KV view carries the directory for systems outside the process.
-	kv, err := h2.Deps().JS.KeyValue(context.Background(), directory.ViewBucket)
+	kv, err := h2.JS().KeyValue(context.Background(), directory.ViewBucket)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,7 +107,7 @@ type (
 	}
 )
 
-func (s *Service) serveOpenReferral(h *api.Server) {
+func (s *Service) serveOpenReferral(h Routes) {
 	h.Handle("GET /openreferral/{$}", readers, s.orukInfo)
 	h.Handle("GET /openreferral/services", readers, s.orukServices)
 	h.Handle("GET /openreferral/services/{id}", readers, s.orukService)

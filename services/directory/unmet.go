@@ -16,7 +16,6 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/platform"
 	"linkway/services/platform/api"
 	"linkway/services/platform/views"
 )
@@ -280,16 +279,13 @@ type unmetReader struct {
 	run *views.Runner
 }
 
-func (s *Service) serveUnmetNeed(ctx context.Context, d platform.Deps) (*views.Runner, error) {
-	if d.Project == nil {
-		return nil, errors.New("directory: no projection runner")
-	}
-	run, err := d.Project(ctx, &unmetNeed{dir: s})
+func (s *Service) serveUnmetNeed(ctx context.Context, cfg Config) (*views.Runner, error) {
+	run, err := cfg.Projections.Project(ctx, &unmetNeed{dir: s})
 	if err != nil {
 		return nil, fmt.Errorf("unmet need projection: %w", err)
 	}
 	u := &unmetReader{dir: s, run: run}
-	d.HTTP.Handle("GET /v1/directory/unmet-need", unmetNeedReaders, u.serve)
+	cfg.HTTP.Handle("GET /v1/directory/unmet-need", unmetNeedReaders, u.serve)
 	return run, nil
 }
 

@@ -27,7 +27,7 @@ type script struct {
 
 func (s script) exec(jid string, org string, cmd events.Command) error {
 	s.t.Helper()
-	_, err := s.h.Deps().Store.Execute(context.Background(), jid, journal.Meta{
+	_, err := s.h.Journal().Execute(context.Background(), jid, journal.Meta{
 		Actor: &eventsv1.Actor{OrganisationId: org}}, cmd)
 	return err
 }

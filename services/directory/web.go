@@ -14,7 +14,6 @@ import (
 
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
-	"linkway/services/platform"
 	"linkway/services/platform/api"
 	"linkway/services/platform/views"
 	"linkway/services/platform/websession"
@@ -39,13 +38,13 @@ const (
 
 type web struct {
 	s        *Service
-	h        *api.Server
+	h        Routes
 	unmet    *views.Runner
 	tmpl     *template.Template
 	sessions *websession.Sessions
 }
 
-func newWeb(ctx context.Context, s *Service, d platform.Deps, unmet *views.Runner) (*web, error) {
+func newWeb(ctx context.Context, s *Service, cfg Config, unmet *views.Runner) (*web, error) {
 	t, err := template.New("").Funcs(template.FuncMap{
 		"categoryName": categoryName,
 		"capacityLabel": func(c string) string {
@@ -57,12 +56,12 @@ func newWeb(ctx context.Context, s *Service, d platform.Deps, unmet *views.Runne
 	if err != nil {
 		return nil, err
 	}
-	ss, err := websession.Open(ctx, d.JS, websession.Config{App: "directory", Path: webPath,
-		Cookie: "lw_directory_session", SignInCookie: "lw_directory_login", Keys: d.HTTP, Replicas: d.Replicas, Log: s.log})
+	ss, err := websession.Open(ctx, cfg.JS, websession.Config{App: "directory", Path: webPath,
+		Cookie: "lw_directory_session", SignInCookie: "lw_directory_login", Keys: cfg.HTTP, Replicas: cfg.Replicas, Log: s.log})
 	if err != nil {
 		return nil, err
 	}
-	return &web{s: s, h: d.HTTP, unmet: unmet, tmpl: t, sessions: ss}, nil
+	return &web{s: s, h: cfg.HTTP, unmet: unmet, tmpl: t, sessions: ss}, nil
 }
 
 func (wb *web) routes() {

@@ -36,7 +36,10 @@ func (h *Hub) startParties(ctx context.Context, d platform.Deps, only []string) 
 		}
 	}
 	run := func(name string) bool { return only == nil || slices.Contains(only, name) }
-	dir, err := directory.Start(ctx, d, run("directory"))
+	dir, err := directory.New(ctx, directory.Config{
+		JS: h.js, Orgs: h.orgs, Serve: run("directory"), HTTP: h.api, Projections: h.shared, Group: h.group,
+		Log: h.cfg.Log, Metrics: h.registry, Replicas: h.cfg.Replicas, Demo: h.cfg.Demo,
+	})
 	if err != nil {
 		return fmt.Errorf("start directory: %w", err)
 	}
