@@ -27,9 +27,15 @@ proto-check:
 vet:
 	$(GO) vet ./...
 
-## lint: go vet and staticcheck (pinned as a go.mod tool), both run by `make test`.
-lint: vet
+## lint: go vet, staticcheck and openapi-lint (tools pinned in go.mod), run by `make test`.
+lint: vet openapi-lint
 	$(GO) tool staticcheck ./...
+
+## openapi-lint: load and validate the API document (OpenAPI 3.1) with kin-openapi,
+## examples and defaults checked against their schemas.
+.PHONY: openapi-lint
+openapi-lint:
+	$(GO) tool validate -multi proto/openapi.yaml
 
 # `make test` runs the cluster fault test in its short form (4 node kills).
 test: proto-check lint
