@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"html/template"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,101 +15,79 @@ import (
 
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
+	"linkway/services/platform"
 	"linkway/services/platform/api"
 	"linkway/services/platform/views"
 	"linkway/services/platform/websession"
 )
 
-//go:embed templates/*.html
-var templateFS embed.FS
+var (
+	//go:embed templates/*.html
+	templateFS embed.FS
+	//go:embed static
+	staticFS embed.FS
+)
 
 // The directory page (/directory/) is for community panels, VCS
 // organisations and anyone else with a key: browse and search the
 // directory; a VCS organisation sets its own services' capacity, a panel
 // any service's, adds services and withdraws them; panels and
 // commissioners see unmet need. It is server-rendered and needs no
-// JavaScript. A key of any kind signs in once; the session
-// (services/platform/websession, as in every web app) is an HttpOnly,
-// SameSite=Strict signed cookie naming a session kept in NATS, and every
-// form that changes anything carries a CSRF token.
-const (
-	webPath   = "/directory/"
-	formLimit = 16 << 10
-)
+// JavaScript. A key of any kind signs in; sign-in, sessions, CSRF and
+// the layout are services/platform/websession's, as in every web app.
+const webPath = "/directory/"
 
 type web struct {
 	s        *Service
-	h        Routes
+	h        *api.Server
 	unmet    *views.Runner
-	tmpl     *template.Template
 	sessions *websession.Sessions
 }
 
-func newWeb(ctx context.Context, s *Service, cfg Config, unmet *views.Runner) (*web, error) {
-	t, err := template.New("").Funcs(template.FuncMap{
-		"categoryName": categoryName,
-		"capacityLabel": func(c string) string {
-			return map[string]string{events.CapacityOpen: "Open", events.CapacityWaitingList: "Waiting list",
-				events.CapacityFull: "Full", events.CapacityPaused: "Paused"}[c]
+func newWeb(ctx context.Context, s *Service, d platform.Deps, unmet *views.Runner) (*web, error) {
+	pages, _ := fs.Sub(templateFS, "templates") // the embed patterns guarantee the folders
+	static, _ := fs.Sub(staticFS, "static")
+	ss, err := websession.Open(ctx, d.JS, websession.Config{App: "directory", Path: webPath, Title: "Linkway community directory",
+		Cookie: "lw_directory_session", SignInCookie: "lw_directory_login",
+		Intro: "Sign in with your organisation's Linkway key to browse the directory of community groups and services. " +
+			"Community panels keep the directory; groups keep their own capacity up to date.",
+		Home: "Back to the directory", NotFound: "There is no such service in the directory.",
+		Templates: pages, Assets: static, Stylesheet: "directory.css",
+		Funcs: template.FuncMap{
+			"categoryName": categoryName,
+			"capacityLabel": func(c string) string {
+				return map[string]string{events.CapacityOpen: "Open", events.CapacityWaitingList: "Waiting list",
+					events.CapacityFull: "Full", events.CapacityPaused: "Paused"}[c]
+			},
+			"join": strings.Join,
 		},
-		"join": strings.Join,
-	}).ParseFS(templateFS, "templates/*.html")
+		Orgs: d.Orgs, Keys: d.HTTP, Replicas: d.Replicas, Log: s.log})
 	if err != nil {
 		return nil, err
 	}
-	ss, err := websession.Open(ctx, cfg.JS, websession.Config{App: "directory", Path: webPath,
-		Cookie: "lw_directory_session", SignInCookie: "lw_directory_login", Keys: cfg.HTTP, Replicas: cfg.Replicas, Log: s.log})
-	if err != nil {
-		return nil, err
-	}
-	return &web{s: s, h: cfg.HTTP, unmet: unmet, tmpl: t, sessions: ss}, nil
+	return &web{s: s, h: d.HTTP, unmet: unmet, sessions: ss}, nil
 }
 
 func (wb *web) routes() {
-	wb.h.HandlePublic("GET /directory/{$}", http.HandlerFunc(wb.servePage))
+	wb.sessions.Mount(wb.h)
+	wb.h.HandlePublic("GET /directory/{$}", wb.sessions.Page(wb.servePage))
 	wb.h.HandlePublic("GET /directory", http.RedirectHandler(webPath, http.StatusMovedPermanently))
-	wb.h.HandlePublic("POST /directory/sign-in", wb.sessions.SignInHandler(wb.showSignIn))
-	wb.h.HandlePublic("POST /directory/sign-out", wb.sessions.SignOutHandler())
 	wb.h.HandlePublic("POST /directory/services/{id}/capacity", wb.form(wb.capacity))
 	wb.h.HandlePublic("POST /directory/services/{id}/withdraw", wb.form(wb.withdraw))
 	wb.h.HandlePublic("POST /directory/services", wb.form(wb.add))
 }
 
-func (wb *web) render(w http.ResponseWriter, status int, name string, data any) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := wb.tmpl.ExecuteTemplate(w, name, data); err != nil {
-		wb.s.log.Error("render directory page", "page", name, "err", err)
-	}
-}
-
-type signInView struct {
-	CSRF  string
-	Error string
-}
-
-func (wb *web) showSignIn(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	t := wb.sessions.SignInForm(w, r)
-	wb.render(w, status, "signin.html", signInView{CSRF: t, Error: msg})
-}
-
 // pageView is what the directory page shows.
 type pageView struct {
-	OrgID, Kind, CSRF string
-	Flash, Error      string
-	Query             string
-	Category          string
-	Accepting         string
-	Categories        []events.NeedCategory
-	Capacities        []string
-	Services          []serviceRow
-	Panel             bool // may add and withdraw services
-	Unmet             *UnmetNeed
+	websession.Page
+	Query      string
+	Category   string
+	Accepting  string
+	Categories []events.NeedCategory
+	Capacities []string
+	Services   []serviceRow
+	Panel      bool // may add and withdraw services
+	Unmet      *UnmetNeed
 }
 
 type serviceRow struct {
@@ -116,21 +95,14 @@ type serviceRow struct {
 	CanSetCapacity bool
 }
 
-func (wb *web) servePage(w http.ResponseWriter, r *http.Request) {
-	se, ok, err := wb.sessions.Current(w, r)
-	if err != nil {
-		return
-	}
-	if !ok {
-		wb.showSignIn(w, r, http.StatusOK, "")
-		return
-	}
+func (wb *web) servePage(w http.ResponseWriter, r *http.Request, se websession.Session) error {
 	wb.page(w, r, se, http.StatusOK, r.URL.Query().Get("done"), "")
+	return nil
 }
 
 func (wb *web) page(w http.ResponseWriter, r *http.Request, se websession.Session, status int, flash, errMsg string) {
 	q := r.URL.Query()
-	v := pageView{OrgID: se.Principal.OrgID, Kind: string(se.Principal.Kind), CSRF: se.CSRF, Flash: flashText(flash), Error: errMsg,
+	v := pageView{Page: websession.Page{Title: "Directory", Flash: flashText(flash), Error: errMsg},
 		Query: q.Get("q"), Category: q.Get("category"), Accepting: q.Get("accepting"),
 		Categories: events.NeedCategories, Capacities: events.CapacityStatuses,
 		Panel: se.Principal.Kind == events.KindPanel || se.Principal.Kind == events.KindAdmin}
@@ -151,7 +123,7 @@ func (wb *web) page(w http.ResponseWriter, r *http.Request, se websession.Sessio
 			v.Unmet = &u
 		}
 	}
-	wb.render(w, status, "directory.html", v)
+	wb.sessions.Render(w, status, "directory.html", &v, &se)
 }
 
 func (wb *web) unmetNeed(r *http.Request, p api.Principal) (UnmetNeed, error) {
@@ -183,25 +155,10 @@ func flashText(code string) string {
 // the done= code of the page to show next, or an error to show.
 type formFunc func(r *http.Request, se websession.Session) (string, error)
 
+// form serves a form through websession.Page (session, CSRF); a refusal
+// shows the directory page again with the reason.
 func (wb *web) form(f formFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, formLimit)
-		se, ok, err := wb.sessions.Current(w, r)
-		if err != nil {
-			return
-		}
-		if !ok {
-			http.Redirect(w, r, webPath, http.StatusSeeOther)
-			return
-		}
-		if err := r.ParseForm(); err != nil {
-			wb.page(w, r, se, http.StatusBadRequest, "", "The form could not be read.")
-			return
-		}
-		if !se.CheckCSRF(r.PostForm.Get("csrf")) {
-			wb.page(w, r, se, http.StatusForbidden, "", "The form had expired; please try again.")
-			return
-		}
+	return wb.sessions.Page(func(w http.ResponseWriter, r *http.Request, se websession.Session) error {
 		done, err := f(r, se)
 		if err != nil {
 			pub := api.Public(err)
@@ -213,9 +170,10 @@ func (wb *web) form(f formFunc) http.Handler {
 				wb.s.log.Error("directory form failed", "route", r.Pattern, "err", err)
 			}
 			wb.page(w, r, se, api.Status(pub.Code), "", msg)
-			return
+			return nil
 		}
 		http.Redirect(w, r, webPath+"?done="+url.QueryEscape(done), http.StatusSeeOther)
+		return nil
 	})
 }
 

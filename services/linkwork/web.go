@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"html/template"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"linkway/events"
-	"linkway/services/platform"
 	"linkway/services/platform/api"
 	"linkway/services/platform/websession"
 )
@@ -20,22 +20,32 @@ import (
 // The web page for link workers: server-rendered, no script, so it works
 // in any browser a practice allows and on a small laptop. Sign-in takes the
 // team's API key and gives an HttpOnly, SameSite=Strict session cookie;
-// every form carries the session's CSRF token. Sign-in and sessions are
-// services/platform/websession's, the same in every web app.
+// every form carries the session's CSRF token. Sign-in, sessions and the
+// layout are services/platform/websession's, the same in every web app.
 
-const cookiePath = "/linkwork/"
+const webPath = "/linkwork/"
 
-func openSessions(ctx context.Context, d platform.Deps) (*websession.Sessions, error) {
-	return websession.Open(ctx, d.JS, websession.Config{App: "linkwork", Path: cookiePath,
-		Cookie: "lw_linkwork", SignInCookie: "lw_linkwork_pre", Kinds: []events.Kind{events.KindLinkwork},
-		ForWhom: "This page is for link-worker teams.",
-		Keys:    d.HTTP, Replicas: d.Replicas})
+var (
+	//go:embed templates/*.html
+	templateFS embed.FS
+	//go:embed static
+	staticFS embed.FS
+)
+
+// openSessions opens the page's sessions; its sign-in and sign-out paths
+// are older than the other apps' (signin, signout) and kept.
+func openSessions(ctx context.Context, cfg Config) (*websession.Sessions, error) {
+	pages, _ := fs.Sub(templateFS, "templates") // the embed patterns guarantee the folders
+	static, _ := fs.Sub(staticFS, "static")
+	return websession.Open(ctx, cfg.JS, websession.Config{App: "linkwork", Path: webPath, Title: "Linkway link workers",
+		Cookie: "lw_linkwork", SignInCookie: "lw_linkwork_pre", SignInPath: webPath + "signin", SignOutPath: webPath + "signout",
+		Kinds: []events.Kind{events.KindLinkwork}, ForWhom: "This page is for link-worker teams.",
+		KeyLabel: "Your team's API key", Home: "Back to the caseload", NotFound: "There is no such journey in your team's caseload.",
+		Templates: pages, Funcs: webFuncs, Assets: static, Stylesheet: "style.css",
+		Orgs: cfg.Orgs, Keys: cfg.HTTP, Replicas: cfg.Replicas, Log: cfg.Log})
 }
 
-//go:embed templates/*.html templates/*.css
-var webFiles embed.FS
-
-var pages = template.Must(template.New("").Funcs(template.FuncMap{
+var webFuncs = template.FuncMap{
 	"human": func(s any) string {
 		var v string
 		switch x := s.(type) {
@@ -76,50 +86,19 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		}
 		return *p
 	},
-}).ParseFS(webFiles, "templates/*.html"))
+}
 
 func (s *Service) webRoutes() {
-	h := s.d.HTTP
-	h.HandlePublic("GET /linkwork/{$}", http.HandlerFunc(s.webHome))
-	h.HandlePublic("GET /linkwork/style.css", http.HandlerFunc(webStyle))
-	h.HandlePublic("POST /linkwork/signin", http.HandlerFunc(s.webSignIn))
-	h.HandlePublic("POST /linkwork/signout", http.HandlerFunc(s.webSignOut))
-	h.HandlePublic("GET /linkwork/journeys/{id}", http.HandlerFunc(s.webJourney))
-	h.HandlePublic("POST /linkwork/journeys/{id}/{action}", http.HandlerFunc(s.webAction))
+	h := s.cfg.HTTP
+	s.sessions.Mount(h) // sign-in, sign-out, /linkwork/static/
+	h.HandlePublic("GET /linkwork/{$}", s.sessions.Page(s.webHome))
+	h.HandlePublic("GET /linkwork/journeys/{id}", s.sessions.Page(s.webJourney))
+	h.HandlePublic("POST /linkwork/journeys/{id}/{action}", s.sessions.Page(s.webAction))
 }
 
-func securityHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-}
-
-func webStyle(w http.ResponseWriter, r *http.Request) {
-	b, err := webFiles.ReadFile("templates/style.css")
-	if err != nil {
-		http.Error(w, "not found", http.StatusNotFound)
-		return
-	}
-	w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	w.Header().Set("Cache-Control", "max-age=300")
-	_, _ = w.Write(b)
-}
-
-// pageData is what every page template gets.
+// pageData is what the pages' bodies get.
 type pageData struct {
-	Title    string
-	Team     string
-	TeamName string
-	CSRF     string
-	Message  string
-	Done     string // the action a confirmation is for
-	Error    string
-	SignedIn bool
-	// Sign-in page.
-	PreToken string
+	websession.Page
 	// Caseload page.
 	Caseload *Caseload
 	Worker   string
@@ -134,52 +113,8 @@ type pageData struct {
 	Today        string
 }
 
-func (s *Service) render(w http.ResponseWriter, status int, name string, d pageData) {
-	securityHeaders(w)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := pages.ExecuteTemplate(w, name, d); err != nil {
-		s.log.Error("render page", "page", name, "err", err)
-	}
-}
-
-// signedIn returns the caller's session, or renders the sign-in page.
-func (s *Service) signedIn(w http.ResponseWriter, r *http.Request) (websession.Session, bool) {
-	sess, ok, err := s.sessions.Get(r)
-	if err != nil {
-		s.renderError(w, r, err)
-		return websession.Session{}, false
-	}
-	if !ok {
-		if r.Method == http.MethodGet && r.URL.Path == cookiePath {
-			s.signInPage(w, r, http.StatusOK, "")
-		} else {
-			http.Redirect(w, r, cookiePath, http.StatusSeeOther)
-		}
-		return websession.Session{}, false
-	}
-	return sess, true
-}
-
-func (s *Service) base(sess websession.Session) pageData {
-	d := pageData{Team: sess.Principal.OrgID, CSRF: sess.CSRF, SignedIn: true, Title: "Caseload"}
-	if o, ok := s.d.Orgs.Get(sess.Principal.OrgID); ok {
-		d.TeamName = o.Name
-	}
-	return d
-}
-
-func (s *Service) signInPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	pre := s.sessions.SignInForm(w, r)
-	s.render(w, status, "signin.html", pageData{Title: "Sign in", PreToken: pre, Error: msg})
-}
-
-func (s *Service) webHome(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.signedIn(w, r)
-	if !ok {
-		return
-	}
-	d := s.base(sess)
+func (s *Service) webHome(w http.ResponseWriter, r *http.Request, sess websession.Session) error {
+	d := pageData{Page: websession.Page{Title: "Caseload"}}
 	q := r.URL.Query()
 	d.Worker, d.Status, d.Statuses = q.Get("worker"), q.Get("status"), statusFilters
 	cl, err := s.caseload(sess.Principal.OrgID, d.Worker, d.Status)
@@ -188,97 +123,39 @@ func (s *Service) webHome(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		d.Error = api.Public(err).Message
-		s.render(w, api.Status(api.Public(err).Code), "caseload.html", d)
-		return
+		s.sessions.Render(w, api.Status(api.Public(err).Code), "caseload.html", &d, &sess)
+		return nil
 	}
 	d.Caseload = &cl
-	s.render(w, http.StatusOK, "caseload.html", d)
+	s.sessions.Render(w, http.StatusOK, "caseload.html", &d, &sess)
+	return nil
 }
 
-func (s *Service) webSignIn(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	if err := r.ParseForm(); err != nil {
-		s.signInPage(w, r, http.StatusBadRequest, "The form could not be read.")
-		return
-	}
-	key := strings.TrimSpace(r.PostForm.Get("key"))
-	if key == "" {
-		s.signInPage(w, r, http.StatusBadRequest, "Enter your team's API key.")
-		return
-	}
-	sess, err := s.sessions.SignIn(w, r, key, r.PostForm.Get("pre"))
-	if err != nil {
-		status, msg := s.sessions.Refusal(err)
-		if status >= 500 {
-			s.log.Error("link-worker sign-in failed", "err", err)
-		}
-		s.signInPage(w, r, status, msg)
-		return
-	}
-	s.log.Info("link-worker signed in", "org", sess.Principal.OrgID, "key_id", sess.Principal.KeyID)
-	http.Redirect(w, r, cookiePath, http.StatusSeeOther)
-}
-
-func (s *Service) webSignOut(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.signedIn(w, r)
-	if !ok {
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	if r.ParseForm() != nil || !sess.CheckCSRF(r.PostForm.Get("csrf")) {
-		s.render(w, http.StatusForbidden, "error.html", pageData{Title: "Not allowed", Error: "The form had expired. Go back and try again."})
-		return
-	}
-	if err := s.sessions.SignOut(w, r, sess); err != nil {
-		s.renderError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, cookiePath, http.StatusSeeOther)
-}
-
-func (s *Service) webJourney(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.signedIn(w, r)
-	if !ok {
-		return
-	}
+func (s *Service) webJourney(w http.ResponseWriter, r *http.Request, sess websession.Session) error {
 	// Only known confirmations are shown, so a crafted link cannot put
 	// words on the page.
 	done := r.URL.Query().Get("done")
 	if _, known := doneMessages[done]; !known {
 		done = ""
 	}
-	s.journeyPage(w, r, sess, http.StatusOK, done, "")
+	return s.journeyPage(w, r, sess, http.StatusOK, done, "")
 }
 
 // journeyPage shows a journey; done names the action just carried out.
-func (s *Service) journeyPage(w http.ResponseWriter, r *http.Request, sess websession.Session, status int, done, errMsg string) {
+func (s *Service) journeyPage(w http.ResponseWriter, r *http.Request, sess websession.Session, status int, done, errMsg string) error {
 	v, err := s.journey(r.Context(), sess.Principal, r.PathValue("id"))
 	if err == nil {
-		err = s.d.Audit.Journey(r.Context(), sess.Principal, r.Pattern, r.PathValue("id"))
+		err = s.cfg.Audit.Journey(r.Context(), sess.Principal, r.Pattern, r.PathValue("id"))
 	}
 	if err != nil {
-		s.renderError(w, r, err)
-		return
+		return err
 	}
-	d := s.base(sess)
-	d.Title, d.Journey, d.Message, d.Done, d.Error = "Journey", v, doneMessages[done], done, errMsg
+	d := pageData{Page: websession.Page{Title: "Journey", Flash: doneMessages[done], Done: done, Error: errMsg}, Journey: v}
 	d.Nonce = websession.Token()
 	d.CloseReasons, d.Methods, d.Outcomes = events.CloseReasons, ContactMethods, events.ContactOutcomes
 	d.Today = dateOf(s.now()).Format(time.DateOnly)
-	s.render(w, status, "journey.html", d)
-}
-
-func (s *Service) renderError(w http.ResponseWriter, r *http.Request, err error) {
-	pub := api.Public(err)
-	status := api.Status(pub.Code)
-	if status >= 500 {
-		s.log.Error("web request failed", "route", r.Pattern, "err", err)
-	}
-	msg := pub.Message
-	if pub.Code == events.CodeNotFound {
-		msg = "There is no such journey in your team's caseload."
-	}
-	s.render(w, status, "error.html", pageData{Title: "Problem", Error: msg, SignedIn: false})
+	s.sessions.Render(w, status, "journey.html", &d, &sess)
+	return nil
 }
 
 // doneMessages confirm a web action after its redirect.
@@ -288,24 +165,12 @@ var doneMessages = map[string]string{"assign": "Link worker assigned.", "contact
 // webActions are the forms of the journey page and the commands they make.
 var webActions = []string{"assign", "contact", "close", "reopen", "follow-up"}
 
-func (s *Service) webAction(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.signedIn(w, r)
-	if !ok {
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
-		s.journeyPage(w, r, sess, http.StatusBadRequest, "", "The form could not be read.")
-		return
-	}
-	if !sess.CheckCSRF(r.PostForm.Get("csrf")) {
-		s.render(w, http.StatusForbidden, "error.html", pageData{Title: "Not allowed", Error: "The form had expired. Go back and try again."})
-		return
-	}
+// webAction carries out a journey page's form (read and checked for its
+// CSRF token by websession.Page).
+func (s *Service) webAction(w http.ResponseWriter, r *http.Request, sess websession.Session) error {
 	action := r.PathValue("action")
 	if !slices.Contains(webActions, action) {
-		s.renderError(w, r, events.ErrNotFound)
-		return
+		return events.ErrNotFound
 	}
 	f := r.PostForm
 	var cmd events.Command
@@ -342,15 +207,14 @@ func (s *Service) webAction(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		pub := api.Public(err)
 		if pub.Code == events.CodeNotFound || api.Status(pub.Code) >= 500 {
-			s.renderError(w, r, err)
-			return
+			return err
 		}
 		msg := pub.Message
 		if pub.Field != "" {
 			msg = strings.ReplaceAll(pub.Field, "_", " ") + ": " + msg
 		}
-		s.journeyPage(w, r, sess, api.Status(pub.Code), "", msg)
-		return
+		return s.journeyPage(w, r, sess, api.Status(pub.Code), "", msg)
 	}
-	http.Redirect(w, r, cookiePath+"journeys/"+url.PathEscape(r.PathValue("id"))+"?done="+url.QueryEscape(action), http.StatusSeeOther)
+	http.Redirect(w, r, webPath+"journeys/"+url.PathEscape(r.PathValue("id"))+"?done="+url.QueryEscape(action), http.StatusSeeOther)
+	return nil
 }

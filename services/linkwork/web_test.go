@@ -55,7 +55,7 @@ func (b *browserish) post(path string, form url.Values) (*http.Response, string)
 	return resp, string(body)
 }
 
-var hiddenPattern = regexp.MustCompile(`name="(pre|csrf|nonce)" value="([^"]+)"`)
+var hiddenPattern = regexp.MustCompile(`name="(csrf|nonce)" value="([^"]+)"`)
 
 func hidden(page, name string) string {
 	for _, m := range hiddenPattern.FindAllStringSubmatch(page, -1) {
@@ -70,7 +70,7 @@ func hidden(page, name string) string {
 func (b *browserish) signIn(key string) (*http.Response, string) {
 	b.t.Helper()
 	_, page := b.get("/linkwork/")
-	resp, body := b.post("/linkwork/signin", url.Values{"pre": {hidden(page, "pre")}, "key": {key}})
+	resp, body := b.post("/linkwork/signin", url.Values{"csrf": {hidden(page, "csrf")}, "key": {key}})
 	return resp, body
 }
 
@@ -81,7 +81,7 @@ func TestWebSignInSessionAndCSRF(t *testing.T) {
 
 	b := newBrowserish(e)
 	resp, page := b.get("/linkwork/")
-	if resp.StatusCode != 200 || !strings.Contains(page, `action="/linkwork/signin"`) || hidden(page, "pre") == "" {
+	if resp.StatusCode != 200 || !strings.Contains(page, `action="/linkwork/signin"`) || hidden(page, "csrf") == "" {
 		t.Fatalf("sign-in page: %d %s", resp.StatusCode, page)
 	}
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
@@ -213,7 +213,7 @@ func TestWebPageInHeadlessChromium(t *testing.T) {
 	step("sign in",
 		chromedp.WaitVisible(css("#key")),
 		chromedp.SendKeys(css("#key"), keyTeam),
-		chromedp.Click(css("#signin")),
+		chromedp.Click(css("#sign-in")),
 		chromedp.WaitVisible(css("#caseload")))
 	caseload := text("#caseload")
 	listShot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
@@ -226,12 +226,12 @@ func TestWebPageInHeadlessChromium(t *testing.T) {
 		chromedp.SendKeys(css("#worker_id"), "lw-7"),
 		chromedp.SendKeys(css("#worker_name"), "Sam Link"),
 		chromedp.Click(css("#do-assign")),
-		chromedp.WaitVisible(css(`#notice[data-done="assign"]`)))
+		chromedp.WaitVisible(css(`#flash[data-done="assign"]`)))
 	step("record a contact",
 		chromedp.SetValue(css("#outcome"), "reached"),
 		chromedp.SetValue(css("#method"), "phone"),
 		chromedp.Click(css("#do-contact")),
-		chromedp.WaitVisible(css(`#notice[data-done="contact"]`)))
+		chromedp.WaitVisible(css(`#flash[data-done="contact"]`)))
 	status, worker := text("#status"), text("#worker")
 	shot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -241,7 +241,7 @@ func TestWebPageInHeadlessChromium(t *testing.T) {
 		chromedp.SetValue(css("#reason"), "goals_met"),
 		chromedp.Click(css("#do-close")),
 		chromedp.WaitVisible(css("#form-reopen")))
-	notice, timeline := text("#notice"), text("#timeline")
+	notice, timeline := text("#flash"), text("#timeline")
 	path := filepath.Join(t.TempDir(), "journey.png")
 	if err := os.WriteFile(path, shot, 0o600); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package outcomes
 import (
 	"embed"
 	"html/template"
+	"io/fs"
 	"math"
 	"net/http"
 	"slices"
@@ -14,98 +15,66 @@ import (
 	"linkway/services/platform/websession"
 )
 
-//go:embed templates/*.html
-var templateFS embed.FS
+var (
+	//go:embed templates/*.html
+	templateFS embed.FS
+	//go:embed static
+	staticFS embed.FS
+)
 
 // The dashboard signs a commissioner in with their organisation key once,
-// then holds a session (services/platform/websession, as every web app): an
-// HttpOnly, SameSite=Strict signed cookie naming a session kept in NATS.
-// Forms that change anything (sign-in, sign-out) carry a CSRF token.
+// then holds a session: sign-in, sessions, CSRF and the layout are
+// services/platform/websession's, as in every web app. It needs nothing
+// from elsewhere and no script: the charts are inline SVG.
 const webPath = "/commissioner/"
 
 type web struct {
 	s        *Service
-	tmpl     *template.Template
 	sessions *websession.Sessions
 }
 
 func newWeb(s *Service) (*web, error) {
-	t, err := template.New("").Funcs(template.FuncMap{"chart": barChart}).ParseFS(templateFS, "templates/*.html")
-	if err != nil {
-		return nil, err
-	}
+	pages, _ := fs.Sub(templateFS, "templates") // the embed patterns guarantee the folders
+	static, _ := fs.Sub(staticFS, "static")
 	ss, err := websession.Open(s.ctx, s.cfg.JS, websession.Config{App: "commissioner", Path: webPath,
-		Cookie: "lw_commissioner_session", SignInCookie: "lw_commissioner_login",
-		Kinds: []events.Kind{events.KindCommissioner}, ForWhom: "This dashboard is for commissioners.", Keys: s.cfg.HTTP, Replicas: s.cfg.Replicas, Log: s.cfg.Log})
+		Title: "Linkway outcomes for commissioners", Cookie: "lw_commissioner_session", SignInCookie: "lw_commissioner_login",
+		Kinds: []events.Kind{events.KindCommissioner}, ForWhom: "This dashboard is for commissioners.",
+		KeyLabel:  "Your organisation's commissioner key",
+		Intro:     "The figures here are pseudonymised and small numbers are suppressed: no one person can be picked out.",
+		Home:      "Back to the dashboard",
+		Templates: pages, Funcs: template.FuncMap{"chart": barChart}, Assets: static, Stylesheet: "dashboard.css",
+		Orgs: s.cfg.Orgs, Keys: s.cfg.HTTP, Replicas: s.cfg.Replicas, Log: s.cfg.Log})
 	if err != nil {
 		return nil, err
 	}
-	return &web{s: s, tmpl: t, sessions: ss}, nil
+	return &web{s: s, sessions: ss}, nil
 }
 
 func (wb *web) routes(srv Routes) {
-	srv.HandlePublic("GET /commissioner/{$}", http.HandlerFunc(wb.serveDashboard))
-	srv.HandlePublic("POST /commissioner/sign-in", wb.sessions.SignInHandler(wb.showSignIn))
-	srv.HandlePublic("POST /commissioner/sign-out", wb.sessions.SignOutHandler())
-	srv.HandlePublic("GET /commissioner/summary.csv", http.HandlerFunc(wb.serveCSV))
+	wb.sessions.Mount(srv) // sign-in, sign-out, /commissioner/static/
+	srv.HandlePublic("GET /commissioner/{$}", wb.sessions.Page(wb.serveDashboard))
+	srv.HandlePublic("GET /commissioner/summary.csv", wb.sessions.Page(wb.serveCSV))
 	srv.HandlePublic("GET /commissioner", http.RedirectHandler(webPath, http.StatusMovedPermanently))
 }
 
-func setSecurityHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	// Nothing is fetched from anywhere: charts are inline SVG, styles inline.
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-}
-
-func (wb *web) render(w http.ResponseWriter, status int, name string, data any) {
-	setSecurityHeaders(w)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := wb.tmpl.ExecuteTemplate(w, name, data); err != nil {
-		wb.s.cfg.Log.Error("render page", "page", name, "err", err)
-	}
-}
-
-type signInPage struct {
-	CSRF  string
-	Error string
-}
-
-func (wb *web) showSignIn(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	t := wb.sessions.SignInForm(w, r)
-	wb.render(w, status, "signin.html", signInPage{CSRF: t, Error: msg})
-}
-
-func (wb *web) serveCSV(w http.ResponseWriter, r *http.Request) {
-	se, ok, err := wb.sessions.Current(w, r)
-	if err != nil {
-		return
-	}
-	if !ok {
-		http.Redirect(w, r, webPath, http.StatusSeeOther)
-		return
-	}
+func (wb *web) serveCSV(w http.ResponseWriter, r *http.Request, se websession.Session) error {
 	q, err := parseQuery(r.URL.Query().Get)
 	if err != nil {
 		http.Error(w, api.Public(err).Message, api.Status(events.ErrorCode(err)))
-		return
+		return nil
 	}
 	if err := wb.s.caughtUp(r.Context()); err != nil {
 		http.Error(w, "the outcomes view is catching up; retry", http.StatusServiceUnavailable)
-		return
+		return nil
 	}
 	writeCSVResponse(w, wb.s.Summary(se.Principal.OrgID, q))
+	return nil
 }
 
 // dashboard is what the dashboard page shows.
 type dashboard struct {
-	Org        string
-	CSRF       string
+	websession.Page
 	From, To   string
-	Error      string
 	Months     []Row
 	Funnel     []bar
 	Wellbeing  []bar
@@ -120,20 +89,9 @@ type dashboard struct {
 	Note       string
 }
 
-func (wb *web) serveDashboard(w http.ResponseWriter, r *http.Request) {
-	se, ok, err := wb.sessions.Current(w, r)
-	if err != nil {
-		return
-	}
-	if !ok {
-		wb.showSignIn(w, r, http.StatusOK, "")
-		return
-	}
+func (wb *web) serveDashboard(w http.ResponseWriter, r *http.Request, se websession.Session) error {
 	get := r.URL.Query().Get
-	d := dashboard{Org: se.Principal.OrgID, CSRF: se.CSRF, From: get("from"), To: get("to"), Note: suppressionNote}
-	if o, ok := wb.s.cfg.Orgs.Get(se.Principal.OrgID); ok {
-		d.Org = o.Name + " (" + o.ID + ")"
-	}
+	d := dashboard{Page: websession.Page{Title: "Dashboard"}, From: get("from"), To: get("to"), Note: suppressionNote}
 	q, err := parseQuery(func(k string) string {
 		if k == "by" {
 			return "month"
@@ -142,8 +100,8 @@ func (wb *web) serveDashboard(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		d.Error = api.Public(err).Message + " (" + api.Public(err).Field + ")"
-		wb.render(w, http.StatusBadRequest, "dashboard.html", d)
-		return
+		wb.sessions.Render(w, http.StatusBadRequest, "dashboard.html", &d, &se)
+		return nil
 	}
 	if err := wb.s.caughtUp(r.Context()); err != nil {
 		d.Error = "The figures are catching up with the log; they may be a moment old."
@@ -171,7 +129,8 @@ func (wb *web) serveDashboard(w http.ResponseWriter, r *http.Request) {
 		d.Unmet = append(d.Unmet, bar{Label: n, Value: t.Onward.DeclinedByNeed[n]})
 	}
 	d.Wellbeing = wb.s.model.changeDistribution(teams, q, "SWEMWBS")
-	wb.render(w, http.StatusOK, "dashboard.html", d)
+	wb.sessions.Render(w, http.StatusOK, "dashboard.html", &d, &se)
+	return nil
 }
 
 // changeBands are the bins of the wellbeing change distribution.

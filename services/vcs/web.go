@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -30,18 +29,16 @@ var staticFS embed.FS
 
 // Limits of the web inbox.
 const (
-	formLimit      = 16 << 10
 	sseKeepAlive   = 20 * time.Second
 	sseWriteWindow = time.Minute
 	webPath        = "/vcs/"
 )
 
-// web is the server-rendered inbox at /vcs/.
+// web is the server-rendered inbox at /vcs/. Sign-in, sessions, CSRF and
+// the layout are services/platform/websession's, as in every web app.
 type web struct {
 	s        *Service
 	sessions *websession.Sessions
-	pages    map[string]*template.Template
-	list     *template.Template
 }
 
 func newWeb(s *Service) (*web, error) {
@@ -54,23 +51,20 @@ func newWeb(s *Service) (*web, error) {
 		"when":          func(t time.Time) string { return t.In(london).Format("2 Jan 2006 15:04") },
 		"duration":      humanDuration,
 	}
-	ss, err := websession.Open(s.ctx, s.d.JS, websession.Config{App: "vcs", Path: webPath,
+	pages, _ := fs.Sub(templateFS, "templates") // the embed patterns guarantee the folders
+	static, _ := fs.Sub(staticFS, "static")
+	ss, err := websession.Open(s.ctx, s.cfg.JS, websession.Config{App: "vcs", Path: webPath, Title: "Linkway referrals",
 		Cookie: "lw_vcs_session", SignInCookie: "lw_vcs_signin", Kinds: []events.Kind{events.KindVCS},
 		ForWhom: "This page is for VCS organisations.",
-		Keys:    s.d.HTTP, Replicas: s.d.Replicas, Now: s.now})
+		Intro:   "Sign in with your organisation's Linkway key to see the people referred to you.",
+		Home:    "Back to all referrals", NotFound: "There is no such referral in your inbox.",
+		Templates: pages, Funcs: funcs, Assets: static, Stylesheet: "inbox.css", Script: "inbox.js",
+		Orgs: s.cfg.Orgs, OnSignIn: func(result string) { s.metrics.signIns.WithLabelValues(result).Inc() },
+		Keys: s.cfg.HTTP, Replicas: s.cfg.Replicas, Now: s.now, Log: s.log})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("vcs web inbox: %w", err)
 	}
-	w := &web{s: s, sessions: ss, pages: map[string]*template.Template{}}
-	for _, page := range []string{"signin", "inbox", "referral", "message"} {
-		t, err := template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/list.html", "templates/"+page+".html")
-		if err != nil {
-			return nil, fmt.Errorf("vcs templates: %w", err)
-		}
-		w.pages[page] = t
-	}
-	w.list = w.pages["inbox"]
-	return w, nil
+	return &web{s: s, sessions: ss}, nil
 }
 
 // london is the zone times are shown in: the service is for England, and
@@ -84,43 +78,19 @@ var london = func() *time.Location {
 	return loc
 }()
 
-func (w *web) routes(srv *api.Server) {
-	static, _ := fs.Sub(staticFS, "static") // the embed pattern guarantees the folder
-	files := http.StripPrefix("/vcs/static/", http.FileServerFS(static))
-	srv.HandlePublic("GET /vcs/static/", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		securityHeaders(rw)
-		rw.Header().Set("Cache-Control", "no-cache")
-		files.ServeHTTP(rw, r)
-	}))
-	srv.HandlePublic("GET /vcs/{$}", w.page(w.inbox))
+func (w *web) routes(srv websession.Router) {
+	w.sessions.Mount(srv) // sign-in, sign-out, /vcs/static/
+	srv.HandlePublic("GET /vcs/{$}", w.sessions.Page(w.inbox))
 	srv.HandlePublic("GET /vcs", http.RedirectHandler("/vcs/", http.StatusMovedPermanently))
-	srv.HandlePublic("POST /vcs/sign-in", w.page(w.signIn))
-	srv.HandlePublic("POST /vcs/sign-out", w.page(w.signOut))
-	srv.HandlePublic("GET /vcs/referrals/{id}", w.page(w.referral))
-	srv.HandlePublic("POST /vcs/referrals/{id}/{action}", w.page(w.act))
-	srv.HandlePublic("POST /vcs/capacity", w.page(w.capacity))
+	srv.HandlePublic("GET /vcs/referrals/{id}", w.sessions.Page(w.referral))
+	srv.HandlePublic("POST /vcs/referrals/{id}/{action}", w.sessions.Page(w.act))
+	srv.HandlePublic("POST /vcs/capacity", w.sessions.Page(w.capacity))
 	srv.HandlePublic("GET /vcs/events", http.HandlerFunc(w.events))
 }
 
-// securityHeaders: no inline script or style is ever needed, so the policy
-// is strict; nothing here is to be framed, cached or leaked by referrer.
-func securityHeaders(rw http.ResponseWriter) {
-	h := rw.Header()
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "+
-		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Frame-Options", "DENY")
-}
-
-// view is what every page template gets.
+// view is what the inbox's page bodies get.
 type view struct {
-	Title      string
-	Session    bool
-	OrgName    string
-	CSRF       string
-	Flash      string
-	Error      string
+	websession.Page
 	List       listView
 	Services   []events.ServiceFacts
 	Capacities []string
@@ -133,116 +103,6 @@ type view struct {
 }
 
 type listView struct{ New, Open, Done []Item }
-
-// pageFunc serves one web request; an error it returns is shown as a page.
-type pageFunc func(rw http.ResponseWriter, r *http.Request, se *websession.Session) error
-
-// page wraps a pageFunc: security headers, the session, CSRF on every
-// POST, and errors shown as pages with the status the API would give.
-func (w *web) page(h pageFunc) http.Handler {
-	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		securityHeaders(rw)
-		rw.Header().Set("Cache-Control", "no-store")
-		got, signedIn, err := w.sessions.Get(r)
-		if err != nil {
-			w.s.log.Error("web inbox sessions unavailable", "err", err)
-			w.render(rw, r, http.StatusServiceUnavailable, "message", view{Title: "Please try again in a moment",
-				Error: "Sign-in is not available just now."}, nil)
-			return
-		}
-		var se *websession.Session
-		if signedIn {
-			se = &got
-		}
-		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(rw, r.Body, formLimit)
-			if err := r.ParseForm(); err != nil {
-				w.render(rw, r, http.StatusBadRequest, "message", view{Title: "The form could not be read"}, se)
-				return
-			}
-			if r.URL.Path != "/vcs/sign-in" {
-				if !signedIn || !se.CheckCSRF(r.PostForm.Get("csrf")) {
-					// A stale form or a forged one: sign in (again) first.
-					w.signInPage(rw, r, http.StatusForbidden, "Your session has ended or the form was out of date. Please sign in again.")
-					return
-				}
-			}
-		}
-		if !signedIn && r.URL.Path != "/vcs/sign-in" {
-			w.signInPage(rw, r, http.StatusOK, "")
-			return
-		}
-		if err := h(rw, r, se); err != nil {
-			pub := api.Public(err)
-			status := api.Status(pub.Code)
-			if status >= 500 {
-				w.s.log.Error("web inbox request failed", "route", r.Pattern, "status", status, "err", err)
-			}
-			title := "Something went wrong"
-			if pub.Code == events.CodeNotFound {
-				title = "Referral not found"
-			}
-			w.render(rw, r, status, "message", view{Title: title, Error: pub.Message}, se)
-		}
-	})
-}
-
-func (w *web) render(rw http.ResponseWriter, r *http.Request, status int, page string, v view, se *websession.Session) {
-	if se != nil {
-		v.Session, v.CSRF = true, se.CSRF
-		v.OrgName = se.Principal.OrgID
-		if o, ok := w.s.d.Orgs.Get(se.Principal.OrgID); ok {
-			v.OrgName = o.Name
-		}
-	}
-	var buf bytes.Buffer
-	if err := w.pages[page].ExecuteTemplate(&buf, "layout", v); err != nil {
-		w.s.log.Error("web inbox template failed", "page", page, "err", err)
-		http.Error(rw, "internal error", http.StatusInternalServerError)
-		return
-	}
-	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
-	rw.WriteHeader(status)
-	_, _ = buf.WriteTo(rw)
-}
-
-// signInPage shows the sign-in form with a fresh sign-in CSRF token, kept
-// in its own cookie (double submit) because there is no session yet.
-func (w *web) signInPage(rw http.ResponseWriter, r *http.Request, status int, msg string) {
-	token := w.sessions.SignInForm(rw, r)
-	w.render(rw, r, status, "signin", view{Title: "Sign in", CSRF: token, Error: msg}, nil)
-}
-
-func (w *web) signIn(rw http.ResponseWriter, r *http.Request, _ *websession.Session) error {
-	se, err := w.sessions.SignIn(rw, r, r.PostForm.Get("key"), r.PostForm.Get("csrf"))
-	if err != nil {
-		switch {
-		case errors.Is(err, websession.ErrThrottled):
-			w.s.metrics.signIns.WithLabelValues("throttled").Inc()
-		case errors.Is(err, websession.ErrUnknownKey):
-			w.s.metrics.signIns.WithLabelValues("unknown_key").Inc()
-		case errors.Is(err, websession.ErrWrongKind):
-			w.s.metrics.signIns.WithLabelValues("wrong_kind").Inc()
-		case !errors.Is(err, websession.ErrStaleForm):
-			return err // shown as the error page, logged there
-		}
-		status, msg := w.sessions.Refusal(err)
-		w.signInPage(rw, r, status, msg)
-		return nil
-	}
-	w.s.metrics.signIns.WithLabelValues("ok").Inc()
-	w.s.log.Info("web inbox sign-in", "org", se.Principal.OrgID, "key_id", se.Principal.KeyID)
-	http.Redirect(rw, r, webPath, http.StatusSeeOther)
-	return nil
-}
-
-func (w *web) signOut(rw http.ResponseWriter, r *http.Request, se *websession.Session) error {
-	if err := w.sessions.SignOut(rw, r, *se); err != nil {
-		return &events.Error{Code: events.CodeUnavailable, Message: "signing out failed; please try again"}
-	}
-	http.Redirect(rw, r, webPath, http.StatusSeeOther)
-	return nil
-}
 
 // listView is the organisation's inbox as the page shows it, with the
 // journeys it holds (for the read audit, by whoever shows it).
@@ -267,16 +127,17 @@ func (w *web) listView(orgID string) (listView, []string, error) {
 	return lv, journeys, nil
 }
 
-func (w *web) inbox(rw http.ResponseWriter, r *http.Request, se *websession.Session) error {
+func (w *web) inbox(rw http.ResponseWriter, r *http.Request, se websession.Session) error {
 	lv, journeys, err := w.listView(se.Principal.OrgID)
 	if err != nil {
 		return err
 	}
-	if err := w.s.d.Audit.List(r.Context(), se.Principal, r.Pattern, journeys); err != nil {
+	if err := w.s.cfg.Audit.List(r.Context(), se.Principal, r.Pattern, journeys); err != nil {
 		return err
 	}
-	v := view{Title: "Referrals", List: lv, Capacities: events.CapacityStatuses, Flash: flash(r.URL.Query().Get("done"))}
-	if dir := w.s.d.Directory; dir != nil {
+	done := r.URL.Query().Get("done")
+	v := view{Page: websession.Page{Title: "Referrals", Flash: flash(done), Done: doneName(done)}, List: lv, Capacities: events.CapacityStatuses}
+	if dir := w.s.cfg.Directory; dir != nil {
 		svcs, err := dir.ServicesOf(r.Context(), se.Principal.OrgID)
 		if err != nil {
 			w.s.log.Warn("directory unavailable for the web inbox", "err", err)
@@ -284,31 +145,32 @@ func (w *web) inbox(rw http.ResponseWriter, r *http.Request, se *websession.Sess
 		}
 		v.Services = svcs
 	}
-	w.render(rw, r, http.StatusOK, "inbox", v, se)
+	w.sessions.Render(rw, http.StatusOK, "inbox.html", &v, &se)
 	return nil
 }
 
-func (w *web) referral(rw http.ResponseWriter, r *http.Request, se *websession.Session) error {
-	return w.showReferral(rw, r, se, http.StatusOK, flash(r.URL.Query().Get("done")), "")
+func (w *web) referral(rw http.ResponseWriter, r *http.Request, se websession.Session) error {
+	return w.showReferral(rw, r, se, http.StatusOK, r.URL.Query().Get("done"), "")
 }
 
-func (w *web) showReferral(rw http.ResponseWriter, r *http.Request, se *websession.Session, status int, flashMsg, errMsg string) error {
+// showReferral shows a referral; done names what was just done to it.
+func (w *web) showReferral(rw http.ResponseWriter, r *http.Request, se websession.Session, status int, done, errMsg string) error {
 	rec, err := w.s.lookup(r.Context(), se.Principal.OrgID, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	if err := w.s.d.Audit.Journey(r.Context(), se.Principal, r.Pattern, rec.JourneyID); err != nil {
+	if err := w.s.cfg.Audit.Journey(r.Context(), se.Principal, r.Pattern, rec.JourneyID); err != nil {
 		return err
 	}
 	it := rec.item(w.s.now())
-	w.render(rw, r, status, "referral", view{Title: cmp.Or(it.Person.Name(), "Referral"), Item: it,
-		Reasons: events.DeclineReasons, Today: w.s.now().In(london).Format(time.DateOnly), Flash: flashMsg, Error: errMsg,
-		FormID: websession.Token()}, se)
+	v := view{Page: websession.Page{Title: cmp.Or(it.Person.Name(), "Referral"), Flash: flash(done), Done: doneName(done), Error: errMsg},
+		Item: it, Reasons: events.DeclineReasons, Today: w.s.now().In(london).Format(time.DateOnly), FormID: websession.Token()}
+	w.sessions.Render(rw, status, "referral.html", &v, &se)
 	return nil
 }
 
 // act carries out a form's action with the same code as the JSON API.
-func (w *web) act(rw http.ResponseWriter, r *http.Request, se *websession.Session) error {
+func (w *web) act(rw http.ResponseWriter, r *http.Request, se websession.Session) error {
 	name := r.PathValue("action")
 	i := slices.IndexFunc(actions, func(a action) bool { return a.path == name })
 	if i < 0 {
@@ -350,8 +212,8 @@ func (w *web) act(rw http.ResponseWriter, r *http.Request, se *websession.Sessio
 	return nil
 }
 
-func (w *web) capacity(rw http.ResponseWriter, r *http.Request, se *websession.Session) error {
-	dir := w.s.d.Directory
+func (w *web) capacity(rw http.ResponseWriter, r *http.Request, se websession.Session) error {
+	dir := w.s.cfg.Directory
 	if dir == nil {
 		return &events.Error{Code: events.CodeUnavailable, Message: "the directory is not available"}
 	}
@@ -378,7 +240,7 @@ func (w *web) capacity(rw http.ResponseWriter, r *http.Request, se *websession.S
 // organisation's items (other organisations' changes wake it but send
 // nothing).
 func (w *web) events(rw http.ResponseWriter, r *http.Request) {
-	securityHeaders(rw)
+	w.sessions.SecurityHeaders(rw)
 	se, ok, err := w.sessions.Get(r)
 	if err != nil {
 		http.Error(rw, "sessions unavailable", http.StatusServiceUnavailable)
@@ -413,7 +275,7 @@ func (w *web) events(rw http.ResponseWriter, r *http.Request) {
 		if sum := sha256.Sum256(frag); sum != last {
 			last = sum
 			// Each list sent is a read of the people on it.
-			if err := w.s.d.Audit.List(ctx, se.Principal, r.Pattern, journeys); err != nil {
+			if err := w.s.cfg.Audit.List(ctx, se.Principal, r.Pattern, journeys); err != nil {
 				w.s.log.Warn("web inbox stream stopped: reads cannot be audited", "err", err)
 				return
 			}
@@ -452,7 +314,7 @@ func (w *web) fragment(orgID string) ([]byte, []string, error) {
 		return nil, nil, err
 	}
 	var buf bytes.Buffer
-	if err := w.list.ExecuteTemplate(&buf, "list", lv); err != nil {
+	if err := w.sessions.Fragment(&buf, "list", lv); err != nil {
 		return nil, nil, err
 	}
 	return buf.Bytes(), journeys, nil
@@ -467,6 +329,15 @@ func sseData(event string, data []byte) string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// doneName is done if it is a known action's (shown as data-done), so a
+// crafted link cannot put words on the page.
+func doneName(done string) string {
+	if flash(done) == "" {
+		return ""
+	}
+	return done
 }
 
 func flash(done string) string {

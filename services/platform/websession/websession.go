@@ -1,8 +1,12 @@
-// Package websession signs people in to Linkway's server-rendered web
-// apps (/vcs/, /linkwork/, /commissioner/, /directory/) with their
-// organisation's API key, and keeps their sessions.
+// Package websession is the one sign-in flow and the one page layout of
+// Linkway's server-rendered web apps (/vcs/, /linkwork/, /commissioner/,
+// /directory/). Each app opens its Sessions with its own path, title,
+// cookies and the kinds of key that may sign in, mounts the sign-in,
+// sign-out and static routes, and serves its pages through Page and
+// Render: the app keeps only its page bodies.
 //
-// Every app gets the same behaviour: sessions live in one KV bucket
+// Every app gets the same behaviour: people sign in with their
+// organisation's API key; sessions live in one KV bucket
 // (lw_web_sessions), so they survive a restart, work on any replica, and
 // signing out ends them everywhere; the bucket holds the SHA-256 of each
 // session id, never the id or the key; a session names the app it was
@@ -10,10 +14,14 @@
 // SameSite=Strict and Secure over TLS; each session has its CSRF token,
 // and the sign-in form its own (double submit); failed sign-ins are
 // counted per client address in the same bucket, so guessing keys is
-// slowed across every replica and every app.
+// slowed across every replica and every app. Every page has the same
+// layout (templates/websession.html: header, sign-in form, messages and
+// errors, the shared stylesheet static/linkway.css then the app's own)
+// and the same security headers.
 package websession
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -24,6 +32,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,6 +46,7 @@ import (
 
 	"linkway/events"
 	"linkway/services/platform/api"
+	"linkway/services/platform/orgs"
 )
 
 // Bucket is the KV bucket of every app's sessions, the cookie-signing
@@ -54,10 +65,12 @@ const (
 	FailureWindow = 5 * time.Minute
 )
 
-// A sign-in form may be left open an hour; its body is small.
+// A sign-in form may be left open an hour; its body is small. Other
+// forms' bodies are bounded by Config.FormLimit, formLimit by default.
 const (
 	signInFormAge   = time.Hour
 	signInFormLimit = 4 << 10
+	formLimit       = 16 << 10
 )
 
 // secretRecheck is how often at most a cookie that fails against the
@@ -92,19 +105,53 @@ type KeyLookup interface {
 	LookupKey(ctx context.Context, key string) (api.Principal, error)
 }
 
-// Config describes one app's sessions.
+// Config describes one web app: who may sign in, its cookies, and what
+// its pages are made of.
 type Config struct {
 	// App names the app ("vcs"); a session opens only the app it was made for.
 	App string
-	// Path is the cookies' path ("/vcs/").
+	// Path is where the app lives ("/vcs/"): its home page, which shows the
+	// sign-in form to a browser that is not signed in, and its cookies' path.
 	Path string
+	// Title names the app in every page's header and title ("Linkway referrals").
+	Title string
 	// Cookie names the session cookie; SignInCookie the sign-in form's.
 	Cookie, SignInCookie string
+	// SignInPath and SignOutPath are where the sign-in and sign-out forms
+	// post; Path+"sign-in" and Path+"sign-out" when empty.
+	SignInPath, SignOutPath string
 	// Kinds are the kinds of key that may sign in; none means any.
 	Kinds []events.Kind
 	// ForWhom tells the holder of a key of another kind whom the app is
 	// for ("This page is for VCS organisations.").
 	ForWhom string
+	// KeyLabel labels the sign-in form's key field ("Organisation key");
+	// Intro is said above the form.
+	KeyLabel, Intro string
+	// Home is the words of the link from a message page back to Path
+	// ("Back to all referrals").
+	Home string
+	// NotFound is what a page says when what it names is not found, or is
+	// not the caller's ("There is no such referral in your inbox.").
+	NotFound string
+	// Templates holds the app's page bodies, one *.html file a page, named
+	// by its file name in Render; each is shown inside the layout and may
+	// use the templates the others define. Funcs are the functions they use.
+	Templates fs.FS
+	Funcs     template.FuncMap
+	// Assets holds the app's static files, served at Path+"static/".
+	// Stylesheet names the app's stylesheet in it, linked from every page
+	// after the shared one; Script a script for signed-in pages.
+	Assets             fs.FS
+	Stylesheet, Script string
+	// FormLimit bounds a form's body (16 KiB when 0).
+	FormLimit int64
+	// Orgs names the signed-in organisation in the header; its code is
+	// shown when nil.
+	Orgs OrgNames
+	// OnSignIn is told each sign-in's result (ok, unknown_key, wrong_kind,
+	// throttled), for the app's metrics; may be nil.
+	OnSignIn func(result string)
 	// Keys looks up API keys.
 	Keys KeyLookup
 	// Replicas of the bucket (1 on a single server).
@@ -113,6 +160,11 @@ type Config struct {
 	Now func() time.Time
 	// Log receives what failed (never a key); nothing is logged when nil.
 	Log *slog.Logger
+}
+
+// OrgNames finds an organisation by its code; *orgs.Registry is one.
+type OrgNames interface {
+	Get(id string) (orgs.Organisation, bool)
 }
 
 // Session is one signed-in browser.
@@ -126,26 +178,46 @@ type Session struct {
 	Expires time.Time `json:"expires"`
 }
 
-// Sessions are one app's sessions.
+// Sessions are one web app's sessions, sign-in flow and pages.
 type Sessions struct {
 	cfg Config
 	kv  jetstream.KeyValue
+
+	site      Site
+	csp       string
+	pages     map[string]*template.Template
+	fragments *template.Template // every template of the app's files
+	assets    fs.FS
 
 	mu     sync.Mutex
 	secret []byte
 	loaded time.Time // when the secret was last read
 }
 
-// Open opens (creating if need be) the sessions bucket for one app.
+// Open opens (creating if need be) the sessions bucket for one app, and
+// parses its pages.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Sessions, error) {
 	if cfg.App == "" || cfg.Path == "" || cfg.Cookie == "" || cfg.SignInCookie == "" || cfg.Keys == nil {
 		return nil, errors.New("websession: App, Path, Cookie, SignInCookie and Keys are required")
+	}
+	if !strings.HasPrefix(cfg.Path, "/") || !strings.HasSuffix(cfg.Path, "/") {
+		return nil, fmt.Errorf("websession: Path %q must begin and end with /", cfg.Path)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	cfg.SignInPath = cmp.Or(cfg.SignInPath, cfg.Path+"sign-in")
+	cfg.SignOutPath = cmp.Or(cfg.SignOutPath, cfg.Path+"sign-out")
+	cfg.FormLimit = cmp.Or(cfg.FormLimit, formLimit)
+	cfg.Title = cmp.Or(cfg.Title, "Linkway")
+	cfg.KeyLabel = cmp.Or(cfg.KeyLabel, "Organisation key")
+	cfg.Home = cmp.Or(cfg.Home, "Back to "+cfg.Title)
+	s := &Sessions{cfg: cfg}
+	if err := s.parse(); err != nil {
+		return nil, fmt.Errorf("websession %s pages: %w", cfg.App, err)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: Bucket, Description: "Linkway web sessions (SHA-256 of the id -> app and organisation), cookie secret, failed sign-ins",
@@ -154,7 +226,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Sessions, e
 	if err != nil {
 		return nil, fmt.Errorf("web sessions bucket: %w", err)
 	}
-	s := &Sessions{cfg: cfg, kv: kv}
+	s.kv = kv
 	if _, err := s.loadSecret(ctx); err != nil {
 		return nil, err
 	}
@@ -297,17 +369,6 @@ func (s *Sessions) Get(r *http.Request) (se Session, ok bool, err error) {
 	return se, true, nil
 }
 
-// Current is Get for a handler that shows no page of its own when the
-// sessions cannot be read: it answers 503 itself, and err says so.
-func (s *Sessions) Current(w http.ResponseWriter, r *http.Request) (se Session, ok bool, err error) {
-	se, ok, err = s.Get(r)
-	if err != nil {
-		s.cfg.Log.Error("web sessions unavailable", "app", s.cfg.App, "err", err)
-		http.Error(w, "Sign-in is not available just now. Please try again in a moment.", http.StatusServiceUnavailable)
-	}
-	return se, ok, err
-}
-
 // CheckCSRF reports whether a form's token is the session's.
 func (se Session) CheckCSRF(token string) bool { return SameToken(token, se.CSRF) }
 
@@ -386,55 +447,6 @@ func (s *Sessions) Refusal(err error) (status int, message string) {
 
 func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", &events.Error{Code: events.CodeUnavailable, Message: "sign-in is not available just now"}, err)
-}
-
-// FormPage shows an app's sign-in form (with a fresh SignInForm token)
-// and a message, with the status given.
-type FormPage func(w http.ResponseWriter, r *http.Request, status int, message string)
-
-// SignInHandler serves the sign-in form's POST (fields key and csrf):
-// signed in, the browser goes to the app's Path; refused, page shows
-// the form again with the refusal.
-func (s *Sessions) SignInHandler(page FormPage) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, signInFormLimit)
-		if err := r.ParseForm(); err != nil {
-			page(w, r, http.StatusBadRequest, "The form could not be read.")
-			return
-		}
-		se, err := s.SignIn(w, r, r.PostForm.Get("key"), r.PostForm.Get("csrf"))
-		if err != nil {
-			status, msg := s.Refusal(err)
-			if status >= 500 {
-				s.cfg.Log.Error("web sign-in failed", "app", s.cfg.App, "err", err)
-			}
-			page(w, r, status, msg)
-			return
-		}
-		s.cfg.Log.Info("web sign-in", "app", s.cfg.App, "org", se.Principal.OrgID, "key_id", se.Principal.KeyID)
-		http.Redirect(w, r, s.cfg.Path, http.StatusSeeOther)
-	})
-}
-
-// SignOutHandler serves the sign-out form's POST: with the session's
-// CSRF token it ends the session; either way the browser goes to the
-// app's Path (a forged sign-out changes nothing and says nothing).
-func (s *Sessions) SignOutHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, signInFormLimit)
-		se, ok, err := s.Current(w, r)
-		if err != nil {
-			return
-		}
-		if ok && r.ParseForm() == nil && se.CheckCSRF(r.PostForm.Get("csrf")) {
-			if err := s.SignOut(w, r, se); err != nil {
-				s.cfg.Log.Error("web sign-out failed", "app", s.cfg.App, "err", err)
-				http.Error(w, "Signing out failed. Please try again.", http.StatusServiceUnavailable)
-				return
-			}
-		}
-		http.Redirect(w, r, s.cfg.Path, http.StatusSeeOther)
-	})
 }
 
 // SignOut ends a session everywhere and clears its cookie.

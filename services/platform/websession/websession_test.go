@@ -5,10 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -378,59 +376,6 @@ func TestSessionSurvivesANewProcess(t *testing.T) {
 	}
 	if _, ok := b.session(t, first); ok {
 		t.Error("signed out on one process, still signed in on the other")
-	}
-}
-
-func TestSignInAndSignOutHandlers(t *testing.T) {
-	_, js := natsserver.Test(t)
-	s := open(t, js, config("commissioner", &clock{t: time.Now()}, events.KindVCS))
-	b := newBrowser("192.0.2.1")
-	var shown []int
-	page := func(w http.ResponseWriter, r *http.Request, status int, msg string) {
-		shown = append(shown, status)
-		s.SignInForm(w, r)
-		w.WriteHeader(status)
-	}
-	post := func(h http.Handler, form url.Values) *httptest.ResponseRecorder {
-		r := b.request()
-		r.Method = http.MethodPost
-		r.Body = io.NopCloser(strings.NewReader(form.Encode()))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		b.keep(t, w)
-		return w
-	}
-	signIn := s.SignInHandler(page)
-	// Without the form's cookie: the form again, 403.
-	if w := post(signIn, url.Values{"key": {"vcs-key"}, "csrf": {"x"}}); w.Code != http.StatusForbidden {
-		t.Fatalf("sign-in without the form: %d", w.Code)
-	}
-	token := b.cookies["lw_commissioner_signin"].Value
-	if w := post(signIn, url.Values{"key": {"gp-key"}, "csrf": {token}}); w.Code != http.StatusForbidden {
-		t.Errorf("wrong kind: %d", w.Code)
-	}
-	token = b.cookies["lw_commissioner_signin"].Value
-	if w := post(signIn, url.Values{"key": {"vcs-key"}, "csrf": {token}}); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/commissioner/" {
-		t.Fatalf("sign-in: %d %q", w.Code, w.Header().Get("Location"))
-	}
-	se, ok := b.session(t, s)
-	if !ok {
-		t.Fatal("not signed in")
-	}
-	signOut := s.SignOutHandler()
-	if w := post(signOut, url.Values{"csrf": {"forged"}}); w.Code != http.StatusSeeOther {
-		t.Errorf("forged sign-out: %d", w.Code)
-	}
-	if _, ok := b.session(t, s); !ok {
-		t.Fatal("a forged sign-out ended the session")
-	}
-	post(signOut, url.Values{"csrf": {se.CSRF}})
-	if _, ok := b.session(t, s); ok {
-		t.Error("still signed in after signing out")
-	}
-	if len(shown) != 2 {
-		t.Errorf("the form was shown %d times, want 2", len(shown))
 	}
 }
 
