@@ -2,11 +2,20 @@ package sealing_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -14,7 +23,7 @@ import (
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/platform/journal"
-	"linkway/services/platform/natsserver"
+	lwnats "linkway/services/platform/natsserver"
 	"linkway/services/platform/sealing"
 )
 
@@ -38,26 +47,57 @@ func master(t *testing.T) []byte {
 	return k
 }
 
-func TestSealAndUnseal(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	_, js := natsserver.Test(t)
-	mk := master(t)
-	k, err := sealing.Open(ctx, js, mk, 1)
+func openKeyring(t *testing.T, js jetstream.JetStream, mk []byte) *sealing.Keyring {
+	t.Helper()
+	k, err := sealing.OpenWith(t.Context(), js, mk, sealing.Options{Replicas: 1, PoolSize: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyID := k.PersonKeyID(nhs)
-	if bytes.Contains([]byte(keyID), []byte(nhs)) || keyID != k.PersonKeyID("943 476 5919") {
-		t.Fatalf("key id %q reveals the number or is not stable", keyID)
-	}
-	if err := k.Enrol(ctx, keyID, "j1"); err != nil {
+	return k
+}
+
+func openStore(t *testing.T, js jetstream.JetStream, k *sealing.Keyring) *journal.Store {
+	t.Helper()
+	cfg := journal.DefaultConfig()
+	cfg.Sealer = k
+	s, err := journal.Open(t.Context(), js, cfg, prometheus.NewRegistry())
+	if err != nil {
 		t.Fatal(err)
+	}
+	return s
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+}
+
+func TestSealAndUnseal(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	_, js := lwnats.Test(t)
+	k := openKeyring(t, js, master(t))
+	ref := k.PersonRef(nhs)
+	if bytes.Contains([]byte(ref), []byte(nhs)) || ref != k.PersonRef("943 476 5919") {
+		t.Fatalf("person ref %q reveals the number or is not stable", ref)
+	}
+	keyID, headers, err := k.Enrol(ctx, nhs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if headers[sealing.HeaderPerson] != ref || headers[sealing.HeaderKey] != keyID || keyID == ref {
+		t.Fatalf("enrol: key %q headers %v", keyID, headers)
 	}
 	env := events.Wrap(&eventsv1.NeedsAssessed{WhatMatters: &eventsv1.FreeText{Text: "walk with Pat"},
 		Goals: []*eventsv1.Goal{{GoalId: "g1", Text: &eventsv1.FreeText{Text: "bereaved group"}}}, Needs: []string{"befriending"}})
-	ref := events.Wrap(referral("EMIS-1"))
-	for _, m := range []*eventsv1.Envelope{env, ref} {
+	ref1 := events.Wrap(referral("EMIS-1"))
+	for _, m := range []*eventsv1.Envelope{env, ref1} {
 		plain := proto.Clone(m)
 		if err := k.Seal(ctx, m, keyID); err != nil {
 			t.Fatal(err)
@@ -78,77 +118,129 @@ func TestSealAndUnseal(t *testing.T) {
 			t.Errorf("round trip changed %s:\n%v\n%v", events.ShortName(m), m, plain)
 		}
 	}
+	// Sealing with no key (an erased journey) clears instead.
+	cleared := events.Wrap(referral("EMIS-2"))
+	if err := k.Seal(ctx, cleared, ""); err != nil {
+		t.Fatal(err)
+	}
+	if p := cleared.GetReferralReceived().GetPerson(); p.GetNhsNumber() != "" || p.GetSealed() != nil {
+		t.Errorf("sealing with no key kept %v", p)
+	}
+}
 
-	// Another process with another master key cannot open anything.
-	other, err := sealing.Open(ctx, js, master(t), 1)
-	if err != nil {
-		t.Fatal(err)
+// TestEnrolTakesOneKeyPerPerson: concurrent referrals of one new person in
+// one process take one key (no split); another person takes another.
+func TestEnrolTakesOneKeyPerPerson(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	_, js := lwnats.Test(t)
+	k := openKeyring(t, js, master(t))
+	const n = 32
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			id, _, err := k.Enrol(ctx, nhs)
+			if err != nil {
+				t.Error(err)
+			}
+			ids[i] = id
+		})
 	}
-	if err := k.Seal(ctx, ref, keyID); err != nil {
-		t.Fatal(err)
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] || id == "" {
+			t.Fatalf("one person took keys %v", ids)
+		}
 	}
-	if err := other.Unseal(ctx, proto.Clone(ref)); err == nil {
-		t.Error("a wrong master key opened a person's data")
+	other, _, err := k.Enrol(ctx, "4010232137")
+	if err != nil || other == ids[0] {
+		t.Fatalf("another person: key %q (%v), first person's %q", other, err, ids[0])
 	}
-
-	// After erasure the data opens to nothing, here and in another process
-	// that had the key cached.
-	replica, err := sealing.Open(ctx, js, mk, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.Unseal(ctx, proto.Clone(ref)); err != nil {
-		t.Fatal(err)
-	}
-	if err := k.Erase(ctx, keyID); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		m := proto.Clone(ref).(*eventsv1.Envelope)
-		if err := replica.Unseal(ctx, m); err != nil {
+	// More people than the pool holds: it refills.
+	for i := range 40 {
+		if _, _, err := k.Enrol(ctx, fmt.Sprintf("9%09d", i)); err != nil {
 			t.Fatal(err)
 		}
-		if m.GetReferralReceived().GetPerson().GetGivenName() == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("another process still opens the erased person's data")
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
 	}
-	erased := proto.Clone(ref).(*eventsv1.Envelope)
-	if err := k.Unseal(ctx, erased); err != nil {
+}
+
+func TestWrongMasterKeyIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	_, js := lwnats.Test(t)
+	mk := master(t)
+	k := openKeyring(t, js, mk)
+	if _, _, err := k.Enrol(ctx, nhs); err != nil {
 		t.Fatal(err)
 	}
-	if p := erased.GetReferralReceived().GetPerson(); p.GetNhsNumber() != "" || p.GetGivenName() != "" || p.GetSealed() != nil {
-		t.Errorf("erased person opened to %v", p)
+	if _, err := sealing.Open(ctx, js, master(t), 1); !errors.Is(err, sealing.ErrWrongMasterKey) {
+		t.Fatalf("open with another master key: %v, want ErrWrongMasterKey", err)
 	}
-	if erased.GetReferralReceived().GetSex() != "female" {
-		t.Error("erasure lost what is not personal")
+	if err := sealing.VerifyMasterKey(ctx, js, master(t)); !errors.Is(err, sealing.ErrWrongMasterKey) {
+		t.Errorf("verify another master key: %v", err)
 	}
-	if ids, _ := k.Journeys(ctx, keyID); len(ids) != 0 {
-		t.Errorf("erased person still lists journeys %v", ids)
+	if err := sealing.VerifyMasterKey(ctx, js, mk); err != nil {
+		t.Errorf("verify the right master key: %v", err)
 	}
+	if _, err := sealing.Open(ctx, js, mk, 1); err != nil {
+		t.Errorf("open with the right master key: %v", err)
+	}
+	// A bucket from before the check value: the key records tell.
+	kv, err := js.KeyValue(ctx, sealing.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Purge(ctx, "master-check"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "kold", mustJSON(t, map[string][]byte{"wrapped": bytes.Repeat([]byte{7}, 60)})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sealing.Open(ctx, js, master(t), 1); !errors.Is(err, sealing.ErrWrongMasterKey) {
+		t.Fatalf("open a bucket without a check value with a key that opens nothing: %v", err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// referralKey reads the key id a journey's referral was sealed with,
+// straight from the stream.
+func referralKey(t *testing.T, js jetstream.JetStream, id string) string {
+	t.Helper()
+	stream, err := js.Stream(t.Context(), events.JourneyStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetMsg(t.Context(), 1, jetstream.WithGetMsgSubject(events.JourneyFilter(id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := journal.Decode(msg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := msg.Header.Get(sealing.HeaderKey); h != env.GetReferralReceived().GetPerson().GetSealed().GetKeyId() {
+		t.Errorf("key header %q, sealed with %q", h, env.GetReferralReceived().GetPerson().GetSealed().GetKeyId())
+	}
+	return env.GetReferralReceived().GetPerson().GetSealed().GetKeyId()
 }
 
 // TestLogHoldsNoPlaintext appends through a store with a keyring and reads
 // the raw stream: no personal data is stored in the clear, and the store
-// still reads it back.
+// still reads it back; after erasure nothing opens.
 func TestLogHoldsNoPlaintext(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	_, js := natsserver.Test(t)
-	k, err := sealing.Open(ctx, js, master(t), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := journal.DefaultConfig()
-	cfg.Sealer = k
-	store, err := journal.Open(ctx, js, cfg, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := t.Context()
+	_, js := lwnats.Test(t)
+	k := openKeyring(t, js, master(t))
+	store := openStore(t, js, k)
 	id := events.NewID()
 	for _, c := range []events.Command{events.Refer{Referral: referral(id)}, events.Assign{WorkerID: "w", WorkerName: "Sam"},
 		events.RecordContact{Outcome: "reached"}, events.AssessNeeds{WhatMatters: "walk with Pat", Needs: []string{"befriending"}},
@@ -166,15 +258,12 @@ func TestLogHoldsNoPlaintext(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, s := range secrets {
-			if bytes.Contains(raw.Data, []byte(s)) {
+			if bytes.Contains(raw.Data, []byte(s)) || bytes.Contains([]byte(fmt.Sprint(raw.Header)), []byte(s)) {
 				t.Errorf("seq %d holds %q in the clear", seq, s)
 			}
 		}
 	}
-	fresh, err := journal.Open(ctx, js, cfg, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fresh := openStore(t, js, k)
 	st, hist, err := fresh.Load(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -182,12 +271,13 @@ func TestLogHoldsNoPlaintext(t *testing.T) {
 	if st.Referral.GetPerson().GetGivenName() != "Jane" || hist[4].Event.GetOnwardReferralMade().GetShared().GetPerson().GetPhone() != "07700 900123" {
 		t.Error("the store did not open what it sealed")
 	}
+	keyID := referralKey(t, js, id)
 
-	// Erase: the event first, then the key; afterwards nothing opens.
+	// Erase: the event first, then the keys; afterwards nothing opens.
 	if _, err := store.Execute(ctx, id, journal.Meta{}, events.ErasePersonalData{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.Erase(ctx, k.PersonKeyID(nhs)); err != nil {
+	if err := k.Erase(ctx, k.PersonRef(nhs)); err != nil {
 		t.Fatal(err)
 	}
 	st, hist, err = store.Load(ctx, id)
@@ -205,15 +295,246 @@ func TestLogHoldsNoPlaintext(t *testing.T) {
 	if !st.Erased || st.Status() == "" {
 		t.Errorf("erased journey state: erased %v status %q", st.Erased, st.Status())
 	}
-	// The person's key record is gone from the bucket, history included.
+	// The key record is gone from the bucket, history included.
 	kv, _ := js.KeyValue(ctx, sealing.Bucket)
-	hist2, err := kv.History(ctx, k.PersonKeyID(nhs))
-	if err != nil && err != jetstream.ErrKeyNotFound {
+	revs, err := kv.History(ctx, keyID)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatal(err)
 	}
-	for _, e := range hist2 {
+	for _, e := range revs {
 		if e.Operation() == jetstream.KeyValuePut {
 			t.Error("a revision of the erased key survives")
 		}
+	}
+	if p, err := k.Person(ctx, k.PersonRef(nhs)); err != nil || len(p.Journeys) != 0 || len(p.Keys) != 1 {
+		t.Errorf("erased person: %+v (%v), want one key and no live journey", p, err)
+	}
+}
+
+// TestErasureLeavesNoKeyBytes: after erasure, no file under the server's
+// store holds the wrapped key, and another process that had the key open
+// forgets it.
+func TestErasureLeavesNoKeyBytes(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	ns, err := lwnats.Start(dir, "off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	js := connect(t, ns)
+	mk := master(t)
+	k := openKeyring(t, js, mk)
+	replica := openKeyring(t, js, mk)
+	store := openStore(t, js, k)
+	id := events.NewID()
+	if _, err := store.Execute(ctx, id, journal.Meta{}, events.Refer{Referral: referral(id)}); err != nil {
+		t.Fatal(err)
+	}
+	keyID := referralKey(t, js, id)
+	kv, _ := js.KeyValue(ctx, sealing.Bucket)
+	e, err := kv.Get(ctx, keyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var en struct{ Wrapped []byte }
+	if err := json.Unmarshal(e.Value(), &en); err != nil {
+		t.Fatal(err)
+	}
+	needles := [][]byte{e.Value(), []byte(base64.StdEncoding.EncodeToString(en.Wrapped)), en.Wrapped}
+	// The bytes are there before: the search can find them.
+	if n := filesHolding(t, dir, needles); n == 0 {
+		t.Fatal("the key record is in no file before erasure: the search is blind")
+	}
+	sealedRef := events.Wrap(referral("x"))
+	if err := replica.Seal(ctx, sealedRef, keyID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Execute(ctx, id, journal.Meta{}, events.ErasePersonalData{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Erase(ctx, k.PersonRef(nhs)); err != nil {
+		t.Fatal(err)
+	}
+	if n := filesHolding(t, dir, needles); n != 0 {
+		t.Errorf("%d files still hold the erased key", n)
+	}
+	eventually(t, "the other process forgets the erased key", func() bool {
+		m := proto.Clone(sealedRef).(*eventsv1.Envelope)
+		if err := replica.Unseal(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetReferralReceived().GetPerson().GetGivenName() == ""
+	})
+}
+
+func filesHolding(t *testing.T, dir string, needles [][]byte) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, nd := range needles {
+			if bytes.Contains(b, nd) {
+				t.Logf("%s holds the key", path)
+				n++
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func connect(t *testing.T, ns *natsserver.Server) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// TestReferralAfterErasureTakesNewKey is the generation: a person erased
+// and referred again gets a new key; after a restart the old journey reads
+// as erased (never an error) and the new one opens.
+func TestReferralAfterErasureTakesNewKey(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	mk := master(t)
+	ns, err := lwnats.Start(dir, "off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := connect(t, ns)
+	k := openKeyring(t, js, mk)
+	store := openStore(t, js, k)
+	old, fresh := events.NewID(), events.NewID()
+	if _, err := store.Execute(ctx, old, journal.Meta{}, events.Refer{Referral: referral(old)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Execute(ctx, old, journal.Meta{}, events.ErasePersonalData{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Erase(ctx, k.PersonRef(nhs)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := store.Execute(ctx, fresh, journal.Meta{}, events.Refer{Referral: referral(fresh)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State.Referral.GetPerson().GetGivenName() != "Jane" {
+		t.Error("the new referral's answer lost the person")
+	}
+	oldKey, newKey := referralKey(t, js, old), referralKey(t, js, fresh)
+	if oldKey == newKey {
+		t.Fatalf("the person referred again after erasure kept key %s", oldKey)
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+
+	// Restart: a new server on the same folder, a new keyring and store.
+	ns2, err := lwnats.Start(dir, "off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns2.Shutdown(); ns2.WaitForShutdown() })
+	js2 := connect(t, ns2)
+	k2 := openKeyring(t, js2, mk)
+	store2 := openStore(t, js2, k2)
+	st, _, err := store2.Load(ctx, old)
+	if err != nil {
+		t.Fatalf("the erased journey after restart: %v", err)
+	}
+	if !st.Erased || st.Referral.GetPerson().GetGivenName() != "" {
+		t.Errorf("the erased journey reads %v (erased %v)", st.Referral.GetPerson(), st.Erased)
+	}
+	st, _, err = store2.Load(ctx, fresh)
+	if err != nil || st.Referral.GetPerson().GetGivenName() != "Jane" {
+		t.Fatalf("the new journey after restart: %v %v", st.Referral.GetPerson(), err)
+	}
+	// The index, rebuilt from the log, knows both keys and the live journey.
+	p, err := k2.Person(ctx, k2.PersonRef(nhs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Keys) != 2 || len(p.Journeys) != 1 || p.Journeys[0] != fresh {
+		t.Errorf("person after restart: %+v, want 2 keys and journey %s", p, fresh)
+	}
+	// A third referral keeps the current key; the journey can be worked on.
+	third := events.NewID()
+	if _, err := store2.Execute(ctx, third, journal.Meta{}, events.Refer{Referral: referral(third)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := referralKey(t, js2, third); got != newKey {
+		t.Errorf("a third referral took key %s, want the current %s", got, newKey)
+	}
+	if _, err := store2.Execute(ctx, fresh, journal.Meta{}, events.Assign{WorkerID: "w", WorkerName: "Sam"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConcurrentReferralsOfOnePersonShareAKey refers one new person on many
+// journeys at once through the store: every journey is sealed with one key,
+// and erasure finds them all.
+func TestConcurrentReferralsOfOnePersonShareAKey(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	_, js := lwnats.Test(t)
+	mk := master(t)
+	k := openKeyring(t, js, mk)
+	store := openStore(t, js, k)
+	const n = 24
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		ids[i] = events.NewID()
+		wg.Go(func() {
+			if _, err := store.Execute(ctx, ids[i], journal.Meta{}, events.Refer{Referral: referral(ids[i])}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	first := referralKey(t, js, ids[0])
+	for _, id := range ids[1:] {
+		if got := referralKey(t, js, id); got != first {
+			t.Fatalf("journey %s sealed with %s, another with %s", id, got, first)
+		}
+	}
+	p, err := k.Person(ctx, k.PersonRef(nhs))
+	if err != nil || len(p.Journeys) != n || len(p.Keys) != 1 {
+		t.Errorf("person: %d journeys, keys %v (%v); want %d and one key", len(p.Journeys), p.Keys, err, n)
+	}
+	// Another process learns the person from the log, and its next
+	// referral of them takes the same key.
+	other := openKeyring(t, js, mk)
+	if p, err := other.Person(ctx, other.PersonRef(nhs)); err != nil || len(p.Journeys) != n || len(p.Keys) != 1 || p.Keys[0] != first {
+		t.Errorf("another process: %d journeys, keys %v (%v)", len(p.Journeys), p.Keys, err)
+	}
+	if got, _, err := other.Enrol(ctx, nhs); err != nil || got != first {
+		t.Errorf("another process enrols the person with %q (%v), want %s", got, err, first)
+	}
+}
+
+func TestHeaderNamesMatchTheJournal(t *testing.T) {
+	t.Parallel()
+	if journal.HeaderEvent != "Lw-Event" {
+		t.Errorf("journal.HeaderEvent is %q; the person index reads Lw-Event", journal.HeaderEvent)
 	}
 }

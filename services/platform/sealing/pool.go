@@ -1,0 +1,144 @@
+package sealing
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+var randRead = rand.Read
+
+// pool holds data keys minted ahead: each already stored, wrapped, in the
+// bucket, so that a new person takes one from memory. It refills in the
+// background when half spent. Keys left in it when the process stops are
+// never used (their records stay, sealing nothing).
+type pool struct {
+	ctx  context.Context
+	k    *Keyring
+	size int
+
+	mu      sync.Mutex
+	ready   []poolKey
+	filling bool
+	err     error         // the last refill's failure, for waiters
+	changed chan struct{} // closed and replaced when a refill ends
+}
+
+type poolKey struct {
+	id   string
+	aead cipher.AEAD
+}
+
+func newPool(ctx context.Context, k *Keyring, size int) *pool {
+	p := &pool{ctx: ctx, k: k, size: size, changed: make(chan struct{})}
+	p.mu.Lock()
+	p.refillLocked()
+	p.mu.Unlock()
+	return p
+}
+
+// take returns a minted key, waiting for a refill when none is left.
+func (p *pool) take(ctx context.Context) (poolKey, error) {
+	p.mu.Lock()
+	for tried := false; ; tried = true {
+		if n := len(p.ready); n > 0 {
+			pk := p.ready[n-1]
+			p.ready = p.ready[:n-1]
+			if n-1 < p.size/2 {
+				p.refillLocked()
+			}
+			p.mu.Unlock()
+			return pk, nil
+		}
+		if tried && p.err != nil && !p.filling {
+			err := p.err
+			p.mu.Unlock()
+			return poolKey{}, err
+		}
+		p.refillLocked()
+		changed := p.changed
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return poolKey{}, fmt.Errorf("waiting for a person key: %w", ctx.Err())
+		case <-changed:
+		}
+		p.mu.Lock()
+	}
+}
+
+// put gives back a key taken and not used.
+func (p *pool) put(pk poolKey) {
+	p.mu.Lock()
+	p.ready = append(p.ready, pk)
+	p.mu.Unlock()
+}
+
+func (p *pool) refillLocked() {
+	if p.filling {
+		return
+	}
+	p.filling = true
+	go p.refill(p.size - len(p.ready))
+}
+
+// refill mints n keys and stores them, all publishes in flight at once.
+func (p *pool) refill(n int) {
+	minted := make([]poolKey, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { minted[i], errs[i] = p.k.mint(p.ctx) })
+	}
+	wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.err = nil
+	for i := range n {
+		if errs[i] != nil {
+			p.err = errs[i]
+			continue
+		}
+		p.ready = append(p.ready, minted[i])
+	}
+	p.filling = false
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// mint makes a data key under a new random id and stores it wrapped.
+func (k *Keyring) mint(ctx context.Context) (poolKey, error) {
+	for range 3 {
+		raw := make([]byte, 16)
+		dk := make([]byte, 32)
+		nonce := make([]byte, k.kek.NonceSize())
+		for _, b := range [][]byte{raw, dk, nonce} {
+			if _, err := randRead(b); err != nil {
+				return poolKey{}, err
+			}
+		}
+		id := "k" + hex.EncodeToString(raw)
+		b, err := json.Marshal(entry{Wrapped: k.kek.Seal(nonce, nonce, dk, []byte(id))})
+		if err != nil {
+			return poolKey{}, err
+		}
+		if _, err := k.kv.Create(ctx, id, b); errors.Is(err, jetstream.ErrKeyExists) {
+			continue // 128 random bits met another: draw again
+		} else if err != nil {
+			return poolKey{}, fmt.Errorf("store a person key: %w", err)
+		}
+		aead, err := newAEAD(dk)
+		if err != nil {
+			return poolKey{}, err
+		}
+		return poolKey{id: id, aead: aead}, nil
+	}
+	return poolKey{}, errors.New("store a person key: the id was taken three times")
+}
