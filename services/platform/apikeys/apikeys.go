@@ -11,11 +11,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"linkway/events"
-	"linkway/services/platform/api"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"linkway/events"
+	"linkway/services/platform/api"
 )
 
 // KeysBucket is the KV bucket of API keys: SHA-256 of the key to the
@@ -25,10 +27,31 @@ const KeysBucket = "lw_keys"
 
 // KeyRing holds API keys by hash only: in a KV bucket, and (demo mode only)
 // the demo keys of API.md in memory, so they never outlive --demo.
+//
+// Keys found are cached, so a request costs no read of the bucket: a watch
+// on the bucket drops a key from the cache as soon as it is revoked (by
+// any process), and no entry is trusted longer than CacheTTL in case the
+// watch falls behind.
 type KeyRing struct {
 	kv   jetstream.KeyValue
 	demo map[string]api.Principal
+	now  func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cachedKey
+	// drops counts changes seen, so a read that raced a revocation is not
+	// cached.
+	drops uint64
 }
+
+type cachedKey struct {
+	p     api.Principal
+	until time.Time
+}
+
+// CacheTTL bounds how long a key found is trusted without asking the
+// bucket again.
+const CacheTTL = 10 * time.Second
 
 // HashKey is the stored form of a key.
 func HashKey(key string) string {
@@ -36,7 +59,9 @@ func HashKey(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// OpenKeyRing opens (creating if need be) the keys bucket.
+// OpenKeyRing opens (creating if need be) the keys bucket, and watches it
+// until ctx ends so that a key revoked anywhere stops working here within
+// moments.
 func OpenKeyRing(ctx context.Context, js jetstream.JetStream, replicas int) (*KeyRing, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: KeysBucket, Description: "Linkway API keys (SHA-256 of the key -> organisation)",
@@ -45,7 +70,39 @@ func OpenKeyRing(ctx context.Context, js jetstream.JetStream, replicas int) (*Ke
 	if err != nil {
 		return nil, fmt.Errorf("keys bucket: %w", err)
 	}
-	return &KeyRing{kv: kv, demo: map[string]api.Principal{}}, nil
+	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return nil, fmt.Errorf("watch keys bucket: %w", err)
+	}
+	k := &KeyRing{kv: kv, demo: map[string]api.Principal{}, now: time.Now, cache: map[string]cachedKey{}}
+	go k.watch(ctx, w)
+	return k, nil
+}
+
+// watch drops from the cache every key whose record changes: revoked
+// (deleted or purged) or rewritten.
+func (k *KeyRing) watch(ctx context.Context, w jetstream.KeyWatcher) {
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e != nil {
+				k.drop(e.Key())
+			}
+		}
+	}
+}
+
+func (k *KeyRing) drop(hash string) {
+	k.mu.Lock()
+	delete(k.cache, hash)
+	k.drops++
+	k.mu.Unlock()
 }
 
 // AddDemo accepts key in memory only (demo mode).
@@ -138,6 +195,7 @@ func (k *KeyRing) Revoke(ctx context.Context, keyID string) (found bool, err err
 			if err := k.kv.Purge(ctx, h); err != nil {
 				return true, err
 			}
+			k.drop(h)
 		}
 	}
 	return found, nil
@@ -148,6 +206,13 @@ func (k *KeyRing) Lookup(ctx context.Context, key string) (api.Principal, bool, 
 	h := HashKey(key)
 	if p, ok := k.demo[h]; ok {
 		return p, true, nil
+	}
+	k.mu.Lock()
+	c, ok := k.cache[h]
+	drops := k.drops
+	k.mu.Unlock()
+	if ok && k.now().Before(c.until) {
+		return c.p, true, nil
 	}
 	e, err := k.kv.Get(ctx, h)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -160,5 +225,10 @@ func (k *KeyRing) Lookup(ctx context.Context, key string) (api.Principal, bool, 
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		return api.Principal{}, false, fmt.Errorf("key record: %w", err)
 	}
+	k.mu.Lock()
+	if k.drops == drops {
+		k.cache[h] = cachedKey{p: rec.Principal, until: k.now().Add(CacheTTL)}
+	}
+	k.mu.Unlock()
 	return rec.Principal, true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -85,5 +86,63 @@ func TestDemoKeysLiveOnlyInMemory(t *testing.T) {
 	}
 	if _, ok, _ := other.Lookup(ctx, "demo-gp-a81001"); ok {
 		t.Error("a demo key works without --demo")
+	}
+}
+
+// TestKeysAreCachedAndRevocationHonoured: a revocation by another process
+// stops a key here within seconds, and a key found is answered from memory
+// (it works while NATS is away).
+func TestKeysAreCachedAndRevocationHonoured(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	ns, js := natsserver.Test(t)
+	admin, err := apikeys.OpenKeyRing(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica, err := apikeys.OpenKeyRing(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, rec, err := admin.NewKey(ctx, "A81001", events.KindGP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := replica.Lookup(ctx, key); !ok || err != nil {
+		t.Fatalf("lookup: %v %v", ok, err)
+	}
+	kv, err := js.KeyValue(ctx, apikeys.KeysBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found, err := admin.Revoke(ctx, rec.KeyID); err != nil || !found {
+		t.Fatalf("revoke: %v %v", found, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ok, _ := replica.Lookup(ctx, key); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a key revoked by another process still works here after 5s")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	if _, err := kv.Get(ctx, apikeys.HashKey(key)); err == nil {
+		t.Error("the revoked key's record is still readable")
+	}
+
+	// A key in use is answered from memory: it works while NATS is away.
+	other, _, err := admin.NewKey(ctx, "A81002", events.KindGP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := replica.Lookup(ctx, other); !ok || err != nil {
+		t.Fatalf("lookup: %v %v", ok, err)
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	if p, ok, err := replica.Lookup(ctx, other); !ok || err != nil || p.OrgID != "A81002" {
+		t.Errorf("a cached key with NATS away: %+v %v %v", p, ok, err)
 	}
 }
