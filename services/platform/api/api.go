@@ -53,6 +53,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *httpMetrics
 	limits  *rateLimits
+	edge    Edge // public URL and trusted proxies (edge.go)
 
 	routesMu sync.Mutex
 	routes   []string
@@ -130,6 +131,7 @@ func (s *Server) Routes() []string {
 // rather than the mux's plain text.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	baseHeaders(w.Header())
+	r = s.atEdge(w, r)
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
 		s.mux.ServeHTTP(w, r)
