@@ -24,7 +24,9 @@ func (h *Hub) startEmbedded() error {
 	if h.lock, err = datadir.Acquire(h.cfg.Data, cmp.Or(h.cfg.Command, "hub")); err != nil {
 		return err
 	}
-	if h.ns, h.natsUsers, err = natsserver.StartSecure(h.cfg.Data, h.cfg.NATSListen); err != nil {
+	h.ns, h.natsUsers, err = natsserver.StartWith(natsserver.Options{Dir: h.cfg.Data, Listen: h.cfg.NATSListen,
+		Accounts: true, MaxStore: h.cfg.NATSMaxStore})
+	if err != nil {
 		return err
 	}
 	h.nc, err = nats.Connect("", nats.InProcessServer(h.ns), nats.Name("linkway"), h.natsUsers.Option(natsserver.HubUser))

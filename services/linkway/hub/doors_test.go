@@ -185,3 +185,45 @@ func journeyCount(t *testing.T, h *hubtest.Hub) uint64 {
 	}
 	return info.State.Msgs
 }
+
+// TestReadyzTellsWhetherJetStreamWrites (finding 5): with the store full
+// (here its limit, as a full disk would be), /readyz is 503 and says why;
+// once space is freed it is 200 again by itself, and writes work.
+func TestReadyzTellsWhetherJetStreamWrites(t *testing.T) {
+	const limit = 16 << 20
+	h := hubtest.Start(t, func(c *hub.Config) { c.NATSMaxStore = limit })
+	ctx := context.Background()
+	filler, err := h.JS().CreateStream(ctx, jetstream.StreamConfig{Name: "FILLER", Subjects: []string{"filler.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 256<<10)
+	full := false
+	for i := 0; i < 2*limit/len(chunk) && !full; i++ {
+		if _, err := h.JS().Publish(ctx, "filler.x", chunk); err != nil {
+			full = true
+		}
+	}
+	if !full {
+		t.Fatalf("the store took twice its limit")
+	}
+	h.Eventually(func() bool {
+		st, body := h.Do("GET", "/readyz", "", nil)
+		return st == 503 && strings.Contains(string(body), "jetstream cannot write")
+	}, "/readyz says JetStream cannot write")
+	if st, _ := h.Do("GET", "/healthz", "", nil); st != 200 {
+		t.Errorf("/healthz %d while the store is full: the process lives", st)
+	}
+	if err := filler.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.Eventually(func() bool {
+		st, _ := h.Do("GET", "/readyz", "", nil)
+		return st == 200
+	}, "/readyz is 200 again once space is freed")
+	h.JSON("POST", "/v1/referrals", "demo-gp-a81001", map[string]any{"source_id": "AFTER-FULL",
+		"patient":        map[string]any{"nhs_number": "9434765919", "given_name": "Jane", "family_name": "Doe", "birth_date": "1956-03-14"},
+		"reasons":        []string{"422650009"},
+		"consent":        map[string]any{"share_with_vcs": true},
+		"link_work_team": "U12345"}, 201, nil)
+}

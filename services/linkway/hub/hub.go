@@ -47,6 +47,9 @@ type Config struct {
 	Data string
 	// NATS is an external server's URL; empty runs the embedded one.
 	NATS string
+	// NATSMaxStore bounds the embedded JetStream store in bytes (0: the
+	// disk): past it writes fail as on a full disk, and /readyz says so.
+	NATSMaxStore int64
 	// NATSListen is where the embedded server also listens for other
 	// clients ("127.0.0.1:4222"), admitting only the users of the data
 	// folder's nats-credentials; "off" (the default) keeps it in-process.
@@ -112,6 +115,8 @@ type Hub struct {
 	// server's users.
 	lock      *datadir.Lock
 	natsUsers *natsserver.Users
+	// health proves JetStream takes writes, for /readyz.
+	health *writeProbe
 
 	// The machinery the parties are given, and the parties running.
 	api     *api.Server
@@ -153,6 +158,10 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 	h.group, h.ctx = errgroup.WithContext(ctx)
+	if h.health, err = newWriteProbe(h.js, cfg, h.registry); err != nil {
+		return nil, err
+	}
+	h.group.Go(func() error { return h.health.run(h.ctx) })
 
 	master, err := masterKey(cfg)
 	if err != nil {
@@ -342,9 +351,12 @@ func (h *Hub) serveReady(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.mu.Unlock()
+	writable, _ := h.health.writable()
 	switch {
 	case !h.nc.IsConnected():
 		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "nats unavailable"})
+	case !writable: // a full disk, a store over its limit, no quorum
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "jetstream cannot write"})
 	case len(behind) > 0:
 		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "catching up", "projections": behind})
 	default:
