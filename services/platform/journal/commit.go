@@ -108,9 +108,18 @@ type committer struct {
 	hold chan struct{}
 }
 
-func (s *Store) enqueue(p *pending) {
+// enqueue queues p for the committer. When nothing is queued or out it
+// queues nothing and returns true: the caller publishes p itself
+// (commitInline), sparing a lone command the hand-offs between goroutines.
+func (s *Store) enqueue(p *pending) (inline bool) {
 	c := &s.commits
 	c.mu.Lock()
+	if !c.running && c.hold == nil {
+		c.running = true
+		c.inflight++
+		c.mu.Unlock()
+		return true
+	}
 	c.queue = append(c.queue, p)
 	start := !c.running
 	c.running = true
@@ -120,6 +129,23 @@ func (s *Store) enqueue(p *pending) {
 	} else {
 		c.signal()
 	}
+	return false
+}
+
+// commitInline publishes a command its caller was told to publish itself,
+// then hands what queued meanwhile to a dispatcher.
+func (s *Store) commitInline(p *pending) {
+	s.oneByOne([]*pending{p})
+	c := &s.commits
+	c.mu.Lock()
+	c.inflight--
+	if len(c.queue) == 0 {
+		c.running = false
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	go s.dispatch()
 }
 
 func (c *committer) signal() {
@@ -251,24 +277,30 @@ func (s *Store) oneByOne(round []*pending) {
 		}
 		seqs := make([][]uint64, len(wave))
 		errs := make([]error, len(wave))
-		var wg sync.WaitGroup
-		for i, p := range wave {
-			wg.Go(func() {
-				if len(p.msgs) > 1 {
-					// A command of several events lands whole or not at all.
-					var ss [][]uint64
-					if ss, errs[i] = s.publishBatch([]*pending{p}); errs[i] == nil {
-						seqs[i] = ss[0]
-					}
-					return
+		publish := func(i int) {
+			p := wave[i]
+			if len(p.msgs) > 1 {
+				// A command of several events lands whole or not at all.
+				var ss [][]uint64
+				if ss, errs[i] = s.publishBatch([]*pending{p}); errs[i] == nil {
+					seqs[i] = ss[0]
 				}
-				var seq uint64
-				if seq, errs[i] = s.publishOne(p); errs[i] == nil {
-					seqs[i] = []uint64{seq}
-				}
-			})
+				return
+			}
+			var seq uint64
+			if seq, errs[i] = s.publishOne(p); errs[i] == nil {
+				seqs[i] = []uint64{seq}
+			}
 		}
-		wg.Wait()
+		if len(wave) == 1 {
+			publish(0)
+		} else {
+			var wg sync.WaitGroup
+			for i := range wave {
+				wg.Go(func() { publish(i) })
+			}
+			wg.Wait()
+		}
 		for i, p := range wave {
 			if errs[i] != nil {
 				s.fail(p, errs[i])

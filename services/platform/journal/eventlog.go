@@ -269,6 +269,9 @@ func (s *Store) Execute(ctx context.Context, journeyID string, meta Meta, cmd ev
 			return *d.result, d.err
 		}
 		p := d.pending
+		if d.inline {
+			s.commitInline(p)
+		}
 		select {
 		case <-ctx.Done():
 			return Result{}, ctx.Err()
@@ -313,6 +316,9 @@ type decision struct {
 	err     error
 	outcome string // metric label of an answer
 	wait    *pending
+	// inline: nothing else was queued or out, so the caller publishes the
+	// pending append itself.
+	inline bool
 }
 
 // prepare decides cmd on the journey as it will be once this process's
@@ -367,8 +373,8 @@ func (s *Store) prepare(ctx context.Context, l *lane, id, base string, meta Meta
 		p.base = j
 	}
 	l.last = p
-	s.enqueue(p) // under the lane's lock, so a journey's commands queue in order
-	return decision{pending: p}, nil
+	// Under the lane's lock, so a journey's commands queue in order.
+	return decision{pending: p, inline: s.enqueue(p)}, nil
 }
 
 // build makes the messages of evs, appended after journey j, and the
