@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -703,7 +704,7 @@ func (r *Reader) commit(ctx context.Context) error {
 		r.discard()
 		return fmt.Errorf("%w: %w", errApply, err)
 	}
-	r.m.commitSeconds.WithLabelValues(fmt.Sprint(sync)).Observe(time.Since(start).Seconds())
+	r.m.commitSeconds.WithLabelValues(strconv.FormatBool(sync)).Observe(time.Since(start).Seconds())
 	if sync {
 		r.lastSync, r.unsynced = time.Now(), 0
 	}

@@ -21,3 +21,5 @@ func value(m prometheus.Metric) float64 {
 func (m *ReaderMetrics) StateCachedForTest() float64 { return value(m.stateCached) }
 func (m *ReaderMetrics) StateLoadsForTest() float64  { return value(m.stateLoads) }
 func (m *ReaderMetrics) UndecodableForTest() float64 { return value(m.undecodable) }
+
+func (m *ReaderMetrics) RestartsForTest() float64 { return value(m.restarts.WithLabelValues("log")) }

@@ -708,3 +708,33 @@ func TestReaderRefusesBadProjections(t *testing.T) {
 		}
 	}
 }
+
+func TestReaderRetriesUntilTheLogIsThere(t *testing.T) {
+	ctx := context.Background()
+	_, js := natsserver.Test(t)
+	store := openStore(t, t.TempDir())
+	reg := prometheus.NewRegistry()
+	m, _ := views.NewReaderMetrics(reg)
+	cfg := views.DefaultReaderConfig()
+	cfg.Metrics = m
+	cv := &caseView{name: "caseload"}
+	r, err := views.NewReader(js, store, []views.Projection{cv}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No JOURNEYS stream yet (NATS still electing, or a first start): the
+	// reader waits and tries again rather than stopping.
+	start(t, r)
+	hubtestEventually(t, func() bool { return m.RestartsForTest() >= 2 }, "retries while the stream is missing")
+	if r.Ready() {
+		t.Fatal("ready without a log")
+	}
+	j, err := journal.Open(ctx, js, journal.DefaultConfig(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &testLog{js: js, store: j}
+	_, seq := l.refer(t, "U12345", "Late", 0)
+	waitFor(t, r, seq)
+	hubtestEventually(t, r.Ready, "ready once the log is read")
+}

@@ -1,10 +1,10 @@
 package viewstore
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -31,16 +31,16 @@ func (s *Store) NewBatch() *Batch {
 // change when there is one, else the store's. The value must not be
 // changed.
 func (b *Batch) Get(view, key string) (value []byte, ok bool, err error) {
-	k := viewKey(view, key)
-	if v, changed := b.writes[string(k)]; changed {
+	k := viewKeyString(view, key)
+	if v, changed := b.writes[k]; changed {
 		return v, v != nil, nil
 	}
 	for _, r := range b.ranges {
-		if bytes.Compare(k, r[0]) >= 0 && (r[1] == nil || bytes.Compare(k, r[1]) < 0) {
+		if k >= string(r[0]) && (r[1] == nil || k < string(r[1])) {
 			return nil, false, nil
 		}
 	}
-	return b.s.View(view).Get(key)
+	return b.s.get(view, bytesOf(k))
 }
 
 // Set sets a key of a view. The batch keeps value: it must not be changed
@@ -49,19 +49,26 @@ func (b *Batch) Set(view, key string, value []byte) {
 	if value == nil {
 		value = []byte{}
 	}
-	b.put(viewKey(view, key), value)
+	b.put(viewKeyString(view, key), value)
 }
 
 // Delete deletes a key of a view.
-func (b *Batch) Delete(view, key string) { b.put(viewKey(view, key), nil) }
+func (b *Batch) Delete(view, key string) { b.put(viewKeyString(view, key), nil) }
 
-func (b *Batch) put(k, v []byte) {
-	if old, ok := b.writes[string(k)]; ok {
+func (b *Batch) put(k string, v []byte) {
+	if old, ok := b.writes[k]; ok {
 		b.pending -= len(k) + len(old)
 	}
-	b.writes[string(k)] = v
+	b.writes[k] = v
 	b.pending += len(k) + len(v)
 }
+
+// viewKeyString is viewKey as a string, built with one allocation.
+func viewKeyString(view, key string) string { return "v" + view + "\x00" + key }
+
+// bytesOf is a string's bytes without a copy, for Pebble calls that copy
+// what they are given (batch writes, lookups) and never change it.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // DeletePrefix deletes every key of a view that starts with prefix.
 func (b *Batch) DeletePrefix(view, prefix string) {
@@ -120,9 +127,9 @@ func (b *Batch) Commit(ctx context.Context, sync bool) error {
 		for k, v := range b.writes {
 			var err error
 			if v == nil {
-				err = pb.Delete([]byte(k), nil)
+				err = pb.Delete(bytesOf(k), nil)
 			} else {
-				err = pb.Set([]byte(k), v, nil)
+				err = pb.Set(bytesOf(k), v, nil)
 			}
 			if err != nil {
 				return err

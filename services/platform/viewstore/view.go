@@ -46,21 +46,25 @@ func (v *View) Checkpoint() (uint64, error) { return v.s.Checkpoint(v.name) }
 
 // Get returns a key's value (a copy), or ok false when there is none.
 func (v *View) Get(key string) (value []byte, ok bool, err error) {
-	err = v.s.use(func(db *pebble.DB) error {
-		b, closer, err := db.Get(viewKey(v.name, key))
-		if errors.Is(err, pebble.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		value, ok = bytes.Clone(b), true
-		return closer.Close()
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("view %s get: %w", v.name, err)
+	return v.s.get(v.name, viewKey(v.name, key))
+}
+
+// get reads one full key.
+func (s *Store) get(view string, k []byte) (value []byte, ok bool, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, false, fmt.Errorf("view %s get: %w", view, ErrClosed)
 	}
-	return value, ok, nil
+	b, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("view %s get: %w", view, err)
+	}
+	value = bytes.Clone(b)
+	return value, true, closer.Close()
 }
 
 // Item is one entry of a view.
