@@ -2,11 +2,11 @@ package directory_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +17,7 @@ import (
 
 	"linkway/services/directory"
 	"linkway/services/linkway/hubtest"
+	"linkway/services/platform/websession/webtest"
 )
 
 // browserClient is a cookie-keeping client that does not follow redirects,
@@ -124,73 +125,24 @@ func TestWebFormsAreGuarded(t *testing.T) {
 	}
 }
 
-const chromium = "/usr/bin/chromium"
-
-func newChrome(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("the browser test needs %s (Debian package chromium): %v", chromium, err)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil { // starts the browser, with no timeout of its own
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
 func text[S chromedp.Selectable](t *testing.T, ctx context.Context, sel S) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Text(sel))
-	if err != nil {
-		t.Fatalf("read %v: %v", sel, err)
-	}
-	return v
+	return webtest.Run(t, ctx, fmt.Sprintf("read %v", sel), chromedp.Text(sel))
 }
 
 // count is the number of elements matching a CSS selector.
 func count(t *testing.T, ctx context.Context, css string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(css)+`).length`))
-	if err != nil {
-		t.Fatalf("count %s: %v", css, err)
-	}
-	return n
+	return webtest.Run(t, ctx, "count "+css, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(css)+`).length`))
 }
 
 // TestBrowser drives the page in headless Chromium: a VCS organisation
 // sets its capacity; a panel adds a service and sees unmet need.
 func TestBrowser(t *testing.T) {
 	h := hubtest.Start(t)
-	ctx := newChrome(t)
+	ctx := webtest.Chrome(t, 800, 600) // headless Chromium's own size
 	walk := chromedp.CSS(`tr[data-id="VCS001-walk"] .badge`)
-	step(t, ctx, "sign in as VCS001",
+	webtest.Do(t, ctx, "sign in as VCS001",
 		chromedp.Navigate(h.Base+"/directory/"),
 		chromedp.WaitVisible(chromedp.ID("key")),
 		chromedp.SendKeys(chromedp.ID("key"), vcs1),
@@ -203,7 +155,7 @@ func TestBrowser(t *testing.T) {
 	if n := count(t, ctx, "#save-VCS002-debt"); n != 0 {
 		t.Error("VCS001 is offered a capacity form for VCS002-debt")
 	}
-	step(t, ctx, "set capacity to full",
+	webtest.Do(t, ctx, "set capacity to full",
 		chromedp.SetValue(chromedp.ID("capacity-VCS001-walk"), "full"),
 		chromedp.Click(chromedp.ID("save-VCS001-walk")),
 		chromedp.WaitVisible(chromedp.CSS(".flash")),
@@ -216,7 +168,7 @@ func TestBrowser(t *testing.T) {
 	if v.Capacity != "full" || v.CapacityChangedBy != "VCS001" {
 		t.Errorf("the API after the page's change: %+v", v)
 	}
-	step(t, ctx, "search",
+	webtest.Do(t, ctx, "search",
 		chromedp.SendKeys(chromedp.ID("q"), "debt"),
 		chromedp.Click(chromedp.ID("search")),
 	)
@@ -226,14 +178,14 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("searching 'debt' shows %q", got)
 	}
 
-	step(t, ctx, "sign out, sign in as the panel",
+	webtest.Do(t, ctx, "sign out, sign in as the panel",
 		chromedp.Click(chromedp.ID("sign-out")),
 		chromedp.WaitVisible(chromedp.ID("key")),
 		chromedp.SendKeys(chromedp.ID("key"), panel),
 		chromedp.Click(chromedp.ID("sign-in")),
 		chromedp.WaitVisible(chromedp.ID("unmet")),
 	)
-	step(t, ctx, "add a service",
+	webtest.Do(t, ctx, "add a service",
 		chromedp.SendKeys(chromedp.ID("add-org"), "VCS002"),
 		chromedp.SendKeys(chromedp.ID("add-name"), "Benefits check clinic"),
 		chromedp.SetValue(chromedp.ID("add-category"), "financial_and_debt_advice"),
@@ -245,7 +197,7 @@ func TestBrowser(t *testing.T) {
 	if v.OrganisationID != "VCS002" || len(v.Areas) != 2 || !v.AcceptsReferrals {
 		t.Errorf("the service added on the page: %+v", v)
 	}
-	step(t, ctx, "an invalid service is refused with its reason",
+	webtest.Do(t, ctx, "an invalid service is refused with its reason",
 		chromedp.SendKeys(chromedp.ID("add-org"), "VCS404"),
 		chromedp.SendKeys(chromedp.ID("add-name"), "Nowhere"),
 		chromedp.Click(chromedp.ID("add")),

@@ -16,25 +16,15 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"linkway/services/linkway/hubtest"
+	"linkway/services/platform/websession/webtest"
 )
 
-// browser starts headless Chromium (Debian's) with a fresh profile.
+// browser starts headless Chromium, tall enough for the whole dashboard,
+// with a bound on everything the test does in it.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 2400),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelB := chromedp.NewContext(actx)
-	ctx, cancelC := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { cancelC(); cancelB(); cancelA() })
+	ctx, cancel := context.WithTimeout(webtest.Chrome(t, 1280, 2400), 90*time.Second)
+	t.Cleanup(cancel)
 	return ctx
 }
 
