@@ -6,8 +6,9 @@
 
 // Package linkway.directory.v1 is the community directory's event
 // vocabulary: organisations and the services they run, kept by a community
-// panel, and each service's capacity. Stored on the DIRECTORY stream, one
-// subject per organisation (lw.directory.<organisation-id>).
+// panel, each service's capacity, and the gaps in provision a panel records.
+// Stored on the DIRECTORY stream, one subject per organisation
+// (lw.directory.<organisation-id>); a panel's gaps are on its own subject.
 //
 // Schema rules as for linkway.events.v1: fields are only ever added.
 
@@ -595,6 +596,142 @@ func (x *CapacityChanged) GetPrevious() string {
 	return ""
 }
 
+// GapRecorded: the community panel found a need that no service meets in
+// an area. Stored on the recording panel's own subject.
+type GapRecorded struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the caller (a UUID), letters, digits and '-'.
+	GapId string `protobuf:"bytes,1,opt,name=gap_id,json=gapId,proto3" json:"gap_id,omitempty"`
+	// A needs taxonomy id (events.NeedCategories).
+	Need string `protobuf:"bytes,2,opt,name=need,proto3" json:"need,omitempty"`
+	// A free area name, as services' areas are (Sale West).
+	Area string `protobuf:"bytes,3,opt,name=area,proto3" json:"area,omitempty"`
+	// What is missing, in the panel's words (about provision, never a person).
+	Detail        string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GapRecorded) Reset() {
+	*x = GapRecorded{}
+	mi := &file_linkway_directory_v1_directory_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GapRecorded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GapRecorded) ProtoMessage() {}
+
+func (x *GapRecorded) ProtoReflect() protoreflect.Message {
+	mi := &file_linkway_directory_v1_directory_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GapRecorded.ProtoReflect.Descriptor instead.
+func (*GapRecorded) Descriptor() ([]byte, []int) {
+	return file_linkway_directory_v1_directory_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GapRecorded) GetGapId() string {
+	if x != nil {
+		return x.GapId
+	}
+	return ""
+}
+
+func (x *GapRecorded) GetNeed() string {
+	if x != nil {
+		return x.Need
+	}
+	return ""
+}
+
+func (x *GapRecorded) GetArea() string {
+	if x != nil {
+		return x.Area
+	}
+	return ""
+}
+
+func (x *GapRecorded) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// GapServiceLinked: a service was set up (or found) to meet a gap.
+type GapServiceLinked struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	GapId     string                 `protobuf:"bytes,1,opt,name=gap_id,json=gapId,proto3" json:"gap_id,omitempty"`
+	ServiceId string                 `protobuf:"bytes,2,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// The organisation that runs the service.
+	OrganisationId string `protobuf:"bytes,3,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GapServiceLinked) Reset() {
+	*x = GapServiceLinked{}
+	mi := &file_linkway_directory_v1_directory_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GapServiceLinked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GapServiceLinked) ProtoMessage() {}
+
+func (x *GapServiceLinked) ProtoReflect() protoreflect.Message {
+	mi := &file_linkway_directory_v1_directory_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GapServiceLinked.ProtoReflect.Descriptor instead.
+func (*GapServiceLinked) Descriptor() ([]byte, []int) {
+	return file_linkway_directory_v1_directory_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GapServiceLinked) GetGapId() string {
+	if x != nil {
+		return x.GapId
+	}
+	return ""
+}
+
+func (x *GapServiceLinked) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *GapServiceLinked) GetOrganisationId() string {
+	if x != nil {
+		return x.OrganisationId
+	}
+	return ""
+}
+
 // DirectoryEvent is the one message stored on the DIRECTORY stream.
 type DirectoryEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -612,6 +749,8 @@ type DirectoryEvent struct {
 	//	*DirectoryEvent_ServiceUpdated
 	//	*DirectoryEvent_ServiceWithdrawn
 	//	*DirectoryEvent_CapacityChanged
+	//	*DirectoryEvent_GapRecorded
+	//	*DirectoryEvent_GapServiceLinked
 	Event         isDirectoryEvent_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -619,7 +758,7 @@ type DirectoryEvent struct {
 
 func (x *DirectoryEvent) Reset() {
 	*x = DirectoryEvent{}
-	mi := &file_linkway_directory_v1_directory_proto_msgTypes[9]
+	mi := &file_linkway_directory_v1_directory_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +770,7 @@ func (x *DirectoryEvent) String() string {
 func (*DirectoryEvent) ProtoMessage() {}
 
 func (x *DirectoryEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_directory_v1_directory_proto_msgTypes[9]
+	mi := &file_linkway_directory_v1_directory_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +783,7 @@ func (x *DirectoryEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectoryEvent.ProtoReflect.Descriptor instead.
 func (*DirectoryEvent) Descriptor() ([]byte, []int) {
-	return file_linkway_directory_v1_directory_proto_rawDescGZIP(), []int{9}
+	return file_linkway_directory_v1_directory_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DirectoryEvent) GetEventId() string {
@@ -736,6 +875,24 @@ func (x *DirectoryEvent) GetCapacityChanged() *CapacityChanged {
 	return nil
 }
 
+func (x *DirectoryEvent) GetGapRecorded() *GapRecorded {
+	if x != nil {
+		if x, ok := x.Event.(*DirectoryEvent_GapRecorded); ok {
+			return x.GapRecorded
+		}
+	}
+	return nil
+}
+
+func (x *DirectoryEvent) GetGapServiceLinked() *GapServiceLinked {
+	if x != nil {
+		if x, ok := x.Event.(*DirectoryEvent_GapServiceLinked); ok {
+			return x.GapServiceLinked
+		}
+	}
+	return nil
+}
+
 type isDirectoryEvent_Event interface {
 	isDirectoryEvent_Event()
 }
@@ -764,6 +921,14 @@ type DirectoryEvent_CapacityChanged struct {
 	CapacityChanged *CapacityChanged `protobuf:"bytes,25,opt,name=capacity_changed,json=capacityChanged,proto3,oneof"`
 }
 
+type DirectoryEvent_GapRecorded struct {
+	GapRecorded *GapRecorded `protobuf:"bytes,26,opt,name=gap_recorded,json=gapRecorded,proto3,oneof"`
+}
+
+type DirectoryEvent_GapServiceLinked struct {
+	GapServiceLinked *GapServiceLinked `protobuf:"bytes,27,opt,name=gap_service_linked,json=gapServiceLinked,proto3,oneof"`
+}
+
 func (*DirectoryEvent_OrganisationRegistered) isDirectoryEvent_Event() {}
 
 func (*DirectoryEvent_OrganisationUpdated) isDirectoryEvent_Event() {}
@@ -775,6 +940,10 @@ func (*DirectoryEvent_ServiceUpdated) isDirectoryEvent_Event() {}
 func (*DirectoryEvent_ServiceWithdrawn) isDirectoryEvent_Event() {}
 
 func (*DirectoryEvent_CapacityChanged) isDirectoryEvent_Event() {}
+
+func (*DirectoryEvent_GapRecorded) isDirectoryEvent_Event() {}
+
+func (*DirectoryEvent_GapServiceLinked) isDirectoryEvent_Event() {}
 
 var File_linkway_directory_v1_directory_proto protoreflect.FileDescriptor
 
@@ -819,7 +988,17 @@ const file_linkway_directory_v1_directory_proto_rawDesc = "" +
 	"\n" +
 	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x1a\n" +
 	"\bcapacity\x18\x02 \x01(\tR\bcapacity\x12\x1a\n" +
-	"\bprevious\x18\x03 \x01(\tR\bprevious\"\xda\x05\n" +
+	"\bprevious\x18\x03 \x01(\tR\bprevious\"d\n" +
+	"\vGapRecorded\x12\x15\n" +
+	"\x06gap_id\x18\x01 \x01(\tR\x05gapId\x12\x12\n" +
+	"\x04need\x18\x02 \x01(\tR\x04need\x12\x12\n" +
+	"\x04area\x18\x03 \x01(\tR\x04area\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"q\n" +
+	"\x10GapServiceLinked\x12\x15\n" +
+	"\x06gap_id\x18\x01 \x01(\tR\x05gapId\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x02 \x01(\tR\tserviceId\x12'\n" +
+	"\x0forganisation_id\x18\x03 \x01(\tR\x0eorganisationId\"\xfa\x06\n" +
 	"\x0eDirectoryEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12'\n" +
 	"\x0forganisation_id\x18\x02 \x01(\tR\x0eorganisationId\x12;\n" +
@@ -831,7 +1010,9 @@ const file_linkway_directory_v1_directory_proto_rawDesc = "" +
 	"\rservice_added\x18\x16 \x01(\v2\".linkway.directory.v1.ServiceAddedH\x00R\fserviceAdded\x12O\n" +
 	"\x0fservice_updated\x18\x17 \x01(\v2$.linkway.directory.v1.ServiceUpdatedH\x00R\x0eserviceUpdated\x12U\n" +
 	"\x11service_withdrawn\x18\x18 \x01(\v2&.linkway.directory.v1.ServiceWithdrawnH\x00R\x10serviceWithdrawn\x12R\n" +
-	"\x10capacity_changed\x18\x19 \x01(\v2%.linkway.directory.v1.CapacityChangedH\x00R\x0fcapacityChangedB\a\n" +
+	"\x10capacity_changed\x18\x19 \x01(\v2%.linkway.directory.v1.CapacityChangedH\x00R\x0fcapacityChanged\x12F\n" +
+	"\fgap_recorded\x18\x1a \x01(\v2!.linkway.directory.v1.GapRecordedH\x00R\vgapRecorded\x12V\n" +
+	"\x12gap_service_linked\x18\x1b \x01(\v2&.linkway.directory.v1.GapServiceLinkedH\x00R\x10gapServiceLinkedB\a\n" +
 	"\x05eventB0Z.linkway/proto/linkway/directory/v1;directoryv1b\x06proto3"
 
 var (
@@ -846,7 +1027,7 @@ func file_linkway_directory_v1_directory_proto_rawDescGZIP() []byte {
 	return file_linkway_directory_v1_directory_proto_rawDescData
 }
 
-var file_linkway_directory_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_linkway_directory_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_linkway_directory_v1_directory_proto_goTypes = []any{
 	(*Organisation)(nil),           // 0: linkway.directory.v1.Organisation
 	(*Contact)(nil),                // 1: linkway.directory.v1.Contact
@@ -857,9 +1038,11 @@ var file_linkway_directory_v1_directory_proto_goTypes = []any{
 	(*ServiceUpdated)(nil),         // 6: linkway.directory.v1.ServiceUpdated
 	(*ServiceWithdrawn)(nil),       // 7: linkway.directory.v1.ServiceWithdrawn
 	(*CapacityChanged)(nil),        // 8: linkway.directory.v1.CapacityChanged
-	(*DirectoryEvent)(nil),         // 9: linkway.directory.v1.DirectoryEvent
-	(*timestamppb.Timestamp)(nil),  // 10: google.protobuf.Timestamp
-	(*v1.Actor)(nil),               // 11: linkway.events.v1.Actor
+	(*GapRecorded)(nil),            // 9: linkway.directory.v1.GapRecorded
+	(*GapServiceLinked)(nil),       // 10: linkway.directory.v1.GapServiceLinked
+	(*DirectoryEvent)(nil),         // 11: linkway.directory.v1.DirectoryEvent
+	(*timestamppb.Timestamp)(nil),  // 12: google.protobuf.Timestamp
+	(*v1.Actor)(nil),               // 13: linkway.events.v1.Actor
 }
 var file_linkway_directory_v1_directory_proto_depIdxs = []int32{
 	1,  // 0: linkway.directory.v1.Service.contact:type_name -> linkway.directory.v1.Contact
@@ -867,19 +1050,21 @@ var file_linkway_directory_v1_directory_proto_depIdxs = []int32{
 	0,  // 2: linkway.directory.v1.OrganisationUpdated.organisation:type_name -> linkway.directory.v1.Organisation
 	2,  // 3: linkway.directory.v1.ServiceAdded.service:type_name -> linkway.directory.v1.Service
 	2,  // 4: linkway.directory.v1.ServiceUpdated.service:type_name -> linkway.directory.v1.Service
-	10, // 5: linkway.directory.v1.DirectoryEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	11, // 6: linkway.directory.v1.DirectoryEvent.actor:type_name -> linkway.events.v1.Actor
+	12, // 5: linkway.directory.v1.DirectoryEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	13, // 6: linkway.directory.v1.DirectoryEvent.actor:type_name -> linkway.events.v1.Actor
 	3,  // 7: linkway.directory.v1.DirectoryEvent.organisation_registered:type_name -> linkway.directory.v1.OrganisationRegistered
 	4,  // 8: linkway.directory.v1.DirectoryEvent.organisation_updated:type_name -> linkway.directory.v1.OrganisationUpdated
 	5,  // 9: linkway.directory.v1.DirectoryEvent.service_added:type_name -> linkway.directory.v1.ServiceAdded
 	6,  // 10: linkway.directory.v1.DirectoryEvent.service_updated:type_name -> linkway.directory.v1.ServiceUpdated
 	7,  // 11: linkway.directory.v1.DirectoryEvent.service_withdrawn:type_name -> linkway.directory.v1.ServiceWithdrawn
 	8,  // 12: linkway.directory.v1.DirectoryEvent.capacity_changed:type_name -> linkway.directory.v1.CapacityChanged
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	9,  // 13: linkway.directory.v1.DirectoryEvent.gap_recorded:type_name -> linkway.directory.v1.GapRecorded
+	10, // 14: linkway.directory.v1.DirectoryEvent.gap_service_linked:type_name -> linkway.directory.v1.GapServiceLinked
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_linkway_directory_v1_directory_proto_init() }
@@ -887,13 +1072,15 @@ func file_linkway_directory_v1_directory_proto_init() {
 	if File_linkway_directory_v1_directory_proto != nil {
 		return
 	}
-	file_linkway_directory_v1_directory_proto_msgTypes[9].OneofWrappers = []any{
+	file_linkway_directory_v1_directory_proto_msgTypes[11].OneofWrappers = []any{
 		(*DirectoryEvent_OrganisationRegistered)(nil),
 		(*DirectoryEvent_OrganisationUpdated)(nil),
 		(*DirectoryEvent_ServiceAdded)(nil),
 		(*DirectoryEvent_ServiceUpdated)(nil),
 		(*DirectoryEvent_ServiceWithdrawn)(nil),
 		(*DirectoryEvent_CapacityChanged)(nil),
+		(*DirectoryEvent_GapRecorded)(nil),
+		(*DirectoryEvent_GapServiceLinked)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -901,7 +1088,7 @@ func file_linkway_directory_v1_directory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkway_directory_v1_directory_proto_rawDesc), len(file_linkway_directory_v1_directory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -42,6 +42,8 @@ const (
 	OrganisationKind_ORGANISATION_KIND_COMMISSIONER OrganisationKind = 4
 	OrganisationKind_ORGANISATION_KIND_PANEL        OrganisationKind = 5
 	OrganisationKind_ORGANISATION_KIND_ADMIN        OrganisationKind = 6
+	// An agency that may refer (housing, social care, hospital, ...).
+	OrganisationKind_ORGANISATION_KIND_REFERRER OrganisationKind = 7
 )
 
 // Enum value maps for OrganisationKind.
@@ -54,6 +56,7 @@ var (
 		4: "ORGANISATION_KIND_COMMISSIONER",
 		5: "ORGANISATION_KIND_PANEL",
 		6: "ORGANISATION_KIND_ADMIN",
+		7: "ORGANISATION_KIND_REFERRER",
 	}
 	OrganisationKind_value = map[string]int32{
 		"ORGANISATION_KIND_UNSPECIFIED":  0,
@@ -63,6 +66,7 @@ var (
 		"ORGANISATION_KIND_COMMISSIONER": 4,
 		"ORGANISATION_KIND_PANEL":        5,
 		"ORGANISATION_KIND_ADMIN":        6,
+		"ORGANISATION_KIND_REFERRER":     7,
 	}
 )
 
@@ -156,11 +160,13 @@ func (x *Actor) GetUser() string {
 }
 
 // Envelope is the one message stored on the JOURNEYS stream. Its oneof
-// holds exactly one journey event.
+// holds exactly one journey event, or a team's SupervisionRecorded (on
+// lw.team.<team>.supervision, with no journey id).
 type Envelope struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// UUIDv7 of this event.
-	EventId   string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Empty for SupervisionRecorded, which belongs to no journey.
 	JourneyId string `protobuf:"bytes,2,opt,name=journey_id,json=journeyId,proto3" json:"journey_id,omitempty"`
 	// When it happened in the world (as the caller says) and when Linkway
 	// recorded it.
@@ -193,6 +199,12 @@ type Envelope struct {
 	//	*Envelope_JourneyClosed
 	//	*Envelope_JourneyReopened
 	//	*Envelope_PersonalDataErased
+	//	*Envelope_ConsentRecorded
+	//	*Envelope_Signposted
+	//	*Envelope_CaseNoteAdded
+	//	*Envelope_RiskRecorded
+	//	*Envelope_FeedbackGiven
+	//	*Envelope_SupervisionRecorded
 	Event         isEnvelope_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -464,6 +476,60 @@ func (x *Envelope) GetPersonalDataErased() *PersonalDataErased {
 	return nil
 }
 
+func (x *Envelope) GetConsentRecorded() *ConsentRecorded {
+	if x != nil {
+		if x, ok := x.Event.(*Envelope_ConsentRecorded); ok {
+			return x.ConsentRecorded
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetSignposted() *Signposted {
+	if x != nil {
+		if x, ok := x.Event.(*Envelope_Signposted); ok {
+			return x.Signposted
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetCaseNoteAdded() *CaseNoteAdded {
+	if x != nil {
+		if x, ok := x.Event.(*Envelope_CaseNoteAdded); ok {
+			return x.CaseNoteAdded
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetRiskRecorded() *RiskRecorded {
+	if x != nil {
+		if x, ok := x.Event.(*Envelope_RiskRecorded); ok {
+			return x.RiskRecorded
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetFeedbackGiven() *FeedbackGiven {
+	if x != nil {
+		if x, ok := x.Event.(*Envelope_FeedbackGiven); ok {
+			return x.FeedbackGiven
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetSupervisionRecorded() *SupervisionRecorded {
+	if x != nil {
+		if x, ok := x.Event.(*Envelope_SupervisionRecorded); ok {
+			return x.SupervisionRecorded
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Event interface {
 	isEnvelope_Event()
 }
@@ -548,6 +614,30 @@ type Envelope_PersonalDataErased struct {
 	PersonalDataErased *PersonalDataErased `protobuf:"bytes,39,opt,name=personal_data_erased,json=personalDataErased,proto3,oneof"`
 }
 
+type Envelope_ConsentRecorded struct {
+	ConsentRecorded *ConsentRecorded `protobuf:"bytes,40,opt,name=consent_recorded,json=consentRecorded,proto3,oneof"`
+}
+
+type Envelope_Signposted struct {
+	Signposted *Signposted `protobuf:"bytes,41,opt,name=signposted,proto3,oneof"`
+}
+
+type Envelope_CaseNoteAdded struct {
+	CaseNoteAdded *CaseNoteAdded `protobuf:"bytes,42,opt,name=case_note_added,json=caseNoteAdded,proto3,oneof"`
+}
+
+type Envelope_RiskRecorded struct {
+	RiskRecorded *RiskRecorded `protobuf:"bytes,43,opt,name=risk_recorded,json=riskRecorded,proto3,oneof"`
+}
+
+type Envelope_FeedbackGiven struct {
+	FeedbackGiven *FeedbackGiven `protobuf:"bytes,44,opt,name=feedback_given,json=feedbackGiven,proto3,oneof"`
+}
+
+type Envelope_SupervisionRecorded struct {
+	SupervisionRecorded *SupervisionRecorded `protobuf:"bytes,45,opt,name=supervision_recorded,json=supervisionRecorded,proto3,oneof"`
+}
+
 func (*Envelope_ReferralReceived) isEnvelope_Event() {}
 
 func (*Envelope_LinkWorkerAssigned) isEnvelope_Event() {}
@@ -588,6 +678,18 @@ func (*Envelope_JourneyReopened) isEnvelope_Event() {}
 
 func (*Envelope_PersonalDataErased) isEnvelope_Event() {}
 
+func (*Envelope_ConsentRecorded) isEnvelope_Event() {}
+
+func (*Envelope_Signposted) isEnvelope_Event() {}
+
+func (*Envelope_CaseNoteAdded) isEnvelope_Event() {}
+
+func (*Envelope_RiskRecorded) isEnvelope_Event() {}
+
+func (*Envelope_FeedbackGiven) isEnvelope_Event() {}
+
+func (*Envelope_SupervisionRecorded) isEnvelope_Event() {}
+
 var File_linkway_events_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_linkway_events_v1_envelope_proto_rawDesc = "" +
@@ -596,7 +698,7 @@ const file_linkway_events_v1_envelope_proto_rawDesc = "" +
 	"\x05Actor\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12P\n" +
 	"\x11organisation_kind\x18\x02 \x01(\x0e2#.linkway.events.v1.OrganisationKindR\x10organisationKind\x12\x12\n" +
-	"\x04user\x18\x03 \x01(\tR\x04user\"\xad\x10\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\"\xfb\x13\n" +
 	"\bEnvelope\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
 	"\n" +
@@ -627,8 +729,16 @@ const file_linkway_events_v1_envelope_proto_rawDesc = "" +
 	"\x10patient_declined\x18$ \x01(\v2\".linkway.events.v1.PatientDeclinedH\x00R\x0fpatientDeclined\x12I\n" +
 	"\x0ejourney_closed\x18% \x01(\v2 .linkway.events.v1.JourneyClosedH\x00R\rjourneyClosed\x12O\n" +
 	"\x10journey_reopened\x18& \x01(\v2\".linkway.events.v1.JourneyReopenedH\x00R\x0fjourneyReopened\x12Y\n" +
-	"\x14personal_data_erased\x18' \x01(\v2%.linkway.events.v1.PersonalDataErasedH\x00R\x12personalDataErasedB\a\n" +
-	"\x05event*\xe8\x01\n" +
+	"\x14personal_data_erased\x18' \x01(\v2%.linkway.events.v1.PersonalDataErasedH\x00R\x12personalDataErased\x12O\n" +
+	"\x10consent_recorded\x18( \x01(\v2\".linkway.events.v1.ConsentRecordedH\x00R\x0fconsentRecorded\x12?\n" +
+	"\n" +
+	"signposted\x18) \x01(\v2\x1d.linkway.events.v1.SignpostedH\x00R\n" +
+	"signposted\x12J\n" +
+	"\x0fcase_note_added\x18* \x01(\v2 .linkway.events.v1.CaseNoteAddedH\x00R\rcaseNoteAdded\x12F\n" +
+	"\rrisk_recorded\x18+ \x01(\v2\x1f.linkway.events.v1.RiskRecordedH\x00R\friskRecorded\x12I\n" +
+	"\x0efeedback_given\x18, \x01(\v2 .linkway.events.v1.FeedbackGivenH\x00R\rfeedbackGiven\x12[\n" +
+	"\x14supervision_recorded\x18- \x01(\v2&.linkway.events.v1.SupervisionRecordedH\x00R\x13supervisionRecordedB\a\n" +
+	"\x05event*\x88\x02\n" +
 	"\x10OrganisationKind\x12!\n" +
 	"\x1dORGANISATION_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ORGANISATION_KIND_GP\x10\x01\x12\x1e\n" +
@@ -636,7 +746,8 @@ const file_linkway_events_v1_envelope_proto_rawDesc = "" +
 	"\x15ORGANISATION_KIND_VCS\x10\x03\x12\"\n" +
 	"\x1eORGANISATION_KIND_COMMISSIONER\x10\x04\x12\x1b\n" +
 	"\x17ORGANISATION_KIND_PANEL\x10\x05\x12\x1b\n" +
-	"\x17ORGANISATION_KIND_ADMIN\x10\x06B*Z(linkway/proto/linkway/events/v1;eventsv1b\x06proto3"
+	"\x17ORGANISATION_KIND_ADMIN\x10\x06\x12\x1e\n" +
+	"\x1aORGANISATION_KIND_REFERRER\x10\aB*Z(linkway/proto/linkway/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_linkway_events_v1_envelope_proto_rawDescOnce sync.Once
@@ -677,6 +788,12 @@ var file_linkway_events_v1_envelope_proto_goTypes = []any{
 	(*JourneyClosed)(nil),            // 21: linkway.events.v1.JourneyClosed
 	(*JourneyReopened)(nil),          // 22: linkway.events.v1.JourneyReopened
 	(*PersonalDataErased)(nil),       // 23: linkway.events.v1.PersonalDataErased
+	(*ConsentRecorded)(nil),          // 24: linkway.events.v1.ConsentRecorded
+	(*Signposted)(nil),               // 25: linkway.events.v1.Signposted
+	(*CaseNoteAdded)(nil),            // 26: linkway.events.v1.CaseNoteAdded
+	(*RiskRecorded)(nil),             // 27: linkway.events.v1.RiskRecorded
+	(*FeedbackGiven)(nil),            // 28: linkway.events.v1.FeedbackGiven
+	(*SupervisionRecorded)(nil),      // 29: linkway.events.v1.SupervisionRecorded
 }
 var file_linkway_events_v1_envelope_proto_depIdxs = []int32{
 	0,  // 0: linkway.events.v1.Actor.organisation_kind:type_name -> linkway.events.v1.OrganisationKind
@@ -703,11 +820,17 @@ var file_linkway_events_v1_envelope_proto_depIdxs = []int32{
 	21, // 21: linkway.events.v1.Envelope.journey_closed:type_name -> linkway.events.v1.JourneyClosed
 	22, // 22: linkway.events.v1.Envelope.journey_reopened:type_name -> linkway.events.v1.JourneyReopened
 	23, // 23: linkway.events.v1.Envelope.personal_data_erased:type_name -> linkway.events.v1.PersonalDataErased
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	24, // 24: linkway.events.v1.Envelope.consent_recorded:type_name -> linkway.events.v1.ConsentRecorded
+	25, // 25: linkway.events.v1.Envelope.signposted:type_name -> linkway.events.v1.Signposted
+	26, // 26: linkway.events.v1.Envelope.case_note_added:type_name -> linkway.events.v1.CaseNoteAdded
+	27, // 27: linkway.events.v1.Envelope.risk_recorded:type_name -> linkway.events.v1.RiskRecorded
+	28, // 28: linkway.events.v1.Envelope.feedback_given:type_name -> linkway.events.v1.FeedbackGiven
+	29, // 29: linkway.events.v1.Envelope.supervision_recorded:type_name -> linkway.events.v1.SupervisionRecorded
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_linkway_events_v1_envelope_proto_init() }
@@ -737,6 +860,12 @@ func file_linkway_events_v1_envelope_proto_init() {
 		(*Envelope_JourneyClosed)(nil),
 		(*Envelope_JourneyReopened)(nil),
 		(*Envelope_PersonalDataErased)(nil),
+		(*Envelope_ConsentRecorded)(nil),
+		(*Envelope_Signposted)(nil),
+		(*Envelope_CaseNoteAdded)(nil),
+		(*Envelope_RiskRecorded)(nil),
+		(*Envelope_FeedbackGiven)(nil),
+		(*Envelope_SupervisionRecorded)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

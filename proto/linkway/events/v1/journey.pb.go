@@ -34,6 +34,10 @@ type PersonalData struct {
 	Postcode  string `protobuf:"bytes,5,opt,name=postcode,proto3" json:"postcode,omitempty"`
 	Phone     string `protobuf:"bytes,6,opt,name=phone,proto3" json:"phone,omitempty"`
 	Email     string `protobuf:"bytes,7,opt,name=email,proto3" json:"email,omitempty"`
+	// NHS Data Dictionary ETHNIC CATEGORY national code (A-H, J-N, P, R, S;
+	// Z not stated) or the default code 99 (not known); empty when not given.
+	// Kept here, sealed with the rest, because it is the person's own data.
+	Ethnicity string `protobuf:"bytes,8,opt,name=ethnicity,proto3" json:"ethnicity,omitempty"`
 	// Set on the log instead of the fields above.
 	Sealed        *Sealed `protobuf:"bytes,15,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -115,6 +119,13 @@ func (x *PersonalData) GetPhone() string {
 func (x *PersonalData) GetEmail() string {
 	if x != nil {
 		return x.Email
+	}
+	return ""
+}
+
+func (x *PersonalData) GetEthnicity() string {
+	if x != nil {
+		return x.Ethnicity
 	}
 	return ""
 }
@@ -291,7 +302,9 @@ func (x *Consent) GetShareWithVcs() bool {
 // ReferralReceived opens a journey.
 type ReferralReceived struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Where the referral came from: gp, self, hospital, council.
+	// Where the referral came from: gp, self, or the referring agency's
+	// sector (housing, social_care, hospital, dwp, police, education,
+	// other_agency). Older events may say council.
 	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
 	// The referring organisation (ODS code for a GP practice).
 	ReferrerOrganisationId string `protobuf:"bytes,2,opt,name=referrer_organisation_id,json=referrerOrganisationId,proto3" json:"referrer_organisation_id,omitempty"`
@@ -306,10 +319,15 @@ type ReferralReceived struct {
 	Consent *Consent  `protobuf:"bytes,8,opt,name=consent,proto3" json:"consent,omitempty"`
 	// ODS code of the link-worker team asked to take the case.
 	LinkWorkTeam string `protobuf:"bytes,9,opt,name=link_work_team,json=linkWorkTeam,proto3" json:"link_work_team,omitempty"`
-	// routine or urgent.
-	Urgency       string `protobuf:"bytes,10,opt,name=urgency,proto3" json:"urgency,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// routine or urgent. Link workers are not a crisis route: an urgent
+	// referral is taken with a warning and flagged for the team.
+	Urgency string `protobuf:"bytes,10,opt,name=urgency,proto3" json:"urgency,omitempty"`
+	// A self-referral's own words on what matters to the person.
+	WhatMatters *FreeText `protobuf:"bytes,11,opt,name=what_matters,json=whatMatters,proto3" json:"what_matters,omitempty"`
+	// How the person would like to be contacted: phone, email, text, letter.
+	ContactPreference string `protobuf:"bytes,12,opt,name=contact_preference,json=contactPreference,proto3" json:"contact_preference,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ReferralReceived) Reset() {
@@ -412,13 +430,32 @@ func (x *ReferralReceived) GetUrgency() string {
 	return ""
 }
 
+func (x *ReferralReceived) GetWhatMatters() *FreeText {
+	if x != nil {
+		return x.WhatMatters
+	}
+	return nil
+}
+
+func (x *ReferralReceived) GetContactPreference() string {
+	if x != nil {
+		return x.ContactPreference
+	}
+	return ""
+}
+
 // LinkWorkerAssigned names the worker who holds the case.
 type LinkWorkerAssigned struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	WorkerId      string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
-	WorkerName    string                 `protobuf:"bytes,2,opt,name=worker_name,json=workerName,proto3" json:"worker_name,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	WorkerId   string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	WorkerName string                 `protobuf:"bytes,2,opt,name=worker_name,json=workerName,proto3" json:"worker_name,omitempty"`
+	// A handover from the previous worker: what the new one should know.
+	HandoverNote *FreeText `protobuf:"bytes,3,opt,name=handover_note,json=handoverNote,proto3" json:"handover_note,omitempty"`
+	// The worker who held the case until now (empty on a first assignment).
+	PreviousWorkerId   string `protobuf:"bytes,4,opt,name=previous_worker_id,json=previousWorkerId,proto3" json:"previous_worker_id,omitempty"`
+	PreviousWorkerName string `protobuf:"bytes,5,opt,name=previous_worker_name,json=previousWorkerName,proto3" json:"previous_worker_name,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *LinkWorkerAssigned) Reset() {
@@ -461,6 +498,27 @@ func (x *LinkWorkerAssigned) GetWorkerId() string {
 func (x *LinkWorkerAssigned) GetWorkerName() string {
 	if x != nil {
 		return x.WorkerName
+	}
+	return ""
+}
+
+func (x *LinkWorkerAssigned) GetHandoverNote() *FreeText {
+	if x != nil {
+		return x.HandoverNote
+	}
+	return nil
+}
+
+func (x *LinkWorkerAssigned) GetPreviousWorkerId() string {
+	if x != nil {
+		return x.PreviousWorkerId
+	}
+	return ""
+}
+
+func (x *LinkWorkerAssigned) GetPreviousWorkerName() string {
+	if x != nil {
+		return x.PreviousWorkerName
 	}
 	return ""
 }
@@ -634,7 +692,9 @@ type NeedsAssessed struct {
 	// Need categories (the directory taxonomy: befriending, financial, ...).
 	Needs []string `protobuf:"bytes,2,rep,name=needs,proto3" json:"needs,omitempty"`
 	Goals []*Goal  `protobuf:"bytes,3,rep,name=goals,proto3" json:"goals,omitempty"`
-	// transport, confidence, cost, caring_duties, health, language, digital_access, other.
+	// Barrier categories (events.BarrierCategories: transport, confidence,
+	// cost, caring_duties, health, language, digital_access, mobility,
+	// anxiety, time, other).
 	Barriers      []string `protobuf:"bytes,4,rep,name=barriers,proto3" json:"barriers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1342,7 +1402,11 @@ type FollowUpScheduled struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	FollowUpId string                 `protobuf:"bytes,1,opt,name=follow_up_id,json=followUpId,proto3" json:"follow_up_id,omitempty"`
 	// ISO 8601 date.
-	Due           string `protobuf:"bytes,2,opt,name=due,proto3" json:"due,omitempty"`
+	Due string `protobuf:"bytes,2,opt,name=due,proto3" json:"due,omitempty"`
+	// 3_months, 6_months, 12_months, or empty for a date chosen freely.
+	Timepoint string `protobuf:"bytes,3,opt,name=timepoint,proto3" json:"timepoint,omitempty"`
+	// A check-in on a closed journey: it does not reopen the journey.
+	AfterClosure  bool `protobuf:"varint,4,opt,name=after_closure,json=afterClosure,proto3" json:"after_closure,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1391,9 +1455,26 @@ func (x *FollowUpScheduled) GetDue() string {
 	return ""
 }
 
+func (x *FollowUpScheduled) GetTimepoint() string {
+	if x != nil {
+		return x.Timepoint
+	}
+	return ""
+}
+
+func (x *FollowUpScheduled) GetAfterClosure() bool {
+	if x != nil {
+		return x.AfterClosure
+	}
+	return false
+}
+
 type FollowUpCompleted struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FollowUpId    string                 `protobuf:"bytes,1,opt,name=follow_up_id,json=followUpId,proto3" json:"follow_up_id,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	FollowUpId string                 `protobuf:"bytes,1,opt,name=follow_up_id,json=followUpId,proto3" json:"follow_up_id,omitempty"`
+	// The WellbeingMeasured recorded at this follow-up, if any (appended
+	// just before this event, with the same follow_up_id).
+	MeasureId     string `protobuf:"bytes,2,opt,name=measure_id,json=measureId,proto3" json:"measure_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1431,6 +1512,13 @@ func (*FollowUpCompleted) Descriptor() ([]byte, []int) {
 func (x *FollowUpCompleted) GetFollowUpId() string {
 	if x != nil {
 		return x.FollowUpId
+	}
+	return ""
+}
+
+func (x *FollowUpCompleted) GetMeasureId() string {
+	if x != nil {
+		return x.MeasureId
 	}
 	return ""
 }
@@ -1607,11 +1695,444 @@ func (*PersonalDataErased) Descriptor() ([]byte, []int) {
 	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{25}
 }
 
+// ConsentRecorded is the person's own choice about sharing their details
+// with VCS organisations. The latest one wins over the referrer's consent,
+// either way; onward referrals follow it.
+type ConsentRecorded struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ShareWithVcs bool                   `protobuf:"varint,1,opt,name=share_with_vcs,json=shareWithVcs,proto3" json:"share_with_vcs,omitempty"`
+	// verbal, written or digital.
+	Method        string `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentRecorded) Reset() {
+	*x = ConsentRecorded{}
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentRecorded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentRecorded) ProtoMessage() {}
+
+func (x *ConsentRecorded) ProtoReflect() protoreflect.Message {
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentRecorded.ProtoReflect.Descriptor instead.
+func (*ConsentRecorded) Descriptor() ([]byte, []int) {
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ConsentRecorded) GetShareWithVcs() bool {
+	if x != nil {
+		return x.ShareWithVcs
+	}
+	return false
+}
+
+func (x *ConsentRecorded) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+// Signposted: the person was told of a service or activity (a directory
+// service, signposting-only ones too, or one described in words) without
+// an onward referral.
+type Signposted struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SignpostId string                 `protobuf:"bytes,1,opt,name=signpost_id,json=signpostId,proto3" json:"signpost_id,omitempty"`
+	// Set when the service is in the directory.
+	ServiceId      string `protobuf:"bytes,2,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	ServiceName    string `protobuf:"bytes,3,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	OrganisationId string `protobuf:"bytes,4,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
+	// Set when it is not: what the person was told of.
+	Description   *FreeText `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Signposted) Reset() {
+	*x = Signposted{}
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Signposted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Signposted) ProtoMessage() {}
+
+func (x *Signposted) ProtoReflect() protoreflect.Message {
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Signposted.ProtoReflect.Descriptor instead.
+func (*Signposted) Descriptor() ([]byte, []int) {
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Signposted) GetSignpostId() string {
+	if x != nil {
+		return x.SignpostId
+	}
+	return ""
+}
+
+func (x *Signposted) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *Signposted) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *Signposted) GetOrganisationId() string {
+	if x != nil {
+		return x.OrganisationId
+	}
+	return ""
+}
+
+func (x *Signposted) GetDescription() *FreeText {
+	if x != nil {
+		return x.Description
+	}
+	return nil
+}
+
+// CaseNoteAdded is a link worker's case note: seen by the team only.
+type CaseNoteAdded struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NoteId        string                 `protobuf:"bytes,1,opt,name=note_id,json=noteId,proto3" json:"note_id,omitempty"`
+	Text          *FreeText              `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaseNoteAdded) Reset() {
+	*x = CaseNoteAdded{}
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaseNoteAdded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaseNoteAdded) ProtoMessage() {}
+
+func (x *CaseNoteAdded) ProtoReflect() protoreflect.Message {
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaseNoteAdded.ProtoReflect.Descriptor instead.
+func (*CaseNoteAdded) Descriptor() ([]byte, []int) {
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CaseNoteAdded) GetNoteId() string {
+	if x != nil {
+		return x.NoteId
+	}
+	return ""
+}
+
+func (x *CaseNoteAdded) GetText() *FreeText {
+	if x != nil {
+		return x.Text
+	}
+	return nil
+}
+
+// RiskRecorded is a risk or safeguarding concern. Never shown to a VCS;
+// commissioners see counts only.
+type RiskRecorded struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	RiskId string                 `protobuf:"bytes,1,opt,name=risk_id,json=riskId,proto3" json:"risk_id,omitempty"`
+	// safeguarding_adult, safeguarding_child, self_harm, domestic_abuse, other.
+	Kind   string    `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Detail *FreeText `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The GP practice is told at once.
+	EscalateToGp  bool `protobuf:"varint,4,opt,name=escalate_to_gp,json=escalateToGp,proto3" json:"escalate_to_gp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RiskRecorded) Reset() {
+	*x = RiskRecorded{}
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RiskRecorded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RiskRecorded) ProtoMessage() {}
+
+func (x *RiskRecorded) ProtoReflect() protoreflect.Message {
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RiskRecorded.ProtoReflect.Descriptor instead.
+func (*RiskRecorded) Descriptor() ([]byte, []int) {
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RiskRecorded) GetRiskId() string {
+	if x != nil {
+		return x.RiskId
+	}
+	return ""
+}
+
+func (x *RiskRecorded) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *RiskRecorded) GetDetail() *FreeText {
+	if x != nil {
+		return x.Detail
+	}
+	return nil
+}
+
+func (x *RiskRecorded) GetEscalateToGp() bool {
+	if x != nil {
+		return x.EscalateToGp
+	}
+	return false
+}
+
+// FeedbackGiven is the person's or their carer's view of a service the
+// journey was referred or signposted to.
+type FeedbackGiven struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	FeedbackId string                 `protobuf:"bytes,1,opt,name=feedback_id,json=feedbackId,proto3" json:"feedback_id,omitempty"`
+	ServiceId  string                 `protobuf:"bytes,2,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// person or carer.
+	From string `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	// 1 to 5.
+	Rating  int32     `protobuf:"varint,4,opt,name=rating,proto3" json:"rating,omitempty"`
+	Comment *FreeText `protobuf:"bytes,5,opt,name=comment,proto3" json:"comment,omitempty"`
+	// The person agreed that the comment may be shown (panel, directory).
+	ShareComment  bool `protobuf:"varint,6,opt,name=share_comment,json=shareComment,proto3" json:"share_comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeedbackGiven) Reset() {
+	*x = FeedbackGiven{}
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeedbackGiven) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeedbackGiven) ProtoMessage() {}
+
+func (x *FeedbackGiven) ProtoReflect() protoreflect.Message {
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeedbackGiven.ProtoReflect.Descriptor instead.
+func (*FeedbackGiven) Descriptor() ([]byte, []int) {
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *FeedbackGiven) GetFeedbackId() string {
+	if x != nil {
+		return x.FeedbackId
+	}
+	return ""
+}
+
+func (x *FeedbackGiven) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *FeedbackGiven) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *FeedbackGiven) GetRating() int32 {
+	if x != nil {
+		return x.Rating
+	}
+	return 0
+}
+
+func (x *FeedbackGiven) GetComment() *FreeText {
+	if x != nil {
+		return x.Comment
+	}
+	return nil
+}
+
+func (x *FeedbackGiven) GetShareComment() bool {
+	if x != nil {
+		return x.ShareComment
+	}
+	return false
+}
+
+// SupervisionRecorded is a link worker's supervision session. It is about
+// a worker, not a journey: stored on the JOURNEYS stream under the team's
+// subject lw.team.<team>.supervision, in an Envelope with no journey id.
+type SupervisionRecorded struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SupervisionId string                 `protobuf:"bytes,1,opt,name=supervision_id,json=supervisionId,proto3" json:"supervision_id,omitempty"`
+	// ODS code of the link-worker team.
+	Team     string `protobuf:"bytes,2,opt,name=team,proto3" json:"team,omitempty"`
+	WorkerId string `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// ISO 8601 date of the session.
+	Date string `protobuf:"bytes,4,opt,name=date,proto3" json:"date,omitempty"`
+	// clinical, managerial or peer.
+	Kind          string `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SupervisionRecorded) Reset() {
+	*x = SupervisionRecorded{}
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SupervisionRecorded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SupervisionRecorded) ProtoMessage() {}
+
+func (x *SupervisionRecorded) ProtoReflect() protoreflect.Message {
+	mi := &file_linkway_events_v1_journey_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SupervisionRecorded.ProtoReflect.Descriptor instead.
+func (*SupervisionRecorded) Descriptor() ([]byte, []int) {
+	return file_linkway_events_v1_journey_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *SupervisionRecorded) GetSupervisionId() string {
+	if x != nil {
+		return x.SupervisionId
+	}
+	return ""
+}
+
+func (x *SupervisionRecorded) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *SupervisionRecorded) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *SupervisionRecorded) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *SupervisionRecorded) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
 var File_linkway_events_v1_journey_proto protoreflect.FileDescriptor
 
 const file_linkway_events_v1_journey_proto_rawDesc = "" +
 	"\n" +
-	"\x1flinkway/events/v1/journey.proto\x12\x11linkway.events.v1\"\x87\x02\n" +
+	"\x1flinkway/events/v1/journey.proto\x12\x11linkway.events.v1\"\xa5\x02\n" +
 	"\fPersonalData\x12\x1d\n" +
 	"\n" +
 	"nhs_number\x18\x01 \x01(\tR\tnhsNumber\x12\x1d\n" +
@@ -1623,7 +2144,8 @@ const file_linkway_events_v1_journey_proto_rawDesc = "" +
 	"birth_date\x18\x04 \x01(\tR\tbirthDate\x12\x1a\n" +
 	"\bpostcode\x18\x05 \x01(\tR\bpostcode\x12\x14\n" +
 	"\x05phone\x18\x06 \x01(\tR\x05phone\x12\x14\n" +
-	"\x05email\x18\a \x01(\tR\x05email\x121\n" +
+	"\x05email\x18\a \x01(\tR\x05email\x12\x1c\n" +
+	"\tethnicity\x18\b \x01(\tR\tethnicity\x121\n" +
 	"\x06sealed\x18\x0f \x01(\v2\x19.linkway.events.v1.SealedR\x06sealed\"Q\n" +
 	"\bFreeText\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x121\n" +
@@ -1635,7 +2157,7 @@ const file_linkway_events_v1_journey_proto_rawDesc = "" +
 	"ciphertext\x18\x03 \x01(\fR\n" +
 	"ciphertext\"/\n" +
 	"\aConsent\x12$\n" +
-	"\x0eshare_with_vcs\x18\x01 \x01(\bR\fshareWithVcs\"\x8f\x03\n" +
+	"\x0eshare_with_vcs\x18\x01 \x01(\bR\fshareWithVcs\"\xfe\x03\n" +
 	"\x10ReferralReceived\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x128\n" +
 	"\x18referrer_organisation_id\x18\x02 \x01(\tR\x16referrerOrganisationId\x12\x1b\n" +
@@ -1647,11 +2169,16 @@ const file_linkway_events_v1_journey_proto_rawDesc = "" +
 	"\aconsent\x18\b \x01(\v2\x1a.linkway.events.v1.ConsentR\aconsent\x12$\n" +
 	"\x0elink_work_team\x18\t \x01(\tR\flinkWorkTeam\x12\x18\n" +
 	"\aurgency\x18\n" +
-	" \x01(\tR\aurgency\"R\n" +
+	" \x01(\tR\aurgency\x12>\n" +
+	"\fwhat_matters\x18\v \x01(\v2\x1b.linkway.events.v1.FreeTextR\vwhatMatters\x12-\n" +
+	"\x12contact_preference\x18\f \x01(\tR\x11contactPreference\"\xf4\x01\n" +
 	"\x12LinkWorkerAssigned\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1f\n" +
 	"\vworker_name\x18\x02 \x01(\tR\n" +
-	"workerName\"D\n" +
+	"workerName\x12@\n" +
+	"\rhandover_note\x18\x03 \x01(\v2\x1b.linkway.events.v1.FreeTextR\fhandoverNote\x12,\n" +
+	"\x12previous_worker_id\x18\x04 \x01(\tR\x10previousWorkerId\x120\n" +
+	"\x14previous_worker_name\x18\x05 \x01(\tR\x12previousWorkerName\"D\n" +
 	"\x10ContactAttempted\x12\x18\n" +
 	"\aoutcome\x18\x01 \x01(\tR\aoutcome\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\"%\n" +
@@ -1713,21 +2240,60 @@ const file_linkway_events_v1_journey_proto_rawDesc = "" +
 	"\x12onward_referral_id\x18\x01 \x01(\tR\x10onwardReferralId\"}\n" +
 	"\x18OnwardReferralDroppedOut\x12,\n" +
 	"\x12onward_referral_id\x18\x01 \x01(\tR\x10onwardReferralId\x123\n" +
-	"\x06detail\x18\x02 \x01(\v2\x1b.linkway.events.v1.FreeTextR\x06detail\"G\n" +
+	"\x06detail\x18\x02 \x01(\v2\x1b.linkway.events.v1.FreeTextR\x06detail\"\x8a\x01\n" +
 	"\x11FollowUpScheduled\x12 \n" +
 	"\ffollow_up_id\x18\x01 \x01(\tR\n" +
 	"followUpId\x12\x10\n" +
-	"\x03due\x18\x02 \x01(\tR\x03due\"5\n" +
+	"\x03due\x18\x02 \x01(\tR\x03due\x12\x1c\n" +
+	"\ttimepoint\x18\x03 \x01(\tR\ttimepoint\x12#\n" +
+	"\rafter_closure\x18\x04 \x01(\bR\fafterClosure\"T\n" +
 	"\x11FollowUpCompleted\x12 \n" +
 	"\ffollow_up_id\x18\x01 \x01(\tR\n" +
-	"followUpId\"F\n" +
+	"followUpId\x12\x1d\n" +
+	"\n" +
+	"measure_id\x18\x02 \x01(\tR\tmeasureId\"F\n" +
 	"\x0fPatientDeclined\x123\n" +
 	"\x06detail\x18\x01 \x01(\v2\x1b.linkway.events.v1.FreeTextR\x06detail\"'\n" +
 	"\rJourneyClosed\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"F\n" +
 	"\x0fJourneyReopened\x123\n" +
 	"\x06reason\x18\x01 \x01(\v2\x1b.linkway.events.v1.FreeTextR\x06reason\"\x14\n" +
-	"\x12PersonalDataErasedB*Z(linkway/proto/linkway/events/v1;eventsv1b\x06proto3"
+	"\x12PersonalDataErased\"O\n" +
+	"\x0fConsentRecorded\x12$\n" +
+	"\x0eshare_with_vcs\x18\x01 \x01(\bR\fshareWithVcs\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\"\xd7\x01\n" +
+	"\n" +
+	"Signposted\x12\x1f\n" +
+	"\vsignpost_id\x18\x01 \x01(\tR\n" +
+	"signpostId\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x02 \x01(\tR\tserviceId\x12!\n" +
+	"\fservice_name\x18\x03 \x01(\tR\vserviceName\x12'\n" +
+	"\x0forganisation_id\x18\x04 \x01(\tR\x0eorganisationId\x12=\n" +
+	"\vdescription\x18\x05 \x01(\v2\x1b.linkway.events.v1.FreeTextR\vdescription\"Y\n" +
+	"\rCaseNoteAdded\x12\x17\n" +
+	"\anote_id\x18\x01 \x01(\tR\x06noteId\x12/\n" +
+	"\x04text\x18\x02 \x01(\v2\x1b.linkway.events.v1.FreeTextR\x04text\"\x96\x01\n" +
+	"\fRiskRecorded\x12\x17\n" +
+	"\arisk_id\x18\x01 \x01(\tR\x06riskId\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x123\n" +
+	"\x06detail\x18\x03 \x01(\v2\x1b.linkway.events.v1.FreeTextR\x06detail\x12$\n" +
+	"\x0eescalate_to_gp\x18\x04 \x01(\bR\fescalateToGp\"\xd7\x01\n" +
+	"\rFeedbackGiven\x12\x1f\n" +
+	"\vfeedback_id\x18\x01 \x01(\tR\n" +
+	"feedbackId\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x02 \x01(\tR\tserviceId\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\x12\x16\n" +
+	"\x06rating\x18\x04 \x01(\x05R\x06rating\x125\n" +
+	"\acomment\x18\x05 \x01(\v2\x1b.linkway.events.v1.FreeTextR\acomment\x12#\n" +
+	"\rshare_comment\x18\x06 \x01(\bR\fshareComment\"\x95\x01\n" +
+	"\x13SupervisionRecorded\x12%\n" +
+	"\x0esupervision_id\x18\x01 \x01(\tR\rsupervisionId\x12\x12\n" +
+	"\x04team\x18\x02 \x01(\tR\x04team\x12\x1b\n" +
+	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x12\x12\n" +
+	"\x04date\x18\x04 \x01(\tR\x04date\x12\x12\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kindB*Z(linkway/proto/linkway/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_linkway_events_v1_journey_proto_rawDescOnce sync.Once
@@ -1741,7 +2307,7 @@ func file_linkway_events_v1_journey_proto_rawDescGZIP() []byte {
 	return file_linkway_events_v1_journey_proto_rawDescData
 }
 
-var file_linkway_events_v1_journey_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_linkway_events_v1_journey_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_linkway_events_v1_journey_proto_goTypes = []any{
 	(*PersonalData)(nil),             // 0: linkway.events.v1.PersonalData
 	(*FreeText)(nil),                 // 1: linkway.events.v1.FreeText
@@ -1769,6 +2335,12 @@ var file_linkway_events_v1_journey_proto_goTypes = []any{
 	(*JourneyClosed)(nil),            // 23: linkway.events.v1.JourneyClosed
 	(*JourneyReopened)(nil),          // 24: linkway.events.v1.JourneyReopened
 	(*PersonalDataErased)(nil),       // 25: linkway.events.v1.PersonalDataErased
+	(*ConsentRecorded)(nil),          // 26: linkway.events.v1.ConsentRecorded
+	(*Signposted)(nil),               // 27: linkway.events.v1.Signposted
+	(*CaseNoteAdded)(nil),            // 28: linkway.events.v1.CaseNoteAdded
+	(*RiskRecorded)(nil),             // 29: linkway.events.v1.RiskRecorded
+	(*FeedbackGiven)(nil),            // 30: linkway.events.v1.FeedbackGiven
+	(*SupervisionRecorded)(nil),      // 31: linkway.events.v1.SupervisionRecorded
 }
 var file_linkway_events_v1_journey_proto_depIdxs = []int32{
 	2,  // 0: linkway.events.v1.PersonalData.sealed:type_name -> linkway.events.v1.Sealed
@@ -1776,22 +2348,28 @@ var file_linkway_events_v1_journey_proto_depIdxs = []int32{
 	0,  // 2: linkway.events.v1.ReferralReceived.person:type_name -> linkway.events.v1.PersonalData
 	1,  // 3: linkway.events.v1.ReferralReceived.notes:type_name -> linkway.events.v1.FreeText
 	3,  // 4: linkway.events.v1.ReferralReceived.consent:type_name -> linkway.events.v1.Consent
-	1,  // 5: linkway.events.v1.Goal.text:type_name -> linkway.events.v1.FreeText
-	1,  // 6: linkway.events.v1.NeedsAssessed.what_matters:type_name -> linkway.events.v1.FreeText
-	8,  // 7: linkway.events.v1.NeedsAssessed.goals:type_name -> linkway.events.v1.Goal
-	0,  // 8: linkway.events.v1.SharedWithVcs.person:type_name -> linkway.events.v1.PersonalData
-	1,  // 9: linkway.events.v1.SharedWithVcs.notes:type_name -> linkway.events.v1.FreeText
-	12, // 10: linkway.events.v1.OnwardReferralMade.shared:type_name -> linkway.events.v1.SharedWithVcs
-	1,  // 11: linkway.events.v1.OnwardReferralDeclined.detail:type_name -> linkway.events.v1.FreeText
-	1,  // 12: linkway.events.v1.OnwardReferralWithdrawn.reason:type_name -> linkway.events.v1.FreeText
-	1,  // 13: linkway.events.v1.OnwardReferralDroppedOut.detail:type_name -> linkway.events.v1.FreeText
-	1,  // 14: linkway.events.v1.PatientDeclined.detail:type_name -> linkway.events.v1.FreeText
-	1,  // 15: linkway.events.v1.JourneyReopened.reason:type_name -> linkway.events.v1.FreeText
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	1,  // 5: linkway.events.v1.ReferralReceived.what_matters:type_name -> linkway.events.v1.FreeText
+	1,  // 6: linkway.events.v1.LinkWorkerAssigned.handover_note:type_name -> linkway.events.v1.FreeText
+	1,  // 7: linkway.events.v1.Goal.text:type_name -> linkway.events.v1.FreeText
+	1,  // 8: linkway.events.v1.NeedsAssessed.what_matters:type_name -> linkway.events.v1.FreeText
+	8,  // 9: linkway.events.v1.NeedsAssessed.goals:type_name -> linkway.events.v1.Goal
+	0,  // 10: linkway.events.v1.SharedWithVcs.person:type_name -> linkway.events.v1.PersonalData
+	1,  // 11: linkway.events.v1.SharedWithVcs.notes:type_name -> linkway.events.v1.FreeText
+	12, // 12: linkway.events.v1.OnwardReferralMade.shared:type_name -> linkway.events.v1.SharedWithVcs
+	1,  // 13: linkway.events.v1.OnwardReferralDeclined.detail:type_name -> linkway.events.v1.FreeText
+	1,  // 14: linkway.events.v1.OnwardReferralWithdrawn.reason:type_name -> linkway.events.v1.FreeText
+	1,  // 15: linkway.events.v1.OnwardReferralDroppedOut.detail:type_name -> linkway.events.v1.FreeText
+	1,  // 16: linkway.events.v1.PatientDeclined.detail:type_name -> linkway.events.v1.FreeText
+	1,  // 17: linkway.events.v1.JourneyReopened.reason:type_name -> linkway.events.v1.FreeText
+	1,  // 18: linkway.events.v1.Signposted.description:type_name -> linkway.events.v1.FreeText
+	1,  // 19: linkway.events.v1.CaseNoteAdded.text:type_name -> linkway.events.v1.FreeText
+	1,  // 20: linkway.events.v1.RiskRecorded.detail:type_name -> linkway.events.v1.FreeText
+	1,  // 21: linkway.events.v1.FeedbackGiven.comment:type_name -> linkway.events.v1.FreeText
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_linkway_events_v1_journey_proto_init() }
@@ -1805,7 +2383,7 @@ func file_linkway_events_v1_journey_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkway_events_v1_journey_proto_rawDesc), len(file_linkway_events_v1_journey_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -51,11 +51,21 @@ type JourneyState struct {
 	FailedAttempts []*timestamppb.Timestamp `protobuf:"bytes,12,rep,name=failed_attempts,json=failedAttempts,proto3" json:"failed_attempts,omitempty"`
 	Assessed       bool                     `protobuf:"varint,13,opt,name=assessed,proto3" json:"assessed,omitempty"`
 	// Goal ids.
-	Goals         []string         `protobuf:"bytes,14,rep,name=goals,proto3" json:"goals,omitempty"`
-	Onward        []*OnwardState   `protobuf:"bytes,15,rep,name=onward,proto3" json:"onward,omitempty"`
-	FollowUps     []*FollowUpState `protobuf:"bytes,16,rep,name=follow_ups,json=followUps,proto3" json:"follow_ups,omitempty"`
-	Measures      int64            `protobuf:"varint,17,opt,name=measures,proto3" json:"measures,omitempty"`
-	Erased        bool             `protobuf:"varint,18,opt,name=erased,proto3" json:"erased,omitempty"`
+	Goals      []string               `protobuf:"bytes,14,rep,name=goals,proto3" json:"goals,omitempty"`
+	Onward     []*OnwardState         `protobuf:"bytes,15,rep,name=onward,proto3" json:"onward,omitempty"`
+	FollowUps  []*FollowUpState       `protobuf:"bytes,16,rep,name=follow_ups,json=followUps,proto3" json:"follow_ups,omitempty"`
+	Measures   int64                  `protobuf:"varint,17,opt,name=measures,proto3" json:"measures,omitempty"`
+	Erased     bool                   `protobuf:"varint,18,opt,name=erased,proto3" json:"erased,omitempty"`
+	ReferredAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=referred_at,json=referredAt,proto3" json:"referred_at,omitempty"`
+	ClosedAt   *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
+	Urgent     bool                   `protobuf:"varint,21,opt,name=urgent,proto3" json:"urgent,omitempty"`
+	Consent    *ConsentState          `protobuf:"bytes,22,opt,name=consent,proto3" json:"consent,omitempty"`
+	// Assessed needs, as needs taxonomy ids.
+	Needs         []string         `protobuf:"bytes,23,rep,name=needs,proto3" json:"needs,omitempty"`
+	Signposts     []*SignpostState `protobuf:"bytes,24,rep,name=signposts,proto3" json:"signposts,omitempty"`
+	Notes         int64            `protobuf:"varint,25,opt,name=notes,proto3" json:"notes,omitempty"`
+	Risks         []*RiskState     `protobuf:"bytes,26,rep,name=risks,proto3" json:"risks,omitempty"`
+	Handovers     int64            `protobuf:"varint,27,opt,name=handovers,proto3" json:"handovers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -216,6 +226,277 @@ func (x *JourneyState) GetErased() bool {
 	return false
 }
 
+func (x *JourneyState) GetReferredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReferredAt
+	}
+	return nil
+}
+
+func (x *JourneyState) GetClosedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ClosedAt
+	}
+	return nil
+}
+
+func (x *JourneyState) GetUrgent() bool {
+	if x != nil {
+		return x.Urgent
+	}
+	return false
+}
+
+func (x *JourneyState) GetConsent() *ConsentState {
+	if x != nil {
+		return x.Consent
+	}
+	return nil
+}
+
+func (x *JourneyState) GetNeeds() []string {
+	if x != nil {
+		return x.Needs
+	}
+	return nil
+}
+
+func (x *JourneyState) GetSignposts() []*SignpostState {
+	if x != nil {
+		return x.Signposts
+	}
+	return nil
+}
+
+func (x *JourneyState) GetNotes() int64 {
+	if x != nil {
+		return x.Notes
+	}
+	return 0
+}
+
+func (x *JourneyState) GetRisks() []*RiskState {
+	if x != nil {
+		return x.Risks
+	}
+	return nil
+}
+
+func (x *JourneyState) GetHandovers() int64 {
+	if x != nil {
+		return x.Handovers
+	}
+	return 0
+}
+
+// ConsentState is the consent in force: the referrer's until the person
+// records their own.
+type ConsentState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShareWithVcs  bool                   `protobuf:"varint,1,opt,name=share_with_vcs,json=shareWithVcs,proto3" json:"share_with_vcs,omitempty"`
+	Method        string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	ByPerson      bool                   `protobuf:"varint,3,opt,name=by_person,json=byPerson,proto3" json:"by_person,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentState) Reset() {
+	*x = ConsentState{}
+	mi := &file_linkway_events_v1_state_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentState) ProtoMessage() {}
+
+func (x *ConsentState) ProtoReflect() protoreflect.Message {
+	mi := &file_linkway_events_v1_state_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentState.ProtoReflect.Descriptor instead.
+func (*ConsentState) Descriptor() ([]byte, []int) {
+	return file_linkway_events_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ConsentState) GetShareWithVcs() bool {
+	if x != nil {
+		return x.ShareWithVcs
+	}
+	return false
+}
+
+func (x *ConsentState) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *ConsentState) GetByPerson() bool {
+	if x != nil {
+		return x.ByPerson
+	}
+	return false
+}
+
+func (x *ConsentState) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// SignpostState is one signposting.
+type SignpostState struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ServiceId      string                 `protobuf:"bytes,2,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	OrganisationId string                 `protobuf:"bytes,3,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
+	At             *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SignpostState) Reset() {
+	*x = SignpostState{}
+	mi := &file_linkway_events_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignpostState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignpostState) ProtoMessage() {}
+
+func (x *SignpostState) ProtoReflect() protoreflect.Message {
+	mi := &file_linkway_events_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignpostState.ProtoReflect.Descriptor instead.
+func (*SignpostState) Descriptor() ([]byte, []int) {
+	return file_linkway_events_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SignpostState) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SignpostState) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *SignpostState) GetOrganisationId() string {
+	if x != nil {
+		return x.OrganisationId
+	}
+	return ""
+}
+
+func (x *SignpostState) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// RiskState is one recorded risk, without its detail.
+type RiskState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	EscalatedToGp bool                   `protobuf:"varint,3,opt,name=escalated_to_gp,json=escalatedToGp,proto3" json:"escalated_to_gp,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RiskState) Reset() {
+	*x = RiskState{}
+	mi := &file_linkway_events_v1_state_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RiskState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RiskState) ProtoMessage() {}
+
+func (x *RiskState) ProtoReflect() protoreflect.Message {
+	mi := &file_linkway_events_v1_state_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RiskState.ProtoReflect.Descriptor instead.
+func (*RiskState) Descriptor() ([]byte, []int) {
+	return file_linkway_events_v1_state_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RiskState) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RiskState) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *RiskState) GetEscalatedToGp() bool {
+	if x != nil {
+		return x.EscalatedToGp
+	}
+	return false
+}
+
+func (x *RiskState) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 // OnwardState is one onward referral as the journey's rules see it.
 type OnwardState struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -223,14 +504,15 @@ type OnwardState struct {
 	ServiceId      string                 `protobuf:"bytes,2,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
 	OrganisationId string                 `protobuf:"bytes,3,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
 	// sent, accepted, declined, attending, withdrawn, completed, dropped_out.
-	Status        string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	Status        string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	MadeAt        *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=made_at,json=madeAt,proto3" json:"made_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OnwardState) Reset() {
 	*x = OnwardState{}
-	mi := &file_linkway_events_v1_state_proto_msgTypes[1]
+	mi := &file_linkway_events_v1_state_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +524,7 @@ func (x *OnwardState) String() string {
 func (*OnwardState) ProtoMessage() {}
 
 func (x *OnwardState) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_state_proto_msgTypes[1]
+	mi := &file_linkway_events_v1_state_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +537,7 @@ func (x *OnwardState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnwardState.ProtoReflect.Descriptor instead.
 func (*OnwardState) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_state_proto_rawDescGZIP(), []int{1}
+	return file_linkway_events_v1_state_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *OnwardState) GetId() string {
@@ -286,19 +568,28 @@ func (x *OnwardState) GetStatus() string {
 	return ""
 }
 
+func (x *OnwardState) GetMadeAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.MadeAt
+	}
+	return nil
+}
+
 // FollowUpState is one scheduled follow-up.
 type FollowUpState struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Due           string                 `protobuf:"bytes,2,opt,name=due,proto3" json:"due,omitempty"`
 	Done          bool                   `protobuf:"varint,3,opt,name=done,proto3" json:"done,omitempty"`
+	Timepoint     string                 `protobuf:"bytes,4,opt,name=timepoint,proto3" json:"timepoint,omitempty"`
+	AfterClosure  bool                   `protobuf:"varint,5,opt,name=after_closure,json=afterClosure,proto3" json:"after_closure,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FollowUpState) Reset() {
 	*x = FollowUpState{}
-	mi := &file_linkway_events_v1_state_proto_msgTypes[2]
+	mi := &file_linkway_events_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -310,7 +601,7 @@ func (x *FollowUpState) String() string {
 func (*FollowUpState) ProtoMessage() {}
 
 func (x *FollowUpState) ProtoReflect() protoreflect.Message {
-	mi := &file_linkway_events_v1_state_proto_msgTypes[2]
+	mi := &file_linkway_events_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -323,7 +614,7 @@ func (x *FollowUpState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpState.ProtoReflect.Descriptor instead.
 func (*FollowUpState) Descriptor() ([]byte, []int) {
-	return file_linkway_events_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_linkway_events_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FollowUpState) GetId() string {
@@ -347,11 +638,25 @@ func (x *FollowUpState) GetDone() bool {
 	return false
 }
 
+func (x *FollowUpState) GetTimepoint() string {
+	if x != nil {
+		return x.Timepoint
+	}
+	return ""
+}
+
+func (x *FollowUpState) GetAfterClosure() bool {
+	if x != nil {
+		return x.AfterClosure
+	}
+	return false
+}
+
 var File_linkway_events_v1_state_proto protoreflect.FileDescriptor
 
 const file_linkway_events_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x1dlinkway/events/v1/state.proto\x12\x11linkway.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1flinkway/events/v1/journey.proto\"\xc9\x05\n" +
+	"\x1dlinkway/events/v1/state.proto\x12\x11linkway.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1flinkway/events/v1/journey.proto\"\xd0\b\n" +
 	"\fJourneyState\x12\x1d\n" +
 	"\n" +
 	"journey_id\x18\x01 \x01(\tR\tjourneyId\x12\x18\n" +
@@ -374,17 +679,46 @@ const file_linkway_events_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"follow_ups\x18\x10 \x03(\v2 .linkway.events.v1.FollowUpStateR\tfollowUps\x12\x1a\n" +
 	"\bmeasures\x18\x11 \x01(\x03R\bmeasures\x12\x16\n" +
-	"\x06erased\x18\x12 \x01(\bR\x06erased\"}\n" +
+	"\x06erased\x18\x12 \x01(\bR\x06erased\x12;\n" +
+	"\vreferred_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"referredAt\x127\n" +
+	"\tclosed_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\x12\x16\n" +
+	"\x06urgent\x18\x15 \x01(\bR\x06urgent\x129\n" +
+	"\aconsent\x18\x16 \x01(\v2\x1f.linkway.events.v1.ConsentStateR\aconsent\x12\x14\n" +
+	"\x05needs\x18\x17 \x03(\tR\x05needs\x12>\n" +
+	"\tsignposts\x18\x18 \x03(\v2 .linkway.events.v1.SignpostStateR\tsignposts\x12\x14\n" +
+	"\x05notes\x18\x19 \x01(\x03R\x05notes\x122\n" +
+	"\x05risks\x18\x1a \x03(\v2\x1c.linkway.events.v1.RiskStateR\x05risks\x12\x1c\n" +
+	"\thandovers\x18\x1b \x01(\x03R\thandovers\"\x95\x01\n" +
+	"\fConsentState\x12$\n" +
+	"\x0eshare_with_vcs\x18\x01 \x01(\bR\fshareWithVcs\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12\x1b\n" +
+	"\tby_person\x18\x03 \x01(\bR\bbyPerson\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x93\x01\n" +
+	"\rSignpostState\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x02 \x01(\tR\tserviceId\x12'\n" +
+	"\x0forganisation_id\x18\x03 \x01(\tR\x0eorganisationId\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x83\x01\n" +
+	"\tRiskState\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12&\n" +
+	"\x0fescalated_to_gp\x18\x03 \x01(\bR\rescalatedToGp\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xb2\x01\n" +
 	"\vOnwardState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x02 \x01(\tR\tserviceId\x12'\n" +
 	"\x0forganisation_id\x18\x03 \x01(\tR\x0eorganisationId\x12\x16\n" +
-	"\x06status\x18\x04 \x01(\tR\x06status\"E\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x123\n" +
+	"\amade_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06madeAt\"\x88\x01\n" +
 	"\rFollowUpState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03due\x18\x02 \x01(\tR\x03due\x12\x12\n" +
-	"\x04done\x18\x03 \x01(\bR\x04doneB*Z(linkway/proto/linkway/events/v1;eventsv1b\x06proto3"
+	"\x04done\x18\x03 \x01(\bR\x04done\x12\x1c\n" +
+	"\ttimepoint\x18\x04 \x01(\tR\ttimepoint\x12#\n" +
+	"\rafter_closure\x18\x05 \x01(\bR\fafterClosureB*Z(linkway/proto/linkway/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_linkway_events_v1_state_proto_rawDescOnce sync.Once
@@ -398,25 +732,37 @@ func file_linkway_events_v1_state_proto_rawDescGZIP() []byte {
 	return file_linkway_events_v1_state_proto_rawDescData
 }
 
-var file_linkway_events_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_linkway_events_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_linkway_events_v1_state_proto_goTypes = []any{
 	(*JourneyState)(nil),          // 0: linkway.events.v1.JourneyState
-	(*OnwardState)(nil),           // 1: linkway.events.v1.OnwardState
-	(*FollowUpState)(nil),         // 2: linkway.events.v1.FollowUpState
-	(*ReferralReceived)(nil),      // 3: linkway.events.v1.ReferralReceived
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*ConsentState)(nil),          // 1: linkway.events.v1.ConsentState
+	(*SignpostState)(nil),         // 2: linkway.events.v1.SignpostState
+	(*RiskState)(nil),             // 3: linkway.events.v1.RiskState
+	(*OnwardState)(nil),           // 4: linkway.events.v1.OnwardState
+	(*FollowUpState)(nil),         // 5: linkway.events.v1.FollowUpState
+	(*ReferralReceived)(nil),      // 6: linkway.events.v1.ReferralReceived
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_linkway_events_v1_state_proto_depIdxs = []int32{
-	3, // 0: linkway.events.v1.JourneyState.referral:type_name -> linkway.events.v1.ReferralReceived
-	4, // 1: linkway.events.v1.JourneyState.last_contact:type_name -> google.protobuf.Timestamp
-	4, // 2: linkway.events.v1.JourneyState.failed_attempts:type_name -> google.protobuf.Timestamp
-	1, // 3: linkway.events.v1.JourneyState.onward:type_name -> linkway.events.v1.OnwardState
-	2, // 4: linkway.events.v1.JourneyState.follow_ups:type_name -> linkway.events.v1.FollowUpState
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	6,  // 0: linkway.events.v1.JourneyState.referral:type_name -> linkway.events.v1.ReferralReceived
+	7,  // 1: linkway.events.v1.JourneyState.last_contact:type_name -> google.protobuf.Timestamp
+	7,  // 2: linkway.events.v1.JourneyState.failed_attempts:type_name -> google.protobuf.Timestamp
+	4,  // 3: linkway.events.v1.JourneyState.onward:type_name -> linkway.events.v1.OnwardState
+	5,  // 4: linkway.events.v1.JourneyState.follow_ups:type_name -> linkway.events.v1.FollowUpState
+	7,  // 5: linkway.events.v1.JourneyState.referred_at:type_name -> google.protobuf.Timestamp
+	7,  // 6: linkway.events.v1.JourneyState.closed_at:type_name -> google.protobuf.Timestamp
+	1,  // 7: linkway.events.v1.JourneyState.consent:type_name -> linkway.events.v1.ConsentState
+	2,  // 8: linkway.events.v1.JourneyState.signposts:type_name -> linkway.events.v1.SignpostState
+	3,  // 9: linkway.events.v1.JourneyState.risks:type_name -> linkway.events.v1.RiskState
+	7,  // 10: linkway.events.v1.ConsentState.at:type_name -> google.protobuf.Timestamp
+	7,  // 11: linkway.events.v1.SignpostState.at:type_name -> google.protobuf.Timestamp
+	7,  // 12: linkway.events.v1.RiskState.at:type_name -> google.protobuf.Timestamp
+	7,  // 13: linkway.events.v1.OnwardState.made_at:type_name -> google.protobuf.Timestamp
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_linkway_events_v1_state_proto_init() }
@@ -431,7 +777,7 @@ func file_linkway_events_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkway_events_v1_state_proto_rawDesc), len(file_linkway_events_v1_state_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
