@@ -15,7 +15,6 @@ import (
 
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
-	"linkway/services/platform"
 	"linkway/services/platform/api"
 	"linkway/services/platform/views"
 	"linkway/services/platform/websession"
@@ -39,15 +38,15 @@ const webPath = "/directory/"
 
 type web struct {
 	s        *Service
-	h        *api.Server
+	h        Routes
 	unmet    *views.Runner
 	sessions *websession.Sessions
 }
 
-func newWeb(ctx context.Context, s *Service, d platform.Deps, unmet *views.Runner) (*web, error) {
+func newWeb(ctx context.Context, s *Service, cfg Config, unmet *views.Runner) (*web, error) {
 	pages, _ := fs.Sub(templateFS, "templates") // the embed patterns guarantee the folders
 	static, _ := fs.Sub(staticFS, "static")
-	ss, err := websession.Open(ctx, d.JS, websession.Config{App: "directory", Path: webPath, Title: "Linkway community directory",
+	ss, err := websession.Open(ctx, cfg.JS, websession.Config{App: "directory", Path: webPath, Title: "Linkway community directory",
 		Cookie: "lw_directory_session", SignInCookie: "lw_directory_login",
 		Intro: "Sign in with your organisation's Linkway key to browse the directory of community groups and services. " +
 			"Community panels keep the directory; groups keep their own capacity up to date.",
@@ -61,11 +60,11 @@ func newWeb(ctx context.Context, s *Service, d platform.Deps, unmet *views.Runne
 			},
 			"join": strings.Join,
 		},
-		Orgs: d.Orgs, Keys: d.HTTP, Replicas: d.Replicas, Log: s.log})
+		Orgs: cfg.Orgs, Keys: cfg.HTTP, Replicas: cfg.Replicas, Log: s.log})
 	if err != nil {
 		return nil, err
 	}
-	return &web{s: s, h: d.HTTP, unmet: unmet, sessions: ss}, nil
+	return &web{s: s, h: cfg.HTTP, unmet: unmet, sessions: ss}, nil
 }
 
 func (wb *web) routes() {
