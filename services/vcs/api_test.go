@@ -192,7 +192,7 @@ func TestTakeUpFollowsTheRules(t *testing.T) {
 			return st == 200 && strings.Contains(string(out), `"status":"completed"`)
 		}, v.path+" shows the onward referral completed")
 	}
-	st, _, err := h.Deps().Store.Load(t.Context(), j.ID)
+	st, _, err := h.Journal().Load(t.Context(), j.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestWithdrawnByTheLinkWorker(t *testing.T) {
 	j := toOnward(t, h, walk, "name")
 	waitInInbox(t, h, vcs1Key, j.OnwardID)
 	lw := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "U12345", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK}}
-	if _, err := h.Deps().Store.Execute(t.Context(), j.ID, lw, events.WithdrawOnward{OnwardReferralID: j.OnwardID, Reason: "the person moved away, to Leeds"}); err != nil {
+	if _, err := h.Journal().Execute(t.Context(), j.ID, lw, events.WithdrawOnward{OnwardReferralID: j.OnwardID, Reason: "the person moved away, to Leeds"}); err != nil {
 		t.Fatal(err)
 	}
 	h.Eventually(func() bool {

@@ -65,7 +65,7 @@ func rawPublishConsume(tb testing.TB, h *hubtest.Hub, n int) []time.Duration {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	js := h.Deps().JS
+	js := h.JS()
 	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_VCS_RAW", Subjects: []string{"bench.vcs.raw"}, Storage: jetstream.FileStorage})
 	if err != nil {
 		tb.Fatal(err)

@@ -169,7 +169,7 @@ func TestBrowserInbox(t *testing.T) {
 		j    journey
 		want string
 	}{{accepted, "attending"}, {declined, "declined"}} {
-		s, _, err := h.Deps().Store.Load(context.Background(), c.j.ID)
+		s, _, err := h.Journal().Load(context.Background(), c.j.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -40,12 +40,12 @@ func TestFeedCarriesOnlyTheOrganisationsMinimisedEvents(t *testing.T) {
 	// A subscriber as an organisation's own system would be: its own
 	// subjects only, over the hub's NATS.
 	var mine collector
-	sub, err := h.Deps().NC.Subscribe("lw.feed.vcs.VCS001.>", mine.add)
+	sub, err := h.NC().Subscribe("lw.feed.vcs.VCS001.>", mine.add)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	if err := h.Deps().NC.Flush(); err != nil {
+	if err := h.NC().Flush(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -80,7 +80,7 @@ func TestFeedCarriesOnlyTheOrganisationsMinimisedEvents(t *testing.T) {
 
 	// The stream holds the feed for catching up, per organisation.
 	ctx := context.Background()
-	stream, err := h.Deps().JS.Stream(ctx, vcs.FeedStream)
+	stream, err := h.JS().Stream(ctx, vcs.FeedStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestFeedDeduplicatesARepublishedEvent(t *testing.T) {
 	a := toOnward(t, h, walk, "name")
 	waitInInbox(t, h, vcs1Key, a.OnwardID)
 	ctx := context.Background()
-	stream, err := h.Deps().JS.Stream(ctx, vcs.FeedStream)
+	stream, err := h.JS().Stream(ctx, vcs.FeedStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestFeedDeduplicatesARepublishedEvent(t *testing.T) {
 	}, "the made event is on the feed")
 	// A crash between publishing and checkpointing re-publishes with the
 	// same Nats-Msg-Id: the stream must keep one copy.
-	ack, err := h.Deps().JS.PublishMsg(ctx, &nats.Msg{Subject: first.Subject, Data: first.Data, Header: first.Header},
+	ack, err := h.JS().PublishMsg(ctx, &nats.Msg{Subject: first.Subject, Data: first.Data, Header: first.Header},
 		jetstream.WithMsgID(first.Header.Get(vcs.HeaderFeedEventID)))
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestFeedDeduplicatesARepublishedEvent(t *testing.T) {
 func TestErasureBlanksTheInboxAndTheFeedSaysSo(t *testing.T) {
 	h := hubtest.Start(t)
 	var mine collector
-	sub, err := h.Deps().NC.Subscribe("lw.feed.vcs.VCS001.*.erased", mine.add)
+	sub, err := h.NC().Subscribe("lw.feed.vcs.VCS001.*.erased", mine.add)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestErasureBlanksTheInboxAndTheFeedSaysSo(t *testing.T) {
 	a := toOnward(t, h, walk, "name", "phone", "notes")
 	waitInInbox(t, h, vcs1Key, a.OnwardID)
 	admin := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "OPERATOR", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN}}
-	if _, err := h.Deps().Store.Execute(context.Background(), a.ID, admin, events.ErasePersonalData{}); err != nil {
+	if _, err := h.Journal().Execute(context.Background(), a.ID, admin, events.ErasePersonalData{}); err != nil {
 		t.Fatal(err)
 	}
 	h.Eventually(func() bool {
@@ -149,7 +149,7 @@ func TestErasureBlanksTheInboxAndTheFeedSaysSo(t *testing.T) {
 		t.Errorf("the erasure message holds the name: %s", m.Data)
 	}
 	// What the feed held of the person is gone: only the notice stays.
-	stream, err := h.Deps().JS.Stream(context.Background(), vcs.FeedStream)
+	stream, err := h.JS().Stream(context.Background(), vcs.FeedStream)
 	if err != nil {
 		t.Fatal(err)
 	}

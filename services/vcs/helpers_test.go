@@ -45,7 +45,7 @@ type journey struct{ ID, OnwardID string }
 func toOnward(tb testing.TB, h *hubtest.Hub, svc events.ServiceFacts, share ...string) journey {
 	tb.Helper()
 	ctx := context.Background()
-	store := h.Deps().Store
+	store := h.Journal()
 	jid := events.ReferralJourneyID("A81001", "VCS-TEST-"+events.NewID())
 	gp := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "A81001", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_GP}}
 	lw := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "U12345", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK}}
@@ -135,7 +135,7 @@ func errorField(tb testing.TB, body []byte) (code, field string) {
 // journeyVersion is how many events a journey holds.
 func journeyVersion(tb testing.TB, h *hubtest.Hub, jid string) int {
 	tb.Helper()
-	s, _, err := h.Deps().Store.Load(context.Background(), jid)
+	s, _, err := h.Journal().Load(context.Background(), jid)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func TestRebuiltInboxEqualsTheLiveOne(t *testing.T) {
 	h.JSON("POST", "/v1/onward-referrals/"+a.OnwardID+"/attendance", vcs1Key, map[string]any{"date": "2026-11-20", "attended": true}, 200, nil)
 	h.JSON("POST", "/v1/onward-referrals/"+c.OnwardID+"/decline", vcs2Key, map[string]any{"reason": "other", "detail": "not our area"}, 200, nil)
 	admin := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "OPERATOR", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN}}
-	res, err := h.Deps().Store.Execute(context.Background(), b.ID, admin, events.ErasePersonalData{})
+	res, err := h.Journal().Execute(context.Background(), b.ID, admin, events.ErasePersonalData{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestRebuiltInboxEqualsTheLiveOne(t *testing.T) {
 			}
 		}
 	}
-	before := viewContents(t, h.Deps().JS)
+	before := viewContents(t, h.JS())
 	if len(before) < 3 {
 		t.Fatalf("the live view holds too little to compare: %v", before)
 	}
@@ -86,7 +86,7 @@ func TestRebuiltInboxEqualsTheLiveOne(t *testing.T) {
 		t.Fatalf("rebuild: %v", err)
 	}
 	h2 := hubtest.Start(t, func(c *hub.Config) { c.Data = h.Data })
-	after := viewContents(t, h2.Deps().JS)
+	after := viewContents(t, h2.JS())
 	if !maps.Equal(before, after) {
 		for k, v := range before {
 			if after[k] != v {

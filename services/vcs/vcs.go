@@ -18,12 +18,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"linkway/events"
-	"linkway/services/platform"
 	"linkway/services/platform/api"
 	"linkway/services/platform/journal"
+	"linkway/services/platform/orgs"
 	"linkway/services/platform/views"
+	"linkway/services/platform/websession"
 )
 
 // Limits of what an organisation may send.
@@ -36,9 +38,75 @@ const (
 	attendanceSlack = 36 * time.Hour // a session "today" anywhere in the UK, whatever the server's clock zone
 )
 
+// Journal is the event store the organisations' answers are executed on
+// (journal.Store).
+type Journal interface {
+	Execute(ctx context.Context, journeyID string, meta journal.Meta, cmd events.Command) (journal.Result, error)
+}
+
+// Projections starts a projection (the inbox view, the NATS feed): the
+// hub runs it until the process stops and counts it for readiness.
+type Projections interface {
+	Project(ctx context.Context, p views.Projector) (*views.Runner, error)
+}
+
+// Auditor records every read of identifiable data (audit.Log).
+type Auditor interface {
+	Journey(ctx context.Context, p api.Principal, route, journeyID string) error
+	List(ctx context.Context, p api.Principal, route string, journeyIDs []string) error
+}
+
+// Organisations is the organisation register (orgs.Registry): the web
+// inbox names who signed in.
+type Organisations interface {
+	Get(id string) (orgs.Organisation, bool)
+}
+
+// Directory is what the web inbox needs of the community directory: an
+// organisation's services and their capacity, which it keeps.
+type Directory interface {
+	ServicesOf(ctx context.Context, orgID string) ([]events.ServiceFacts, error)
+	// SetCapacity records a service's capacity (open, waiting_list, full,
+	// paused), changed by actor (a VCS organisation changing its own).
+	SetCapacity(ctx context.Context, actor api.Principal, serviceID, capacity string) error
+}
+
+// Routes is the route table the service adds its handlers to
+// (api.Server); the web inbox signs in with the keys it knows.
+type Routes interface {
+	Handle(pattern string, kinds []events.Kind, h api.HandlerFunc)
+	HandlePublic(pattern string, h http.Handler)
+	websession.KeyLookup
+}
+
+// Config is what the vcs service is given by the process that runs it.
+type Config struct {
+	// JS holds the VCS feed stream and the web inbox's sessions.
+	JS jetstream.JetStream
+	// Journal executes the organisations' answers.
+	Journal Journal
+	// Projections starts the inbox view and the feed.
+	Projections Projections
+	// Audit records the reads of the inbox and its items.
+	Audit Auditor
+	// Orgs is the organisation register.
+	Orgs Organisations
+	// Directory shows and changes an organisation's capacity on the web
+	// inbox; without it the inbox says the capacity cannot be shown.
+	Directory Directory
+	// HTTP is the route table the service adds its routes to.
+	HTTP Routes
+	// Log receives what the service did (never personal data); slog.Default when nil.
+	Log *slog.Logger
+	// Metrics registers the service's metrics; none are registered when nil.
+	Metrics prometheus.Registerer
+	// Replicas of the stream and buckets the service creates.
+	Replicas int
+}
+
 // Service is the running vcs service.
 type Service struct {
-	d       platform.Deps
+	cfg     Config
 	ctx     context.Context
 	log     *slog.Logger
 	inbox   *views.Runner
@@ -48,41 +116,42 @@ type Service struct {
 	now     func() time.Time
 }
 
-// Start adds the service's routes and starts its projections: the inbox
+// New adds the service's routes and starts its projections: the inbox
 // view and the NATS feed.
-func Start(ctx context.Context, d platform.Deps) error {
-	_, err := start(ctx, d)
-	return err
-}
-
-func start(ctx context.Context, d platform.Deps) (*Service, error) {
-	m, err := newMetrics(d.Reg)
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.JS == nil || cfg.Journal == nil || cfg.Projections == nil || cfg.Audit == nil || cfg.Orgs == nil || cfg.HTTP == nil {
+		return nil, errors.New("vcs: JS, Journal, Projections, Audit, Orgs and HTTP are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	m, err := newMetrics(cfg.Metrics)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{d: d, ctx: ctx, log: d.Log.With("service", "vcs"), metrics: m, now: time.Now}
-	if s.inbox, err = d.Project(ctx, inboxProjector{}); err != nil {
+	s := &Service{cfg: cfg, ctx: ctx, log: cfg.Log.With("service", "vcs"), metrics: m, now: time.Now}
+	if s.inbox, err = cfg.Projections.Project(ctx, inboxProjector{}); err != nil {
 		return nil, fmt.Errorf("inbox projection: %w", err)
 	}
 	if s.mirror, err = views.NewMirror(ctx, s.inbox.KV()); err != nil {
 		return nil, fmt.Errorf("inbox mirror: %w", err)
 	}
-	if _, err := d.JS.CreateOrUpdateStream(ctx, FeedStreamConfig(d.Replicas)); err != nil {
+	if _, err := cfg.JS.CreateOrUpdateStream(ctx, FeedStreamConfig(cfg.Replicas)); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", FeedStream, err)
 	}
-	if _, err := d.Project(ctx, &feedProjector{ctx: ctx, js: d.JS, metrics: m}); err != nil {
+	if _, err := cfg.Projections.Project(ctx, &feedProjector{ctx: ctx, js: cfg.JS, metrics: m}); err != nil {
 		return nil, fmt.Errorf("feed projection: %w", err)
 	}
 	if s.web, err = newWeb(s); err != nil {
 		return nil, err
 	}
 	vcs := []events.Kind{events.KindVCS}
-	d.HTTP.Handle("GET /v1/inbox", vcs, s.listInbox)
-	d.HTTP.Handle("GET /v1/onward-referrals/{id}", vcs, s.getItem)
+	cfg.HTTP.Handle("GET /v1/inbox", vcs, s.listInbox)
+	cfg.HTTP.Handle("GET /v1/onward-referrals/{id}", vcs, s.getItem)
 	for _, a := range actions {
-		d.HTTP.Handle("POST /v1/onward-referrals/{id}/"+a.path, vcs, s.apiAction(a))
+		cfg.HTTP.Handle("POST /v1/onward-referrals/{id}/"+a.path, vcs, s.apiAction(a))
 	}
-	s.web.routes(d.HTTP)
+	s.web.routes(cfg.HTTP)
 	return s, nil
 }
 
@@ -107,7 +176,7 @@ func (s *Service) listInbox(w http.ResponseWriter, r *http.Request, p api.Princi
 	if err != nil {
 		return err
 	}
-	if err := s.d.Audit.List(r.Context(), p, r.Pattern, journeys); err != nil {
+	if err := s.cfg.Audit.List(r.Context(), p, r.Pattern, journeys); err != nil {
 		return err
 	}
 	api.WriteJSON(w, http.StatusOK, inboxPage{OnwardReferrals: items})
@@ -142,7 +211,7 @@ func (s *Service) getItem(w http.ResponseWriter, r *http.Request, p api.Principa
 	if err != nil {
 		return err
 	}
-	if err := s.d.Audit.Journey(r.Context(), p, r.Pattern, rec.JourneyID); err != nil {
+	if err := s.cfg.Audit.Journey(r.Context(), p, r.Pattern, rec.JourneyID); err != nil {
 		return err
 	}
 	api.WriteJSON(w, http.StatusOK, rec.item(s.now()))
@@ -338,7 +407,7 @@ func (s *Service) act(ctx context.Context, p api.Principal, id string, a action,
 		// client's key can never replay another request's result.
 		meta.IdempotencyKey = "vcs/" + p.OrgID + "/" + id + "/" + a.path + "/" + idemKey
 	}
-	res, err := s.d.Store.Execute(ctx, rec.JourneyID, meta, cmd)
+	res, err := s.cfg.Journal.Execute(ctx, rec.JourneyID, meta, cmd)
 	if err != nil {
 		s.metrics.commands.WithLabelValues(a.name, channel, string(events.ErrorCode(err))).Inc()
 		return Item{}, err

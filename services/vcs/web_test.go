@@ -170,7 +170,7 @@ func TestWebInboxWithoutJavaScript(t *testing.T) {
 	if st, _ = b.post("/vcs/referrals/"+d.OnwardID+"/accept", url.Values{"csrf": {b.csrf()}}); st != 409 {
 		t.Errorf("accepting a declined referral from the page: %d, want 409", st)
 	}
-	js, _, _ := h.Deps().Store.Load(context.Background(), a.ID)
+	js, _, _ := h.Journal().Load(context.Background(), a.ID)
 	if o, _ := js.OnwardByID(a.OnwardID); o.Status != "attending" {
 		t.Errorf("the journey's onward referral is %q, want attending", o.Status)
 	}
