@@ -87,9 +87,9 @@ func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writ
 	fs.Float64Var(&cfg.RateLimit.Rate, "rate-limit", envFloat("LINKWAY_RATE_LIMIT", cfg.RateLimit.Rate),
 		"requests per second allowed to each API key; 0 for no limit [LINKWAY_RATE_LIMIT]")
 	fs.IntVar(&cfg.RateLimit.Burst, "rate-burst", envInt("LINKWAY_RATE_BURST", cfg.RateLimit.Burst), "burst allowed above the rate [LINKWAY_RATE_BURST]")
-	fs.IntVar(&cfg.Settings.Uncontactable.Attempts, "uncontactable-attempts", envInt("LINKWAY_UNCONTACTABLE_ATTEMPTS", cfg.Settings.Uncontactable.Attempts),
+	fs.IntVar(&cfg.Linkwork.Uncontactable.Attempts, "uncontactable-attempts", envInt("LINKWAY_UNCONTACTABLE_ATTEMPTS", cfg.Linkwork.Uncontactable.Attempts),
 		"failed contact attempts that flag a journey for closure as uncontactable [LINKWAY_UNCONTACTABLE_ATTEMPTS]")
-	fs.DurationVar(&cfg.Settings.Uncontactable.Within, "uncontactable-within", cfg.Settings.Uncontactable.Within,
+	fs.DurationVar(&cfg.Linkwork.Uncontactable.Within, "uncontactable-within", cfg.Linkwork.Uncontactable.Within,
 		"span within which those attempts must fall")
 	var services string
 	if len(only) == 0 {

@@ -3,6 +3,7 @@ package linkwork_test
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -70,7 +71,7 @@ func TestJourneyThroughEveryRoute(t *testing.T) {
 		t.Fatalf("onward referral: id %q %+v", v.OnwardReferralID, v.Onward)
 	}
 	first := v.OnwardReferralID
-	e.ok("POST", j+"/onward-referrals", map[string]any{"service_id": "VCS003-full", "share": []string{"name"}, "waiting_list": true}, &v)
+	e.ok("POST", j+"/onward-referrals", map[string]any{"service_id": serviceFull, "share": []string{"name"}, "waiting_list": true}, &v)
 	if len(v.Onward) != 2 || !v.Onward[1].WaitingList {
 		t.Fatalf("waiting-list referral: %+v", v.Onward)
 	}
@@ -144,8 +145,8 @@ func TestRefusedTransitionsAre409NamingTheState(t *testing.T) {
 		{"measure before the person is reached", referred, "measures", measure, "referred"},
 		{"onward referral before the person is reached", referred, "onward-referrals", map[string]any{"service_id": "VCS001-walk", "share": []string{"name"}}, "referred"},
 		{"onward referral without consent to share", noConsent, "onward-referrals", map[string]any{"service_id": "VCS001-walk", "share": []string{"name"}}, "consent"},
-		{"onward referral to a paused service", contacted, "onward-referrals", map[string]any{"service_id": "VCS004-paused", "share": []string{"name"}}, "paused"},
-		{"onward referral to a full service without the waiting list", contacted, "onward-referrals", map[string]any{"service_id": "VCS003-full", "share": []string{"name"}}, "full"},
+		{"onward referral to a paused service", contacted, "onward-referrals", map[string]any{"service_id": servicePaused, "share": []string{"name"}}, "paused"},
+		{"onward referral to a full service without the waiting list", contacted, "onward-referrals", map[string]any{"service_id": serviceFull, "share": []string{"name"}}, "full"},
 		{"withdrawing a withdrawn referral", contacted, "onward-referrals/" + withOnward.OnwardReferralID + "/withdraw", nil, "withdrawn"},
 		{"completing a completed follow-up", contacted, "follow-ups/" + fu.FollowUpID + "/complete", nil, "already completed"},
 		{"closing a closed journey", closed, "close", map[string]string{"reason": "goals_met"}, "closed"},
@@ -157,12 +158,12 @@ func TestRefusedTransitionsAre409NamingTheState(t *testing.T) {
 		{"reopening an open journey", contacted, "reopen", map[string]string{"reason": "x"}, "in_progress"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			before, _, _ := e.d.Store.Load(t.Context(), c.journey)
+			before, _, _ := e.h.Journal().Load(t.Context(), c.journey)
 			ae := e.refused("POST", "/v1/journeys/"+c.journey+"/"+c.path, keyTeam, c.body, http.StatusConflict)
 			if ae.Error.Code != "failed_precondition" || !strings.Contains(ae.Error.Message, c.state) {
 				t.Errorf("got %+v, want failed_precondition naming %q", ae.Error, c.state)
 			}
-			after, _, _ := e.d.Store.Load(t.Context(), c.journey)
+			after, _, _ := e.h.Journal().Load(t.Context(), c.journey)
 			if after.Version != before.Version {
 				t.Errorf("a refused command appended: version %d -> %d", before.Version, after.Version)
 			}
@@ -196,7 +197,7 @@ func TestBadInputIs400NamingTheField(t *testing.T) {
 		{"ONS4 answer 11", "measures", map[string]any{"instrument": "ONS4", "timepoint": "baseline", "answers": []int{6, 7, 5, 11}}, "answers[3]"},
 		{"onward without a service", "onward-referrals", map[string]any{"share": []string{"name"}}, "service_id"},
 		{"onward to an unknown service", "onward-referrals", map[string]any{"service_id": "NOPE-1", "share": []string{"name"}}, "service_id"},
-		{"onward to a signposting-only service", "onward-referrals", map[string]any{"service_id": "VCS005-sign", "share": []string{"name"}}, "service_id"},
+		{"onward to a signposting-only service", "onward-referrals", map[string]any{"service_id": serviceSignpost, "share": []string{"name"}}, "service_id"},
 		{"onward sharing the NHS number", "onward-referrals", map[string]any{"service_id": "VCS001-walk", "share": []string{"name", "nhs_number"}}, "share[1]"},
 		{"onward sharing nothing", "onward-referrals", map[string]any{"service_id": "VCS001-walk"}, "share"},
 		{"follow-up not a date", "follow-ups", map[string]string{"due": "next week"}, "due"},
@@ -213,7 +214,7 @@ func TestBadInputIs400NamingTheField(t *testing.T) {
 			}
 		})
 	}
-	st, _, _ := e.d.Store.Load(t.Context(), id)
+	st, _, _ := e.h.Journal().Load(t.Context(), id)
 	if st.Version != 3 || st.Measures != 0 || len(st.Onward) != 0 || len(st.FollowUps) != 0 {
 		t.Fatalf("bad input appended something: %+v", st)
 	}
@@ -308,7 +309,7 @@ func TestAnotherTeamsJourneyIsNotFound(t *testing.T) {
 			t.Errorf("%s %s: %d %s", c.method, c.path, st, out)
 		}
 	}
-	st, theirHistory, err := e.d.Store.Load(t.Context(), theirs)
+	st, theirHistory, err := e.h.Journal().Load(t.Context(), theirs)
 	if err != nil || st.Version != 1 || len(theirHistory) != 1 {
 		t.Fatalf("another team's journey was changed: version %d", st.Version)
 	}
@@ -476,7 +477,9 @@ func TestCaseloadViewRebuildsEqual(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := views.New(t.Context(), e.d.JS, rebuilt{}, views.DefaultConfig(), pm, e.d.Log)
+	vcfg := views.DefaultConfig()
+	vcfg.Decode = e.h.Journal().Decode // personal data is sealed on the log, as the hub's runners read it
+	fresh, err := views.New(t.Context(), e.h.JS(), rebuilt{}, vcfg, pm, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +570,7 @@ func TestEveryScoringTableEntryViaTheAPI(t *testing.T) {
 			for i := lane; i < len(entries); i += lanes {
 				c := entries[i]
 				body, _ := json.Marshal(map[string]any{"instrument": c.instrument, "timepoint": "baseline", "answers": c.answers})
-				req, _ := http.NewRequest("POST", e.srv.URL+"/v1/journeys/"+ids[lane]+"/measures", bytes.NewReader(body))
+				req, _ := http.NewRequest("POST", e.h.Base+"/v1/journeys/"+ids[lane]+"/measures", bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+keyTeam)
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {

@@ -5,66 +5,44 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
+	"linkway/services/linkway/hub"
 	"linkway/services/linkway/hubtest"
 	"linkway/services/linkwork"
-	"linkway/services/platform"
-	"linkway/services/platform/api"
-	"linkway/services/platform/apikeys"
-	"linkway/services/platform/audit"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/orgs"
-	"linkway/services/platform/views"
 )
 
-// Keys of the test teams and a practice.
+// Keys of the test teams and a practice: the demo ones (API.md), and
+// another team's, added to the test hub.
 const (
-	keyTeam  = "test-lw-u12345"
+	keyTeam  = "demo-lw-u12345"
 	keyOther = "test-lw-u99999"
-	keyGP    = "test-gp-a81001"
-	keyVCS   = "test-vcs-001"
+	keyGP    = "demo-gp-a81001"
+	keyVCS   = "demo-vcs-001"
 )
 
-// fakeDirectory stands in for the directory service (another team's
-// package): a few services in each capacity state, so onward referrals can
-// be tested whatever state the real directory is in.
-type fakeDirectory struct{}
+// Services of the demo directory, one in each state the rules treat
+// apart.
+const (
+	serviceFull     = "VCS003-shed"   // full: only with the waiting list
+	servicePaused   = "VCS008-talk"   // paused: refused
+	serviceSignpost = "VCS005-carers" // takes no referrals
+)
 
-var directoryServices = map[string]events.ServiceFacts{
-	"VCS001-walk":   {ID: "VCS001-walk", Name: "Sale Walking Group: health walks", OrganisationID: "VCS001", AcceptsReferrals: true, Capacity: "open"},
-	"VCS002-debt":   {ID: "VCS002-debt", Name: "Trafford Money Advice: debt advice", OrganisationID: "VCS002", AcceptsReferrals: true, Capacity: "open"},
-	"VCS003-full":   {ID: "VCS003-full", Name: "Men's shed", OrganisationID: "VCS003", AcceptsReferrals: true, Capacity: "full"},
-	"VCS004-paused": {ID: "VCS004-paused", Name: "Art class", OrganisationID: "VCS004", AcceptsReferrals: true, Capacity: "paused"},
-	"VCS005-sign":   {ID: "VCS005-sign", Name: "Leaflet rack", OrganisationID: "VCS005", AcceptsReferrals: false, Capacity: "open"},
-}
-
-func (fakeDirectory) Service(_ context.Context, id string) (events.ServiceFacts, bool, error) {
-	f, ok := directoryServices[id]
-	return f, ok, nil
-}
-func (fakeDirectory) ServicesOf(context.Context, string) ([]events.ServiceFacts, error) {
-	return nil, nil
-}
-func (fakeDirectory) SetCapacity(context.Context, api.Principal, string, string) error { return nil }
-
-// env is the linkwork service alone on a real JetStream server, with the
-// real event store, register, keys and projection runner.
+// env is the linkwork service alone on a test hub (hubtest): the real
+// event store, register, keys, directory and projection runner.
 type env struct {
 	t     *testing.T
+	h     *hubtest.Hub
 	svc   *linkwork.Service
-	d     platform.Deps
-	srv   *httptest.Server
 	clock *clock
 }
 
@@ -79,77 +57,12 @@ func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 func newEnv(t *testing.T, policy events.UncontactablePolicy) *env {
 	t.Helper()
-	_, js := hubtest.NATS(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	reg := prometheus.NewRegistry()
-	store, err := journal.Open(ctx, js, journal.DefaultConfig(), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	register, err := orgs.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := apikeys.OpenKeyRing(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for key, o := range map[string]orgs.Organisation{
-		keyTeam:  {ID: "U12345", Name: "Riverside and Hillside PCN link-worker team", Kind: events.KindLinkwork, Contact: "0161 496 0000"},
-		keyOther: {ID: "U99999", Name: "Another PCN team", Kind: events.KindLinkwork},
-		keyGP:    {ID: "A81001", Name: "Riverside Medical Practice", Kind: events.KindGP},
-		keyVCS:   {ID: "VCS001", Name: "Sale Walking Group", Kind: events.KindVCS},
-	} {
-		if err := register.Put(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-		if err := keys.Create(ctx, key, api.Principal{OrgID: o.ID, Kind: o.Kind, KeyID: key}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	httpAPI, err := api.NewServer(keys, log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pm, err := views.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reads, err := audit.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := platform.Deps{JS: js, Store: store, Orgs: register, Keys: keys, HTTP: httpAPI, Log: log, Reg: reg, Replicas: 1, Audit: reads,
-		Settings: platform.Settings{Uncontactable: policy}, Directory: fakeDirectory{},
-		Project: func(ctx context.Context, p views.Projector) (*views.Runner, error) {
-			r, err := views.New(ctx, js, p, views.DefaultConfig(), pm, log)
-			if err != nil {
-				return nil, err
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := r.Run(ctx); err != nil {
-					t.Errorf("projection stopped: %v", err)
-				}
-			}()
-			return r, nil
-		},
-	}
-	svc, err := linkwork.New(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := hubtest.Start(t, hubtest.Services("linkwork"), func(c *hub.Config) { c.Linkwork.Uncontactable = policy })
+	h.AddOrg(keyOther, orgs.Organisation{ID: "U99999", Name: "Another PCN team", Kind: events.KindLinkwork})
+	svc := h.Parties().Linkwork
 	c := &clock{t: time.Now()}
 	svc.SetClock(c.Now)
-	srv := httptest.NewServer(httpAPI)
-	t.Cleanup(srv.Close)
-	e := &env{t: t, svc: svc, d: d, srv: srv, clock: c}
-	hubtest.Eventually(t, 10*time.Second, svc.Runner().Ready, "the caseload view is ready")
-	return e
+	return &env{t: t, h: h, svc: svc, clock: c}
 }
 
 // refer records a referral straight in the log (the GP-facing service is
@@ -157,7 +70,7 @@ func newEnv(t *testing.T, policy events.UncontactablePolicy) *env {
 func (e *env) refer(team string, consent bool) string {
 	e.t.Helper()
 	id := events.NewID()
-	res, err := e.d.Store.Execute(context.Background(), id, journal.Meta{
+	res, err := e.h.Journal().Execute(context.Background(), id, journal.Meta{
 		Actor: &eventsv1.Actor{OrganisationId: "A81001", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_GP}},
 		events.Refer{Referral: &eventsv1.ReferralReceived{
 			Source: "gp", ReferrerOrganisationId: "A81001", SourceId: "EMIS-" + id,
@@ -191,7 +104,7 @@ func (e *env) do(method, path, key string, body any, headers ...string) (int, []
 		}
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	req, err := http.NewRequest(method, e.h.Base+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -272,7 +185,7 @@ func (e *env) contacted(consent bool) string {
 // so a test reads its own writes from the caseload.
 func (e *env) settle() {
 	e.t.Helper()
-	info, err := e.d.Store.Stream().Info(context.Background())
+	info, err := e.h.Journal().Stream().Info(context.Background())
 	if err != nil {
 		e.t.Fatal(err)
 	}

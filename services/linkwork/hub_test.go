@@ -46,7 +46,7 @@ func TestInTheDemoHub(t *testing.T) {
 	}
 	// The event carries the team's contact from the register, so the VCS
 	// organisation can reach the link worker.
-	_, hist, err := h.Deps().Store.Load(t.Context(), id)
+	_, hist, err := h.Journal().Load(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestErasureBlanksThePerson(t *testing.T) {
 	e := newEnv(t, events.UncontactablePolicy{Attempts: 3})
 	id := e.contacted(true)
 	e.ok("POST", "/v1/journeys/"+id+"/assessment", map[string]any{"what_matters": "My garden", "goals": []map[string]string{{"text": "Plant tomatoes"}}}, nil)
-	if _, err := e.d.Store.Execute(t.Context(), id, journal.Meta{}, events.ErasePersonalData{}); err != nil {
+	if _, err := e.h.Journal().Execute(t.Context(), id, journal.Meta{}, events.ErasePersonalData{}); err != nil {
 		t.Fatal(err)
 	}
 	st, body := e.do("GET", "/v1/journeys/"+id, keyTeam, nil)

@@ -40,20 +40,103 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/platform"
 	"linkway/services/platform/api"
 	"linkway/services/platform/journal"
+	"linkway/services/platform/orgs"
 	"linkway/services/platform/views"
 	"linkway/services/platform/websession"
 )
 
+// Settings are the operator's settings for the linkwork service, read once
+// at start-up from flags and environment.
+type Settings struct {
+	// Uncontactable says when failed contact attempts flag a journey for
+	// closure as uncontactable.
+	Uncontactable events.UncontactablePolicy
+}
+
+// DefaultSettings are the settings of `linkway hub` with no flags: three
+// failed attempts within 21 days.
+func DefaultSettings() Settings {
+	return Settings{Uncontactable: events.UncontactablePolicy{Attempts: 3, Within: 21 * 24 * time.Hour}}
+}
+
+// Journal is the event store the link workers' commands are executed on
+// (journal.Store).
+type Journal interface {
+	Execute(ctx context.Context, journeyID string, meta journal.Meta, cmd events.Command) (journal.Result, error)
+	// Load returns a journey's state and history.
+	Load(ctx context.Context, journeyID string) (events.State, []journal.Recorded, error)
+}
+
+// Projections starts a projection (the caseload view): the hub runs it
+// until the process stops and counts it for readiness.
+type Projections interface {
+	Project(ctx context.Context, p views.Projector) (*views.Runner, error)
+}
+
+// Auditor records every read of identifiable data (audit.Log).
+type Auditor interface {
+	Journey(ctx context.Context, p api.Principal, route, journeyID string) error
+	List(ctx context.Context, p api.Principal, route string, journeyIDs []string) error
+}
+
+// Organisations is the organisation register (orgs.Registry): the team's
+// name and duty contact.
+type Organisations interface {
+	Get(id string) (orgs.Organisation, bool)
+}
+
+// Directory finds the community services people are referred on to.
+type Directory interface {
+	// Service returns what the journey rules need to know of a service;
+	// found is false when there is no such service.
+	Service(ctx context.Context, id string) (facts events.ServiceFacts, found bool, err error)
+}
+
+// Routes is the route table the service adds its handlers to
+// (api.Server); the web page signs in with the keys it knows.
+type Routes interface {
+	Handle(pattern string, kinds []events.Kind, h api.HandlerFunc)
+	HandlePublic(pattern string, h http.Handler)
+	websession.KeyLookup
+}
+
+// Config is what the linkwork service is given by the process that runs it.
+type Config struct {
+	// JS holds the web page's sessions.
+	JS jetstream.JetStream
+	// Journal executes the link workers' commands and loads journeys.
+	Journal Journal
+	// Projections starts the caseload view.
+	Projections Projections
+	// Audit records the reads of the caseload and of journeys.
+	Audit Auditor
+	// Orgs is the organisation register.
+	Orgs Organisations
+	// Directory finds the services of onward referrals; without it an
+	// onward referral is refused as unavailable.
+	Directory Directory
+	// HTTP is the route table the service adds its routes to.
+	HTTP Routes
+	// Log receives what the service did (never personal data); slog.Default when nil.
+	Log *slog.Logger
+	// Metrics registers the service's metrics; none are registered when nil.
+	Metrics prometheus.Registerer
+	// Replicas of the buckets the service creates.
+	Replicas int
+	// Settings are the operator's settings.
+	Settings Settings
+}
+
 // Service is the running linkwork service.
 type Service struct {
-	d        platform.Deps
+	cfg      Config
 	log      *slog.Logger
 	runner   *views.Runner
 	mirror   *views.Mirror
@@ -63,25 +146,26 @@ type Service struct {
 	commands *prometheus.CounterVec
 }
 
-// Start adds the service's routes and starts its caseload projection.
-func Start(ctx context.Context, d platform.Deps) error {
-	_, err := New(ctx, d)
-	return err
-}
-
-// New starts the service and returns it (tests reach its clock through it).
-func New(ctx context.Context, d platform.Deps) (*Service, error) {
-	s := &Service{d: d, log: d.Log.With("service", "linkwork"), now: time.Now, policy: d.Settings.Uncontactable}
+// New adds the service's routes and starts its caseload projection (tests
+// reach its clock through the Service).
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.JS == nil || cfg.Journal == nil || cfg.Projections == nil || cfg.Audit == nil || cfg.Orgs == nil || cfg.HTTP == nil {
+		return nil, errors.New("linkwork: JS, Journal, Projections, Audit, Orgs and HTTP are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	s := &Service{cfg: cfg, log: cfg.Log.With("service", "linkwork"), now: time.Now, policy: cfg.Settings.Uncontactable}
 	s.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "linkway_linkwork_commands_total",
 		Help: "Link-worker commands by command and result (ok, replayed, refused, error).",
 	}, []string{"command", "result"})
-	if d.Reg != nil {
-		if err := d.Reg.Register(s.commands); err != nil {
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(s.commands); err != nil {
 			return nil, fmt.Errorf("linkwork metrics: %w", err)
 		}
 	}
-	r, err := d.Project(ctx, caseload{})
+	r, err := cfg.Projections.Project(ctx, caseload{})
 	if err != nil {
 		return nil, fmt.Errorf("caseload projection: %w", err)
 	}
@@ -89,7 +173,7 @@ func New(ctx context.Context, d platform.Deps) (*Service, error) {
 	if s.mirror, err = views.NewMirror(ctx, r.KV()); err != nil {
 		return nil, fmt.Errorf("caseload mirror: %w", err)
 	}
-	if s.sessions, err = openSessions(ctx, d); err != nil {
+	if s.sessions, err = openSessions(ctx, cfg); err != nil {
 		return nil, err
 	}
 	s.routes()
@@ -103,7 +187,7 @@ func (s *Service) SetClock(now func() time.Time) { s.now = now }
 var team = []events.Kind{events.KindLinkwork}
 
 func (s *Service) routes() {
-	h := s.d.HTTP
+	h := s.cfg.HTTP
 	h.Handle("GET /v1/caseload", team, s.getCaseload)
 	h.Handle("GET /v1/journeys/{id}", team, s.getJourney)
 	h.Handle("POST /v1/journeys/{id}/assign", team, s.postAssign)
@@ -143,7 +227,7 @@ func (s *Service) auditCaseload(ctx context.Context, p api.Principal, route stri
 	for _, j := range cl.Journeys {
 		ids = append(ids, j.JourneyID)
 	}
-	return s.d.Audit.List(ctx, p, route, ids)
+	return s.cfg.Audit.List(ctx, p, route, ids)
 }
 
 func (s *Service) caseload(team, worker, status string) (Caseload, error) {
@@ -173,7 +257,7 @@ func (s *Service) getJourney(w http.ResponseWriter, r *http.Request, p api.Princ
 	if err != nil {
 		return err
 	}
-	if err := s.d.Audit.Journey(r.Context(), p, r.Pattern, r.PathValue("id")); err != nil {
+	if err := s.cfg.Audit.Journey(r.Context(), p, r.Pattern, r.PathValue("id")); err != nil {
 		return err
 	}
 	api.WriteJSON(w, http.StatusOK, v)
@@ -193,7 +277,7 @@ func (s *Service) load(ctx context.Context, p api.Principal, id string) (events.
 	if events.ParseID(id) != nil {
 		return events.State{}, nil, events.ErrNotFound
 	}
-	st, hist, err := s.d.Store.Load(ctx, id)
+	st, hist, err := s.cfg.Journal.Load(ctx, id)
 	if err != nil {
 		return events.State{}, nil, fmt.Errorf("load journey: %w", err)
 	}
@@ -228,7 +312,7 @@ func (s *Service) execute(ctx context.Context, p api.Principal, id, key string, 
 	}
 	name := events.CommandName(cmd)
 	meta := journal.Meta{Actor: p.Actor(), IdempotencyKey: key}
-	res, err := s.d.Store.Execute(ctx, id, meta, cmd)
+	res, err := s.cfg.Journal.Execute(ctx, id, meta, cmd)
 	if err != nil {
 		result := "refused"
 		if c := events.ErrorCode(err); c == events.CodeUnavailable || c == events.CodeInternal {
@@ -544,10 +628,10 @@ func (s *Service) onwardCommand(ctx context.Context, p api.Principal, st events.
 			return events.ReferOnward{}, events.Invalid(fmt.Sprintf("share[%d]", i), "must be one of %v", events.ShareableFields)
 		}
 	}
-	if s.d.Directory == nil {
+	if s.cfg.Directory == nil {
 		return events.ReferOnward{}, &events.Error{Code: events.CodeUnavailable, Message: "the directory is not available"}
 	}
-	facts, found, err := s.d.Directory.Service(ctx, b.ServiceID)
+	facts, found, err := s.cfg.Directory.Service(ctx, b.ServiceID)
 	if err != nil {
 		return events.ReferOnward{}, fmt.Errorf("directory lookup: %w", err)
 	}
@@ -565,7 +649,7 @@ func (s *Service) contactLine(p api.Principal, st events.State) string {
 	if st.WorkerName != "" {
 		parts = append(parts, st.WorkerName)
 	}
-	if o, ok := s.d.Orgs.Get(p.OrgID); ok {
+	if o, ok := s.cfg.Orgs.Get(p.OrgID); ok {
 		parts = append(parts, o.Name)
 		if o.Contact != "" {
 			parts = append(parts, o.Contact)

@@ -35,7 +35,7 @@ func newBrowserish(e *env) *browserish {
 
 func (b *browserish) get(path string) (*http.Response, string) {
 	b.t.Helper()
-	resp, err := b.c.Get(b.e.srv.URL + path)
+	resp, err := b.c.Get(b.e.h.Base + path)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func (b *browserish) get(path string) (*http.Response, string) {
 
 func (b *browserish) post(path string, form url.Values) (*http.Response, string) {
 	b.t.Helper()
-	resp, err := b.c.PostForm(b.e.srv.URL+path, form)
+	resp, err := b.c.PostForm(b.e.h.Base+path, form)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestWebSignInSessionAndCSRF(t *testing.T) {
 	if resp, _ := b.post("/linkwork/journeys/"+ours+"/assign", assign); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("a form without the CSRF token: %d", resp.StatusCode)
 	}
-	if st, _, _ := e.d.Store.Load(t.Context(), ours); st.WorkerID != "" {
+	if st, _, _ := e.h.Journal().Load(t.Context(), ours); st.WorkerID != "" {
 		t.Fatal("a form without the CSRF token changed the journey")
 	}
 	assign.Set("csrf", csrf)
@@ -139,7 +139,7 @@ func TestWebSignInSessionAndCSRF(t *testing.T) {
 	contact := url.Values{"csrf": {csrf}, "nonce": {nonce + "c"}, "outcome": {"no_answer"}, "method": {"phone"}}
 	b.post("/linkwork/journeys/"+ours+"/contact", contact)
 	b.post("/linkwork/journeys/"+ours+"/contact", contact)
-	st, _, _ := e.d.Store.Load(t.Context(), ours)
+	st, _, _ := e.h.Journal().Load(t.Context(), ours)
 	if st.WorkerName != "Kim Lee" || len(st.FailedAttempts) != 1 {
 		t.Fatalf("after the forms: worker %q, %d attempts", st.WorkerName, len(st.FailedAttempts))
 	}
@@ -158,7 +158,7 @@ func TestWebSignInSessionAndCSRF(t *testing.T) {
 	}
 	// The old cookie is dead on the server too, not just in this browser.
 	stolen := newBrowserish(e)
-	u, _ := url.Parse(e.srv.URL + "/linkwork/")
+	u, _ := url.Parse(e.h.Base + "/linkwork/")
 	stolen.c.Jar.SetCookies(u, []*http.Cookie{{Name: "lw_linkwork", Value: session.Value, Path: "/linkwork/"}})
 	if resp, page := stolen.get("/linkwork/"); resp.StatusCode != 200 || !strings.Contains(page, `action="/linkwork/signin"`) {
 		t.Fatalf("a signed-out session still works: %d", resp.StatusCode)
@@ -190,7 +190,7 @@ func TestWebPageInHeadlessChromium(t *testing.T) {
 	defer cancel()
 	// The first action starts the browser; it must not run under a timeout
 	// (that would stop the browser), the later ones do.
-	if err := chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/linkwork/")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.h.Base+"/linkwork/")); err != nil {
 		t.Fatalf("browser: %v", err)
 	}
 	tctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
@@ -264,7 +264,7 @@ func TestWebPageInHeadlessChromium(t *testing.T) {
 		!strings.Contains(timeline, "closed: goals met") {
 		t.Errorf("after closing: notice %q timeline %q", notice, timeline)
 	}
-	st, _, err := e.d.Store.Load(t.Context(), id)
+	st, _, err := e.h.Journal().Load(t.Context(), id)
 	if err != nil || st.Status() != events.StatusClosed || st.WorkerName != "Sam Link" || !st.Contacted {
 		t.Fatalf("the log after the browser session: %+v %v", st.Status(), err)
 	}

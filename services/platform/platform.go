@@ -46,9 +46,6 @@ type Deps struct {
 	// ProjectLocal creates a runner whose view is this process's memory
 	// (views.Config.Local): every replica applies every event.
 	ProjectLocal func(ctx context.Context, p views.Projector) (*views.Runner, error)
-	// Settings are the operator's settings for the services, read once at
-	// start-up from flags and environment.
-	Settings Settings
 	// Directory finds community services for onward referrals and keeps
 	// their capacity; set by the hub once the directory service is up.
 	Directory Directory
@@ -67,10 +64,4 @@ type Directory interface {
 	// SetCapacity records a service's capacity (open, waiting_list, full,
 	// paused), changed by actor (a VCS organisation changing its own).
 	SetCapacity(ctx context.Context, actor api.Principal, serviceID, capacity string) error
-}
-
-// Settings are operator settings that individual services need.
-type Settings struct {
-	// Uncontactable says when failed contact attempts flag a journey.
-	Uncontactable events.UncontactablePolicy
 }

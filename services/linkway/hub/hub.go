@@ -25,7 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
-	"linkway/events"
+	"linkway/services/linkwork"
 	"linkway/services/outcomes"
 	"linkway/services/platform"
 	"linkway/services/platform/api"
@@ -77,8 +77,9 @@ type Config struct {
 	// LeaseTTL is how long a dead replica's projection partitions wait
 	// before the others take them over.
 	LeaseTTL time.Duration
-	// Settings are passed to the services.
-	Settings platform.Settings
+	// Linkwork are the linkwork service's settings (when failed contact
+	// attempts flag a journey).
+	Linkwork linkwork.Settings
 	// Outcomes are the outcomes service's settings (its pseudonym key and
 	// deprivation lookup).
 	Outcomes outcomes.Settings
@@ -92,9 +93,7 @@ func DefaultConfig() Config {
 	return Config{HTTP: ":8080", Data: "./data", NATSListen: "off", Replicas: 1,
 		ShutdownTimeout: 15 * time.Second, Log: slog.Default(), RateLimit: api.DefaultRateLimit,
 		LeaseTTL: 10 * time.Second,
-		Settings: platform.Settings{
-			Uncontactable: events.UncontactablePolicy{Attempts: 3, Within: 21 * 24 * time.Hour},
-		},
+		Linkwork: linkwork.DefaultSettings(),
 		Outcomes: outcomes.DefaultSettings(),
 	}
 }
@@ -221,7 +220,7 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}
 	h.deps = platform.Deps{
 		NC: h.nc, JS: h.js, Store: h.store, Orgs: registry, Keys: keys, HTTP: httpAPI, Keyring: keyring, Audit: auditLog,
-		Log: cfg.Log, Reg: h.registry, Demo: cfg.Demo, Replicas: cfg.Replicas, Settings: cfg.Settings,
+		Log: cfg.Log, Reg: h.registry, Demo: cfg.Demo, Replicas: cfg.Replicas,
 		Project: func(ctx context.Context, p views.Projector) (*views.Runner, error) {
 			return h.project(ctx, p, pm, leases, false)
 		},

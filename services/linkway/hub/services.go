@@ -22,6 +22,8 @@ var ServiceNames = []string{"directory", "referrals", "linkwork", "vcs", "outcom
 // the others find community services through it.
 type Parties struct {
 	Directory *directory.Service
+	Linkwork  *linkwork.Service
+	VCS       *vcs.Service
 	Outcomes  *outcomes.Service
 	Admin     *admin.Service
 }
@@ -50,8 +52,6 @@ func (h *Hub) startParties(ctx context.Context, d platform.Deps, only []string) 
 		start func(context.Context, platform.Deps) error
 	}{
 		{"referrals", referrals.Start},
-		{"linkwork", linkwork.Start},
-		{"vcs", vcs.Start},
 	}
 	for _, s := range starts {
 		if !run(s.name) {
@@ -59,6 +59,22 @@ func (h *Hub) startParties(ctx context.Context, d platform.Deps, only []string) 
 		}
 		if err := s.start(ctx, d); err != nil {
 			return fmt.Errorf("start %s: %w", s.name, err)
+		}
+	}
+	if run("linkwork") {
+		if h.parties.Linkwork, err = linkwork.New(ctx, linkwork.Config{
+			JS: h.js, Journal: h.store, Projections: h.shared, Audit: h.audit, Orgs: h.orgs, Directory: dir,
+			HTTP: h.api, Log: h.cfg.Log, Metrics: h.registry, Replicas: h.cfg.Replicas, Settings: h.cfg.Linkwork,
+		}); err != nil {
+			return fmt.Errorf("start linkwork: %w", err)
+		}
+	}
+	if run("vcs") {
+		if h.parties.VCS, err = vcs.New(ctx, vcs.Config{
+			JS: h.js, Journal: h.store, Projections: h.shared, Audit: h.audit, Orgs: h.orgs, Directory: dir,
+			HTTP: h.api, Log: h.cfg.Log, Metrics: h.registry, Replicas: h.cfg.Replicas,
+		}); err != nil {
+			return fmt.Errorf("start vcs: %w", err)
 		}
 	}
 	if run("outcomes") {
