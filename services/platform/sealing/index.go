@@ -250,7 +250,11 @@ func (x *Index) Sync(ctx context.Context) error {
 // not exist yet (an empty log: the index is ready at once).
 func (x *Index) Follow(ctx context.Context, log *slog.Logger) {
 	for ctx.Err() == nil {
-		if err := x.follow(ctx); err != nil && ctx.Err() == nil {
+		err := x.follow(ctx)
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return // the process is closing its connection: nothing more to follow
+		}
+		if err != nil && ctx.Err() == nil {
 			log.Warn("person index: following the journey log", "err", err)
 		}
 		select {

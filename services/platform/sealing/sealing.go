@@ -49,7 +49,8 @@ const Bucket = "lw_person_keys"
 type Options struct {
 	// Replicas of the key bucket.
 	Replicas int
-	// PoolSize is how many keys are kept minted ahead (default 64).
+	// PoolSize is how many keys are kept minted ahead (default 256, at
+	// most 1000).
 	PoolSize int
 	// CacheSize bounds the opened data keys kept in memory (default 65536).
 	CacheSize int
@@ -61,6 +62,7 @@ type Options struct {
 
 // Keyring seals and opens personal data.
 type Keyring struct {
+	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 	stream jetstream.Stream // the bucket's stream, for secure deletion
 	kek    cipher.AEAD      // wraps data keys
@@ -111,7 +113,7 @@ func OpenWith(ctx context.Context, js jetstream.JetStream, master []byte, opts O
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	opts.PoolSize = cmpOr(opts.PoolSize, 64)
+	opts.PoolSize = min(cmpOr(opts.PoolSize, 256), 1000) // a batch holds up to 1000
 	opts.CacheSize = cmpOr(opts.CacheSize, 1<<16)
 	block, err := aes.NewCipher(hmacSum(master, "linkway data-key wrapping"))
 	if err != nil {
@@ -121,7 +123,7 @@ func OpenWith(ctx context.Context, js jetstream.JetStream, master []byte, opts O
 	if err != nil {
 		return nil, err
 	}
-	k := &Keyring{kek: kek, idKey: hmacSum(master, "linkway person key id"), log: opts.Log,
+	k := &Keyring{js: js, kek: kek, idKey: hmacSum(master, "linkway person key id"), log: opts.Log,
 		keys: newLRU(opts.CacheSize), erased: map[string]bool{}, assigned: map[string]string{}}
 	if err := k.allowDeletes(ctx, js, opts.Replicas); err != nil {
 		return nil, err
@@ -174,7 +176,8 @@ func keysStream(replicas int) jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage, Replicas: replicas,
 		MaxMsgsPerSubject: 1, MaxMsgs: -1, MaxBytes: -1, MaxMsgSize: -1, MaxConsumers: -1,
 		AllowRollup: true, DenyDelete: false, AllowDirect: replicas <= 1,
-		Duplicates: 2 * time.Minute, Discard: jetstream.DiscardNew,
+		AllowAtomicPublish: true, // the pool stores its keys a batch at a time
+		Duplicates:         2 * time.Minute, Discard: jetstream.DiscardNew,
 	}
 }
 

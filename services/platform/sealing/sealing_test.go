@@ -538,3 +538,31 @@ func TestHeaderNamesMatchTheJournal(t *testing.T) {
 		t.Errorf("journal.HeaderEvent is %q; the person index reads Lw-Event", journal.HeaderEvent)
 	}
 }
+
+// TestPoolStoresKeysInOneBatch: the pool's keys are stored by one atomic
+// batch, each record readable under its id.
+func TestPoolStoresKeysInOneBatch(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	_, js := lwnats.Test(t)
+	k := openKeyring(t, js, master(t))
+	ids, err := k.MintBatch(ctx, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, _ := js.KeyValue(ctx, sealing.Bucket)
+	var lo, hi uint64
+	for i, id := range ids {
+		e, err := kv.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("key %s: %v", id, err)
+		}
+		if i == 0 || e.Revision() < lo {
+			lo = e.Revision()
+		}
+		hi = max(hi, e.Revision())
+	}
+	if len(ids) != 50 || hi-lo != 49 {
+		t.Errorf("%d keys stored at sequences %d..%d: not one batch", len(ids), lo, hi)
+	}
+}
