@@ -15,11 +15,11 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -508,17 +508,11 @@ func (r *Reader) fetch(ctx context.Context, it jetstream.MessagesContext, out ch
 		}
 	}
 	for {
-		wait := time.Second
-		if len(c.items) > 0 {
-			wait = 2 * time.Millisecond // more may be on the way; do not hold these long
-		}
-		msg, err := it.Next(jetstream.NextMaxWait(wait))
-		if errors.Is(err, nats.ErrTimeout) {
-			if len(c.items) > 0 && !send() {
-				return
-			}
-			continue
-		}
+		// No timeout: a chunk is passed on as soon as its last message says
+		// nothing more is pending, and while something is pending the next
+		// message is on its way (the log is never deleted from). Stop
+		// (when ctx ends) ends the wait.
+		msg, err := it.Next()
 		if err != nil {
 			if ctx.Err() == nil {
 				c.err = fmt.Errorf("read %s: %w", r.cfg.Stream, err)
@@ -634,14 +628,24 @@ func (r *Reader) applyItem(ctx context.Context, in item) error {
 	r.slice.last, r.slice.pending, r.slice.lastStored = in.seq, in.pending, in.stored
 	r.pos = in.seq
 	r.folded.Add(1)
-	id, ok := events.JourneyIDFromSubject(in.subject)
-	if in.env == nil || !ok {
+	id := subjectID(in.subject)
+	js := r.states.cached(id)
+	if js == nil {
+		// Checked only for a journey not in memory: a cached one was
+		// checked when it was first read.
+		if _, ok := events.JourneyIDFromSubject(in.subject); !ok {
+			in.env = nil
+		}
+	}
+	if in.env == nil {
 		r.slice.undecodable++
 		return nil
 	}
-	js, err := r.states.get(ctx, id)
-	if err != nil {
-		return err
+	if js == nil {
+		var err error
+		if js, err = r.states.get(ctx, id); err != nil {
+			return err
+		}
 	}
 	before := js.state
 	after := events.Evolve(before, in.env)
@@ -664,6 +668,12 @@ func (r *Reader) applyItem(ctx context.Context, in item) error {
 		r.slice.applied[i]++
 	}
 	return nil
+}
+
+// subjectID is the last token of a journey subject: the journey id, as
+// published (lw.journey.<id>) or as stored (lw.journey.<partition>.<id>).
+func subjectID(subject string) string {
+	return subject[strings.LastIndexByte(subject, '.')+1:]
 }
 
 // apply runs one projection, turning a panic into an error so that a bug

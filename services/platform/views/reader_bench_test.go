@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,7 +174,9 @@ func (benchInbox) Apply(b *views.Batch, c views.Change) error {
 // from the folded state alone (a record per journey and an index key; the
 // shape the parties are ported to), and the same with the practices' view
 // reading its record back and writing it again on every event (today's
-// shape). LINKWAY_BENCH_JOURNEYS sets the journeys (default 3000).
+// shape). With no views at all, the figure is the reader's own cost
+// (read, decode and unseal, fold, keep the states). LINKWAY_BENCH_JOURNEYS
+// sets the journeys (default 3000).
 func BenchmarkReaderCatchUp(b *testing.B) {
 	journeys := 3000
 	if s := os.Getenv("LINKWAY_BENCH_JOURNEYS"); s != "" {
@@ -183,6 +186,7 @@ func BenchmarkReaderCatchUp(b *testing.B) {
 		}
 		journeys = n
 	}
+	b.Run("views=none", func(b *testing.B) { benchCatchUp(b, journeys, nil) })
 	b.Run("views=from-state", func(b *testing.B) {
 		benchCatchUp(b, journeys, []views.Projection{benchCaseload{}, benchReferrals{}, benchInbox{}})
 	})
@@ -198,13 +202,15 @@ func benchCatchUp(b *testing.B, journeys int, projections []views.Projection) {
 	// The machine is shared: each iteration reads raw, then catches up,
 	// and the best of each is reported (load only ever slows a run down),
 	// with every iteration's pair logged.
-	var bestRaw, bestRead float64
+	var bestRaw, bestRead, cpuRaw, cpuRead float64
 	var peak, base uint64
 	var loads float64
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
+		cpu0 := cpuTime()
 		rawRate := float64(total) / rawOrdered(b, js, total).Seconds()
+		rawCPU := cpuTime() - cpu0
 		dir := b.TempDir()
 		vs, err := viewstore.Open(viewstore.DefaultConfig(dir))
 		if err != nil {
@@ -224,7 +230,7 @@ func benchCatchUp(b *testing.B, journeys int, projections []views.Projection) {
 		base = max(base, heapBytes())
 		hp := startHeapPeak()
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- r.Run(rctx) }()
@@ -232,6 +238,7 @@ func benchCatchUp(b *testing.B, journeys int, projections []views.Projection) {
 			b.Fatal(err)
 		}
 		readRate := float64(total) / time.Since(start).Seconds()
+		readCPU := cpuTime() - cpu0
 		b.StopTimer()
 		peak = max(peak, hp.stop())
 		cancel()
@@ -242,8 +249,16 @@ func benchCatchUp(b *testing.B, journeys int, projections []views.Projection) {
 		if err := vs.Close(); err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("run %d: reader %.0f events/s, raw %.0f events/s, ratio %.2f", i+1, readRate, rawRate, readRate/rawRate)
+		us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(total) }
+		b.Logf("run %d: reader %.0f events/s, raw %.0f events/s, ratio %.2f; CPU per event (this process: server, client, reader) reader %.1f µs, raw %.1f µs",
+			i+1, readRate, rawRate, readRate/rawRate, us(readCPU), us(rawCPU))
 		bestRaw, bestRead = max(bestRaw, rawRate), max(bestRead, readRate)
+		if cpuRead == 0 || us(readCPU) < cpuRead {
+			cpuRead = us(readCPU)
+		}
+		if cpuRaw == 0 || us(rawCPU) < cpuRaw {
+			cpuRaw = us(rawCPU)
+		}
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -251,10 +266,23 @@ func benchCatchUp(b *testing.B, journeys int, projections []views.Projection) {
 	b.ReportMetric(bestRaw, "raw_events/s")
 	b.ReportMetric(bestRead/bestRaw, "ratio")
 	b.ReportMetric(float64(peak)/(1<<20), "peak_heap_MiB")
-	b.Logf("%d events (%d journeys), best of %d: reader into 3 views %.0f events/s, raw ordered consumer %.0f events/s, ratio %.2f; "+
+	b.ReportMetric(cpuRead, "cpu_us/event")
+	b.ReportMetric(cpuRaw, "raw_cpu_us/event")
+	b.Logf("least CPU per event: reader %.1f µs, raw %.1f µs (ratio of costs %.2f: what the rates' ratio tends to when the machine is not shared)",
+		cpuRead, cpuRaw, cpuRaw/cpuRead)
+	b.Logf("%d events (%d journeys), best of %d: reader into %d views %.0f events/s, raw ordered consumer %.0f events/s, ratio %.2f; "+
 		"peak Go heap %.0f MiB (%.0f MiB before the catch-up, the NATS server included); %.0f states read back; %d CPUs, load %s",
-		total, journeys, b.N, bestRead, bestRaw, bestRead/bestRaw, float64(peak)/(1<<20), float64(base)/(1<<20), loads,
+		total, journeys, b.N, len(projections), bestRead, bestRaw, bestRead/bestRaw, float64(peak)/(1<<20), float64(base)/(1<<20), loads,
 		runtime.NumCPU(), loadAverage())
+}
+
+// cpuTime is the CPU time this process has used (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func loadAverage() string {

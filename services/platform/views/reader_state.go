@@ -61,6 +61,17 @@ func (c *stateCache) pushFront(e *journeyState) {
 	c.head.next = e
 }
 
+// cached returns a journey's state when it is in memory (and marks it
+// recently used), else nil.
+func (c *stateCache) cached(id string) *journeyState {
+	e := c.byID[id]
+	if e != nil {
+		c.unlink(e)
+		c.pushFront(e)
+	}
+	return e
+}
+
 // get returns a journey's state: from memory, else from the state table
 // (as of the last commit), else the empty state.
 func (c *stateCache) get(ctx context.Context, id string) (*journeyState, error) {

@@ -3,6 +3,7 @@ package viewstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -124,7 +125,15 @@ func (b *Batch) Commit(ctx context.Context, sync bool) error {
 				return err
 			}
 		}
-		for k, v := range b.writes {
+		// In key order: Pebble's memtable insert reuses the place it found
+		// for the previous key, so sorted keys insert several times faster.
+		keys := make([]string, 0, len(b.writes))
+		for k := range b.writes {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			v := b.writes[k]
 			var err error
 			if v == nil {
 				err = pb.Delete(bytesOf(k), nil)
