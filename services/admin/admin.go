@@ -124,7 +124,8 @@ func (s *Service) erase(w http.ResponseWriter, r *http.Request, p api.Principal)
 	keyID := s.keyring.PersonKeyID(nhs)
 	journeys, err := s.keyring.Journeys(r.Context(), keyID)
 	if err != nil {
-		return &events.Error{Code: events.CodeUnavailable, Message: "the person's records cannot be read now"}
+		// The cause goes to the log (a 503 is logged in full), not to the caller.
+		return fmt.Errorf("%w: %w", &events.Error{Code: events.CodeUnavailable, Message: "the person's records cannot be read now"}, err)
 	}
 	meta := journal.Meta{
 		Actor:          p.Actor(),
@@ -137,7 +138,7 @@ func (s *Service) erase(w http.ResponseWriter, r *http.Request, p api.Principal)
 	}
 	if len(journeys) > 0 {
 		if err := s.keyring.Erase(r.Context(), keyID); err != nil {
-			return &events.Error{Code: events.CodeUnavailable, Message: "the person's key could not be destroyed; ask again"}
+			return fmt.Errorf("%w: %w", &events.Error{Code: events.CodeUnavailable, Message: "the person's key could not be destroyed; ask again"}, err)
 		}
 	}
 	s.log.Info("personal data erased", "admin", p.OrgID, "key", p.KeyID, "journeys", len(journeys))
