@@ -247,8 +247,19 @@ func (k *Keyring) keyFor(ctx context.Context, ref string) (string, error) {
 	if err := k.index.Ready(ctx); err != nil {
 		return "", err
 	}
-	if id, ok := k.knownKey(ref); ok {
-		return id, nil
+	for {
+		id, ok := k.knownKey(ref)
+		if !ok {
+			break
+		}
+		// Opened (cached) or read once: a key the index still holds may
+		// have been destroyed before this process started.
+		if _, err := k.key(ctx, id); err == nil {
+			return id, nil
+		} else if !errors.Is(err, ErrErased) {
+			return "", err
+		}
+		k.index.destroyed(id) // gone: the person takes a new key
 	}
 	pk, err := k.pool.take(ctx)
 	if err != nil {

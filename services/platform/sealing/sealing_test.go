@@ -566,3 +566,38 @@ func TestPoolStoresKeysInOneBatch(t *testing.T) {
 		t.Errorf("%d keys stored at sequences %d..%d: not one batch", len(ids), lo, hi)
 	}
 }
+
+// TestDestroyedKeyIsNotTakenAgain: a key destroyed while the index still
+// offers it (its journeys' erasure never reached the log) is found gone,
+// and the person's next referral takes a new key and keeps their data.
+func TestDestroyedKeyIsNotTakenAgain(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	_, js := lwnats.Test(t)
+	mk := master(t)
+	k := openKeyring(t, js, mk)
+	store := openStore(t, js, k)
+	first := events.NewID()
+	if _, err := store.Execute(ctx, first, journal.Meta{}, events.Refer{Referral: referral(first)}); err != nil {
+		t.Fatal(err)
+	}
+	old := referralKey(t, js, first)
+	// Destroyed behind the index's back, then a new process starts.
+	if err := k.Erase(ctx, k.PersonRef(nhs)); err != nil {
+		t.Fatal(err)
+	}
+	k2 := openKeyring(t, js, mk)
+	store2 := openStore(t, js, k2)
+	second := events.NewID()
+	res, err := store2.Execute(ctx, second, journal.Meta{}, events.Refer{Referral: referral(second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := referralKey(t, js, second); got == old {
+		t.Fatalf("the new referral was sealed with the destroyed key %s", old)
+	}
+	st, _, err := openStore(t, js, k2).Load(ctx, second)
+	if err != nil || st.Referral.GetPerson().GetGivenName() != "Jane" || res.State.Referral.GetPerson().GetGivenName() != "Jane" {
+		t.Errorf("the new referral lost the person: %v (%v)", st.Referral.GetPerson(), err)
+	}
+}
