@@ -84,6 +84,10 @@ func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writ
 	decodeSecrets := secretFlags(fs, &cfg)
 	fs.StringVar(&cfg.TLSCert, "tls-cert", env("LINKWAY_TLS_CERT", ""), "TLS certificate file: serve HTTPS [LINKWAY_TLS_CERT]")
 	fs.StringVar(&cfg.TLSKey, "tls-key", env("LINKWAY_TLS_KEY", ""), "TLS private key file [LINKWAY_TLS_KEY]")
+	fs.StringVar(&cfg.PublicURL, "public-url", env("LINKWAY_PUBLIC_URL", ""),
+		"the URL people and systems reach the hub at (behind a TLS proxy, its https URL): links in answers, and with https Secure cookies and HSTS; default the listen address [LINKWAY_PUBLIC_URL]")
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", env("LINKWAY_TRUSTED_PROXIES", ""),
+		"comma-separated addresses or CIDR ranges of the proxies whose X-Forwarded-For names the client [LINKWAY_TRUSTED_PROXIES]")
 	fs.Float64Var(&cfg.RateLimit.Rate, "rate-limit", envFloat("LINKWAY_RATE_LIMIT", cfg.RateLimit.Rate),
 		"requests per second allowed to each API key; 0 for no limit [LINKWAY_RATE_LIMIT]")
 	fs.IntVar(&cfg.RateLimit.Burst, "rate-burst", envInt("LINKWAY_RATE_BURST", cfg.RateLimit.Burst), "burst allowed above the rate [LINKWAY_RATE_BURST]")

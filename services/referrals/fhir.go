@@ -174,10 +174,7 @@ func (s *Service) orgRef(ods string) *Reference {
 
 func fhirTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + "/fhir/R4"
-}
+// baseURL is the FHIR base of links in answers: the hub's public URL
+// (--public-url, else its listen address), never the request's Host
+// header, which the caller chooses.
+func baseURL(r *http.Request) string { return api.PublicURL(r) + "/fhir/R4" }

@@ -2,15 +2,21 @@ package hub
 
 import (
 	"cmp"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/nats-io/nats.go"
 
+	"linkway/services/platform/api"
 	"linkway/services/platform/datadir"
 	"linkway/services/platform/natsserver"
+	"linkway/services/platform/sealing"
 )
 
 // startEmbedded takes the data folder and starts the embedded server on
@@ -74,3 +80,31 @@ func (h *Hub) NATSAddr() string {
 	}
 	return h.ns.Addr().String()
 }
+
+// parseEdge reads the public URL and trusted proxies of cfg.
+func parseEdge(cfg Config) (api.Edge, error) {
+	var e api.Edge
+	var err error
+	if cfg.PublicURL != "" {
+		if e.PublicURL, err = api.ParsePublicURL(cfg.PublicURL); err != nil {
+			return e, err
+		}
+	}
+	e.TrustedProxies, err = api.ParseTrustedProxies(cfg.TrustedProxies)
+	return e, err
+}
+
+// setEdge gives the HTTP layer its edge, the public URL defaulting to the
+// address the hub listens on (so links never come from a Host header).
+func (h *Hub) setEdge(s *api.Server, e api.Edge) error {
+	if e.PublicURL == nil {
+		u, err := api.DefaultPublicURL(h.listener.Addr().String(), h.cfg.TLSCert != "")
+		if err != nil {
+			return err
+		}
+		e.PublicURL = u
+	}
+	s.SetEdge(e)
+	return nil
+}
+

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -227,3 +228,42 @@ func TestReadyzTellsWhetherJetStreamWrites(t *testing.T) {
 		"consent":        map[string]any{"share_with_vcs": true},
 		"link_work_team": "U12345"}, 201, nil)
 }
+
+// TestFHIRLinksNeverFromHost (finding 5): FHIR answers link to the public
+// URL (or, without one, the listen address), whatever Host the caller
+// sends; an https public URL adds HSTS.
+func TestFHIRLinksNeverFromHost(t *testing.T) {
+	for _, public := range []string{"https://linkway.example.org/lw", ""} {
+		h := hubtest.Start(t, func(c *hub.Config) { c.PublicURL = public })
+		var ref struct {
+			JourneyID string `json:"journey_id"`
+		}
+		h.JSON("POST", "/v1/referrals", "demo-gp-a81001", map[string]any{"source_id": "HOST-1",
+			"patient":        map[string]any{"nhs_number": "9434765919", "given_name": "Jane", "family_name": "Doe", "birth_date": "1956-03-14"},
+			"reasons":        []string{"422650009"},
+			"consent":        map[string]any{"share_with_vcs": true},
+			"link_work_team": "U12345"}, 201, &ref)
+		want := public
+		if want == "" {
+			want = h.Base
+		}
+		for _, path := range []string{"/fhir/R4/Task?focus=ServiceRequest/" + ref.JourneyID, "/fhir/R4/metadata"} {
+			req, _ := http.NewRequest("GET", h.Base+path, nil)
+			req.Host = "evil.example"
+			req.Header.Set("Authorization", "Bearer demo-gp-a81001")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || strings.Contains(string(body), "evil.example") || !strings.Contains(string(body), want+"/fhir/R4") {
+				t.Errorf("public URL %q, %s: %d, want links on %s and never the Host header:\n%s", public, path, resp.StatusCode, want, body)
+			}
+			if hsts := resp.Header.Get("Strict-Transport-Security"); (hsts != "") != (public != "") {
+				t.Errorf("public URL %q: HSTS %q", public, hsts)
+			}
+		}
+	}
+}
+

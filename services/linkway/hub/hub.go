@@ -65,6 +65,14 @@ type Config struct {
 	Services []string
 	// TLSCert and TLSKey, when set, serve HTTPS.
 	TLSCert, TLSKey string
+	// PublicURL is how people and systems reach the hub (behind a proxy,
+	// the proxy's https URL): the base of links in answers, and with https
+	// Secure cookies and HSTS. Empty: the listen address. Never the Host
+	// header.
+	PublicURL string
+	// TrustedProxies are the addresses or CIDR ranges, comma-separated,
+	// whose X-Forwarded-For names the client.
+	TrustedProxies string
 	// RateLimit is the request rate allowed to each API key.
 	RateLimit api.RateLimit
 	// MasterKey (32 bytes) wraps every person's data key. Without one,
@@ -153,6 +161,10 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}()
 	h.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	edge, err := parseEdge(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if err := h.connect(); err != nil {
 		return nil, err
 	}
@@ -249,6 +261,9 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	h.listener, err = net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP, err)
+	}
+	if err := h.setEdge(httpAPI, edge); err != nil {
+		return nil, err
 	}
 	h.http = &http.Server{
 		Handler:           httpAPI,

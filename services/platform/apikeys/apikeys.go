@@ -126,7 +126,9 @@ func (k *KeyRing) NewKey(ctx context.Context, orgID string, kind events.Kind) (s
 	if _, err := rand.Read(raw); err != nil {
 		return "", KeyRecord{}, err
 	}
-	key := "lw_" + base64.RawURLEncoding.EncodeToString(raw)
+	// The key names its organisation (not a secret), so that failed
+	// sign-ins can be counted per organisation attempted (OrgOf).
+	key := "lw_" + orgID + "_" + base64.RawURLEncoding.EncodeToString(raw)
 	h := HashKey(key)
 	rec := KeyRecord{Principal: api.Principal{OrgID: orgID, Kind: kind, KeyID: KeyIDOf(h)}, Created: time.Now().UTC()}
 	b, err := json.Marshal(rec)

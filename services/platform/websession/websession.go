@@ -46,6 +46,7 @@ import (
 
 	"linkway/events"
 	"linkway/services/platform/api"
+	"linkway/services/platform/apikeys"
 	"linkway/services/platform/orgs"
 )
 
@@ -58,11 +59,16 @@ const Bucket = "lw_web_sessions"
 const Lifetime = 12 * time.Hour
 
 // Sign-in guessing: after MaxFailures failed sign-ins from one address
-// within FailureWindow, further attempts from it are refused until the
-// window has passed.
+// for one organisation (the one the key names, see apikeys.OrgOf), or
+// MaxClientFailures from one address for any, within FailureWindow,
+// further attempts from it (for that organisation) are refused until the
+// window has passed. A client locks out only itself, never others behind
+// the same proxy (the address is the client's: api's trusted proxies) nor
+// its own colleagues of another organisation.
 const (
-	MaxFailures   = 10
-	FailureWindow = 5 * time.Minute
+	MaxFailures       = 10
+	MaxClientFailures = 5 * MaxFailures
+	FailureWindow     = 5 * time.Minute
 )
 
 // A sign-in form may be left open an hour; its body is small. Other
@@ -393,18 +399,18 @@ func (s *Sessions) SignIn(w http.ResponseWriter, r *http.Request, apiKey, formTo
 		return Session{}, ErrStaleForm
 	}
 	ctx := r.Context()
-	client := ClientAddr(r)
-	failures, err := s.failures(ctx, client)
+	client, org := ClientAddr(r), apikeys.OrgOf(strings.TrimSpace(apiKey))
+	throttled, err := s.throttled(ctx, client, org)
 	if err != nil {
 		return Session{}, unavailable(err)
 	}
-	if len(failures.recent(s.cfg.Now())) >= MaxFailures {
+	if throttled {
 		return Session{}, ErrThrottled
 	}
 	p, err := s.cfg.Keys.LookupKey(ctx, strings.TrimSpace(apiKey))
 	switch {
 	case events.ErrorCode(err) == events.CodeUnauthenticated:
-		if err := s.signInFailed(ctx, client); err != nil {
+		if err := s.countFailure(ctx, client, org); err != nil {
 			return Session{}, unavailable(err)
 		}
 		return Session{}, ErrUnknownKey
@@ -466,14 +472,16 @@ func (s *Sessions) delete(ctx context.Context, id string) error {
 }
 
 // cookie is one of the app's cookies: HttpOnly, SameSite=Strict, and
-// Secure whenever the request came over TLS.
+// Secure whenever the browser reaches the hub over https (TLS here, or a
+// proxy at an https --public-url).
 func (s *Sessions) cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{Name: name, Value: value, Path: s.cfg.Path, MaxAge: maxAge,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode}
+		HttpOnly: true, Secure: api.Secure(r), SameSite: http.SameSiteStrictMode}
 }
 
 // ClientAddr is the address sign-in failures are counted against: the
-// connection's, since a forwarded header could be set by anyone.
+// connection's, or the client a trusted proxy names (api's edge sets
+// RemoteAddr so), never a forwarded header anyone else sent.
 func ClientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -528,8 +536,8 @@ func (s *Sessions) signInFailed(ctx context.Context, client string) error {
 		}
 		now := s.cfg.Now()
 		at := append(slices.Clone(f.recent(now)), now)
-		if len(at) > MaxFailures {
-			at = at[len(at)-MaxFailures:] // only the latest matter
+		if len(at) > MaxClientFailures {
+			at = at[len(at)-MaxClientFailures:] // only the latest matter
 		}
 		b, err := json.Marshal(failureLog{At: at})
 		if err != nil {
