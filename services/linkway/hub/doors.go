@@ -108,3 +108,58 @@ func (h *Hub) setEdge(s *api.Server, e api.Edge) error {
 	return nil
 }
 
+// DemoMasterKeyFile is where, in the data folder, a --demo hub keeps the
+// master key it made.
+const DemoMasterKeyFile = "demo-master.key"
+
+// masterKey is the configured master key, or in demo mode one made once
+// and kept (owner-only) in the data folder. A demo key is never used
+// without --demo: a hub started without it on a folder a --demo hub made
+// refuses, so real data are never sealed under a key that sits beside
+// them. (A rebuild, DemoKey, reads a demo folder's data with it.)
+func masterKey(cfg Config) ([]byte, error) {
+	if len(cfg.MasterKey) > 0 {
+		if len(cfg.MasterKey) != 32 {
+			return nil, errors.New("the master key must be 32 bytes (base64 of 32 random bytes)")
+		}
+		return cfg.MasterKey, nil
+	}
+	path := filepath.Join(cfg.Data, DemoMasterKeyFile)
+	b, err := os.ReadFile(path)
+	demoFolder := err == nil
+	switch {
+	case demoFolder && !cfg.Demo && !cfg.DemoKey:
+		return nil, fmt.Errorf("refusing to start: a --demo hub made this data folder (its demo master key is %s), "+
+			"and a demo key is never used without --demo: start with --demo to go on demonstrating, "+
+			"or start real use on a new data folder with --master-key (or LINKWAY_MASTER_KEY)", path)
+	case demoFolder && len(b) != 32:
+		return nil, fmt.Errorf("%s is not a 32-byte key", path)
+	case demoFolder:
+		return b, nil
+	case !cfg.Demo:
+		return nil, errors.New("a master key is required (--master-key or LINKWAY_MASTER_KEY); only --demo makes one")
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("demo master key: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("keep the demo master key: %w", err)
+	}
+	return key, nil
+}
+
+// masterKeyError makes a wrong master key (sealing's check value) a clear
+// refusal to start, before anything is sealed under it.
+func masterKeyError(err error) error {
+	if errors.Is(err, sealing.ErrWrongMasterKey) {
+		return fmt.Errorf("refusing to start: %w: give the master key this data folder was made with "+
+			"(--master-key or LINKWAY_MASTER_KEY; with --demo, the folder's own %s)", err, DemoMasterKeyFile)
+	}
+	return err
+}

@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"linkway/services/linkway/hubtest"
 	"linkway/services/platform/datadir"
 	"linkway/services/platform/natsserver"
+	"linkway/services/platform/sealing"
 )
 
 // quiet is a hub config on a fresh data folder that logs nothing.
@@ -267,3 +270,58 @@ func TestFHIRLinksNeverFromHost(t *testing.T) {
 	}
 }
 
+// TestMasterKeyChecked (finding 5): a hub refuses a master key other than
+// the one its data folder was made with, and never uses a demo folder's
+// demo key without --demo.
+func TestMasterKeyChecked(t *testing.T) {
+	start := func(cfg hub.Config) error {
+		h, err := hub.Start(context.Background(), cfg)
+		if err == nil {
+			h.Stop()
+			if err := h.Wait(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return err
+	}
+	key := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+	// Real data: the key they were made with, and no other.
+	cfg := quiet(t)
+	cfg.Demo, cfg.MasterKey = false, key(1)
+	cfg.Outcomes.PseudonymKey = "test-pseudonym-secret"
+	if err := start(cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MasterKey = key(2)
+	err := start(cfg)
+	if !errors.Is(err, sealing.ErrWrongMasterKey) || !strings.Contains(err.Error(), "refusing to start") {
+		t.Errorf("a wrong master key: %v, want a refusal to start", err)
+	}
+	cfg.MasterKey = key(1)
+	if err := start(cfg); err != nil {
+		t.Errorf("the right key after a refused one: %v", err)
+	}
+
+	// A demo folder: its demo key with --demo only.
+	demo := quiet(t)
+	if err := start(demo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(demo.Data, hub.DemoMasterKeyFile)); err != nil {
+		t.Fatalf("no demo key kept: %v", err)
+	}
+	plain := demo
+	plain.Demo = false
+	plain.Outcomes.PseudonymKey = "test-pseudonym-secret"
+	if err := start(plain); err == nil || !strings.Contains(err.Error(), "--demo") || !strings.Contains(err.Error(), hub.DemoMasterKeyFile) {
+		t.Errorf("a hub without --demo on a demo folder: %v, want a refusal naming the demo key", err)
+	}
+	plain.MasterKey = key(3)
+	if err := start(plain); !errors.Is(err, sealing.ErrWrongMasterKey) {
+		t.Errorf("a real key on a demo folder: %v, want it refused", err)
+	}
+	if err := start(demo); err != nil {
+		t.Errorf("--demo again: %v", err)
+	}
+}

@@ -6,14 +6,12 @@ package hub
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -56,6 +54,10 @@ type Config struct {
 	NATSListen string
 	// Demo seeds the demo organisations and keys of API.md.
 	Demo bool
+	// DemoKey lets a tool read a --demo folder's data with its demo master
+	// key without seeding anything (rebuild). The hub itself uses that key
+	// only with Demo; without, it refuses to start on such a folder.
+	DemoKey bool
 	// Command names what runs ("hub", "rebuild referrals") in the data
 	// folder's lock, for the error a second process gets.
 	Command string
@@ -180,7 +182,7 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}
 	keyring, err := sealing.Open(h.ctx, h.js, master, cfg.Replicas)
 	if err != nil {
-		return nil, err
+		return nil, masterKeyError(err)
 	}
 	storeCfg := journal.DefaultConfig()
 	storeCfg.Replicas = cfg.Replicas
@@ -468,33 +470,3 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 
 // Close closes the connection (and stops an embedded server).
 func (c *Conn) Close() { c.h.closeNATS() }
-
-// masterKey is the configured master key, or in demo mode one made once
-// and kept (owner-only) in the data folder.
-func masterKey(cfg Config) ([]byte, error) {
-	if len(cfg.MasterKey) > 0 {
-		if len(cfg.MasterKey) != 32 {
-			return nil, errors.New("the master key must be 32 bytes (base64 of 32 random bytes)")
-		}
-		return cfg.MasterKey, nil
-	}
-	// Data made in demo mode stays readable by the tools (rebuild, keys).
-	path := filepath.Join(cfg.Data, "demo-master.key")
-	if b, err := os.ReadFile(path); err == nil && len(b) == 32 {
-		return b, nil
-	}
-	if !cfg.Demo {
-		return nil, errors.New("a master key is required (--master-key or LINKWAY_MASTER_KEY); only --demo makes one")
-	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(path, key, 0o600); err != nil {
-		return nil, fmt.Errorf("keep the demo master key: %w", err)
-	}
-	return key, nil
-}

@@ -26,7 +26,7 @@ func OpenStore(ctx context.Context, cfg Config) (*journal.Store, *Conn, error) {
 	keyring, err := sealing.Open(ctx, c.JS, master, cfg.Replicas)
 	if err != nil {
 		c.Close()
-		return nil, nil, err
+		return nil, nil, masterKeyError(err)
 	}
 	storeCfg := journal.DefaultConfig()
 	storeCfg.Replicas = cfg.Replicas
