@@ -176,7 +176,9 @@ func (benchInbox) Apply(b *views.Batch, c views.Change) error {
 // reading its record back and writing it again on every event (today's
 // shape). With no views at all, the figure is the reader's own cost
 // (read, decode and unseal, fold, keep the states). LINKWAY_BENCH_JOURNEYS
-// sets the journeys (default 3000).
+// sets the journeys (default 3000); LINKWAY_BENCH_STATE_CACHE the journey
+// states kept in memory (small: most events find their journey's state on
+// disk, as in a long history where a journey's events lie months apart).
 func BenchmarkReaderCatchUp(b *testing.B) {
 	journeys := 3000
 	if s := os.Getenv("LINKWAY_BENCH_JOURNEYS"); s != "" {
@@ -222,6 +224,9 @@ func benchCatchUp(b *testing.B, journeys int, projections []views.Projection) {
 		}
 		rcfg := views.DefaultReaderConfig()
 		rcfg.Decode, rcfg.Metrics = store.Decode, m
+		if n, err := strconv.Atoi(os.Getenv("LINKWAY_BENCH_STATE_CACHE")); err == nil {
+			rcfg.StateCache = n
+		}
 		r, err := views.NewReader(js, vs, projections, rcfg)
 		if err != nil {
 			b.Fatal(err)
