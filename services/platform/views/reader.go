@@ -359,8 +359,8 @@ func (r *Reader) Run(ctx context.Context) error {
 		r.mu.Lock()
 		rebuild := len(r.drops) > 0
 		r.mu.Unlock()
-		if rebuild {
-			failures = 0
+		if rebuild && errors.Is(err, context.Canceled) {
+			failures = 0 // stopped by Rebuild: start again at once
 			continue
 		}
 		failures++
