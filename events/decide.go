@@ -1,8 +1,10 @@
 package events
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -19,8 +21,10 @@ type Command interface{ commandName() string }
 type (
 	// Refer opens a journey. Sent again for an existing journey it is a
 	// no-op: that is how a resend is recognised.
-	Refer  struct{ Referral *eventsv1.ReferralReceived }
-	Assign struct{ WorkerID, WorkerName string }
+	Refer struct{ Referral *eventsv1.ReferralReceived }
+	// Assign gives the case to a worker; to another worker than the one
+	// holding it, it is a handover and may carry a note for the new one.
+	Assign struct{ WorkerID, WorkerName, HandoverNote string }
 	// RecordContact: Outcome is reached, no_answer or left_message.
 	RecordContact struct{ Outcome, Method string }
 	AssessNeeds   struct {
@@ -52,15 +56,58 @@ type (
 		OnwardReferralID, Date string
 		Attended               bool
 	}
-	CompleteOnward    struct{ OnwardReferralID string }
-	DropOutOnward     struct{ OnwardReferralID, Detail string }
-	ScheduleFollowUp  struct{ FollowUpID, Due string }
-	CompleteFollowUp  struct{ FollowUpID string }
+	CompleteOnward struct{ OnwardReferralID string }
+	DropOutOnward  struct{ OnwardReferralID, Detail string }
+	// ScheduleFollowUp: on an open journey any date; on a closed one (not
+	// declined) a check-in, due from the closure up to CheckInWindow
+	// months after it. Timepoint is optional (FollowUpTimepoints).
+	ScheduleFollowUp struct{ FollowUpID, Due, Timepoint string }
+	// CompleteFollowUp may carry a measure taken at it (a check-in after
+	// closure records its measure this way).
+	CompleteFollowUp struct {
+		FollowUpID string
+		Measure    *MeasureInput
+	}
 	DeclineReferral   struct{ Detail string }
 	Close             struct{ Reason string }
 	Reopen            struct{ Reason string }
 	ErasePersonalData struct{}
+
+	// RecordConsent is the person's own choice (Method: ConsentMethods).
+	RecordConsent struct {
+		ShareWithVCS bool
+		Method       string
+	}
+	// SignpostTo records signposting to a directory service (Service, looked
+	// up by the caller; signposting-only services too) or to something
+	// described in words (Description), one or the other.
+	SignpostTo struct {
+		SignpostID  string
+		Service     *ServiceFacts
+		Description string
+	}
+	// AddCaseNote is a case note, sealed, seen by the team only.
+	AddCaseNote struct{ NoteID, Text string }
+	// RecordRisk is a risk or safeguarding concern (Kind: RiskKinds).
+	RecordRisk struct {
+		RiskID, Kind, Detail string
+		EscalateToGP         bool
+	}
+	// GiveFeedback is a person's or carer's feedback (From: FeedbackFrom)
+	// on a service the journey was referred or signposted to.
+	GiveFeedback struct {
+		FeedbackID, ServiceID, From string
+		Rating                      int
+		Comment                     string
+		ShareComment                bool
+	}
 )
+
+// MeasureInput is a questionnaire answered at a follow-up.
+type MeasureInput struct {
+	MeasureID, Instrument string
+	Answers               []int32
+}
 
 // GoalInput is a new goal.
 type GoalInput struct{ GoalID, Text string }
@@ -93,6 +140,11 @@ func (DeclineReferral) commandName() string   { return "decline_referral" }
 func (Close) commandName() string             { return "close" }
 func (Reopen) commandName() string            { return "reopen" }
 func (ErasePersonalData) commandName() string { return "erase_personal_data" }
+func (RecordConsent) commandName() string     { return "record_consent" }
+func (SignpostTo) commandName() string        { return "signpost" }
+func (AddCaseNote) commandName() string       { return "add_case_note" }
+func (RecordRisk) commandName() string        { return "record_risk" }
+func (GiveFeedback) commandName() string      { return "give_feedback" }
 
 // CommandName is a command's stable name, for metrics and logs.
 func CommandName(c Command) string { return c.commandName() }
@@ -119,6 +171,9 @@ func Decide(s State, cmd Command) ([]*eventsv1.Envelope, error) {
 		if r.Referral == nil {
 			return nil, Invalid("referral", "is required")
 		}
+		if err := checkReferral(r.Referral); err != nil {
+			return nil, err
+		}
 		return one(r.Referral)
 	}
 	if !s.Exists() {
@@ -138,8 +193,17 @@ func Decide(s State, cmd Command) ([]*eventsv1.Envelope, error) {
 		if c.WorkerID == s.WorkerID && c.WorkerName == s.WorkerName {
 			return nil, nil
 		}
-		return one(&eventsv1.LinkWorkerAssigned{
-			WorkerId: c.WorkerID, WorkerName: c.WorkerName})
+		a := &eventsv1.LinkWorkerAssigned{WorkerId: c.WorkerID, WorkerName: c.WorkerName}
+		if s.WorkerID != "" && s.WorkerID != c.WorkerID {
+			a.PreviousWorkerId, a.PreviousWorkerName = s.WorkerID, s.WorkerName
+		}
+		if strings.TrimSpace(c.HandoverNote) != "" {
+			if a.PreviousWorkerId == "" {
+				return nil, Invalid("handover_note", "is only for a handover from another worker; the journey has no other worker (it is %s)", s.Status())
+			}
+			a.HandoverNote = &eventsv1.FreeText{Text: c.HandoverNote}
+		}
+		return one(a)
 
 	case RecordContact:
 		if err := s.mustBeOpen("record a contact"); err != nil {
@@ -237,12 +301,22 @@ func Decide(s State, cmd Command) ([]*eventsv1.Envelope, error) {
 			w)
 
 	case RecordAttendance:
-		if _, err := ParseDate("date", c.Date); err != nil {
+		date, err := ParseDate("date", c.Date)
+		if err != nil {
 			return nil, err
 		}
-		return s.onwardStep(c.OnwardReferralID, "record attendance", []OnwardStatus{OnwardAccepted, OnwardAttending},
+		evs, err := s.onwardStep(c.OnwardReferralID, "record attendance", []OnwardStatus{OnwardAccepted, OnwardAttending},
 			&eventsv1.AttendanceRecorded{
 				OnwardReferralId: c.OnwardReferralID, Date: c.Date, Attended: c.Attended})
+		if err != nil {
+			return nil, err
+		}
+		// A session before the referral was made cannot be one it led to
+		// (and would make "referral to first session" negative).
+		if o, _ := s.OnwardByID(c.OnwardReferralID); !o.MadeAt.IsZero() && date.Before(UKDate(o.MadeAt)) {
+			return nil, Invalid("date", "is before the onward referral was made (%s)", UKDate(o.MadeAt).Format(time.DateOnly))
+		}
+		return evs, nil
 
 	case CompleteOnward:
 		return s.onwardStep(c.OnwardReferralID, "complete", []OnwardStatus{OnwardAttending},
@@ -258,20 +332,27 @@ func Decide(s State, cmd Command) ([]*eventsv1.Envelope, error) {
 			d)
 
 	case ScheduleFollowUp:
-		if err := s.mustBeOpen("schedule a follow-up"); err != nil {
-			return nil, err
-		}
-		if _, err := ParseDate("due", c.Due); err != nil {
-			return nil, err
-		}
-		return one(&eventsv1.FollowUpScheduled{
-			FollowUpId: c.FollowUpID, Due: c.Due})
+		return s.scheduleFollowUp(c)
 
 	case CompleteFollowUp:
 		if err := s.mustHaveOpenFollowUp(c.FollowUpID); err != nil {
 			return nil, err
 		}
-		return one(&eventsv1.FollowUpCompleted{FollowUpId: c.FollowUpID})
+		if c.Measure == nil {
+			return one(&eventsv1.FollowUpCompleted{FollowUpId: c.FollowUpID})
+		}
+		sc, err := Score(c.Measure.Instrument, c.Measure.Answers)
+		if err != nil {
+			return nil, err
+		}
+		// The measure first: it is what outcome views count, and folding
+		// it completes the follow-up already; the completion names it.
+		return []*eventsv1.Envelope{
+			Wrap(&eventsv1.WellbeingMeasured{MeasureId: c.Measure.MeasureID, Instrument: sc.Instrument,
+				InstrumentVersion: sc.Version, Timepoint: "follow_up", Answers: c.Measure.Answers, RawScore: sc.Raw,
+				Score: sc.Score, FollowUpId: c.FollowUpID}),
+			Wrap(&eventsv1.FollowUpCompleted{FollowUpId: c.FollowUpID, MeasureId: c.Measure.MeasureID}),
+		}, nil
 
 	case DeclineReferral:
 		if err := s.mustBeOpen("record that the person declined"); err != nil {
@@ -307,6 +388,46 @@ func Decide(s State, cmd Command) ([]*eventsv1.Envelope, error) {
 			return nil, nil
 		}
 		return one(&eventsv1.PersonalDataErased{})
+
+	case RecordConsent:
+		if !slices.Contains(ConsentMethods, c.Method) {
+			return nil, Invalid("method", "must be one of %v", ConsentMethods)
+		}
+		if s.Consent.ByPerson && s.Consent.ShareWithVCS == c.ShareWithVCS && s.Consent.Method == c.Method {
+			return nil, nil // the same choice, the same way: already recorded
+		}
+		return one(&eventsv1.ConsentRecorded{ShareWithVcs: c.ShareWithVCS, Method: c.Method})
+
+	case SignpostTo:
+		return s.signpost(c)
+
+	case AddCaseNote:
+		if err := s.mustHoldPersonalData("add a case note"); err != nil {
+			return nil, err
+		}
+		if strings.TrimSpace(c.Text) == "" {
+			return nil, Invalid("text", "is required")
+		}
+		return one(&eventsv1.CaseNoteAdded{NoteId: c.NoteID, Text: &eventsv1.FreeText{Text: c.Text}})
+
+	case RecordRisk:
+		if !slices.Contains(RiskKinds, c.Kind) {
+			return nil, Invalid("kind", "must be one of %v", RiskKinds)
+		}
+		if strings.TrimSpace(c.Detail) == "" {
+			return nil, Invalid("detail", "is required")
+		}
+		if err := s.mustHoldPersonalData("record a risk"); err != nil {
+			return nil, err
+		}
+		if c.RiskID != "" && slices.ContainsFunc(s.Risks, func(r Risk) bool { return r.ID == c.RiskID }) {
+			return nil, nil
+		}
+		return one(&eventsv1.RiskRecorded{RiskId: c.RiskID, Kind: c.Kind,
+			Detail: &eventsv1.FreeText{Text: c.Detail}, EscalateToGp: c.EscalateToGP})
+
+	case GiveFeedback:
+		return s.giveFeedback(c)
 	}
 	return nil, Errorf(CodeInternal, "unknown command %s", cmd.commandName())
 }
@@ -315,9 +436,12 @@ func (s State) referOnward(c ReferOnward) ([]*eventsv1.Envelope, error) {
 	if err := s.mustBeContacted("refer on"); err != nil {
 		return nil, err
 	}
-	if !s.Referral.GetConsent().GetShareWithVcs() {
-		return nil, &Error{Code: CodeFailedPrecondition, Field: "consent.share_with_vcs",
-			Message: "the person has not consented to share their details with VCS organisations"}
+	if !s.ShareWithVCS() {
+		msg := "the person has not consented to share their details with VCS organisations"
+		if s.Consent.ByPerson {
+			msg = "the person's latest recorded choice (" + cmp.Or(s.Consent.Method, "digital") + ") is not to share their details with VCS organisations"
+		}
+		return nil, &Error{Code: CodeFailedPrecondition, Field: "consent.share_with_vcs", Message: msg}
 	}
 	svc := c.Service
 	switch {
@@ -339,12 +463,126 @@ func (s State) referOnward(c ReferOnward) ([]*eventsv1.Envelope, error) {
 			return nil, Invalid(fieldIndex("share", i), "must be one of %v", ShareableFields)
 		}
 	}
+	// Needs are those the link worker assessed, in the taxonomy: never the
+	// referrer's clinical reason codes.
 	shared := ShareWithVCS(&eventsv1.SharedWithVcs{Person: s.Referral.GetPerson(),
-		Needs: s.Referral.GetReasons(), Notes: s.Referral.GetNotes()}, c.Share)
+		Needs: s.Needs, Notes: s.Referral.GetNotes()}, c.Share)
 	return one(&eventsv1.OnwardReferralMade{
 		OnwardReferralId: c.OnwardReferralID, ServiceId: svc.ID, ServiceName: svc.Name,
 		OrganisationId: svc.OrganisationID, Shared: shared, WaitingList: c.WaitingList,
 		LinkWorkerContact: c.LinkWorkerContact})
+}
+
+func (s State) scheduleFollowUp(c ScheduleFollowUp) ([]*eventsv1.Envelope, error) {
+	if s.Declined {
+		return nil, s.refuse("schedule a follow-up")
+	}
+	due, err := ParseDate("due", c.Due)
+	if err != nil {
+		return nil, err
+	}
+	if c.Timepoint != "" && !slices.Contains(FollowUpTimepoints, c.Timepoint) {
+		return nil, Invalid("timepoint", "must be one of %v, or left out for a date chosen freely", FollowUpTimepoints)
+	}
+	f := &eventsv1.FollowUpScheduled{FollowUpId: c.FollowUpID, Due: c.Due, Timepoint: c.Timepoint}
+	if s.Closed {
+		// A check-in after closure: it does not reopen the journey.
+		f.AfterClosure = true
+		if !s.ClosedAt.IsZero() {
+			closed := UKDate(s.ClosedAt)
+			last := closed.AddDate(0, CheckInWindow, 0)
+			switch {
+			case due.Before(closed):
+				return nil, Invalid("due", "a check-in after closure is due on or after the closure (%s)", closed.Format(time.DateOnly))
+			case due.After(last):
+				return nil, Invalid("due", "a check-in after closure is due at most %d months after it (by %s)", CheckInWindow, last.Format(time.DateOnly))
+			}
+		}
+	}
+	return one(f)
+}
+
+func (s State) signpost(c SignpostTo) ([]*eventsv1.Envelope, error) {
+	if err := s.mustBeContacted("signpost"); err != nil {
+		return nil, err
+	}
+	desc := strings.TrimSpace(c.Description)
+	switch {
+	case c.Service == nil && desc == "":
+		return nil, Invalid("service_id", "give a service_id or a description")
+	case c.Service != nil && desc != "":
+		return nil, Invalid("description", "give a service_id or a description, not both")
+	}
+	if c.SignpostID != "" && slices.ContainsFunc(s.Signposts, func(p Signpost) bool { return p.ID == c.SignpostID }) {
+		return nil, nil
+	}
+	p := &eventsv1.Signposted{SignpostId: c.SignpostID}
+	if svc := c.Service; svc != nil {
+		if svc.ID == "" {
+			return nil, Invalid("service_id", "is required")
+		}
+		// Signposting-only services are what signposting is for; a
+		// paused one has nothing to go to.
+		if svc.Capacity == CapacityPaused {
+			return nil, &Error{Code: CodeFailedPrecondition, Field: "service_id", Message: "service " + svc.ID + " is paused"}
+		}
+		p.ServiceId, p.ServiceName, p.OrganisationId = svc.ID, svc.Name, svc.OrganisationID
+	} else {
+		p.Description = &eventsv1.FreeText{Text: desc}
+	}
+	return one(p)
+}
+
+func (s State) giveFeedback(c GiveFeedback) ([]*eventsv1.Envelope, error) {
+	switch {
+	case c.ServiceID == "":
+		return nil, Invalid("service_id", "is required")
+	case !slices.Contains(FeedbackFrom, c.From):
+		return nil, Invalid("from", "must be one of %v", FeedbackFrom)
+	case c.Rating < MinRating || c.Rating > MaxRating:
+		return nil, Invalid("rating", "must be from %d to %d", MinRating, MaxRating)
+	case c.ShareComment && strings.TrimSpace(c.Comment) == "":
+		return nil, Invalid("share_comment", "there is no comment to share")
+	}
+	if !s.ReferredOrSignposted(c.ServiceID) {
+		return nil, &Error{Code: CodeFailedPrecondition, Field: "service_id",
+			Message: "the journey was never referred or signposted to service " + c.ServiceID}
+	}
+	f := &eventsv1.FeedbackGiven{FeedbackId: c.FeedbackID, ServiceId: c.ServiceID, From: c.From,
+		Rating: int32(c.Rating), ShareComment: c.ShareComment}
+	if strings.TrimSpace(c.Comment) != "" {
+		if err := s.mustHoldPersonalData("record a comment"); err != nil {
+			return nil, err
+		}
+		f.Comment = &eventsv1.FreeText{Text: c.Comment}
+	}
+	return one(f)
+}
+
+// checkReferral checks the fields of a referral that Decide can judge on
+// its own (the edges check the rest against the world: teams, value sets).
+func checkReferral(r *eventsv1.ReferralReceived) error {
+	switch {
+	case r.GetSource() != "" && !slices.Contains(ReferralSources, r.GetSource()):
+		return Invalid("source", "must be one of %v", ReferralSources)
+	case r.GetUrgency() != "" && !slices.Contains(Urgencies, r.GetUrgency()):
+		return Invalid("urgency", "must be one of %v", Urgencies)
+	case r.GetContactPreference() != "" && !slices.Contains(ContactPreferences, r.GetContactPreference()):
+		return Invalid("contact_preference", "must be one of %v", ContactPreferences)
+	case r.GetSource() == SourceSelf && r.GetContactPreference() == "":
+		return Invalid("contact_preference", "is required for a self-referral")
+	}
+	return CheckEthnicity("person.ethnicity", r.GetPerson().GetEthnicity())
+}
+
+// mustHoldPersonalData refuses new personal data (sealed under the
+// person's key) once the person's data is erased: it could not be sealed
+// under a destroyed key, nor be wanted.
+func (s State) mustHoldPersonalData(what string) error {
+	if s.Erased {
+		return &Error{Code: CodeFailedPrecondition, Message: "cannot " + what + ": the person's personal data has been erased"}
+	}
+	return nil
 }
 
 // onwardStep checks that the onward referral exists and is in one of from.

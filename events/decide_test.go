@@ -3,11 +3,18 @@ package events
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "linkway/proto/linkway/events/v1"
 )
+
+// historyStart is when a test history's first event happens; each next
+// event happens a day later (so the first is on 2026-01-05, the fourth on
+// 2026-01-08).
+var historyStart = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 
 // history builds journey states for the tables: each step is a command
 // that must be accepted.
@@ -21,6 +28,7 @@ func history(t *testing.T, cmds ...Command) State {
 		}
 		for _, e := range evs {
 			e.JourneyId = "j"
+			e.OccurredAt = timestamppb.New(historyStart.AddDate(0, 0, s.Version))
 			s = Evolve(s, e)
 		}
 	}
@@ -159,7 +167,10 @@ func TestDecideRefused(t *testing.T) {
 		{"complete without attending", append(withOnward, AcceptOnward{OnwardReferralID: "o1"}), CompleteOnward{OnwardReferralID: "o1"}, CodeFailedPrecondition, "onward referral is accepted"},
 		{"withdraw a declined one", declinedOnward, WithdrawOnward{OnwardReferralID: "o1"}, CodeFailedPrecondition, "onward referral is declined"},
 		{"follow-up with a bad date", contacted, ScheduleFollowUp{FollowUpID: "f", Due: "soon"}, CodeInvalid, "due"},
-		{"follow-up on a closed journey", closed, ScheduleFollowUp{FollowUpID: "f", Due: "2027-01-01"}, CodeFailedPrecondition, "journey is closed"},
+		{"check-in before the closure", closed, ScheduleFollowUp{FollowUpID: "f", Due: "2026-01-07"}, CodeInvalid, "due"},
+		{"check-in beyond 24 months after closure", closed, ScheduleFollowUp{FollowUpID: "f", Due: "2028-01-09"}, CodeInvalid, "due"},
+		{"follow-up on a declined journey", []Command{referral(true), DeclineReferral{}}, ScheduleFollowUp{FollowUpID: "f", Due: "2026-03-01"}, CodeFailedPrecondition, "journey is declined"},
+		{"follow-up with an unknown timepoint", contacted, ScheduleFollowUp{FollowUpID: "f", Due: "2026-03-01", Timepoint: "2_weeks"}, CodeInvalid, "timepoint"},
 		{"complete an unknown follow-up", contacted, CompleteFollowUp{FollowUpID: "nope"}, CodeNotFound, "follow_up_id"},
 		{"complete a follow-up twice", append(contacted, ScheduleFollowUp{FollowUpID: "f1", Due: "2027-01-01"}, CompleteFollowUp{FollowUpID: "f1"}), CompleteFollowUp{FollowUpID: "f1"}, CodeFailedPrecondition, "already completed"},
 		{"decline a closed journey", closed, DeclineReferral{}, CodeFailedPrecondition, "journey is closed"},
@@ -191,15 +202,16 @@ func TestDecideRefused(t *testing.T) {
 
 func TestReferOnwardSharesOnlyWhatWasAgreed(t *testing.T) {
 	t.Parallel()
-	s := history(t, referral(true), assign, reached)
+	s := history(t, referral(true), assign, reached, AssessNeeds{Needs: []string{"company", "Call Jane Doe", "befriending"}})
 	evs, err := Decide(s, ReferOnward{OnwardReferralID: "o1", Service: walk, Share: []string{"name", "needs"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	shared := evs[0].GetOnwardReferralMade().GetShared()
 	p := shared.GetPerson()
-	if p.GetGivenName() != "Jane" || p.GetFamilyName() != "Doe" || len(shared.GetNeeds()) != 1 {
-		t.Errorf("name and needs not shared: %v", shared)
+	if p.GetGivenName() != "Jane" || p.GetFamilyName() != "Doe" || len(shared.GetNeeds()) != 1 ||
+		shared.GetNeeds()[0] != "befriending_and_social_groups" {
+		t.Errorf("name and the assessed needs (in the taxonomy, once) not shared: %v", shared)
 	}
 	if p.GetNhsNumber() != "" || p.GetBirthDate() != "" || p.GetPhone() != "" || p.GetEmail() != "" || p.GetPostcode() != "" || shared.GetNotes() != nil {
 		t.Errorf("shared more than agreed: %v", shared)

@@ -52,6 +52,38 @@ func ValidServiceID(s string) bool { return serviceIDPattern.MatchString(s) }
 type DirectoryOrg struct {
 	Org      *directoryv1.Organisation
 	Services map[string]*DirectoryService
+	// Gaps a panel recorded, by id (on the panel's own subject). Replaced,
+	// never changed, by Evolve, as services are.
+	Gaps map[string]*DirectoryGap
+}
+
+// DirectoryGap is a gap in provision: a need no service meets in an area,
+// and the services linked to it since.
+type DirectoryGap struct {
+	ID, Need, Area, Detail string
+	RecordedAt             time.Time
+	// RecordedBy is the organisation (panel) that recorded it.
+	RecordedBy string
+	// Services linked to meet it, in order, each once.
+	Services []GapService
+}
+
+// GapService is a service linked to a gap.
+type GapService struct {
+	ServiceID, OrganisationID string
+	LinkedAt                  time.Time
+}
+
+// Met reports whether a service has been linked to the gap: the gap is
+// closed from then (MetAt).
+func (g *DirectoryGap) Met() bool { return len(g.Services) > 0 }
+
+// MetAt is when the first service was linked, or the zero time.
+func (g *DirectoryGap) MetAt() time.Time {
+	if len(g.Services) == 0 {
+		return time.Time{}
+	}
+	return g.Services[0].LinkedAt
 }
 
 // DirectoryService is one service and the history of it that readers show.
@@ -110,6 +142,16 @@ type (
 	UpdateService   struct{ Service *directoryv1.Service }
 	WithdrawService struct{ ServiceID, Reason string }
 	SetCapacity     struct{ ServiceID, Capacity string }
+	// RecordGap records a gap in provision: Need a taxonomy id, Area a
+	// free name, Detail optional (about provision, never a person).
+	RecordGap struct{ GapID, Need, Area, Detail string }
+	// LinkGapService links a service set up to meet a gap. Service is the
+	// service as the caller found it in the directory (any organisation's),
+	// nil when there is no such service.
+	LinkGapService struct {
+		GapID   string
+		Service *DirectoryService
+	}
 )
 
 func (RegisterOrganisation) directoryCommandName() string { return "register_organisation" }
@@ -118,6 +160,8 @@ func (AddService) directoryCommandName() string           { return "add_service"
 func (UpdateService) directoryCommandName() string        { return "update_service" }
 func (WithdrawService) directoryCommandName() string      { return "withdraw_service" }
 func (SetCapacity) directoryCommandName() string          { return "set_capacity" }
+func (RecordGap) directoryCommandName() string            { return "record_gap" }
+func (LinkGapService) directoryCommandName() string       { return "link_gap_service" }
 
 // DirectoryCommandName is a directory command's stable name, for metrics.
 func DirectoryCommandName(c DirectoryCommand) string {
@@ -217,8 +261,60 @@ func DecideDirectory(s DirectoryOrg, cmd DirectoryCommand) ([]*directoryv1.Direc
 		}
 		return directoryEvent(&directoryv1.DirectoryEvent_CapacityChanged{CapacityChanged: &directoryv1.CapacityChanged{
 			ServiceId: c.ServiceID, Capacity: c.Capacity, Previous: old.Service.GetCapacity()}}), nil
+
+	case RecordGap:
+		return s.recordGap(c)
+
+	case LinkGapService:
+		return s.linkGapService(c)
 	}
 	return nil, Errorf(CodeInternal, "unknown directory command %T", cmd)
+}
+
+func (s DirectoryOrg) recordGap(c RecordGap) ([]*directoryv1.DirectoryEvent, error) {
+	switch {
+	case !ValidServiceID(c.GapID):
+		return nil, Invalid("gap_id", "must be letters, digits and '-', at most 64")
+	case c.Need == "":
+		return nil, Invalid("need", "is required")
+	case !knownCategory(c.Need):
+		return nil, Invalid("need", "must be one of the needs taxonomy's ids (GET /v1/directory/categories)")
+	case strings.TrimSpace(c.Area) == "":
+		return nil, Invalid("area", "is required")
+	case len(c.Area) > maxDirectoryName:
+		return nil, Invalid("area", "is longer than %d characters", maxDirectoryName)
+	case len(c.Detail) > maxDirectoryDescription:
+		return nil, Invalid("detail", "is longer than %d characters", maxDirectoryDescription)
+	}
+	if old, ok := s.Gaps[c.GapID]; ok {
+		if old.Need == c.Need && old.Area == c.Area && old.Detail == c.Detail {
+			return nil, nil
+		}
+		return nil, &Error{Code: CodeFailedPrecondition, Field: "gap_id", Message: "gap " + c.GapID + " is already recorded, differently"}
+	}
+	return directoryEvent(&directoryv1.DirectoryEvent_GapRecorded{GapRecorded: &directoryv1.GapRecorded{
+		GapId: c.GapID, Need: c.Need, Area: c.Area, Detail: c.Detail}}), nil
+}
+
+func (s DirectoryOrg) linkGapService(c LinkGapService) ([]*directoryv1.DirectoryEvent, error) {
+	gap, ok := s.Gaps[c.GapID]
+	if !ok {
+		return nil, &Error{Code: CodeNotFound, Field: "gap_id", Message: "no such gap"}
+	}
+	svc := c.Service
+	switch {
+	case svc == nil || svc.Service == nil:
+		return nil, Invalid("service_id", "is not a service in the directory")
+	case svc.Withdrawn:
+		return nil, &Error{Code: CodeFailedPrecondition, Field: "service_id",
+			Message: "cannot link service " + svc.Service.GetId() + " to the gap: it is withdrawn"}
+	}
+	id := svc.Service.GetId()
+	if slices.ContainsFunc(gap.Services, func(g GapService) bool { return g.ServiceID == id }) {
+		return nil, nil
+	}
+	return directoryEvent(&directoryv1.DirectoryEvent_GapServiceLinked{GapServiceLinked: &directoryv1.GapServiceLinked{
+		GapId: c.GapID, ServiceId: id, OrganisationId: svc.Service.GetOrganisationId()}}), nil
 }
 
 // live returns a service that exists and is not withdrawn.
@@ -250,6 +346,10 @@ func directoryEvent(e any) []*directoryv1.DirectoryEvent {
 	case *directoryv1.DirectoryEvent_ServiceWithdrawn:
 		ev.Event = x
 	case *directoryv1.DirectoryEvent_CapacityChanged:
+		ev.Event = x
+	case *directoryv1.DirectoryEvent_GapRecorded:
+		ev.Event = x
+	case *directoryv1.DirectoryEvent_GapServiceLinked:
 		ev.Event = x
 	}
 	return []*directoryv1.DirectoryEvent{ev}
@@ -339,6 +439,9 @@ func (s *DirectoryOrg) Evolve(ev *directoryv1.DirectoryEvent) {
 	if s.Services == nil {
 		s.Services = map[string]*DirectoryService{}
 	}
+	if s.Gaps == nil {
+		s.Gaps = map[string]*DirectoryGap{}
+	}
 	switch e := ev.GetEvent().(type) {
 	case *directoryv1.DirectoryEvent_OrganisationRegistered:
 		s.Org = e.OrganisationRegistered.GetOrganisation()
@@ -371,15 +474,32 @@ func (s *DirectoryOrg) Evolve(ev *directoryv1.DirectoryEvent) {
 			next.UpdatedAt, next.CapacityAt, next.CapacityBy = at, at, ev.GetActor().GetOrganisationId()
 			s.Services[old.Service.GetId()] = &next
 		}
+	case *directoryv1.DirectoryEvent_GapRecorded:
+		g := e.GapRecorded
+		if _, ok := s.Gaps[g.GetGapId()]; !ok { // the first record stands
+			s.Gaps[g.GetGapId()] = &DirectoryGap{ID: g.GetGapId(), Need: g.GetNeed(), Area: g.GetArea(), Detail: g.GetDetail(),
+				RecordedAt: at, RecordedBy: ev.GetActor().GetOrganisationId()}
+		}
+	case *directoryv1.DirectoryEvent_GapServiceLinked:
+		l := e.GapServiceLinked
+		if old, ok := s.Gaps[l.GetGapId()]; ok && !slices.ContainsFunc(old.Services, func(g GapService) bool { return g.ServiceID == l.GetServiceId() }) {
+			next := *old
+			next.Services = append(slices.Clip(old.Services), GapService{ServiceID: l.GetServiceId(), OrganisationID: l.GetOrganisationId(), LinkedAt: at})
+			s.Gaps[l.GetGapId()] = &next
+		}
 	}
 }
 
 // Snapshot copies the state for DecideDirectory: service entries are
 // replaced by Evolve, never changed, so a shallow copy of the map is enough.
 func (s DirectoryOrg) Snapshot() DirectoryOrg {
-	out := DirectoryOrg{Org: s.Org, Services: make(map[string]*DirectoryService, len(s.Services))}
+	out := DirectoryOrg{Org: s.Org, Services: make(map[string]*DirectoryService, len(s.Services)),
+		Gaps: make(map[string]*DirectoryGap, len(s.Gaps))}
 	for k, v := range s.Services {
 		out.Services[k] = v
+	}
+	for k, v := range s.Gaps {
+		out.Gaps[k] = v
 	}
 	return out
 }

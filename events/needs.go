@@ -27,6 +27,44 @@ var NeedCategories = []NeedCategory{
 	{"mental_wellbeing", "Mental wellbeing", "Peer support, talking groups and wellbeing courses."},
 	{"nature_and_green_space", "Nature and green space", "Gardening, conservation and time outdoors."},
 	{"food", "Food", "Food banks, community pantries, cooking and shared meals."},
+	{"long_term_conditions", "Long-term conditions", "Self-management courses, condition support groups and peer support for living with a long-term condition."},
+}
+
+// NeedIDs are the ids of NeedCategories, in order: what a link worker is
+// offered as needs, what the VCS is given, what the feed and summaries
+// count by (beside "other" for anything the log holds that fits none).
+func NeedIDs() []string {
+	out := make([]string, len(NeedCategories))
+	for i, c := range NeedCategories {
+		out[i] = c.ID
+	}
+	return out
+}
+
+// BarrierCategories are the barriers a link worker records, one list for
+// the caseload, the feed and the summaries. "other" is itself a category.
+var BarrierCategories = []string{"transport", "confidence", "cost", "caring_duties", "health", "language",
+	"digital_access", "mobility", "anxiety", "time", "other"}
+
+// PlaceBarrier places a recorded barrier ("Digital access", "caring-duties")
+// among BarrierCategories; ok is false when it is none of them (a reader
+// then leaves it out rather than guess).
+func PlaceBarrier(barrier string) (string, bool) {
+	k := normalise(barrier)
+	return k, slices.Contains(BarrierCategories, k)
+}
+
+// PlaceNeeds places recorded needs in the taxonomy, each category once, in
+// order; needs that fit no category are left out (they may be words a
+// link worker typed and are never passed on).
+func PlaceNeeds(needs []string) []string {
+	var out []string
+	for _, n := range needs {
+		if c, ok := PlaceNeed(n); ok && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // NeedCategoryByID returns the category with an id.
@@ -59,6 +97,9 @@ var needWords = map[string]string{
 	"anxiety": "mental_wellbeing",
 	"nature":  "nature_and_green_space", "gardening": "nature_and_green_space", "green_space": "nature_and_green_space",
 	"food_poverty": "food", "cooking": "food",
+	"long_term_condition": "long_term_conditions", "ltc": "long_term_conditions", "self_management": "long_term_conditions",
+	"long_term_condition_self_management": "long_term_conditions", "chronic_condition": "long_term_conditions",
+	"carer_strain": "carers", "housing_advice": "housing",
 }
 
 // reasonNeeds places the SNOMED CT referral reasons that name a need, for
@@ -75,11 +116,32 @@ var reasonNeeds = map[string]string{
 	"73595000":  "mental_wellbeing",              // stress (finding)
 }
 
+// reasonCategoryNeeds places a reason by the category column of the
+// reasons value set, for codes not listed in reasonNeeds: a code added to
+// the value set with its category is placed without a change here.
+var reasonCategoryNeeds = map[string]string{
+	"social connection":    "befriending_and_social_groups",
+	"emotional wellbeing":  "mental_wellbeing",
+	"financial":            "financial_and_debt_advice",
+	"housing":              "housing",
+	"physical activity":    "physical_activity",
+	"employment":           "employment_and_skills",
+	"carers":               "carers",
+	"long-term conditions": "long_term_conditions",
+	"long-term condition":  "long_term_conditions",
+	"bereavement":          "befriending_and_social_groups",
+	"food":                 "food",
+}
+
+func normalise(word string) string {
+	return strings.NewReplacer(" ", "_", "-", "_").Replace(strings.ToLower(strings.TrimSpace(word)))
+}
+
 // PlaceNeed places a recorded need (a category id or a word link workers
 // use: "company", "Debt", "mental-health") in the taxonomy; ok is false
 // when it fits no category.
 func PlaceNeed(need string) (string, bool) {
-	k := strings.NewReplacer(" ", "_", "-", "_").Replace(strings.ToLower(strings.TrimSpace(need)))
+	k := normalise(need)
 	if _, ok := NeedCategoryByID(k); ok {
 		return k, true
 	}
@@ -87,8 +149,20 @@ func PlaceNeed(need string) (string, bool) {
 	return c, ok
 }
 
-// ReasonNeed places a SNOMED CT referral reason in the taxonomy.
+// ReasonNeed places a SNOMED CT referral reason in the taxonomy: by the
+// list above, else by its category in the reasons value set.
 func ReasonNeed(code string) (string, bool) {
-	c, ok := reasonNeeds[code]
+	if c, ok := reasonNeeds[code]; ok {
+		return c, true
+	}
+	terms, err := Terms()
+	if err != nil {
+		return "", false
+	}
+	concept, ok := terms.Reasons.Get(code)
+	if !ok {
+		return "", false
+	}
+	c, ok := reasonCategoryNeeds[strings.ToLower(strings.TrimSpace(concept.Category))]
 	return c, ok
 }

@@ -35,16 +35,32 @@ func StateProto(s State) *eventsv1.JourneyState {
 		Goals:        s.Goals,
 		Measures:     int64(s.Measures),
 		Erased:       s.Erased,
+		ReferredAt:   timestamp(s.ReferredAt),
+		ClosedAt:     timestamp(s.ClosedAt),
+		Urgent:       s.Urgent,
+		Consent: &eventsv1.ConsentState{ShareWithVcs: s.Consent.ShareWithVCS, Method: s.Consent.Method,
+			ByPerson: s.Consent.ByPerson, At: timestamp(s.Consent.At)},
+		Needs:     s.Needs,
+		Notes:     int64(s.Notes),
+		Handovers: int64(s.Handovers),
+	}
+	for _, p2 := range s.Signposts {
+		p.Signposts = append(p.Signposts, &eventsv1.SignpostState{Id: p2.ID, ServiceId: p2.ServiceID,
+			OrganisationId: p2.OrganisationID, At: timestamp(p2.At)})
+	}
+	for _, r := range s.Risks {
+		p.Risks = append(p.Risks, &eventsv1.RiskState{Id: r.ID, Kind: r.Kind, EscalatedToGp: r.EscalatedToGP, At: timestamp(r.At)})
 	}
 	for _, t := range s.FailedAttempts {
 		p.FailedAttempts = append(p.FailedAttempts, timestamp(t))
 	}
 	for _, o := range s.Onward {
 		p.Onward = append(p.Onward, &eventsv1.OnwardState{Id: o.ID, ServiceId: o.ServiceID,
-			OrganisationId: o.OrganisationID, Status: string(o.Status)})
+			OrganisationId: o.OrganisationID, Status: string(o.Status), MadeAt: timestamp(o.MadeAt)})
 	}
 	for _, f := range s.FollowUps {
-		p.FollowUps = append(p.FollowUps, &eventsv1.FollowUpState{Id: f.ID, Due: f.Due, Done: f.Done})
+		p.FollowUps = append(p.FollowUps, &eventsv1.FollowUpState{Id: f.ID, Due: f.Due, Done: f.Done,
+			Timepoint: f.Timepoint, AfterClosure: f.AfterClosure})
 	}
 	return p
 }
@@ -68,16 +84,32 @@ func StateFromProto(p *eventsv1.JourneyState) State {
 		Goals:        p.GetGoals(),
 		Measures:     int(p.GetMeasures()),
 		Erased:       p.GetErased(),
+		ReferredAt:   fromTimestamp(p.GetReferredAt()),
+		ClosedAt:     fromTimestamp(p.GetClosedAt()),
+		Urgent:       p.GetUrgent(),
+		Consent: Consent{ShareWithVCS: p.GetConsent().GetShareWithVcs(), Method: p.GetConsent().GetMethod(),
+			ByPerson: p.GetConsent().GetByPerson(), At: fromTimestamp(p.GetConsent().GetAt())},
+		Needs:     p.GetNeeds(),
+		Notes:     int(p.GetNotes()),
+		Handovers: int(p.GetHandovers()),
+	}
+	for _, sp := range p.GetSignposts() {
+		s.Signposts = append(s.Signposts, Signpost{ID: sp.GetId(), ServiceID: sp.GetServiceId(),
+			OrganisationID: sp.GetOrganisationId(), At: fromTimestamp(sp.GetAt())})
+	}
+	for _, r := range p.GetRisks() {
+		s.Risks = append(s.Risks, Risk{ID: r.GetId(), Kind: r.GetKind(), EscalatedToGP: r.GetEscalatedToGp(), At: fromTimestamp(r.GetAt())})
 	}
 	for _, t := range p.GetFailedAttempts() {
 		s.FailedAttempts = append(s.FailedAttempts, fromTimestamp(t))
 	}
 	for _, o := range p.GetOnward() {
 		s.Onward = append(s.Onward, Onward{ID: o.GetId(), ServiceID: o.GetServiceId(),
-			OrganisationID: o.GetOrganisationId(), Status: OnwardStatus(o.GetStatus())})
+			OrganisationID: o.GetOrganisationId(), Status: OnwardStatus(o.GetStatus()), MadeAt: fromTimestamp(o.GetMadeAt())})
 	}
 	for _, f := range p.GetFollowUps() {
-		s.FollowUps = append(s.FollowUps, FollowUp{ID: f.GetId(), Due: f.GetDue(), Done: f.GetDone()})
+		s.FollowUps = append(s.FollowUps, FollowUp{ID: f.GetId(), Due: f.GetDue(), Done: f.GetDone(),
+			Timepoint: f.GetTimepoint(), AfterClosure: f.GetAfterClosure()})
 	}
 	return s
 }

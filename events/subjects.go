@@ -16,6 +16,39 @@ const (
 	JourneySubjects      = JourneySubjectPrefix + "*"
 )
 
+// A team's supervision log shares the JOURNEYS stream, under subjects of
+// its own (lw.team.<team>.supervision), so that the one reader of JOURNEYS
+// delivers it in the same order as the journeys, with no second stream or
+// consumer. The journey partition transform leaves these subjects as they
+// are (its source is lw.journey.*).
+const (
+	TeamSubjectPrefix   = "lw.team."
+	supervisionToken    = "supervision"
+	SupervisionSubjects = TeamSubjectPrefix + "*." + supervisionToken
+)
+
+// JourneyStreamSubjects are the subjects the JOURNEYS stream holds.
+var JourneyStreamSubjects = []string{JourneySubjects, SupervisionSubjects}
+
+// SupervisionSubject is the subject of a team's supervision log; the team
+// must be an organisation code (ValidOrgCode), or it is refused naming team.
+func SupervisionSubject(team string) (string, error) {
+	if !ValidOrgCode(team) {
+		return "", Invalid("team", "must be an organisation code")
+	}
+	return TeamSubjectPrefix + team + "." + supervisionToken, nil
+}
+
+// TeamFromSupervisionSubject returns the team of a supervision subject.
+func TeamFromSupervisionSubject(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, TeamSubjectPrefix)
+	team, tail, found := strings.Cut(rest, ".")
+	if !ok || !found || tail != supervisionToken || !ValidOrgCode(team) {
+		return "", false
+	}
+	return team, true
+}
+
 // JourneyPartitions is how many partition tokens the JOURNEYS stream
 // spreads journeys over, so that projections can apply them in parallel
 // consumers. It is fixed for the life of a stream: a stored subject keeps
