@@ -127,6 +127,8 @@ func TestRefusedTransitionsAre409NamingTheState(t *testing.T) {
 	noConsent := e.contacted(false)
 	closed := e.contacted(true)
 	e.ok("POST", "/v1/journeys/"+closed+"/close", map[string]string{"reason": "moved_away"}, nil)
+	declined := e.refer("U12345", true)
+	e.ok("POST", "/v1/journeys/"+declined+"/decline", nil, nil)
 	var withOnward answer
 	e.ok("POST", "/v1/journeys/"+contacted+"/onward-referrals", map[string]any{"service_id": "VCS002-debt", "share": []string{"name"}}, &withOnward)
 	e.ok("POST", "/v1/journeys/"+contacted+"/onward-referrals/"+withOnward.OnwardReferralID+"/withdraw", nil, nil)
@@ -152,7 +154,8 @@ func TestRefusedTransitionsAre409NamingTheState(t *testing.T) {
 		{"closing a closed journey", closed, "close", map[string]string{"reason": "goals_met"}, "closed"},
 		{"assigning on a closed journey", closed, "assign", map[string]string{"worker_id": "lw-8", "worker_name": "Ali"}, "closed"},
 		{"recording a contact on a closed journey", closed, "contacts", map[string]string{"outcome": "reached", "method": "phone"}, "closed"},
-		{"scheduling a follow-up on a closed journey", closed, "follow-ups", map[string]string{"due": "2030-01-01"}, "closed"},
+		// A closed journey takes check-ins (API.md version 2); a declined one does not.
+		{"scheduling a follow-up on a declined journey", declined, "follow-ups", map[string]string{"due": "2030-01-01"}, "declined"},
 		{"declining on a closed journey", closed, "decline", nil, "closed"},
 		{"measuring on a closed journey", closed, "measures", measure, "closed"},
 		{"reopening an open journey", contacted, "reopen", map[string]string{"reason": "x"}, "in_progress"},
