@@ -151,3 +151,12 @@ func UKDate(t time.Time) time.Time {
 	y, m, d := t.In(london).Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
+
+// earliestDay is the earliest calendar day a caller may take a moment to be
+// on: its day in UTC, which is never after its day in England. A rule that
+// refuses dates before a moment uses it, so that a caller counting days in
+// UTC is not refused in the hour after midnight in summer.
+func earliestDay(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}

@@ -313,8 +313,8 @@ func Decide(s State, cmd Command) ([]*eventsv1.Envelope, error) {
 		}
 		// A session before the referral was made cannot be one it led to
 		// (and would make "referral to first session" negative).
-		if o, _ := s.OnwardByID(c.OnwardReferralID); !o.MadeAt.IsZero() && date.Before(UKDate(o.MadeAt)) {
-			return nil, Invalid("date", "is before the onward referral was made (%s)", UKDate(o.MadeAt).Format(time.DateOnly))
+		if o, _ := s.OnwardByID(c.OnwardReferralID); !o.MadeAt.IsZero() && date.Before(earliestDay(o.MadeAt)) {
+			return nil, Invalid("date", "is before the onward referral was made (%s)", earliestDay(o.MadeAt).Format(time.DateOnly))
 		}
 		return evs, nil
 
@@ -489,8 +489,8 @@ func (s State) scheduleFollowUp(c ScheduleFollowUp) ([]*eventsv1.Envelope, error
 		// A check-in after closure: it does not reopen the journey.
 		f.AfterClosure = true
 		if !s.ClosedAt.IsZero() {
-			closed := UKDate(s.ClosedAt)
-			last := closed.AddDate(0, CheckInWindow, 0)
+			closed := earliestDay(s.ClosedAt)
+			last := UKDate(s.ClosedAt).AddDate(0, CheckInWindow, 0)
 			switch {
 			case due.Before(closed):
 				return nil, Invalid("due", "a check-in after closure is due on or after the closure (%s)", closed.Format(time.DateOnly))

@@ -459,3 +459,20 @@ func TestFollowUpDue(t *testing.T) {
 		t.Error("unknown timepoint")
 	}
 }
+
+// TestDaysAroundMidnight: a closure at 23:30 UTC in summer is the next day
+// in England; a check-in due on either day is taken, and the 24 months run
+// from the English day.
+func TestDaysAroundMidnight(t *testing.T) {
+	t.Parallel()
+	s := history(t, referral(true), assign, reached)
+	env := Wrap(&eventsv1.JourneyClosed{Reason: "goals_met"})
+	env.OccurredAt = timestamppb.New(time.Date(2026, 6, 30, 23, 30, 0, 0, time.UTC)) // 1 July 00:30 in England
+	s = Evolve(s, env)
+	for due, ok := range map[string]bool{"2026-06-29": false, "2026-06-30": true, "2026-07-01": true, "2028-07-01": true, "2028-07-02": false} {
+		_, err := Decide(s, ScheduleFollowUp{FollowUpID: "f", Due: due})
+		if (err == nil) != ok {
+			t.Errorf("check-in due %s: %v, want accepted %v", due, err, ok)
+		}
+	}
+}
