@@ -375,6 +375,12 @@ func (s *Service) respond(w http.ResponseWriter, r *http.Request, p api.Principa
 	if err != nil {
 		return err
 	}
+	// The answer is the journey's view, the person's name and phone with
+	// it: audited as a read. Should the audit fail, the write stands and
+	// the view is not shown (a retry with the Idempotency-Key replays it).
+	if err := s.cfg.Audit.Journey(r.Context(), p, r.Pattern, r.PathValue("id")); err != nil {
+		return err
+	}
 	api.WriteJSON(w, http.StatusOK, ans)
 	return nil
 }

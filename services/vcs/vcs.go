@@ -381,6 +381,15 @@ func (s *Service) apiAction(a action) api.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		// The answer shows the person as shared with the organisation:
+		// audited as a read of the journey.
+		rec, err := s.lookup(r.Context(), p.OrgID, r.PathValue("id"))
+		if err == nil {
+			err = s.cfg.Audit.Journey(r.Context(), p, r.Pattern, rec.JourneyID)
+		}
+		if err != nil {
+			return err
+		}
 		api.WriteJSON(w, http.StatusOK, it)
 		return nil
 	}

@@ -3,7 +3,9 @@ package hub_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -323,5 +325,64 @@ func TestMasterKeyChecked(t *testing.T) {
 	}
 	if err := start(demo); err != nil {
 		t.Errorf("--demo again: %v", err)
+	}
+}
+
+// TestWritesShowingPeopleAreAudited: a link worker's write answers with the
+// journey's view (name, phone), a VCS's action with the person as shared:
+// each is in the read audit, like the reads of the same data.
+func TestWritesShowingPeopleAreAudited(t *testing.T) {
+	h := hubtest.Start(t)
+	var ref struct {
+		JourneyID string `json:"journey_id"`
+	}
+	h.JSON("POST", "/v1/referrals", "demo-gp-a81001", map[string]any{"source_id": "AUDIT-W1",
+		"patient": map[string]any{"nhs_number": "9434765919", "given_name": "Jane", "family_name": "Doe",
+			"birth_date": "1956-03-14", "phone": "07700 900123"},
+		"reasons":        []string{"422650009"},
+		"consent":        map[string]any{"share_with_vcs": true},
+		"link_work_team": "U12345"}, 201, &ref)
+	j := ref.JourneyID
+	audited := func(route, org string) bool {
+		var out struct {
+			Reads []struct {
+				Route string `json:"route"`
+				OrgID string `json:"org_id"`
+			} `json:"reads"`
+		}
+		h.JSON("GET", "/v1/admin/audit?journey="+j, "demo-admin", nil, 200, &out)
+		for _, r := range out.Reads {
+			if r.Route == route && r.OrgID == org {
+				return true
+			}
+		}
+		return false
+	}
+	var view map[string]any
+	h.Eventually(func() bool {
+		st, _ := h.Do("POST", "/v1/journeys/"+j+"/assign", "demo-lw-u12345", map[string]any{"worker_id": "w1", "worker_name": "Sam"})
+		return st == 200
+	}, "the link worker assigns the journey")
+	if !audited("POST /v1/journeys/{id}/assign", "U12345") {
+		t.Error("a link worker's write, answered with the journey's view, is not in the read audit")
+	}
+	h.JSON("POST", "/v1/journeys/"+j+"/contacts", "demo-lw-u12345", map[string]any{"outcome": "reached", "method": "phone"}, 200, nil)
+	var onward struct {
+		OnwardReferralID string `json:"onward_referral_id"`
+	}
+	h.JSON("POST", "/v1/journeys/"+j+"/onward-referrals", "demo-lw-u12345",
+		map[string]any{"service_id": "VCS001-walk", "share": []string{"name", "phone"}}, 200, &onward)
+	h.Eventually(func() bool {
+		st, b := h.Do("POST", "/v1/onward-referrals/"+onward.OnwardReferralID+"/accept", "demo-vcs-001", nil)
+		if st == 200 {
+			_ = json.Unmarshal(b, &view)
+		}
+		return st == 200
+	}, "the VCS accepts the onward referral")
+	if !strings.Contains(fmt.Sprint(view), "Jane") {
+		t.Fatalf("the VCS's answer does not show the person (so needs no audit?): %v", view)
+	}
+	if !audited("POST /v1/onward-referrals/{id}/accept", "VCS001") {
+		t.Error("a VCS's action, answered with the person as shared, is not in the read audit")
 	}
 }
