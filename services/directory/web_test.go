@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -171,9 +170,14 @@ func TestBrowser(t *testing.T) {
 	webtest.Do(t, ctx, "search",
 		chromedp.SendKeys(chromedp.ID("q"), "debt"),
 		chromedp.Click(chromedp.ID("search")),
+		// The results page replaces the one that had every service. Waited
+		// for by a query (not only a script), so chromedp's nodes are the
+		// new page's before the next click.
+		chromedp.WaitVisible(chromedp.Search(`//h2[@id="services-h"][contains(., "(1)")]`)),
 	)
-	// The results page replaces the one that had every service.
-	hubtest.Eventually(t, 10*time.Second, func() bool { return count(t, ctx, "tr[data-id]") == 1 }, "searching 'debt' shows one service")
+	if n := count(t, ctx, "tr[data-id]"); n != 1 {
+		t.Errorf("searching 'debt' shows %d services, want 1", n)
+	}
 	if got := text(t, ctx, chromedp.CSS("tr[data-id] strong")); got != "Debt and benefits advice" {
 		t.Errorf("searching 'debt' shows %q", got)
 	}

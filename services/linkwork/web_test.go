@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"linkway/events"
+	"linkway/services/platform/websession/webtest"
 )
 
 // browserish is a cookie-keeping client that does not follow redirects, so
@@ -166,35 +167,14 @@ func TestWebSignInSessionAndCSRF(t *testing.T) {
 }
 
 func TestWebPageInHeadlessChromium(t *testing.T) {
-	const chromium = "/usr/bin/chromium"
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("headless Chromium is needed at %s (.ci/run installs it): %v", chromium, err)
-	}
 	e := newEnv(t, events.UncontactablePolicy{Attempts: 3})
 	id := e.refer("U12345", true)
 	e.refer("U12345", true)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
-		chromedp.ExecPath(chromium),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 720), // a small laptop
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// The first action starts the browser; it must not run under a timeout
-	// (that would stop the browser), the later ones do.
-	if err := chromedp.Do(ctx, chromedp.Navigate(e.h.Base+"/linkwork/")); err != nil {
-		t.Fatalf("browser: %v", err)
-	}
+	ctx := webtest.Chrome(t, 1280, 720) // a small laptop
 	tctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
 	defer cancelT()
+	webtest.Do(t, tctx, "open the page", chromedp.Navigate(e.h.Base+"/linkwork/"))
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
