@@ -31,7 +31,11 @@ then: linkway keys create --org CODE`
 // without --demo and without editing NATS by hand (API.md).
 func runOrgs(ctx context.Context, args []string, log *slog.Logger, stdout, stderr io.Writer) error {
 	usage := fmt.Sprintf(orgsUsage, kindNames())
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+	switch {
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help"):
+		fmt.Fprintln(stdout, usage)
+		return nil
+	case len(args) == 0 || strings.HasPrefix(args[0], "-"):
 		fmt.Fprintln(stderr, usage)
 		return flag.ErrHelp
 	}

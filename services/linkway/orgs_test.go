@@ -31,6 +31,9 @@ func run(t *testing.T, args ...string) (string, string, error) {
 // naming the hub (finding 4).
 func TestProductionSetUpWithoutDemo(t *testing.T) {
 	data := t.TempDir()
+	if out, _, err := run(t, "orgs", "--help"); err != nil || !strings.Contains(out, "add") || !strings.Contains(out, "disable") {
+		t.Errorf("orgs --help: %v %q, want the usage and success", err, out)
+	}
 	if _, _, err := run(t, "keys", "create", "--org", "A99001", "--data", data); err == nil || !strings.Contains(err.Error(), "orgs add") {
 		t.Fatalf("keys create for an unregistered organisation: %v, want a pointer to orgs add", err)
 	}
