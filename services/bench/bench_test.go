@@ -125,7 +125,7 @@ func BenchmarkReferralsHTTP(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	js := h.Deps().JS
+	js := h.JS()
 	stream, err := js.Stream(ctx, events.JourneyStream)
 	if err != nil {
 		b.Fatal(err)
@@ -171,7 +171,7 @@ func BenchmarkCaseloadLatency(b *testing.B) {
 	const rate, seconds = 200, 10
 	h := hubtest.Start(b, noLimit)
 	ctx := context.Background()
-	kv, err := h.Deps().JS.KeyValue(ctx, views.BucketName("caseload"))
+	kv, err := h.JS().KeyValue(ctx, views.BucketName("caseload"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func idle(b *testing.B, h *hubtest.Hub, seq uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if seq == 0 {
-		st, err := h.Deps().JS.Stream(ctx, events.JourneyStream)
+		st, err := h.JS().Stream(ctx, events.JourneyStream)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -55,7 +55,7 @@ func TestPostReferral(t *testing.T) {
 	if again.JourneyID != first.JourneyID || again.Created {
 		t.Errorf("resend answered %+v, want the same journey, not created", again)
 	}
-	_, hist, err := e.d.Store.Load(context.Background(), first.JourneyID)
+	_, hist, err := e.h.Journal().Load(context.Background(), first.JourneyID)
 	if err != nil || len(hist) != 1 {
 		t.Fatalf("journey has %d events (%v), want 1", len(hist), err)
 	}
@@ -152,7 +152,7 @@ func TestRefusals(t *testing.T) {
 				t.Fatalf("%d %s; want %d naming %q", st, out, tt.status, tt.field)
 			}
 			if src, ok := b["source_id"].(string); ok {
-				st, _, err := e.d.Store.Load(context.Background(), events.ReferralJourneyID("A81001", src))
+				st, _, err := e.h.Journal().Load(context.Background(), events.ReferralJourneyID("A81001", src))
 				if err != nil || st.Exists() {
 					t.Errorf("a refused referral was recorded (%v)", err)
 				}
@@ -187,7 +187,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 		go func() {
 			defer done.Done()
 			start.Wait()
-			req, _ := http.NewRequest("POST", e.srv.URL+"/v1/referrals", strings.NewReader(string(body)))
+			req, _ := http.NewRequest("POST", e.h.Base+"/v1/referrals", strings.NewReader(string(body)))
 			req.Header.Set("Authorization", "Bearer "+keyGP)
 			resp, err := client.Do(req)
 			if err != nil {
@@ -221,7 +221,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 	if createdN != 1 {
 		t.Errorf("%d posts created the referral, want exactly 1", createdN)
 	}
-	_, hist, err := e.d.Store.Load(context.Background(), answers[0].id)
+	_, hist, err := e.h.Journal().Load(context.Background(), answers[0].id)
 	if err != nil || len(hist) != 1 {
 		t.Errorf("journey has %d events (%v), want 1", len(hist), err)
 	}
@@ -246,7 +246,7 @@ func TestResendAfterDuplicateWindow(t *testing.T) {
 	if again.JourneyID != first.JourneyID {
 		t.Errorf("resend gave journey %s, want %s", again.JourneyID, first.JourneyID)
 	}
-	_, hist, err := e.d.Store.Load(context.Background(), first.JourneyID)
+	_, hist, err := e.h.Journal().Load(context.Background(), first.JourneyID)
 	if err != nil || len(hist) != 1 {
 		t.Errorf("journey has %d events (%v), want 1", len(hist), err)
 	}
@@ -427,7 +427,7 @@ func TestOpenAPI(t *testing.T) {
 // a POST and a GET still answer with the referral, folded from the log as
 // the view would have it, and another practice still gets 404.
 func TestViewBehind(t *testing.T) {
-	cfg := referrals.DefaultConfig()
+	cfg := referrals.DefaultSettings()
 	cfg.ReadYourWrites = 50 * time.Millisecond
 	e := newEnvWith(t, journal.DefaultConfig(), cfg, false)
 	var c created

@@ -43,7 +43,7 @@ const (
 )
 
 func (s *Service) routesFHIR() {
-	h := s.d.HTTP
+	h := s.cfg.HTTP
 	h.HandlePublic("POST /fhir/R4/ServiceRequest", s.fhirRoute(s.postServiceRequest))
 	h.HandlePublic("GET /fhir/R4/ServiceRequest/{id}", s.fhirRoute(fhirRead(s.serviceRequest)))
 	h.HandlePublic("GET /fhir/R4/Task", s.fhirRoute(s.searchTasks))
@@ -56,12 +56,12 @@ func (s *Service) routesFHIR() {
 // answers every error, including 401 and 403, as an OperationOutcome.
 func (s *Service) fhirRoute(h api.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.d.HTTP.Authenticate(r)
+		p, err := s.cfg.HTTP.Authenticate(r)
 		if err == nil && p.Kind != events.KindGP {
 			err = &events.Error{Code: events.CodePermissionDenied, Message: "a " + string(p.Kind) + " key may not call this route"}
 		}
 		if err == nil {
-			err = s.d.HTTP.Admit(w, p) // the key's rate limit, as on every JSON route
+			err = s.cfg.HTTP.Admit(w, p) // the key's rate limit, as on every JSON route
 		}
 		if err == nil {
 			err = h(w, r, p)
@@ -149,7 +149,7 @@ func (s *Service) journeyOf(ctx context.Context, p api.Principal, id string) (st
 	if err := events.ParseID(id); err != nil {
 		return st, nil, authored, updated, err
 	}
-	st, hist, err = s.d.Store.Load(ctx, id)
+	st, hist, err = s.cfg.Journal.Load(ctx, id)
 	if err != nil {
 		return st, nil, authored, updated, err
 	}
@@ -166,7 +166,7 @@ func (s *Service) term(vs *events.ValueSet, code string) string {
 
 func (s *Service) orgRef(ods string) *Reference {
 	ref := &Reference{Identifier: &Identifier{System: ODSSystem, Value: ods}}
-	if o, ok := s.d.Orgs.Get(ods); ok {
+	if o, ok := s.cfg.Orgs.Get(ods); ok {
 		ref.Display = o.Name
 	}
 	return ref

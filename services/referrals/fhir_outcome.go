@@ -51,7 +51,7 @@ func (e *outcomeError) diagnostics() string {
 // type, Retry-After and the logging of a failure of ours are the api
 // package's (the same as the JSON routes'); this only renders the body.
 func (s *Service) writeOutcome(w http.ResponseWriter, r *http.Request, err error) {
-	f := s.d.HTTP.Fail(w, r, err)
+	f := s.cfg.HTTP.Fail(w, r, err)
 	var oe *outcomeError
 	if errors.As(err, &oe) {
 		writeFHIR(w, f.Status, OperationOutcome{ResourceType: "OperationOutcome", Issue: oe.Issues})

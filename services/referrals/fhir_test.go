@@ -176,7 +176,7 @@ func TestFHIRServiceRequest(t *testing.T) {
 	}
 	// What was recorded: the official name, the normalised postcode, the
 	// consent a contained active Consent gives, the SNOMED reasons only.
-	state, hist, err := e.d.Store.Load(context.Background(), id)
+	state, hist, err := e.h.Journal().Load(context.Background(), id)
 	if err != nil || len(hist) != 1 {
 		t.Fatalf("%d events, %v", len(hist), err)
 	}
@@ -193,7 +193,7 @@ func TestFHIRServiceRequest(t *testing.T) {
 	if st != http.StatusOK || h.Get("Location") != "/fhir/R4/ServiceRequest/"+id {
 		t.Errorf("resend: %d %q", st, h.Get("Location"))
 	}
-	if _, hist, _ := e.d.Store.Load(context.Background(), id); len(hist) != 1 {
+	if _, hist, _ := e.h.Journal().Load(context.Background(), id); len(hist) != 1 {
 		t.Errorf("resend recorded again: %d events", len(hist))
 	}
 
@@ -282,7 +282,7 @@ func TestFHIRIdentifiedPatient(t *testing.T) {
 	if st != http.StatusCreated || !strings.HasPrefix(h.Get("Location"), "/fhir/R4/ServiceRequest/") {
 		t.Fatalf("%d %v", st, sr)
 	}
-	state, _, err := e.d.Store.Load(context.Background(), sr["id"].(string))
+	state, _, err := e.h.Journal().Load(context.Background(), sr["id"].(string))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +462,7 @@ func TestFHIRRefusals(t *testing.T) {
 				t.Errorf("diagnostics %q do not say %q", says, tt.says)
 			}
 			for _, src := range []string{"EMIS-55102", "S1-77410"} {
-				if st, _, _ := e.d.Store.Load(context.Background(), events.ReferralJourneyID("A81001", src)); st.Exists() {
+				if st, _, _ := e.h.Journal().Load(context.Background(), events.ReferralJourneyID("A81001", src)); st.Exists() {
 					t.Fatalf("a refused referral was recorded")
 				}
 			}
@@ -485,7 +485,7 @@ func TestProcessMessage(t *testing.T) {
 		dig(hdr, "response", "identifier") != "0c6f3a52-8b8e-4f61-a1f7-2d5b9e4c7a10" || sr["id"] != id {
 		t.Errorf("response: header %v, ServiceRequest %v", hdr, sr)
 	}
-	state, _, err := e.d.Store.Load(context.Background(), id)
+	state, _, err := e.h.Journal().Load(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +500,7 @@ func TestProcessMessage(t *testing.T) {
 	if st, _, b := e.fhir("POST", "/fhir/R4/$process-message", keyGP, body); st != http.StatusOK || dig(b, "entry", "resource", "focus", "reference") == "" {
 		t.Errorf("resend: %d %v", st, b)
 	}
-	if _, hist, _ := e.d.Store.Load(context.Background(), id); len(hist) != 1 {
+	if _, hist, _ := e.h.Journal().Load(context.Background(), id); len(hist) != 1 {
 		t.Errorf("%d events after a resend, want 1", len(hist))
 	}
 	if c, r := e.received("message", "created"), e.received("message", "resent"); c != 1 || r != 1 {
@@ -523,7 +523,7 @@ func TestProcessMessage(t *testing.T) {
 			t.Errorf("the OperationOutcome does not mention %s: %s", want, text)
 		}
 	}
-	if st, _, _ := e.d.Store.Load(context.Background(), events.ReferralJourneyID("A81001", "GP-VAL-2026-0007")); st.Exists() {
+	if st, _, _ := e.h.Journal().Load(context.Background(), events.ReferralJourneyID("A81001", "GP-VAL-2026-0007")); st.Exists() {
 		t.Error("the refused message was recorded")
 	}
 

@@ -7,9 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,114 +15,71 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
+	"linkway/services/linkway/hub"
 	"linkway/services/linkway/hubtest"
-	"linkway/services/platform"
-	"linkway/services/platform/api"
-	"linkway/services/platform/apikeys"
-	"linkway/services/platform/audit"
 	"linkway/services/platform/journal"
-	"linkway/services/platform/orgs"
 	"linkway/services/platform/views"
 	"linkway/services/referrals"
 )
 
-// Keys of the test organisations.
+// Keys of the test organisations: the demo ones (API.md).
 const (
-	keyGP    = "test-gp-a81001"
-	keyGP2   = "test-gp-a81002"
-	keyTeam  = "test-lw-u12345"
-	keyVCS   = "test-vcs-001"
-	keyAdmin = "test-admin"
+	keyGP    = "demo-gp-a81001"
+	keyGP2   = "demo-gp-a81002"
+	keyTeam  = "demo-lw-u12345"
+	keyVCS   = "demo-vcs-001"
+	keyAdmin = "demo-admin"
 )
 
-// env is the referrals service alone on a real JetStream server, with the
+// env is the referrals service alone on a test hub (hubtest), with the
 // real event store, register, keys and projection runner.
 type env struct {
 	t   *testing.T
+	h   *hubtest.Hub
 	svc *referrals.Service
-	d   platform.Deps
-	srv *httptest.Server
 }
 
+// newEnv starts the referrals service alone, its event store configured
+// by storeCfg.
 func newEnv(t *testing.T, storeCfg journal.Config) *env {
 	t.Helper()
-	return newEnvWith(t, storeCfg, referrals.DefaultConfig(), true)
+	return newEnvWith(t, storeCfg, referrals.DefaultSettings(), true)
 }
 
-// newEnvWith is newEnv with the service's config; with project false the
+// newEnvWith is newEnv with the service's settings; with project false the
 // view's runner is never run, so the view stays empty: a view far behind.
-func newEnvWith(t *testing.T, storeCfg journal.Config, cfg referrals.Config, project bool) *env {
+func newEnvWith(t *testing.T, storeCfg journal.Config, settings referrals.Settings, project bool) *env {
 	t.Helper()
-	_, js := hubtest.NATS(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	reg := prometheus.NewRegistry()
-	store, err := journal.Open(ctx, js, storeCfg, reg)
+	journalCfg := func(c *hub.Config) { c.Journal = storeCfg }
+	if project {
+		h := hubtest.Start(t, hubtest.Services("referrals"), journalCfg, func(c *hub.Config) { c.Referrals = settings })
+		return &env{t: t, h: h, svc: h.Parties().Referrals}
+	}
+	// The hub runs no party but the directory's lookups; the service is
+	// given the hub's parts and runners that never run.
+	h := hubtest.Start(t, hubtest.Services(), journalCfg)
+	pm, err := views.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	register, err := orgs.Open(ctx, js, 1)
+	svc, err := referrals.New(t.Context(), referrals.Config{Journal: h.Journal(), Projections: stalled{h: h, metrics: pm},
+		Audit: h.Audit(), Orgs: h.Orgs(), HTTP: h.HTTP(), Metrics: h.Metrics(), Settings: settings})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := apikeys.OpenKeyRing(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for key, o := range map[string]orgs.Organisation{
-		keyGP:    {ID: "A81001", Name: "Riverside Medical Practice", Kind: events.KindGP},
-		keyGP2:   {ID: "A81002", Name: "Hillside Surgery", Kind: events.KindGP},
-		keyTeam:  {ID: "U12345", Name: "Riverside and Hillside PCN link-worker team", Kind: events.KindLinkwork},
-		keyVCS:   {ID: "VCS001", Name: "Sale Walking Group", Kind: events.KindVCS},
-		keyAdmin: {ID: "OPERATOR", Name: "Operator", Kind: events.KindAdmin},
-	} {
-		if err := register.Put(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-		if err := keys.Create(ctx, key, api.Principal{OrgID: o.ID, Kind: o.Kind, KeyID: key}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	httpAPI, err := api.NewServer(keys, log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pm, err := views.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reads, err := audit.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := platform.Deps{JS: js, Store: store, Orgs: register, Keys: keys, HTTP: httpAPI, Log: log, Reg: reg, Replicas: 1, Audit: reads,
-		Project: func(ctx context.Context, p views.Projector) (*views.Runner, error) {
-			r, err := views.New(ctx, js, p, views.DefaultConfig(), pm, log)
-			if err != nil || !project {
-				return r, err
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// An error after the test has ended is the runner noticing
-				// the cancel; before, it is a failure.
-				if err := r.Run(ctx); err != nil && ctx.Err() == nil {
-					t.Errorf("projection stopped: %v", err)
-				}
-			}()
-			return r, nil
-		},
-	}
-	svc, err := referrals.New(ctx, d, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(httpAPI)
-	t.Cleanup(srv.Close)
-	hubtest.Eventually(t, 10*time.Second, svc.Runner().Ready, "the referrals view is ready")
-	return &env{t: t, svc: svc, d: d, srv: srv}
+	return &env{t: t, h: h, svc: svc}
+}
+
+// stalled creates projections' runners and never runs them.
+type stalled struct {
+	h       *hubtest.Hub
+	metrics *views.Metrics
+}
+
+func (s stalled) Project(ctx context.Context, p views.Projector) (*views.Runner, error) {
+	cfg := views.DefaultConfig()
+	cfg.Decode = s.h.Journal().Decode
+	return views.New(ctx, s.h.JS(), p, cfg, s.metrics, slog.New(slog.DiscardHandler))
 }
 
 // do sends a request; body nil sends none, []byte is sent as is, anything
@@ -143,7 +98,7 @@ func (e *env) do(method, path, key string, body any, headers ...string) (int, ht
 		}
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	req, err := http.NewRequest(method, e.h.Base+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -208,7 +163,7 @@ func referral(t *testing.T) map[string]any {
 // VCS organisation) would: those services are other packages.
 func (e *env) execute(id string, org string, kind eventsv1.OrganisationKind, cmd events.Command) journal.Result {
 	e.t.Helper()
-	res, err := e.d.Store.Execute(context.Background(), id, journal.Meta{
+	res, err := e.h.Journal().Execute(context.Background(), id, journal.Meta{
 		Actor: &eventsv1.Actor{OrganisationId: org, OrganisationKind: kind}}, cmd)
 	if err != nil {
 		e.t.Fatalf("%s: %v", events.CommandName(cmd), err)
@@ -228,7 +183,7 @@ func readFile(t *testing.T, name string) []byte {
 // received is the value of linkway_referrals_received_total{channel, outcome}.
 func (e *env) received(channel, outcome string) float64 {
 	e.t.Helper()
-	mfs, err := e.d.Reg.(*prometheus.Registry).Gather()
+	mfs, err := e.h.Metrics().Gather()
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -30,18 +30,19 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"linkway/events"
 	lwproto "linkway/proto"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/platform"
 	"linkway/services/platform/api"
 	"linkway/services/platform/journal"
+	"linkway/services/platform/orgs"
 	"linkway/services/platform/views"
 )
 
-// Config of the service.
-type Config struct {
+// Settings of the service.
+type Settings struct {
 	// ReadYourWrites bounds how long a read waits for the view to show
 	// it, so that a GET straight after a POST finds the referral.
 	ReadYourWrites time.Duration
@@ -49,15 +50,72 @@ type Config struct {
 	PageSize, MaxPageSize int
 }
 
-// DefaultConfig is right for one hub.
-func DefaultConfig() Config {
-	return Config{ReadYourWrites: time.Second, PageSize: 50, MaxPageSize: 200}
+// DefaultSettings are right for one hub.
+func DefaultSettings() Settings {
+	return Settings{ReadYourWrites: time.Second, PageSize: 50, MaxPageSize: 200}
+}
+
+// Journal is the event store referrals are recorded in (journal.Store).
+type Journal interface {
+	Execute(ctx context.Context, journeyID string, meta journal.Meta, cmd events.Command) (journal.Result, error)
+	// Load returns a journey's state and history.
+	Load(ctx context.Context, journeyID string) (events.State, []journal.Recorded, error)
+}
+
+// Projections starts a projection (the practices' view): the hub runs it
+// until the process stops and counts it for readiness.
+type Projections interface {
+	Project(ctx context.Context, p views.Projector) (*views.Runner, error)
+}
+
+// Auditor records every read of identifiable data (audit.Log).
+type Auditor interface {
+	Journey(ctx context.Context, p api.Principal, route, journeyID string) error
+	List(ctx context.Context, p api.Principal, route string, journeyIDs []string) error
+}
+
+// Organisations is the organisation register (orgs.Registry): the
+// link-worker team a referral names, and the organisations FHIR answers
+// name.
+type Organisations interface {
+	Get(id string) (orgs.Organisation, bool)
+	Is(id string, k events.Kind) bool
+}
+
+// Routes is the route table the service adds its handlers to
+// (api.Server). The FHIR routes authenticate, rate-limit and answer errors
+// themselves, in FHIR's shape, through Authenticate, Admit and Fail.
+type Routes interface {
+	Handle(pattern string, kinds []events.Kind, h api.HandlerFunc)
+	HandlePublic(pattern string, h http.Handler)
+	Authenticate(r *http.Request) (api.Principal, error)
+	Admit(w http.ResponseWriter, p api.Principal) error
+	Fail(w http.ResponseWriter, r *http.Request, err error) api.Failure
+}
+
+// Config is what the referrals service is given by the process that runs it.
+type Config struct {
+	// Journal records referrals and loads journeys.
+	Journal Journal
+	// Projections starts the practices' view.
+	Projections Projections
+	// Audit records the reads of referrals.
+	Audit Auditor
+	// Orgs is the organisation register.
+	Orgs Organisations
+	// HTTP is the route table the service adds its routes to.
+	HTTP Routes
+	// Log receives what the service did (never personal data); slog.Default when nil.
+	Log *slog.Logger
+	// Metrics registers the service's metrics; none are registered when nil.
+	Metrics prometheus.Registerer
+	// Settings are the service's settings.
+	Settings Settings
 }
 
 // Service is the referrals service.
 type Service struct {
 	cfg     Config
-	d       platform.Deps
 	terms   *events.Terminology
 	runner  *views.Runner
 	mirror  *views.Mirror
@@ -68,24 +126,27 @@ type Service struct {
 	now    func() time.Time
 }
 
-// Start adds the service's routes and starts its projection.
-func Start(ctx context.Context, d platform.Deps) error {
-	_, err := New(ctx, d, DefaultConfig())
-	return err
-}
-
-// New starts the service with cfg and returns it (for tests).
-func New(ctx context.Context, d platform.Deps, cfg Config) (*Service, error) {
+// New adds the service's routes and starts its projection.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Journal == nil || cfg.Projections == nil || cfg.Audit == nil || cfg.Orgs == nil || cfg.HTTP == nil {
+		return nil, errors.New("referrals: Journal, Projections, Audit, Orgs and HTTP are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
 	terms, err := events.LoadTerminology()
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, d: d, terms: terms, log: d.Log.With("service", "referrals"), now: time.Now}
-	s.isTeam = func(id string) bool { return d.Orgs.Is(id, events.KindLinkwork) }
-	if s.metrics, err = newMetrics(d.Reg); err != nil {
+	s := &Service{cfg: cfg, terms: terms, log: cfg.Log.With("service", "referrals"), now: time.Now}
+	s.isTeam = func(id string) bool { return cfg.Orgs.Is(id, events.KindLinkwork) }
+	if s.metrics, err = newMetrics(cfg.Metrics); err != nil {
 		return nil, err
 	}
-	if s.runner, err = d.Project(ctx, &projector{terms: terms}); err != nil {
+	if s.runner, err = cfg.Projections.Project(ctx, &projector{terms: terms}); err != nil {
 		return nil, fmt.Errorf("referrals projection: %w", err)
 	}
 	// The list is served from memory: a practice's page is a prefix scan
@@ -94,10 +155,10 @@ func New(ctx context.Context, d platform.Deps, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("referrals view mirror: %w", err)
 	}
 	gp := []events.Kind{events.KindGP}
-	d.HTTP.Handle("POST /v1/referrals", gp, s.postReferral)
-	d.HTTP.Handle("GET /v1/referrals/{id}", gp, s.getReferral)
-	d.HTTP.Handle("GET /v1/referrals", gp, s.listReferrals)
-	d.HTTP.HandlePublic("GET /openapi.yaml", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	cfg.HTTP.Handle("POST /v1/referrals", gp, s.postReferral)
+	cfg.HTTP.Handle("GET /v1/referrals/{id}", gp, s.getReferral)
+	cfg.HTTP.Handle("GET /v1/referrals", gp, s.listReferrals)
+	cfg.HTTP.HandlePublic("GET /openapi.yaml", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(lwproto.OpenAPI)
 	}))
@@ -151,7 +212,7 @@ func (s *Service) checker(requireDemographics bool) checker {
 // and expected sequences; the expected-sequence check is what decides.
 func (s *Service) refer(ctx context.Context, p api.Principal, req *ReferralRequest, source string) (View, bool, error) {
 	id := events.ReferralJourneyID(p.OrgID, req.SourceID)
-	res, err := s.d.Store.Execute(ctx, id, journal.Meta{Actor: p.Actor()}, events.Refer{Referral: req.event(source, p.OrgID)})
+	res, err := s.cfg.Journal.Execute(ctx, id, journal.Meta{Actor: p.Actor()}, events.Refer{Referral: req.event(source, p.OrgID)})
 	if err != nil {
 		return View{}, false, err
 	}
@@ -181,7 +242,7 @@ func (s *Service) refer(ctx context.Context, p api.Principal, req *ReferralReque
 // practice's view of it whatever state the view is in. ok is false when the
 // journey is not the practice's.
 func (s *Service) viewFromLog(ctx context.Context, practice, id string) (View, bool, error) {
-	st, hist, err := s.d.Store.Load(ctx, id)
+	st, hist, err := s.cfg.Journal.Load(ctx, id)
 	if err != nil || !st.Exists() || st.Referral.GetReferrerOrganisationId() != practice {
 		return View{}, false, err
 	}
@@ -216,7 +277,7 @@ func (s *Service) getReferral(w http.ResponseWriter, r *http.Request, p api.Prin
 	// See what other services wrote a moment ago (a link worker's
 	// assignment, a VCS acceptance); a view still behind after that answers
 	// all the same.
-	cctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadYourWrites)
+	cctx, cancel := context.WithTimeout(r.Context(), s.cfg.Settings.ReadYourWrites)
 	_ = s.runner.CatchUpJourney(cctx, id)
 	cancel()
 	v, ok, err := s.readView(r.Context(), p.OrgID, id)
@@ -234,7 +295,7 @@ func (s *Service) getReferral(w http.ResponseWriter, r *http.Request, p api.Prin
 			return events.ErrNotFound
 		}
 	}
-	if err := s.d.Audit.Journey(r.Context(), p, r.Pattern, id); err != nil {
+	if err := s.cfg.Audit.Journey(r.Context(), p, r.Pattern, id); err != nil {
 		return err
 	}
 	api.WriteJSON(w, http.StatusOK, v)
@@ -273,11 +334,11 @@ func (s *Service) listReferrals(w http.ResponseWriter, r *http.Request, p api.Pr
 		}
 		since = t
 	}
-	size := s.cfg.PageSize
+	size := s.cfg.Settings.PageSize
 	if v := q.Get("page_size"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > s.cfg.MaxPageSize {
-			return events.Invalid("page_size", "must be a number from 1 to %d", s.cfg.MaxPageSize)
+		if err != nil || n < 1 || n > s.cfg.Settings.MaxPageSize {
+			return events.Invalid("page_size", "must be a number from 1 to %d", s.cfg.Settings.MaxPageSize)
 		}
 		size = n
 	}
@@ -320,7 +381,7 @@ func (s *Service) listReferrals(w http.ResponseWriter, r *http.Request, p api.Pr
 	for _, v := range resp.Referrals {
 		ids = append(ids, v.JourneyID)
 	}
-	if err := s.d.Audit.List(r.Context(), p, r.Pattern, ids); err != nil {
+	if err := s.cfg.Audit.List(r.Context(), p, r.Pattern, ids); err != nil {
 		return err
 	}
 	api.WriteJSON(w, http.StatusOK, resp)

@@ -25,7 +25,6 @@ import (
 
 	"linkway/services/linkwork"
 	"linkway/services/outcomes"
-	"linkway/services/platform"
 	"linkway/services/platform/api"
 	"linkway/services/platform/apikeys"
 	"linkway/services/platform/audit"
@@ -35,6 +34,7 @@ import (
 	"linkway/services/platform/orgs"
 	"linkway/services/platform/sealing"
 	"linkway/services/platform/views"
+	"linkway/services/referrals"
 )
 
 // Config of a hub. Read once at start-up.
@@ -87,6 +87,12 @@ type Config struct {
 	// LeaseTTL is how long a dead replica's projection partitions wait
 	// before the others take them over.
 	LeaseTTL time.Duration
+	// Journal configures the event store of journeys; its Replicas and
+	// Sealer are the hub's. The zero value is journal.DefaultConfig().
+	Journal journal.Config
+	// Referrals are the referrals service's settings (how long a read
+	// waits for its own write, list pages).
+	Referrals referrals.Settings
 	// Linkwork are the linkwork service's settings (when failed contact
 	// attempts flag a journey).
 	Linkwork linkwork.Settings
@@ -102,9 +108,11 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{HTTP: ":8080", Data: "./data", NATSListen: "off", Replicas: 1,
 		ShutdownTimeout: 15 * time.Second, Log: slog.Default(), RateLimit: api.DefaultRateLimit,
-		LeaseTTL: 10 * time.Second,
-		Linkwork: linkwork.DefaultSettings(),
-		Outcomes: outcomes.DefaultSettings(),
+		LeaseTTL:  10 * time.Second,
+		Journal:   journal.DefaultConfig(),
+		Referrals: referrals.DefaultSettings(),
+		Linkwork:  linkwork.DefaultSettings(),
+		Outcomes:  outcomes.DefaultSettings(),
 	}
 }
 
@@ -118,7 +126,6 @@ type Hub struct {
 	http     *http.Server
 	listener net.Listener
 	registry *prometheus.Registry
-	deps     platform.Deps
 
 	// The data folder, held while the embedded server runs, and that
 	// server's users.
@@ -184,8 +191,7 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err != nil {
 		return nil, masterKeyError(err)
 	}
-	storeCfg := journal.DefaultConfig()
-	storeCfg.Replicas = cfg.Replicas
+	storeCfg := journalConfig(cfg)
 	storeCfg.Sealer = keyring
 	if h.store, err = journal.Open(ctx, h.js, storeCfg, h.registry); err != nil {
 		return nil, err
@@ -232,17 +238,6 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		}
 		h.group.Go(func() error { return leases.Run(h.ctx) })
 	}
-	h.deps = platform.Deps{
-		NC: h.nc, JS: h.js, Store: h.store, Orgs: registry, Keys: keys, HTTP: httpAPI, Keyring: keyring, Audit: auditLog,
-		Log: cfg.Log, Reg: h.registry, Demo: cfg.Demo, Replicas: cfg.Replicas,
-		Project: func(ctx context.Context, p views.Projector) (*views.Runner, error) {
-			return h.project(ctx, p, pm, leases, false)
-		},
-		ProjectLocal: func(ctx context.Context, p views.Projector) (*views.Runner, error) {
-			return h.project(ctx, p, pm, nil, true)
-		},
-		Go: func(run func(context.Context) error) { h.group.Go(func() error { return run(h.ctx) }) },
-	}
 	if cfg.Demo {
 		if err := seedDemo(ctx, registry, keys); err != nil {
 			return nil, err
@@ -250,7 +245,7 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}
 	h.shared = projections{h: h, metrics: pm, leases: leases}
 	h.local = projections{h: h, metrics: pm, local: true}
-	if err := h.startParties(h.ctx, h.deps, cfg.Services); err != nil {
+	if err := h.startParties(h.ctx, cfg.Services); err != nil {
 		return nil, err
 	}
 
@@ -382,9 +377,6 @@ func (h *Hub) serveReady(w http.ResponseWriter, r *http.Request) {
 
 // Addr is the HTTP listen address.
 func (h *Hub) Addr() string { return h.listener.Addr().String() }
-
-// Deps are what the hub gives its services (for tests and tools).
-func (h *Hub) Deps() platform.Deps { return h.deps }
 
 // The hub's parts, for tests and tools.
 

@@ -155,7 +155,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			inTable[r.route] = true
 		}
 		served := map[string]bool{}
-		for _, p := range h.Deps().HTTP.Routes() {
+		for _, p := range h.HTTP().Routes() {
 			served[p] = true
 			if !inTable[p] {
 				t.Errorf("route %q is served but not in matrix.csv", p)
@@ -231,7 +231,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 	t.Logf("matrix: %d rows (%d routes) x %d callers = %d cells, %d walked against the hub (web rows by their own tests)",
-		len(rows), len(h.Deps().HTTP.Routes()), len(callers), cells, walked)
+		len(rows), len(h.HTTP().Routes()), len(callers), cells, walked)
 }
 
 // ---- worlds -------------------------------------------------------------------
@@ -260,12 +260,11 @@ type worlds struct {
 func newWorlds(t *testing.T, h *hubtest.Hub) *worlds {
 	t.Helper()
 	ctx := context.Background()
-	d := h.Deps()
-	if err := d.Orgs.Put(ctx, orgs.Organisation{ID: otherTeam, Name: "Test link-worker team", Kind: events.KindLinkwork,
+	if err := h.Orgs().Put(ctx, orgs.Organisation{ID: otherTeam, Name: "Test link-worker team", Kind: events.KindLinkwork,
 		Contact: "team@u99999.example.nhs.uk"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Keys.Create(ctx, otherTeamKey, api.Principal{OrgID: otherTeam, Kind: events.KindLinkwork}); err != nil {
+	if err := h.Keys().Create(ctx, otherTeamKey, api.Principal{OrgID: otherTeam, Kind: events.KindLinkwork}); err != nil {
 		t.Fatal(err)
 	}
 	w := &worlds{t: t, h: h, base: map[string]map[string]string{}}

@@ -28,8 +28,7 @@ func OpenStore(ctx context.Context, cfg Config) (*journal.Store, *Conn, error) {
 		c.Close()
 		return nil, nil, masterKeyError(err)
 	}
-	storeCfg := journal.DefaultConfig()
-	storeCfg.Replicas = cfg.Replicas
+	storeCfg := journalConfig(cfg)
 	storeCfg.Sealer = keyring
 	store, err := journal.Open(ctx, c.JS, storeCfg, prometheus.NewRegistry())
 	if err != nil {
@@ -37,4 +36,15 @@ func OpenStore(ctx context.Context, cfg Config) (*journal.Store, *Conn, error) {
 		return nil, nil, err
 	}
 	return store, c, nil
+}
+
+// journalConfig is the event store's config of a hub with cfg:
+// cfg.Journal (journal.DefaultConfig() when zero) on the hub's replicas.
+func journalConfig(cfg Config) journal.Config {
+	jc := cfg.Journal
+	if jc == (journal.Config{}) {
+		jc = journal.DefaultConfig()
+	}
+	jc.Replicas = cfg.Replicas
+	return jc
 }
