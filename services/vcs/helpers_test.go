@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
@@ -39,16 +40,21 @@ var (
 // journey is a journey driven to an onward referral.
 type journey struct{ ID, OnwardID string }
 
+// referredOn is the day toOnward's journeys happen on.
+var referredOn = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+
 // toOnward drives a new journey through the store, as the GP practice and
-// link worker would, to an onward referral to svc sharing share. It does
-// not depend on the referrals or linkwork services' HTTP routes.
+// link worker would, to an onward referral to svc sharing share, all on
+// referredOn (before the sessions the tests record: attendance is on or
+// after the onward referral's day). It does not depend on the referrals or
+// linkwork services' HTTP routes.
 func toOnward(tb testing.TB, h *hubtest.Hub, svc events.ServiceFacts, share ...string) journey {
 	tb.Helper()
 	ctx := context.Background()
 	store := h.Journal()
 	jid := events.ReferralJourneyID("A81001", "VCS-TEST-"+events.NewID())
-	gp := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "A81001", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_GP}}
-	lw := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "U12345", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK}}
+	gp := journal.Meta{OccurredAt: referredOn, Actor: &eventsv1.Actor{OrganisationId: "A81001", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_GP}}
+	lw := journal.Meta{OccurredAt: referredOn, Actor: &eventsv1.Actor{OrganisationId: "U12345", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK}}
 	oid := events.NewID()
 	steps := []struct {
 		meta journal.Meta
@@ -62,6 +68,8 @@ func toOnward(tb testing.TB, h *hubtest.Hub, svc events.ServiceFacts, share ...s
 			Consent: &eventsv1.Consent{ShareWithVcs: true}, LinkWorkTeam: "U12345", Urgency: "routine"}}},
 		{lw, events.Assign{WorkerID: "lw-7", WorkerName: "Sam Link"}},
 		{lw, events.RecordContact{Outcome: "reached", Method: "phone"}},
+		// What a VCS is given as needs is the assessed needs (in the taxonomy).
+		{lw, events.AssessNeeds{Needs: []string{"company"}}},
 		{lw, events.ReferOnward{OnwardReferralID: oid, Service: svc, Share: share, LinkWorkerContact: "Sam Link, 0161 496 0000"}},
 	}
 	for _, s := range steps {

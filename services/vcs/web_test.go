@@ -149,7 +149,7 @@ func TestWebInboxWithoutJavaScript(t *testing.T) {
 
 	// Accept, attendance, and a decline with its reason.
 	st, page = b.get("/vcs/referrals/" + a.OnwardID)
-	if st != 200 || !strings.Contains(page, "07700 900123") || !strings.Contains(page, "Sam Link") || !strings.Contains(page, "Social isolation") {
+	if st != 200 || !strings.Contains(page, "07700 900123") || !strings.Contains(page, "Sam Link") || !strings.Contains(page, "Befriending and social groups") {
 		t.Fatalf("the referral page: %d %s", st, page)
 	}
 	if st, page = b.post("/vcs/referrals/"+a.OnwardID+"/accept", url.Values{"csrf": {b.csrf()}}); st != 200 || !strings.Contains(page, "Accepted") {
