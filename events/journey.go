@@ -383,7 +383,7 @@ func Evolve(s State, env *eventsv1.Envelope) State {
 		s.Erased = true
 		if s.Referral != nil { // what this process still holds in memory goes too
 			r := proto.Clone(s.Referral).(*eventsv1.ReferralReceived)
-			r.Person, r.Notes = nil, nil
+			r.Person, r.Notes, r.WhatMatters = nil, nil, nil
 			s.Referral = r
 		}
 	}

@@ -476,3 +476,13 @@ func TestDaysAroundMidnight(t *testing.T) {
 		}
 	}
 }
+
+// TestErasureForgetsTheSelfReferralsWords: what a process holds in memory
+// of the person goes with the erasure, their own words included.
+func TestErasureForgetsTheSelfReferralsWords(t *testing.T) {
+	t.Parallel()
+	s := history(t, selfReferral("phone"), ErasePersonalData{})
+	if r := s.Referral; r.GetPerson() != nil || r.GetWhatMatters() != nil || r.GetContactPreference() != "phone" {
+		t.Errorf("after erasure the referral holds %v", r)
+	}
+}
