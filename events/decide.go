@@ -164,6 +164,9 @@ var (
 // an *Error saying why not; when it refuses, nothing is to be appended. An
 // empty result with no error means the command had already been carried out.
 func Decide(s State, cmd Command) ([]*eventsv1.Envelope, error) {
+	if g, ok := cmd.(Guarded); ok {
+		return decideGuarded(s, g)
+	}
 	if r, ok := cmd.(Refer); ok {
 		if s.Exists() {
 			return nil, nil
