@@ -81,7 +81,7 @@ func (c *stateCache) get(ctx context.Context, id string) (*journeyState, error) 
 		return e, nil
 	}
 	e := &journeyState{id: id}
-	b, ok, err := c.store.View(StateTable).Get(id)
+	b, ok, err := c.store.View(StateTable).Lookup(id) // most journeys read here are new
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,28 @@ func (v *View) Get(key string) (value []byte, ok bool, err error) {
 	return v.s.get(v.name, viewKey(v.name, key))
 }
 
+// Lookup is Get for a key that is usually absent (a journey's first
+// event): it asks every level's Bloom filter first, the bottom level's
+// too, which a Get does not (there most keys are found, and its filters
+// are large), so a key that is nowhere costs no read of a data block.
+func (v *View) Lookup(key string) (value []byte, ok bool, err error) {
+	k := viewKey(v.name, key)
+	err = v.s.use(func(db *pebble.DB) error {
+		it, err := db.NewIter(&pebble.IterOptions{UseL6Filters: true})
+		if err != nil {
+			return err
+		}
+		if it.SeekPrefixGE(k) && bytes.Equal(it.Key(), k) {
+			value, ok = bytes.Clone(it.Value()), true
+		}
+		return it.Close()
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("view %s get: %w", v.name, err)
+	}
+	return value, ok, nil
+}
+
 // get reads one full key.
 func (s *Store) get(view string, k []byte) (value []byte, ok bool, err error) {
 	s.mu.RLock()

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // Config of a store.
@@ -89,6 +90,10 @@ func Open(cfg Config) (*Store, error) {
 		FormatMajorVersion:          pebble.FormatNewest,
 		Logger:                      pebbleLogger{cfg.Log},
 	}
+	// Bloom filters on every level (the value of L0 is taken by the
+	// others): a read of a key that is not there (a journey's first event,
+	// a view entry not yet made) then costs no look into every table.
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("view store %s: %w", cfg.Dir, err)

@@ -356,3 +356,41 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAbsentKey compares Get and Lookup for keys that are not in a
+// store whose keys have been compacted to the bottom level.
+func BenchmarkAbsentKey(b *testing.B) {
+	ctx := context.Background()
+	s, err := viewstore.Open(viewstore.DefaultConfig(b.TempDir()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	for i := range 200 {
+		w := s.NewBatch()
+		for j := range 1000 {
+			w.Set("v", fmt.Sprintf("%08d-%08d", i, j), bytes.Repeat([]byte("x"), 200))
+		}
+		if err := w.Commit(ctx, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Deleting a key past the others compacts the tables that span it:
+	// all of them, down to the bottom level.
+	if err := s.DeleteAndCompact(ctx, "v", "99999999"); err != nil {
+		b.Fatal(err)
+	}
+	v := s.View("v")
+	for _, c := range []struct {
+		name string
+		get  func(string) ([]byte, bool, error)
+	}{{"get", v.Get}, {"lookup", v.Lookup}} {
+		b.Run(c.name, func(b *testing.B) {
+			for i := range b.N {
+				if _, ok, err := c.get(fmt.Sprintf("%08d-x%07d", i%200, i)); err != nil || ok {
+					b.Fatal(ok, err)
+				}
+			}
+		})
+	}
+}
