@@ -1,10 +1,8 @@
 package referrals_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -86,42 +84,12 @@ func (s stalled) Project(ctx context.Context, p views.Projector) (*views.Runner,
 // else as JSON. headers are name, value pairs.
 func (e *env) do(method, path, key string, body any, headers ...string) (int, http.Header, []byte) {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, e.h.Base+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, out
+	return e.h.Request(method, path, key, body, headers...)
 }
+
+// client bounds the tests' own requests, as hubtest's, so that a stuck
+// handler fails the test with its name instead of stalling the run.
+var client = &http.Client{Timeout: 30 * time.Second}
 
 // json sends a request expecting status and decodes the answer into v.
 func (e *env) json(method, path, key string, body any, status int, v any) {
@@ -136,10 +104,6 @@ func (e *env) json(method, path, key string, body any, status int, v any) {
 		}
 	}
 }
-
-// client bounds every test request, so that a stuck handler fails the test
-// with its name instead of stalling the run.
-var client = &http.Client{Timeout: 30 * time.Second}
 
 var seq int
 

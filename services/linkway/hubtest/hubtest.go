@@ -108,6 +108,19 @@ func (h *Hub) AddOrg(key string, o orgs.Organisation) {
 // the body.
 func (h *Hub) Do(method, path, key string, body any) (int, []byte) {
 	h.tb.Helper()
+	st, _, out := h.Request(method, path, key, body)
+	return st, out
+}
+
+// client bounds every test request, so that a stuck handler fails the test
+// with its name instead of stalling the run.
+var client = &http.Client{Timeout: 30 * time.Second}
+
+// Request is Do with more headers (name, value pairs, set after the bearer
+// and the JSON content type; an empty value removes one), returning the
+// answer's headers too.
+func (h *Hub) Request(method, path, key string, body any, headers ...string) (int, http.Header, []byte) {
+	h.tb.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -130,7 +143,14 @@ func (h *Hub) Do(method, path, key string, body any) (int, []byte) {
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+		} else {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		h.tb.Fatal(err)
 	}
@@ -139,7 +159,7 @@ func (h *Hub) Do(method, path, key string, body any) (int, []byte) {
 	if err != nil {
 		h.tb.Fatal(err)
 	}
-	return resp.StatusCode, out
+	return resp.StatusCode, resp.Header, out
 }
 
 // JSON is Do that expects status and decodes the answer into v (if not nil).
