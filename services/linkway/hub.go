@@ -20,6 +20,8 @@ import (
 func hubFlags(fs *flag.FlagSet, cfg *hub.Config) {
 	fs.StringVar(&cfg.HTTP, "http", env("LINKWAY_HTTP", cfg.HTTP), "HTTP listen address [LINKWAY_HTTP]")
 	fs.StringVar(&cfg.Data, "data", env("LINKWAY_DATA", cfg.Data), "data folder: the embedded JetStream store [LINKWAY_DATA]")
+	fs.StringVar(&cfg.ViewsDir, "views", env("LINKWAY_VIEWS", cfg.ViewsDir),
+		"folder of this process's views (an embedded store, rebuilt from the log when missing); default DATA/views [LINKWAY_VIEWS]")
 	fs.StringVar(&cfg.NATS, "nats", env("LINKWAY_NATS", cfg.NATS), "external NATS URL instead of the embedded server [LINKWAY_NATS]")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", env("LINKWAY_NATS_LISTEN", cfg.NATSListen),
 		"where the embedded NATS server also listens (host:port), admitting only the users of DATA/nats-credentials; off (the default) for in-process only [LINKWAY_NATS_LISTEN]")

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -33,6 +34,7 @@ import (
 	"linkway/services/platform/natsserver"
 	"linkway/services/platform/orgs"
 	"linkway/services/platform/sealing"
+	"linkway/services/platform/viewstore"
 	"linkway/services/platform/views"
 	"linkway/services/referrals"
 )
@@ -41,8 +43,13 @@ import (
 type Config struct {
 	// HTTP is the listen address (":8080"; port 0 picks one).
 	HTTP string
-	// Data holds the embedded server's JetStream store.
+	// Data holds the embedded server's JetStream store and, unless
+	// ViewsDir says otherwise, the views (<data>/views).
 	Data string
+	// ViewsDir is the folder of this process's view store (--views);
+	// empty: <data>/views. A copy of a `linkway snapshot` starts from its
+	// checkpoints and replays only the log's tail.
+	ViewsDir string
 	// NATS is an external server's URL; empty runs the embedded one.
 	NATS string
 	// NATSMaxStore bounds the embedded JetStream store in bytes (0: the
@@ -145,6 +152,12 @@ type Hub struct {
 	// (partitions held by lease on a cluster); local, projections whose
 	// view is this process's memory, applied by every replica.
 	shared, local projections
+	// The read side: the view store, the registry of every party's
+	// projections, and the one reader that applies them.
+	viewStore  *viewstore.Store
+	views      *views.Registry
+	reader     *views.Reader
+	indexReady atomic.Bool
 
 	mu      sync.Mutex
 	runners []*views.Runner
@@ -165,6 +178,8 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	defer func() {
 		if err != nil {
 			cancel()
+			h.waitGroup()
+			h.closeViews()
 			h.closeNATS()
 		}
 	}()
@@ -243,11 +258,19 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 			return nil, err
 		}
 	}
+	if err := h.openViews(); err != nil {
+		return nil, err
+	}
 	h.shared = projections{h: h, metrics: pm, leases: leases}
 	h.local = projections{h: h, metrics: pm, local: true}
 	if err := h.startParties(h.ctx, cfg.Services); err != nil {
 		return nil, err
 	}
+	// The parties have added their projections: one reader applies them.
+	if err := h.startReader(); err != nil {
+		return nil, err
+	}
+	h.watchIndex(&h.indexReady)
 
 	httpAPI.HandlePublic("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -362,6 +385,12 @@ func (h *Hub) serveReady(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.mu.Unlock()
+	if !h.viewsReady() {
+		behind = append(behind, "views")
+	}
+	if !h.indexReady.Load() {
+		behind = append(behind, "person index")
+	}
 	writable, _ := h.health.writable()
 	switch {
 	case !h.nc.IsConnected():
@@ -424,6 +453,7 @@ func (h *Hub) Stop() { h.cancel() }
 func (h *Hub) Wait() error {
 	err := h.group.Wait()
 	h.cancel()
+	h.closeViews() // the reader, which writes it, has stopped
 	h.closeNATS()
 	if errors.Is(err, context.Canceled) {
 		err = nil
