@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -30,12 +31,15 @@ func (h *Hub) startEmbedded() error {
 	if h.lock, err = datadir.Acquire(h.cfg.Data, cmp.Or(h.cfg.Command, "hub")); err != nil {
 		return err
 	}
-	h.ns, h.natsUsers, err = natsserver.StartWith(natsserver.Options{Dir: h.cfg.Data, Listen: h.cfg.NATSListen,
-		Accounts: true, MaxStore: h.cfg.NATSMaxStore})
-	if err != nil {
+	e := &embedded{opts: natsserver.Options{Dir: h.cfg.Data, Listen: h.cfg.NATSListen, Accounts: true, MaxStore: h.cfg.NATSMaxStore}}
+	if e.ns, h.natsUsers, err = natsserver.StartWith(e.opts); err != nil {
 		return err
 	}
-	h.nc, err = nats.Connect("", nats.InProcessServer(h.ns), nats.Name("linkway"), h.natsUsers.Option(natsserver.HubUser))
+	h.ns, h.embedded = e.ns, e
+	// Reconnecting without end, quickly: after a restart of the embedded
+	// server (restartEmbedded) the connection reaches the new one.
+	h.nc, err = nats.Connect("", nats.InProcessServer(e), nats.Name("linkway"), h.natsUsers.Option(natsserver.HubUser),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("connect to the embedded NATS server: %w", err)
 	}

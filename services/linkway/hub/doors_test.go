@@ -386,3 +386,58 @@ func TestWritesShowingPeopleAreAudited(t *testing.T) {
 		t.Error("a VCS's action, answered with the person as shared, is not in the read audit")
 	}
 }
+
+// TestRecoversFromAFullDisk (finding 5): on a disk that fills up, writes
+// fail and /readyz says so; once space is freed the hub takes writes again
+// by itself (the embedded server, whose store refuses writes after a
+// failed one, is started again), without losing what it had acknowledged.
+func TestRecoversFromAFullDisk(t *testing.T) {
+	disk := datadir.SmallDiskForTest(t, 48<<20)
+	h := hubtest.Start(t, func(c *hub.Config) { c.Data = filepath.Join(disk, "data") })
+	referral := func(source string) map[string]any {
+		return map[string]any{"source_id": source,
+			"patient":        map[string]any{"nhs_number": "9434765919", "given_name": "Jane", "family_name": "Doe", "birth_date": "1956-03-14"},
+			"reasons":        []string{"422650009"},
+			"consent":        map[string]any{"share_with_vcs": true},
+			"link_work_team": "U12345"}
+	}
+	var before struct {
+		JourneyID string `json:"journey_id"`
+	}
+	h.JSON("POST", "/v1/referrals", "demo-gp-a81001", referral("DISK-1"), 201, &before)
+
+	filler := filepath.Join(disk, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 1<<20)); err != nil {
+			break // the disk is full
+		}
+	}
+	f.Close()
+	// A write may still fit in the last page of a file; more do not.
+	refused := false
+	for i := 0; i < 50 && !refused; i++ {
+		st, _ := h.Do("POST", "/v1/referrals", "demo-gp-a81001", referral(fmt.Sprint("DISK-2-", i)))
+		refused = st == 503
+	}
+	if !refused {
+		t.Error("referrals are still taken on a full disk")
+	}
+	hubtest.Eventually(t, 30*time.Second, func() bool {
+		st, body := h.Do("GET", "/readyz", "", nil)
+		return st == 503 && strings.Contains(string(body), "jetstream cannot write")
+	}, "/readyz says JetStream cannot write")
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.Eventually(t, 90*time.Second, func() bool {
+		st, _ := h.Do("GET", "/readyz", "", nil)
+		return st == 200
+	}, "/readyz is 200 again once the disk has room")
+	h.JSON("POST", "/v1/referrals", "demo-gp-a81001", referral("DISK-3"), 201, nil)
+	h.JSON("GET", "/v1/referrals/"+before.JourneyID, "demo-gp-a81001", nil, 200, nil)
+}

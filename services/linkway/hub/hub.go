@@ -140,6 +140,8 @@ type Hub struct {
 	natsUsers *natsserver.Users
 	// health proves JetStream takes writes, for /readyz.
 	health *writeProbe
+	// embedded is the embedded server, which health may start again.
+	embedded *embedded
 
 	// The machinery the parties are given, and the parties running.
 	api     *api.Server
@@ -193,7 +195,7 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 	h.group, h.ctx = errgroup.WithContext(ctx)
-	if h.health, err = newWriteProbe(h.js, cfg, h.registry); err != nil {
+	if h.health, err = h.newWriteProbe(cfg); err != nil {
 		return nil, err
 	}
 	h.group.Go(func() error { return h.health.run(h.ctx) })

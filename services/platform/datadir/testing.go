@@ -3,6 +3,7 @@
 package datadir
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -36,5 +37,21 @@ func ReadOnlyForTest(tb testing.TB) string {
 	if err := syscall.Mount("", dir, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
 		tb.Skipf("root without the right to remount read-only: %v", err)
 	}
+	return dir
+}
+
+// SmallDiskForTest is a folder on a file system of its own of size bytes,
+// removed with the test, for tests of a full disk: a tmpfs, which only
+// root may mount (others skip: a limit of the machine, not of the code).
+func SmallDiskForTest(tb testing.TB, size int) string {
+	tb.Helper()
+	dir := filepath.Join(tb.TempDir(), "disk")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
+		tb.Skipf("cannot mount a small file system (root only): %v", err)
+	}
+	tb.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
 	return dir
 }
