@@ -22,7 +22,9 @@ func Rebuild(ctx context.Context, cfg Config, name string, progress func(applied
 	defer cancel()
 	// Drop first, on a hub of its own, so that the runner that starts next
 	// finds no view and no consumer.
-	cfg.DemoKey = cfg.DemoKey || cfg.Demo // a --demo folder's data are read with its demo key
+	// A rebuild re-derives views from the data there: a folder a --demo
+	// hub made is read with its demo key (nothing new is sealed under it).
+	cfg.DemoKey = true
 	cfg.Demo = false
 	h, err := Start(ctx, cfg)
 	if err != nil {
