@@ -2,7 +2,8 @@
 //
 //	linkway hub [flags]                   every service and an embedded NATS server
 //	linkway serve <service> [flags]       one service alone, as one of many replicas
-//	linkway rebuild <projection> [flags]  drop a view and replay the log into it
+//	linkway rebuild all|<view> [flags]    drop views and replay the log into them
+//	linkway snapshot DIR [flags]          a checkpoint of the views a new replica can start from
 //	linkway gen --journeys N [flags]      write synthetic journey history
 //	linkway keys create|list|revoke       manage API keys (stored only as hashes)
 //	linkway orgs add|list|disable|enable  manage the organisation register
@@ -36,7 +37,8 @@ func main() {
 const usage = `usage:
   linkway hub [flags]                   run every service with an embedded NATS server
   linkway serve <service> [flags]       run one service alone (--nats URL), as one of many replicas
-  linkway rebuild <projection> [flags]  drop a view and replay the log into it
+  linkway rebuild all|<view> [flags]    drop views and replay the log into them (hub stopped)
+  linkway snapshot DIR [flags]          write a checkpoint of the views a new replica can start from (--views)
   linkway gen --journeys N [flags]      write synthetic journey history (benchmarks, demos)
   linkway keys create|list|revoke       manage API keys (stored only as hashes)
   linkway orgs add|list|disable|enable  manage the organisation register (before keys create)
@@ -55,6 +57,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runServe(ctx, args[1:], log, stderr)
 	case "rebuild":
 		return runRebuild(ctx, args[1:], log, stdout, stderr)
+	case "snapshot":
+		return runSnapshot(ctx, args[1:], log, stdout, stderr)
 	case "gen":
 		return runGen(ctx, args[1:], log, stdout, stderr)
 	case "keys":

@@ -218,3 +218,37 @@ func TestAcknowledgedAppendsSurviveKill9(t *testing.T) {
 		}
 	}
 }
+
+// TestRebuildAllAndSnapshotCommands runs `linkway gen`, then `linkway
+// rebuild all` (which prints its rate and peak memory) and `linkway
+// snapshot DIR` on the stopped folder.
+func TestRebuildAllAndSnapshotCommands(t *testing.T) {
+	data := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		var out, errs bytes.Buffer
+		if err := realMain(context.Background(), args, &out, &errs); err != nil {
+			t.Fatalf("linkway %v: %v\n%s", args, err, errs.String())
+		}
+		return out.String()
+	}
+	run("gen", "--demo", "--data", data, "--journeys", "40")
+	out := run("rebuild", "all", "--demo", "--data", data)
+	for _, want := range []string{"rebuilt ", "events/s", "peak memory", "resident (maxrss)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rebuild all printed %q, want %q in it", out, want)
+		}
+	}
+	snap := t.TempDir() + "/snap"
+	out = run("snapshot", snap, "--demo", "--data", data)
+	if !strings.Contains(out, "written to "+snap) {
+		t.Errorf("snapshot printed %q", out)
+	}
+	if _, err := os.Stat(snap); err != nil {
+		t.Errorf("no snapshot: %v", err)
+	}
+	var errs bytes.Buffer
+	if err := realMain(context.Background(), []string{"snapshot", snap, "--demo", "--data", data}, io.Discard, &errs); err == nil {
+		t.Error("a snapshot into an existing folder succeeded")
+	}
+}

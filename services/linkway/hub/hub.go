@@ -109,6 +109,10 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful stop.
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
+
+	// offline builds the parties without running the reader: for the
+	// tools that run one of their own (rebuild, snapshot).
+	offline bool
 }
 
 // DefaultConfig is `linkway hub` with no flags.
@@ -269,8 +273,10 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 	// The parties have added their projections: one reader applies them.
-	if err := h.startReader(); err != nil {
-		return nil, err
+	if !cfg.offline {
+		if err := h.startReader(); err != nil {
+			return nil, err
+		}
 	}
 	h.watchIndex(&h.indexReady)
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
@@ -13,20 +14,157 @@ import (
 	"linkway/services/platform/views"
 )
 
-// Rebuild drops projection's view and replays the log into it: the hub's
-// services start without HTTP traffic, the dropped runner replays from the
-// first event, and Rebuild returns once it has caught up. progress is
-// called about once a second.
+// AllViews names every view in Rebuild and RebuildViews.
+const AllViews = "all"
+
+// startOffline starts a hub for a tool: the parties are built (so their
+// projections are in the registry) but no reader runs and no demo data
+// are seeded; a --demo folder's data are read with its demo key, --demo
+// given or not (views are re-derived; nothing new is sealed under it).
+func startOffline(ctx context.Context, cfg Config) (*Hub, error) {
+	cfg.DemoKey = true
+	cfg.Demo = false
+	cfg.offline = true
+	if cfg.HTTP == "" || cfg.HTTP == DefaultConfig().HTTP {
+		cfg.HTTP = "127.0.0.1:0"
+	}
+	return Start(ctx, cfg)
+}
+
+// ViewNames are the views the registry of a hub with cfg holds.
+func (h *Hub) viewNames() []string {
+	var names []string
+	for _, p := range h.views.Projections() {
+		names = append(names, p.Name())
+	}
+	return names
+}
+
+// RebuildViews drops the named views (every view when names is empty or
+// is "all") from the view store a hub with cfg would use, and replays the
+// log into them; the other views keep what they hold. Run it with the hub
+// stopped: it holds the data folder and the view store. progress, when
+// set, is called about once a second with the sequence reached and the
+// log's last.
+func RebuildViews(ctx context.Context, cfg Config, names []string, progress func(applied, total uint64)) (views.RebuildStats, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h, err := startOffline(ctx, cfg)
+	if err != nil {
+		return views.RebuildStats{}, err
+	}
+	defer func() { h.Stop(); _ = h.Wait() }()
+	if len(names) == 1 && names[0] == AllViews {
+		names = nil
+	}
+	known := h.viewNames()
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			return views.RebuildStats{}, fmt.Errorf("no view %q (views: %v, or all)", n, known)
+		}
+	}
+	if len(names) == 0 {
+		// Everything derived from the log, the folded journeys too: a new
+		// version's fold (events.Evolve) applies from the first event.
+		if err := h.viewStore.DropView(ctx, views.StateTable); err != nil {
+			return views.RebuildStats{}, err
+		}
+	}
+	return views.RebuildViews(ctx, h.js, h.viewStore, h.views.Projections(), names, h.readerConfig(), progress)
+}
+
+// Snapshot brings the views of the view store a hub with cfg would use up
+// to the log's last event, then writes a Pebble checkpoint of them into
+// dir (which must not exist). A replica started with --views on a copy of
+// dir continues from the snapshot's checkpoints, replaying only the tail.
+func Snapshot(ctx context.Context, cfg Config, dir string, progress func(applied, total uint64)) (views.RebuildStats, error) {
+	if _, err := os.Stat(dir); err == nil {
+		return views.RebuildStats{}, fmt.Errorf("snapshot folder %s exists: give a new one", dir)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h, err := startOffline(ctx, cfg)
+	if err != nil {
+		return views.RebuildStats{}, err
+	}
+	defer func() { h.Stop(); _ = h.Wait() }()
+	st, err := h.catchUp(ctx, progress)
+	if err != nil {
+		return st, err
+	}
+	return st, h.viewStore.Snapshot(dir)
+}
+
+// catchUp runs a reader until every view has applied the log's last
+// event as it is now.
+func (h *Hub) catchUp(ctx context.Context, progress func(applied, total uint64)) (views.RebuildStats, error) {
+	rd, err := views.NewReader(h.js, h.viewStore, h.views.Projections(), h.readerConfig())
+	if err != nil {
+		return views.RebuildStats{}, err
+	}
+	info, err := h.store.Stream().Info(ctx)
+	if err != nil {
+		return views.RebuildStats{}, fmt.Errorf("the journey log: %w", err)
+	}
+	st := views.RebuildStats{Views: rd.Views(), Total: info.State.LastSeq}
+	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- rd.Run(ctx) }()
+	done := make(chan error, 1)
+	go func() { done <- rd.WaitFor(ctx, st.Total) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			st.Elapsed, st.Folded = time.Since(start), rd.Folded()
+			cancel()
+			if rerr := <-ran; rerr != nil && err == nil {
+				err = rerr
+			}
+			return st, err
+		case err := <-ran:
+			return st, errors.Join(errors.New("the reader stopped before the views caught up"), err, ctx.Err())
+		case <-tick.C:
+			if progress != nil {
+				progress(rd.Applied(), st.Total)
+			}
+		}
+	}
+}
+
+// Rebuild rebuilds one view (or "all") and returns the events replayed.
+// A view still on the old runtime (a views.Runner) is dropped and its
+// runner replays the log from the first event.
 func Rebuild(ctx context.Context, cfg Config, name string, progress func(applied, total uint64)) (uint64, error) {
+	if name != AllViews {
+		h, err := startOffline(ctx, cfg)
+		if err != nil {
+			return 0, err
+		}
+		ported := slices.Contains(h.viewNames(), name)
+		h.Stop()
+		if err := h.Wait(); err != nil {
+			return 0, err
+		}
+		if !ported {
+			return rebuildRunner(ctx, cfg, name, progress)
+		}
+	}
+	st, err := RebuildViews(ctx, cfg, []string{name}, progress)
+	return st.Folded, err
+}
+
+// rebuildRunner rebuilds a view of the old runtime: its runner replays the
+// log from the first event.
+func rebuildRunner(ctx context.Context, cfg Config, name string, progress func(applied, total uint64)) (uint64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Drop first, on a hub of its own, so that the runner that starts next
 	// finds no view and no consumer.
-	// A rebuild re-derives views from the data there: a folder a --demo
-	// hub made is read with its demo key (nothing new is sealed under it).
-	cfg.DemoKey = true
-	cfg.Demo = false
-	h, err := Start(ctx, cfg)
+	h, err := startOffline(ctx, cfg)
 	if err != nil {
 		return 0, err
 	}
@@ -39,12 +177,12 @@ func Rebuild(ctx context.Context, cfg Config, name string, progress func(applied
 		return 0, err
 	}
 	if !slices.Contains(names, name) {
-		return 0, fmt.Errorf("no projection %q (projections: %v)", name, names)
+		return 0, fmt.Errorf("no view %q (old runtime: %v)", name, names)
 	}
 	if err := dropWith(ctx, cfg, name); err != nil {
 		return 0, err
 	}
-	h, err = Start(ctx, cfg)
+	h, err = startOffline(ctx, cfg)
 	if err != nil {
 		return 0, err
 	}
@@ -61,9 +199,8 @@ func Rebuild(ctx context.Context, cfg Config, name string, progress func(applied
 		}
 	}
 	// Wait for every partition's last event, not only the log's last: a
-	// partitioned view is applied by one consumer per partition (on a
-	// cluster, shared with other replicas by lease), and WaitFor follows the
-	// partition of the sequence it is given.
+	// partitioned view is applied by one consumer per partition, and
+	// WaitFor follows the partition of the sequence it is given.
 	var lasts []uint64
 	for k := range events.JourneyPartitions {
 		m, err := h.store.Stream().GetLastMsgForSubject(ctx, events.PartitionFilter(k))
