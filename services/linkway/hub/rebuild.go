@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -244,4 +245,11 @@ func dropWith(ctx context.Context, cfg Config, name string) error {
 	}
 	defer c.Close()
 	return views.Drop(ctx, c.JS, events.JourneyStream, name)
+}
+
+// demoFolder reports whether a --demo hub made the data folder (it keeps
+// its demo master key there).
+func demoFolder(data string) bool {
+	_, err := os.Stat(filepath.Join(data, DemoMasterKeyFile))
+	return err == nil
 }

@@ -78,7 +78,7 @@ func (h *Hub) startParties(ctx context.Context, only []string) (err error) {
 		// demo folder's key, as its hub does.
 		if p.Outcomes, err = outcomes.New(ctx, outcomes.Config{
 			JS: h.js, Journal: h.store, Projections: h.local, Orgs: h.orgs, HTTP: h.api,
-			Log: log, Metrics: h.registry, Replicas: h.cfg.Replicas, Demo: h.cfg.Demo || h.cfg.DemoKey, Settings: h.cfg.Outcomes,
+			Log: log, Metrics: h.registry, Replicas: h.cfg.Replicas, Demo: h.cfg.Demo || h.cfg.DemoKey && demoFolder(h.cfg.Data), Settings: h.cfg.Outcomes,
 		}); err != nil {
 			return fmt.Errorf("start outcomes: %w", err)
 		}
