@@ -51,6 +51,12 @@ type Onward struct {
 	// MadeAt is when it was made (zero when the log gives no time):
 	// attendance is on or after that day.
 	MadeAt time.Time
+	// WaitingList: made to the service's waiting list.
+	WaitingList bool
+	// DeclineReason (DeclineReasons) and DeclinedAt say why and when the
+	// organisation declined it: unmet need.
+	DeclineReason string
+	DeclinedAt    time.Time
 }
 
 // taken reports whether the person has taken the service up.
@@ -336,11 +342,17 @@ func Evolve(s State, env *eventsv1.Envelope) State {
 	case *eventsv1.Envelope_OnwardReferralMade:
 		m := e.OnwardReferralMade
 		s.Onward = append(s.Onward, Onward{ID: m.GetOnwardReferralId(), ServiceID: m.GetServiceId(),
-			OrganisationID: m.GetOrganisationId(), Status: OnwardSent, MadeAt: when(env)})
+			OrganisationID: m.GetOrganisationId(), Status: OnwardSent, MadeAt: when(env), WaitingList: m.GetWaitingList()})
 	case *eventsv1.Envelope_OnwardReferralAccepted:
 		s.setOnward(e.OnwardReferralAccepted.GetOnwardReferralId(), OnwardAccepted)
 	case *eventsv1.Envelope_OnwardReferralDeclined:
-		s.setOnward(e.OnwardReferralDeclined.GetOnwardReferralId(), OnwardDeclined)
+		d := e.OnwardReferralDeclined
+		for i := range s.Onward {
+			if s.Onward[i].ID == d.GetOnwardReferralId() {
+				o := &s.Onward[i]
+				o.Status, o.DeclineReason, o.DeclinedAt = OnwardDeclined, DeclineReason(d.GetReason()), when(env)
+			}
+		}
 	case *eventsv1.Envelope_OnwardReferralWithdrawn:
 		s.setOnward(e.OnwardReferralWithdrawn.GetOnwardReferralId(), OnwardWithdrawn)
 	case *eventsv1.Envelope_AttendanceRecorded:

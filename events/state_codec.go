@@ -56,7 +56,8 @@ func StateProto(s State) *eventsv1.JourneyState {
 	}
 	for _, o := range s.Onward {
 		p.Onward = append(p.Onward, &eventsv1.OnwardState{Id: o.ID, ServiceId: o.ServiceID,
-			OrganisationId: o.OrganisationID, Status: string(o.Status), MadeAt: timestamp(o.MadeAt)})
+			OrganisationId: o.OrganisationID, Status: string(o.Status), MadeAt: timestamp(o.MadeAt),
+			WaitingList: o.WaitingList, DeclineReason: o.DeclineReason, DeclinedAt: timestamp(o.DeclinedAt)})
 	}
 	for _, f := range s.FollowUps {
 		p.FollowUps = append(p.FollowUps, &eventsv1.FollowUpState{Id: f.ID, Due: f.Due, Done: f.Done,
@@ -105,7 +106,8 @@ func StateFromProto(p *eventsv1.JourneyState) State {
 	}
 	for _, o := range p.GetOnward() {
 		s.Onward = append(s.Onward, Onward{ID: o.GetId(), ServiceID: o.GetServiceId(),
-			OrganisationID: o.GetOrganisationId(), Status: OnwardStatus(o.GetStatus()), MadeAt: fromTimestamp(o.GetMadeAt())})
+			OrganisationID: o.GetOrganisationId(), Status: OnwardStatus(o.GetStatus()), MadeAt: fromTimestamp(o.GetMadeAt()),
+			WaitingList: o.GetWaitingList(), DeclineReason: o.GetDeclineReason(), DeclinedAt: fromTimestamp(o.GetDeclinedAt())})
 	}
 	for _, f := range p.GetFollowUps() {
 		s.FollowUps = append(s.FollowUps, FollowUp{ID: f.GetId(), Due: f.GetDue(), Done: f.GetDone(),

@@ -504,8 +504,13 @@ type OnwardState struct {
 	ServiceId      string                 `protobuf:"bytes,2,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
 	OrganisationId string                 `protobuf:"bytes,3,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
 	// sent, accepted, declined, attending, withdrawn, completed, dropped_out.
-	Status        string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
-	MadeAt        *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=made_at,json=madeAt,proto3" json:"made_at,omitempty"`
+	Status string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	MadeAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=made_at,json=madeAt,proto3" json:"made_at,omitempty"`
+	// Made to the service's waiting list.
+	WaitingList bool `protobuf:"varint,6,opt,name=waiting_list,json=waitingList,proto3" json:"waiting_list,omitempty"`
+	// The organisation's reason when it declined (DeclineReasons), and when.
+	DeclineReason string                 `protobuf:"bytes,7,opt,name=decline_reason,json=declineReason,proto3" json:"decline_reason,omitempty"`
+	DeclinedAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=declined_at,json=declinedAt,proto3" json:"declined_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -571,6 +576,27 @@ func (x *OnwardState) GetStatus() string {
 func (x *OnwardState) GetMadeAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.MadeAt
+	}
+	return nil
+}
+
+func (x *OnwardState) GetWaitingList() bool {
+	if x != nil {
+		return x.WaitingList
+	}
+	return false
+}
+
+func (x *OnwardState) GetDeclineReason() string {
+	if x != nil {
+		return x.DeclineReason
+	}
+	return ""
+}
+
+func (x *OnwardState) GetDeclinedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeclinedAt
 	}
 	return nil
 }
@@ -705,14 +731,18 @@ const file_linkway_events_v1_state_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12&\n" +
 	"\x0fescalated_to_gp\x18\x03 \x01(\bR\rescalatedToGp\x12*\n" +
-	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xb2\x01\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xb9\x02\n" +
 	"\vOnwardState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x02 \x01(\tR\tserviceId\x12'\n" +
 	"\x0forganisation_id\x18\x03 \x01(\tR\x0eorganisationId\x12\x16\n" +
 	"\x06status\x18\x04 \x01(\tR\x06status\x123\n" +
-	"\amade_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06madeAt\"\x88\x01\n" +
+	"\amade_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06madeAt\x12!\n" +
+	"\fwaiting_list\x18\x06 \x01(\bR\vwaitingList\x12%\n" +
+	"\x0edecline_reason\x18\a \x01(\tR\rdeclineReason\x12;\n" +
+	"\vdeclined_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"declinedAt\"\x88\x01\n" +
 	"\rFollowUpState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03due\x18\x02 \x01(\tR\x03due\x12\x12\n" +
@@ -758,11 +788,12 @@ var file_linkway_events_v1_state_proto_depIdxs = []int32{
 	7,  // 11: linkway.events.v1.SignpostState.at:type_name -> google.protobuf.Timestamp
 	7,  // 12: linkway.events.v1.RiskState.at:type_name -> google.protobuf.Timestamp
 	7,  // 13: linkway.events.v1.OnwardState.made_at:type_name -> google.protobuf.Timestamp
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	7,  // 14: linkway.events.v1.OnwardState.declined_at:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_linkway_events_v1_state_proto_init() }
