@@ -193,7 +193,7 @@ func StreamConfig(cfg Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        events.JourneyStream,
 		Description: "Linkway journey events, one subject per journey",
-		Subjects:    []string{events.JourneySubjects},
+		Subjects:    events.JourneyStreamSubjects, // the journeys, and the teams' supervision logs (team.go)
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 		Retention:   jetstream.LimitsPolicy,

@@ -32,7 +32,9 @@ import (
 // Change is one journey event as every projection sees it: the event, and
 // the journey's state before and after it, folded by events.Evolve. The
 // envelope and the states are shared by every projection: read them,
-// never change them.
+// never change them. An event of a team's log (a SupervisionRecorded on
+// lw.team.<team>.supervision) comes with JourneyID empty and Before and
+// After zero: a projection that shows journeys only passes it over.
 type Change struct {
 	// Seq is the event's stream sequence.
 	Seq uint64
@@ -634,6 +636,9 @@ func (r *Reader) applyItem(ctx context.Context, in item) error {
 		// Checked only for a journey not in memory: a cached one was
 		// checked when it was first read.
 		if _, ok := events.JourneyIDFromSubject(in.subject); !ok {
+			if _, team := events.TeamFromSupervisionSubject(in.subject); team && in.env != nil {
+				return r.applyTeam(in)
+			}
 			in.env = nil
 		}
 	}
@@ -661,6 +666,23 @@ func (r *Reader) applyItem(ctx context.Context, in item) error {
 	for i, p := range r.projs {
 		if r.cps[i] >= in.seq {
 			continue // the view has it already
+		}
+		if err := apply(p, r.batches[i], c); err != nil {
+			return fmt.Errorf("view %s, seq %d: %w", r.names[i], in.seq, err)
+		}
+		r.slice.applied[i]++
+	}
+	return nil
+}
+
+// applyTeam hands an event of a team's log (a supervision session: about
+// a worker, not a journey) to every projection that has not applied it,
+// with no journey and no fold: JourneyID empty, Before and After zero.
+func (r *Reader) applyTeam(in item) error {
+	c := Change{Seq: in.seq, Subject: in.subject, Stored: in.stored, Envelope: in.env}
+	for i, p := range r.projs {
+		if r.cps[i] >= in.seq {
+			continue
 		}
 		if err := apply(p, r.batches[i], c); err != nil {
 			return fmt.Errorf("view %s, seq %d: %w", r.names[i], in.seq, err)
