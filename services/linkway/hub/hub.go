@@ -164,6 +164,10 @@ type Hub struct {
 	views      *views.Registry
 	reader     *views.Reader
 	indexReady atomic.Bool
+	// started ends the start-up retries of the parties' calls (startJS);
+	// stepCancels end what successful steps started, once the hub stops.
+	started     atomic.Bool
+	stepCancels []context.CancelFunc
 
 	mu      sync.Mutex
 	runners []*views.Runner
@@ -208,31 +212,47 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err != nil {
 		return nil, err
 	}
-	keyring, err := sealing.Open(h.ctx, h.js, master, cfg.Replicas)
-	if err != nil {
+	// Each step that asks NATS is retried while the cluster elects
+	// leaders (retry.go); the parties' own calls while they are built too.
+	h.js = startJS{JetStream: h.js, h: h, started: &h.started}
+	var keyring *sealing.Keyring
+	if err := h.step(h.ctx, "open the person keys", func(sctx context.Context) (err error) {
+		keyring, err = sealing.Open(sctx, h.js, master, cfg.Replicas)
+		return err
+	}); err != nil {
 		return nil, masterKeyError(err)
 	}
 	storeCfg := journalConfig(cfg)
 	storeCfg.Sealer = keyring
-	if h.store, err = journal.Open(ctx, h.js, storeCfg, h.registry); err != nil {
+	if err := h.step(ctx, "open the journey log", func(sctx context.Context) (err error) {
+		h.store, err = journal.Open(sctx, h.js, storeCfg, h.registry)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	h.keyring = keyring
-	registry, err := orgs.Open(h.ctx, h.js, cfg.Replicas)
-	if err != nil {
+	var registry *orgs.Registry
+	if err := h.step(h.ctx, "open the organisation register", func(sctx context.Context) (err error) {
+		registry, err = orgs.Open(sctx, h.js, cfg.Replicas)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	h.orgs = registry
-	keys, err := apikeys.OpenKeyRing(ctx, h.js, cfg.Replicas)
-	if err != nil {
+	var keys *apikeys.KeyRing
+	if err := h.step(ctx, "open the API keys", func(sctx context.Context) (err error) {
+		keys, err = apikeys.OpenKeyRing(sctx, h.js, cfg.Replicas)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	h.keys = keys
-	auditLog, err := audit.Open(ctx, h.js, cfg.Replicas)
-	if err != nil {
+	if err := h.step(ctx, "open the read audit", func(sctx context.Context) (err error) {
+		h.audit, err = audit.Open(sctx, h.js, cfg.Replicas)
+		return err
+	}); err != nil {
 		return nil, err
 	}
-	h.audit = auditLog
 	// A key works only while its organisation is registered and enabled.
 	httpAPI, err := api.NewServer(registry.ActiveKeys(keys), cfg.Log, h.registry)
 	if err != nil {
@@ -254,13 +274,18 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 				return nil, fmt.Errorf("replica name: %w", err)
 			}
 		}
-		if leases, err = views.OpenLeases(ctx, h.js, member, cfg.LeaseTTL, cfg.Replicas); err != nil {
+		if err := h.step(ctx, "open the leases", func(sctx context.Context) (err error) {
+			leases, err = views.OpenLeases(sctx, h.js, member, cfg.LeaseTTL, cfg.Replicas)
+			return err
+		}); err != nil {
 			return nil, err
 		}
 		h.group.Go(func() error { return leases.Run(h.ctx) })
 	}
 	if cfg.Demo {
-		if err := seedDemo(ctx, registry, keys); err != nil {
+		if err := h.step(ctx, "seed the demo organisations", func(sctx context.Context) error {
+			return seedDemo(sctx, registry, keys)
+		}); err != nil {
 			return nil, err
 		}
 	}
@@ -321,6 +346,7 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	})
 	cfg.Log.Info("linkway hub listening", "http", h.listener.Addr().String(), "demo", cfg.Demo,
 		"nats", h.natsDescription())
+	h.started.Store(true)
 	return h, nil
 }
 
@@ -461,6 +487,11 @@ func (h *Hub) Stop() { h.cancel() }
 func (h *Hub) Wait() error {
 	err := h.group.Wait()
 	h.cancel()
+	h.mu.Lock()
+	for _, c := range h.stepCancels {
+		c()
+	}
+	h.mu.Unlock()
 	h.closeViews() // the reader, which writes it, has stopped
 	h.closeNATS()
 	if errors.Is(err, context.Canceled) {
