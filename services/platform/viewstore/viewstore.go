@@ -89,6 +89,7 @@ func Open(cfg Config) (*Store, error) {
 		MemTableStopWritesThreshold: cfg.MemTables,
 		FormatMajorVersion:          pebble.FormatNewest,
 		Logger:                      pebbleLogger{cfg.Log},
+		Cleaner:                     noRecycle{}, // erased data must not live on in a reused log
 	}
 	// Bloom filters on every level (the value of L0 is taken by the
 	// others): a read of a key that is not there (a journey's first event,
