@@ -1,15 +1,19 @@
 // Package directory is the community directory: the organisations and
 // services that link workers refer people to, kept by a community panel,
 // with each service's current capacity (open, waiting list, full, paused),
-// served as JSON and as Open Referral UK 3.0, and the unmet-need view that
-// shows a panel and a commissioner where new groups are needed.
+// served as JSON and as Open Referral UK 3.0 (public: no key), a public
+// page, the unmet-need view that shows a panel and a commissioner where new
+// groups are needed, the gaps a panel records and closes, and what people
+// and carers said of the services (suppressed below 8).
 //
 // Directory changes are events on their own stream (DIRECTORY, one subject
 // per organisation, so each organisation's changes are guarded by that
 // subject's last sequence). Every process folds the stream into memory:
 // the directory is small (thousands of services, not millions) and is read
 // on every onward referral. A serving process also keeps a KV view of it
-// (lw_directory) for tools and systems outside the process.
+// (lw_directory) for tools and systems outside the process. What the
+// journeys say of the directory (unmet need, feedback) are projections on
+// the process's one reader of the journey log (views.Registry).
 package directory
 
 import (
@@ -36,6 +40,7 @@ import (
 	"linkway/services/platform/journal"
 	"linkway/services/platform/orgs"
 	"linkway/services/platform/views"
+	"linkway/services/platform/viewstore"
 	"linkway/services/platform/websession"
 )
 
@@ -58,17 +63,21 @@ type Organisations interface {
 	Get(id string) (orgs.Organisation, bool)
 }
 
-// Projections starts a projection (the unmet-need view): the hub runs it
-// until the process stops and counts it for readiness.
-type Projections interface {
-	Project(ctx context.Context, p views.Projector) (*views.Runner, error)
+// Views is the process's read side (views.Registry): the directory adds
+// its projections of the journey log (unmet need, feedback) and reads
+// their views.
+type Views interface {
+	Add(views.Projection)
+	View(name string) *viewstore.View
 }
 
 // Routes is the route table the directory adds its handlers to
-// (api.Server); the web page signs in with the keys it knows.
+// (api.Server); the public Open Referral routes answer their errors
+// through WriteError; the web page signs in with the keys it knows.
 type Routes interface {
 	Handle(pattern string, kinds []events.Kind, h api.HandlerFunc)
 	HandlePublic(pattern string, h http.Handler)
+	WriteError(w http.ResponseWriter, r *http.Request, err error)
 	websession.KeyLookup
 }
 
@@ -86,14 +95,14 @@ type Config struct {
 	JS jetstream.JetStream
 	// Orgs is the organisation register.
 	Orgs Organisations
-	// Serve adds the directory's routes, its web page and its unmet-need
-	// projection; false when this process only reads the directory for
-	// other services (then HTTP and Projections are not used).
+	// Serve adds the directory's routes, its web pages and its
+	// projections; false when this process only reads the directory for
+	// other services (then HTTP and Views are not used).
 	Serve bool
 	// HTTP is the route table the directory adds its routes to.
 	HTTP Routes
-	// Projections starts the unmet-need projection.
-	Projections Projections
+	// Views is the read side the unmet-need and feedback views live in.
+	Views Views
 	// Group runs the directory's follower of its stream; when nil, a
 	// goroutine of its own does, until ctx ends.
 	Group Group
@@ -117,9 +126,13 @@ type Service struct {
 	metrics *metrics
 	orgs    Organisations
 
+	views  Views // nil unless serving
+	routes Routes
+
 	mu      sync.RWMutex
 	byOrg   map[string]*events.DirectoryOrg
 	svcOrg  map[string]string // service id -> organisation id
+	gapOrg  map[string]string // gap id -> organisation (panel) that holds it
 	applied uint64
 	changed chan struct{} // closed and replaced after every applied event
 	viewCP  uint64        // view checkpoint: events up to it are in the view
@@ -146,8 +159,8 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 // the directory has caught up with its stream, so the services that start
 // after it find every service.
 func New(ctx context.Context, cfg Config) (*Service, error) {
-	if cfg.JS == nil || cfg.Orgs == nil || (cfg.Serve && (cfg.HTTP == nil || cfg.Projections == nil)) {
-		return nil, errors.New("directory: JS and Orgs are required, and HTTP and Projections to serve")
+	if cfg.JS == nil || cfg.Orgs == nil || (cfg.Serve && (cfg.HTTP == nil || cfg.Views == nil)) {
+		return nil, errors.New("directory: JS and Orgs are required, and HTTP and Views to serve")
 	}
 	log := cfg.Log
 	if log == nil {
@@ -158,7 +171,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
 	}
 	s := &Service{js: cfg.JS, stream: stream, log: log.With("service", "directory"), orgs: cfg.Orgs,
-		byOrg: map[string]*events.DirectoryOrg{}, svcOrg: map[string]string{}, changed: make(chan struct{})}
+		byOrg: map[string]*events.DirectoryOrg{}, svcOrg: map[string]string{}, gapOrg: map[string]string{}, changed: make(chan struct{})}
 	if s.metrics, err = newMetrics(cfg.Metrics, s); err != nil {
 		return nil, err
 	}
@@ -198,6 +211,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 	}
 	if cfg.Serve {
+		s.views, s.routes = cfg.Views, cfg.HTTP
 		if err := s.serve(ctx, cfg); err != nil {
 			return nil, err
 		}
@@ -269,6 +283,11 @@ func (s *Service) apply(seq uint64, ev *directoryv1.DirectoryEvent) {
 	st.Evolve(ev)
 	if a := ev.GetServiceAdded(); a != nil {
 		s.svcOrg[a.GetService().GetId()] = org
+	}
+	if g := ev.GetGapRecorded(); g != nil {
+		if _, ok := s.gapOrg[g.GetGapId()]; !ok { // the first record stands, as in Evolve
+			s.gapOrg[g.GetGapId()] = org
+		}
 	}
 	s.mu.Unlock()
 	s.metrics.applied.Inc()

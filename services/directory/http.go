@@ -26,9 +26,11 @@ var (
 // bodyLimit bounds directory write bodies: descriptions are short texts.
 const bodyLimit = 32 << 10
 
-// serve adds the directory's routes, its web page and its unmet-need
-// projection.
+// serve adds the directory's projections of the journey log, its routes
+// and its web pages.
 func (s *Service) serve(ctx context.Context, cfg Config) error {
+	s.views.Add(unmetNeed{dir: s})
+	s.views.Add(feedbackView{})
 	h := cfg.HTTP
 	h.Handle("GET /v1/directory/services", readers, s.listServices)
 	h.Handle("GET /v1/directory/services/{id}", readers, s.getService)
@@ -41,12 +43,11 @@ func (s *Service) serve(ctx context.Context, cfg Config) error {
 	h.Handle("PUT /v1/directory/services/{id}", editors, s.updateService)
 	h.Handle("POST /v1/directory/services/{id}/withdraw", editors, s.withdrawService)
 	h.Handle("POST /v1/directory/services/{id}/capacity", capacityEditors, s.changeCapacity)
+	s.serveUnmetNeed(h)
+	s.serveFeedback(h)
+	s.serveGaps(h)
 	s.serveOpenReferral(h)
-	unmet, err := s.serveUnmetNeed(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	wb, err := newWeb(ctx, s, cfg, unmet)
+	wb, err := newWeb(ctx, s, cfg)
 	if err != nil {
 		return fmt.Errorf("directory web page: %w", err)
 	}

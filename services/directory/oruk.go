@@ -107,17 +107,35 @@ type (
 	}
 )
 
+// serveOpenReferral serves the ORUK read API with no key (API.md version
+// 2): the community can read its own directory. Everything in these
+// documents is public: names, descriptions, areas, public contact points
+// and status; nothing of any person, nothing of who changed what.
 func (s *Service) serveOpenReferral(h Routes) {
-	h.Handle("GET /openreferral/{$}", readers, s.orukInfo)
-	h.Handle("GET /openreferral/services", readers, s.orukServices)
-	h.Handle("GET /openreferral/services/{id}", readers, s.orukService)
-	h.Handle("GET /openreferral/taxonomies", readers, s.orukTaxonomies)
-	h.Handle("GET /openreferral/taxonomies/{id}", readers, s.orukTaxonomy)
-	h.Handle("GET /openreferral/taxonomy_terms", readers, s.orukTaxonomyTerms)
-	h.Handle("GET /openreferral/taxonomy_terms/{id}", readers, s.orukTaxonomyTerm)
+	h.HandlePublic("GET /openreferral/{$}", s.public(h, s.orukInfo))
+	h.HandlePublic("GET /openreferral/services", s.public(h, s.orukServices))
+	h.HandlePublic("GET /openreferral/services/{id}", s.public(h, s.orukService))
+	h.HandlePublic("GET /openreferral/taxonomies", s.public(h, s.orukTaxonomies))
+	h.HandlePublic("GET /openreferral/taxonomies/{id}", s.public(h, s.orukTaxonomy))
+	h.HandlePublic("GET /openreferral/taxonomy_terms", s.public(h, s.orukTaxonomyTerms))
+	h.HandlePublic("GET /openreferral/taxonomy_terms/{id}", s.public(h, s.orukTaxonomyTerm))
 }
 
-func (s *Service) orukInfo(w http.ResponseWriter, r *http.Request, _ api.Principal) error {
+// publicRead serves one public JSON read.
+type publicRead func(w http.ResponseWriter, r *http.Request) error
+
+// public serves a public read, answering its errors in the JSON error
+// shape. A key sent with the request is not looked at: the answer is the
+// same for everyone.
+func (s *Service) public(h Routes, f publicRead) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := f(w, r); err != nil {
+			h.WriteError(w, r, err)
+		}
+	})
+}
+
+func (s *Service) orukInfo(w http.ResponseWriter, r *http.Request) error {
 	api.WriteJSON(w, http.StatusOK, map[string]string{
 		"version": "3.0",
 		"profile": "https://github.com/openreferral/uk-profile",
@@ -224,7 +242,7 @@ func paged[T any](all []T, page, perPage int) orukPage[T] {
 		FirstPage: page == 1, LastPage: page >= pages, Empty: len(contents) == 0, Contents: contents}
 }
 
-func (s *Service) orukServices(w http.ResponseWriter, r *http.Request, _ api.Principal) error {
+func (s *Service) orukServices(w http.ResponseWriter, r *http.Request) error {
 	page, perPage, err := paging(r)
 	if err != nil {
 		return err
@@ -248,7 +266,7 @@ func (s *Service) orukServices(w http.ResponseWriter, r *http.Request, _ api.Pri
 	return nil
 }
 
-func (s *Service) orukService(w http.ResponseWriter, r *http.Request, _ api.Principal) error {
+func (s *Service) orukService(w http.ResponseWriter, r *http.Request) error {
 	v, ok := s.ServiceView(r.PathValue("id"))
 	if !ok {
 		return events.ErrNotFound
@@ -262,7 +280,7 @@ func taxonomy() orukTaxonomy {
 		Description: "The small taxonomy of social-prescribing community services used by Linkway's directory.", Version: "1"}
 }
 
-func (s *Service) orukTaxonomies(w http.ResponseWriter, r *http.Request, _ api.Principal) error {
+func (s *Service) orukTaxonomies(w http.ResponseWriter, r *http.Request) error {
 	page, perPage, err := paging(r)
 	if err != nil {
 		return err
@@ -271,7 +289,7 @@ func (s *Service) orukTaxonomies(w http.ResponseWriter, r *http.Request, _ api.P
 	return nil
 }
 
-func (s *Service) orukTaxonomy(w http.ResponseWriter, r *http.Request, _ api.Principal) error {
+func (s *Service) orukTaxonomy(w http.ResponseWriter, r *http.Request) error {
 	if r.PathValue("id") != TaxonomyID {
 		return events.ErrNotFound
 	}
@@ -279,7 +297,7 @@ func (s *Service) orukTaxonomy(w http.ResponseWriter, r *http.Request, _ api.Pri
 	return nil
 }
 
-func (s *Service) orukTaxonomyTerms(w http.ResponseWriter, r *http.Request, _ api.Principal) error {
+func (s *Service) orukTaxonomyTerms(w http.ResponseWriter, r *http.Request) error {
 	page, perPage, err := paging(r)
 	if err != nil {
 		return err
@@ -293,7 +311,7 @@ func (s *Service) orukTaxonomyTerms(w http.ResponseWriter, r *http.Request, _ ap
 	return nil
 }
 
-func (s *Service) orukTaxonomyTerm(w http.ResponseWriter, r *http.Request, _ api.Principal) error {
+func (s *Service) orukTaxonomyTerm(w http.ResponseWriter, r *http.Request) error {
 	t, ok := termOf(r.PathValue("id"))
 	if !ok {
 		return events.ErrNotFound

@@ -284,5 +284,16 @@ func TestOpenReferralPaging(t *testing.T) {
 	refused(t, h, "GET", "/openreferral/services?per_page=501", lw, nil, 400, "per_page")
 	refused(t, h, "GET", "/openreferral/services?taxonomy_term_id=knitting", lw, nil, 400, "taxonomy_term_id")
 	refused(t, h, "GET", "/openreferral/services/VCS404-none", lw, nil, 404, "")
-	refused(t, h, "GET", "/openreferral/services", "", nil, 401, "")
+	// Public: no key, and a key of any kind (or none known) reads the same.
+	for _, key := range []string{"", "not-a-key", gp} {
+		var pp orukPage
+		h.JSON("GET", "/openreferral/services?per_page=500", key, nil, 200, &pp)
+		if pp.TotalItems != n {
+			t.Errorf("as %q: %d services, want %d", key, pp.TotalItems, n)
+		}
+		h.JSON("GET", "/openreferral/services/VCS001-walk", key, nil, 200, nil)
+		h.JSON("GET", "/openreferral/taxonomy_terms", key, nil, 200, nil)
+	}
+	refused(t, h, "GET", "/openreferral/services/VCS404-none", "", nil, 404, "")
+	refused(t, h, "GET", "/openreferral/services?page=x", "", nil, 400, "page")
 }

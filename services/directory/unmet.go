@@ -1,21 +1,17 @@
 package directory
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
-
-	"github.com/nats-io/nats.go/jetstream"
+	"time"
 
 	"linkway/events"
-	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/platform/api"
 	"linkway/services/platform/views"
 )
@@ -23,270 +19,226 @@ import (
 // UnmetNeedProjection names the unmet-need view over JOURNEYS.
 const UnmetNeedProjection = "directory_unmet_need"
 
-// Keys of the unmet-need view.
+// Keys of the unmet-need view. It holds counts, and each decline by need
+// and time (for gaps: declines before and after a service was linked);
+// no journey, no person: only reasons, categories, areas, service ids and
+// hashed onward-referral ids.
 const (
-	aggKey       = "agg"      // the counts, one small document
-	onwardPrefix = "onward."  // onward referrals still waiting for an answer
-	needsPrefix  = "journey." // a journey's need categories and whether it is open
+	countPrefix    = "n."   // counters: n.<kind>.<key> -> decimal
+	declinesKey    = "n.d." // declines by reason|category|area
+	pendingKey     = "n.p." // onward referrals awaiting an answer, by service
+	waitingKey     = "n.w." // ... of them on the service's waiting list
+	needSetKey     = "n.s." // open journeys by their sorted need categories ("a,b")
+	declinedPrefix = "t."   // t.<category>.<declined at>.<onward key> -> area
 )
 
-// unmetCounts are the unmet-need counts. They hold no journey or person:
-// only reasons, categories, areas and service ids.
-type unmetCounts struct {
-	// Declines by "reason|category|area".
-	Declines map[string]int `json:"declines"`
-	// Waiting: onward referrals put on a service's waiting list and not yet
-	// answered; Pending: all onward referrals not yet answered.
-	Waiting map[string]int `json:"waiting"`
-	Pending map[string]int `json:"pending"`
-	// NeedSets: open journeys by their sorted need categories ("a,b").
-	NeedSets map[string]int `json:"need_sets"`
-}
+// declinedAtLayout orders decline times as text: fixed width, UTC.
+const declinedAtLayout = "20060102T150405.000000000Z"
 
-type onwardRecord struct {
-	ServiceID string `json:"service_id"`
-	Category  string `json:"category"`
-	Area      string `json:"area"`
-	Waiting   bool   `json:"waiting"`
-}
+// unmetNeed is the projection. It renders from the folded journey
+// (views.Change.Before and After, events.Evolve's): whether the journey is
+// open and its needs, and each onward referral's status, waiting list and
+// decline come from events; the projection only counts the difference the
+// change made. Where a declined onward referral belongs (category, area)
+// is where its service stood in the directory when the referral was made
+// (DirectoryService.PlacementAt), so a rebuilt view equals the live one
+// and a later change of the service does not move past declines.
+type unmetNeed struct{ dir *Service }
 
-type journeyNeeds struct {
-	Needs string `json:"needs"` // sorted categories joined by ','
-	Open  bool   `json:"open"`
-}
+func (unmetNeed) Name() string { return UnmetNeedProjection }
 
-// unmetNeed is the projector. Where a declined onward referral belongs
-// (category, area) is where its service stood in the directory when the
-// referral was recorded, kept with the referral: a later change of the
-// service does not move declines that already happened, live or rebuilt.
-type unmetNeed struct {
-	dir *Service
-	// counts are those of tx: reloaded at each new batch, so a view that
-	// was dropped and is being rebuilt starts again from what it holds.
-	tx     *views.Tx
-	counts unmetCounts
-}
-
-func (p *unmetNeed) Name() string { return UnmetNeedProjection }
-
-func (p *unmetNeed) load(tx *views.Tx) error {
-	if p.tx == tx {
-		return nil
+func (p unmetNeed) Apply(b *views.Batch, c views.Change) error {
+	delta := map[string]int{}
+	if before, after := needSet(c.Before), needSet(c.After); before != after {
+		if before != "" {
+			delta[needSetKey+before]--
+		}
+		if after != "" {
+			delta[needSetKey+after]++
+		}
 	}
-	p.counts = unmetCounts{}
-	if _, err := tx.GetJSON(aggKey, &p.counts); err != nil {
-		return fmt.Errorf("unmet need counts: %w", err)
+	// Only the onward referrals the change touched: Evolve never removes
+	// one, so each is in After.
+	for _, o := range c.After.Onward {
+		old, had := c.Before.OnwardByID(o.ID)
+		if had && sameStanding(old, o) {
+			continue
+		}
+		if had {
+			p.count(b, delta, old, -1)
+		}
+		p.count(b, delta, o, +1)
 	}
-	if p.counts.Declines == nil {
-		p.counts.Declines = map[string]int{}
+	for k, d := range delta {
+		if d == 0 {
+			continue
+		}
+		n, err := counter(b, k)
+		if err != nil {
+			return err
+		}
+		if n += d; n <= 0 {
+			b.Delete(k)
+		} else {
+			b.Set(k, strconv.AppendInt(nil, int64(n), 10))
+		}
 	}
-	if p.counts.Waiting == nil {
-		p.counts.Waiting = map[string]int{}
-	}
-	if p.counts.Pending == nil {
-		p.counts.Pending = map[string]int{}
-	}
-	if p.counts.NeedSets == nil {
-		p.counts.NeedSets = map[string]int{}
-	}
-	p.tx = tx
 	return nil
+}
+
+// needSet is what an open journey counts under: its need categories
+// joined; "" when it is not open or has none.
+func needSet(s events.State) string {
+	if !s.Open() {
+		return ""
+	}
+	return strings.Join(s.NeedCategories(), ",")
+}
+
+// sameStanding reports whether nothing the view counts of an onward
+// referral changed.
+func sameStanding(a, b events.Onward) bool {
+	return a.Status == b.Status && a.ServiceID == b.ServiceID && a.WaitingList == b.WaitingList &&
+		a.DeclineReason == b.DeclineReason && a.DeclinedAt.Equal(b.DeclinedAt)
+}
+
+// count adds (sign +1) or takes away (-1) what one onward referral counts.
+func (p unmetNeed) count(b *views.Batch, delta map[string]int, o events.Onward, sign int) {
+	if o.Awaiting() {
+		delta[pendingKey+o.ServiceID] += sign
+		if o.WaitingList {
+			delta[waitingKey+o.ServiceID] += sign
+		}
+	}
+	if o.Status != events.OnwardDeclined {
+		return
+	}
+	category, area := p.dir.placementAt(o.ServiceID, o.MadeAt)
+	delta[declinesKey+o.DeclineReason+"|"+category+"|"+area] += sign
+	k := declinedPrefix + category + "." + o.DeclinedAt.UTC().Format(declinedAtLayout) + "." + onwardKey(o.ID)
+	if sign > 0 {
+		b.Set(k, []byte(area))
+	} else {
+		b.Delete(k)
+	}
 }
 
 // onwardKey hashes the onward referral id: ids are chosen by another
 // service, and a key must be safe whatever they look like.
 func onwardKey(id string) string {
 	sum := sha256.Sum256([]byte(id))
-	return onwardPrefix + hex.EncodeToString(sum[:16])
+	return hex.EncodeToString(sum[:16])
 }
 
-func (p *unmetNeed) Apply(tx *views.Tx, ev views.Event) error {
-	env := ev.Envelope
-	jid := env.GetJourneyId()
-	if events.ParseID(jid) != nil {
-		return nil // not a journey this version can key
+func counter(b *views.Batch, k string) (int, error) {
+	v, ok, err := b.Get(k)
+	if err != nil || !ok {
+		return 0, err
 	}
-	if err := p.load(tx); err != nil {
+	n, err := strconv.Atoi(string(v))
+	if err != nil {
+		return 0, fmt.Errorf("unmet need counter %s: %w", k, err)
+	}
+	return n, nil
+}
+
+// unmetCounts are the unmet-need counts as the view holds them.
+type unmetCounts struct {
+	// Declines by "reason|category|area".
+	Declines map[string]int
+	// Waiting: onward referrals put on a service's waiting list and not yet
+	// answered; Pending: all onward referrals not yet answered.
+	Waiting map[string]int
+	Pending map[string]int
+	// NeedSets: open journeys by their sorted need categories ("a,b").
+	NeedSets map[string]int
+	// AsOf is the view's checkpoint: the last journey event it applied.
+	AsOf uint64
+}
+
+// readUnmet reads the counts from the view.
+func (s *Service) readUnmet() (unmetCounts, error) {
+	c := unmetCounts{Declines: map[string]int{}, Waiting: map[string]int{}, Pending: map[string]int{}, NeedSets: map[string]int{}}
+	v := s.views.View(UnmetNeedProjection)
+	err := v.ForEach(countPrefix, func(key string, value []byte) error {
+		n, err := strconv.Atoi(string(value))
+		if err != nil {
+			return fmt.Errorf("unmet need counter %s: %w", key, err)
+		}
+		switch {
+		case strings.HasPrefix(key, declinesKey):
+			c.Declines[key[len(declinesKey):]] = n
+		case strings.HasPrefix(key, waitingKey):
+			c.Waiting[key[len(waitingKey):]] = n
+		case strings.HasPrefix(key, pendingKey):
+			c.Pending[key[len(pendingKey):]] = n
+		case strings.HasPrefix(key, needSetKey):
+			c.NeedSets[key[len(needSetKey):]] = n
+		}
+		return nil
+	})
+	if err != nil {
+		return unmetCounts{}, err
+	}
+	if c.AsOf, err = v.Checkpoint(); err != nil {
+		return unmetCounts{}, err
+	}
+	return c, nil
+}
+
+// declineTally counts the declines of onward referrals to services of a
+// category, before a time and from it on, in all areas and in one.
+type declineTally struct{ before, after, areaBefore, areaAfter int }
+
+// declinesOf tallies the declines of a need (a category) around a time
+// (the zero time: all are before); area is matched without regard to case.
+func (s *Service) declinesOf(category, area string, at time.Time) (declineTally, error) {
+	var t declineTally
+	cut := ""
+	if !at.IsZero() {
+		cut = at.UTC().Format(declinedAtLayout)
+	}
+	prefix := declinedPrefix + category + "."
+	err := s.views.View(UnmetNeedProjection).ForEach(prefix, func(key string, value []byte) error {
+		when, _, _ := strings.Cut(key[len(prefix):], ".")
+		inArea := strings.EqualFold(strings.TrimSpace(string(value)), strings.TrimSpace(area))
+		if cut == "" || when < cut {
+			t.before++
+			if inArea {
+				t.areaBefore++
+			}
+		} else {
+			t.after++
+			if inArea {
+				t.areaAfter++
+			}
+		}
+		return nil
+	})
+	return t, err
+}
+
+func (s *Service) serveUnmetNeed(h Routes) {
+	h.Handle("GET /v1/directory/unmet-need", unmetNeedReaders, s.getUnmetNeed)
+}
+
+func (s *Service) getUnmetNeed(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+	u, err := s.UnmetNeed(p)
+	if err != nil {
 		return err
 	}
-	c := &p.counts
-	changed := false
-	switch e := env.GetEvent().(type) {
-	case *eventsv1.Envelope_ReferralReceived:
-		var cats []string
-		for _, r := range e.ReferralReceived.GetReasons() {
-			if cat, ok := events.ReasonNeed(r); ok {
-				cats = append(cats, cat)
-			}
-		}
-		ch, err := p.setNeeds(tx, jid, cats)
-		if err != nil {
-			return err
-		}
-		changed = ch
-	case *eventsv1.Envelope_NeedsAssessed:
-		var cats []string
-		for _, n := range e.NeedsAssessed.GetNeeds() {
-			if cat, ok := events.PlaceNeed(n); ok {
-				cats = append(cats, cat)
-			}
-		}
-		if len(cats) > 0 {
-			ch, err := p.setNeeds(tx, jid, cats)
-			if err != nil {
-				return err
-			}
-			changed = ch
-		}
-	case *eventsv1.Envelope_PatientDeclined, *eventsv1.Envelope_JourneyClosed:
-		ch, err := p.setOpen(tx, jid, false)
-		if err != nil {
-			return err
-		}
-		changed = ch
-	case *eventsv1.Envelope_JourneyReopened:
-		ch, err := p.setOpen(tx, jid, true)
-		if err != nil {
-			return err
-		}
-		changed = ch
-	case *eventsv1.Envelope_OnwardReferralMade:
-		m := e.OnwardReferralMade
-		cat, area := p.dir.placementAt(m.GetServiceId(), env.GetRecordedAt().AsTime())
-		rec := onwardRecord{ServiceID: m.GetServiceId(), Category: cat, Area: area, Waiting: m.GetWaitingList()}
-		if err := tx.PutJSON(onwardKey(m.GetOnwardReferralId()), rec); err != nil {
-			return err
-		}
-		c.Pending[rec.ServiceID]++
-		if rec.Waiting {
-			c.Waiting[rec.ServiceID]++
-		}
-		changed = true
-	case *eventsv1.Envelope_OnwardReferralAccepted:
-		ch, err := p.answered(tx, e.OnwardReferralAccepted.GetOnwardReferralId(), "")
-		if err != nil {
-			return err
-		}
-		changed = ch
-	case *eventsv1.Envelope_OnwardReferralWithdrawn:
-		ch, err := p.answered(tx, e.OnwardReferralWithdrawn.GetOnwardReferralId(), "")
-		if err != nil {
-			return err
-		}
-		changed = ch
-	case *eventsv1.Envelope_OnwardReferralDeclined:
-		reason := e.OnwardReferralDeclined.GetReason()
-		if !slices.Contains(events.DeclineReasons, reason) {
-			reason = "other"
-		}
-		ch, err := p.answered(tx, e.OnwardReferralDeclined.GetOnwardReferralId(), reason)
-		if err != nil {
-			return err
-		}
-		changed = ch
-	}
-	if changed {
-		return tx.PutJSON(aggKey, c)
-	}
+	api.WriteJSON(w, http.StatusOK, u)
 	return nil
 }
 
-// answered closes an onward referral's pending record; a decline is
-// counted under its reason, the service's category and area.
-func (p *unmetNeed) answered(tx *views.Tx, onwardID, declineReason string) (bool, error) {
-	c := &p.counts
-	var rec onwardRecord
-	ok, err := tx.GetJSON(onwardKey(onwardID), &rec)
+// UnmetNeed is the unmet-need view as p may see it.
+func (s *Service) UnmetNeed(p api.Principal) (UnmetNeed, error) {
+	c, err := s.readUnmet()
 	if err != nil {
-		return false, err
+		s.log.Error("reading the unmet-need view", "err", err)
+		return UnmetNeed{}, &events.Error{Code: events.CodeUnavailable, Message: "the unmet-need view is unavailable"}
 	}
-	if !ok {
-		if declineReason == "" {
-			return false, nil
-		}
-		rec = onwardRecord{Category: "unknown", Area: "unknown"}
-	} else {
-		tx.Delete(onwardKey(onwardID))
-		decrement(c.Pending, rec.ServiceID)
-		if rec.Waiting {
-			decrement(c.Waiting, rec.ServiceID)
-		}
-	}
-	if declineReason != "" {
-		c.Declines[declineReason+"|"+rec.Category+"|"+rec.Area]++
-	}
-	return true, nil
-}
-
-func decrement(m map[string]int, k string) {
-	if m[k] <= 1 {
-		delete(m, k)
-		return
-	}
-	m[k]--
-}
-
-// setNeeds records a journey's need categories (replacing earlier ones).
-func (p *unmetNeed) setNeeds(tx *views.Tx, jid string, cats []string) (bool, error) {
-	slices.Sort(cats)
-	set := strings.Join(slices.Compact(cats), ",")
-	var rec journeyNeeds
-	ok, err := tx.GetJSON(needsPrefix+jid, &rec)
-	if err != nil {
-		return false, err
-	}
-	if !ok {
-		if set == "" {
-			return false, nil
-		}
-		rec.Open = true
-	}
-	if rec.Needs == set {
-		return false, nil
-	}
-	if rec.Open && rec.Needs != "" {
-		decrement(p.counts.NeedSets, rec.Needs)
-	}
-	rec.Needs = set
-	if rec.Open && set != "" {
-		p.counts.NeedSets[set]++
-	}
-	return true, tx.PutJSON(needsPrefix+jid, rec)
-}
-
-// setOpen follows a journey's closing and reopening: only open journeys'
-// needs count.
-func (p *unmetNeed) setOpen(tx *views.Tx, jid string, open bool) (bool, error) {
-	var rec journeyNeeds
-	ok, err := tx.GetJSON(needsPrefix+jid, &rec)
-	if err != nil || !ok || rec.Open == open {
-		return false, err
-	}
-	rec.Open = open
-	if rec.Needs != "" {
-		if open {
-			p.counts.NeedSets[rec.Needs]++
-		} else {
-			decrement(p.counts.NeedSets, rec.Needs)
-		}
-	}
-	return true, tx.PutJSON(needsPrefix+jid, rec)
-}
-
-// unmetReader serves the view.
-type unmetReader struct {
-	dir *Service
-	run *views.Runner
-}
-
-func (s *Service) serveUnmetNeed(ctx context.Context, cfg Config) (*views.Runner, error) {
-	run, err := cfg.Projections.Project(ctx, &unmetNeed{dir: s})
-	if err != nil {
-		return nil, fmt.Errorf("unmet need projection: %w", err)
-	}
-	u := &unmetReader{dir: s, run: run}
-	cfg.HTTP.Handle("GET /v1/directory/unmet-need", unmetNeedReaders, u.serve)
-	return run, nil
+	return s.unmetNeed(c, p.Kind == events.KindCommissioner), nil
 }
 
 // UnmetNeed is the answer of GET /v1/directory/unmet-need. Counts are
@@ -351,26 +303,10 @@ type WaitingCount struct {
 	Pending     any    `json:"pending"`
 }
 
-func (u *unmetReader) serve(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	var c unmetCounts
-	e, err := u.run.KV().Get(r.Context(), aggKey)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-	case err != nil:
-		return &events.Error{Code: events.CodeUnavailable, Message: "the unmet-need view is unavailable"}
-	default:
-		if err := jsonUnmarshal(e.Value(), &c); err != nil {
-			return fmt.Errorf("unmet need counts: %w", err)
-		}
-	}
-	api.WriteJSON(w, http.StatusOK, u.dir.unmetNeed(c, p.Kind == events.KindCommissioner, u.run.Applied()))
-	return nil
-}
-
-// unmetNeed turns the counts into the answer, against the directory as it
-// is now (which services accept referrals).
-func (s *Service) unmetNeed(c unmetCounts, suppress bool, asOf uint64) UnmetNeed {
-	n := func(v int) any {
+// suppressed shows a count as commissioners see counts of people: 1 to 7
+// as "*", larger ones rounded to the nearest 5; others see it as it is.
+func suppressed(suppress bool) func(int) any {
+	return func(v int) any {
 		if !suppress {
 			return v
 		}
@@ -382,7 +318,13 @@ func (s *Service) unmetNeed(c unmetCounts, suppress bool, asOf uint64) UnmetNeed
 		}
 		return (v + 2) / 5 * 5
 	}
-	out := UnmetNeed{Suppressed: suppress, AsOf: asOf, Categories: events.NeedCategories,
+}
+
+// unmetNeed turns the counts into the answer, against the directory as it
+// is now (which services accept referrals).
+func (s *Service) unmetNeed(c unmetCounts, suppress bool) UnmetNeed {
+	n := suppressed(suppress)
+	out := UnmetNeed{Suppressed: suppress, AsOf: c.AsOf, Categories: events.NeedCategories,
 		Declines: DeclineCounts{ByReason: map[string]any{}, ByCategory: map[string]any{}, ByArea: map[string]any{}, Rows: []DeclineRow{}},
 		Needs:    []NeedCount{}, Unmatched: UnmatchedNeeds{ByNeeds: []UnmatchedSet{}}, WaitingList: []WaitingCount{}}
 	total := 0
@@ -446,5 +388,3 @@ func (s *Service) unmetNeed(c unmetCounts, suppress bool, asOf uint64) UnmetNeed
 	}
 	return out
 }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -3,7 +3,6 @@ package directory
 import (
 	"context"
 	"embed"
-	"errors"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -11,12 +10,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"linkway/events"
 	directoryv1 "linkway/proto/linkway/directory/v1"
 	"linkway/services/platform/api"
-	"linkway/services/platform/views"
 	"linkway/services/platform/websession"
 )
 
@@ -39,17 +35,17 @@ const webPath = "/directory/"
 type web struct {
 	s        *Service
 	h        Routes
-	unmet    *views.Runner
 	sessions *websession.Sessions
 }
 
-func newWeb(ctx context.Context, s *Service, cfg Config, unmet *views.Runner) (*web, error) {
+func newWeb(ctx context.Context, s *Service, cfg Config) (*web, error) {
 	pages, _ := fs.Sub(templateFS, "templates") // the embed patterns guarantee the folders
 	static, _ := fs.Sub(staticFS, "static")
 	ss, err := websession.Open(ctx, cfg.JS, websession.Config{App: "directory", Path: webPath, Title: "Linkway community directory",
 		Cookie: "lw_directory_session", SignInCookie: "lw_directory_login",
 		Intro: "Sign in with your organisation's Linkway key to browse the directory of community groups and services. " +
-			"Community panels keep the directory; groups keep their own capacity up to date.",
+			"Community panels keep the directory; groups keep their own capacity up to date. " +
+			"Anyone can find a group without a key on the public directory, " + publicPath + ".",
 		Home: "Back to the directory", NotFound: "There is no such service in the directory.",
 		Templates: pages, Assets: static, Stylesheet: "directory.css",
 		Funcs: template.FuncMap{
@@ -58,13 +54,14 @@ func newWeb(ctx context.Context, s *Service, cfg Config, unmet *views.Runner) (*
 				return map[string]string{events.CapacityOpen: "Open", events.CapacityWaitingList: "Waiting list",
 					events.CapacityFull: "Full", events.CapacityPaused: "Paused"}[c]
 			},
-			"join": strings.Join,
+			"join":          strings.Join,
+			"capacityWords": capacityWords,
 		},
 		Orgs: cfg.Orgs, Keys: cfg.HTTP, Replicas: cfg.Replicas, Log: s.log})
 	if err != nil {
 		return nil, err
 	}
-	return &web{s: s, h: cfg.HTTP, unmet: unmet, sessions: ss}, nil
+	return &web{s: s, h: cfg.HTTP, sessions: ss}, nil
 }
 
 func (wb *web) routes() {
@@ -74,6 +71,9 @@ func (wb *web) routes() {
 	wb.h.HandlePublic("POST /directory/services/{id}/capacity", wb.form(wb.capacity))
 	wb.h.HandlePublic("POST /directory/services/{id}/withdraw", wb.form(wb.withdraw))
 	wb.h.HandlePublic("POST /directory/services", wb.form(wb.add))
+	wb.h.HandlePublic("POST /directory/gaps", wb.form(wb.recordGap))
+	wb.h.HandlePublic("POST /directory/gaps/{id}/services", wb.form(wb.linkGap))
+	wb.h.HandlePublic("GET "+publicPath+"{$}", http.HandlerFunc(wb.servePublic))
 }
 
 // pageView is what the directory page shows.
@@ -85,8 +85,11 @@ type pageView struct {
 	Categories []events.NeedCategory
 	Capacities []string
 	Services   []serviceRow
-	Panel      bool // may add and withdraw services
+	Panel      bool // may add and withdraw services, record and close gaps
 	Unmet      *UnmetNeed
+	Gaps       *GapList
+	// Linkable are the services a gap may be linked to.
+	Linkable []ServiceView
 }
 
 type serviceRow struct {
@@ -118,26 +121,17 @@ func (wb *web) page(w http.ResponseWriter, r *http.Request, se websession.Sessio
 		v.Services = append(v.Services, row)
 	}
 	if slices.Contains(unmetNeedReaders, se.Principal.Kind) {
-		if u, err := wb.unmetNeed(r, se.Principal); err == nil {
+		if u, err := wb.s.UnmetNeed(se.Principal); err == nil {
 			v.Unmet = &u
+		}
+		if g, err := wb.s.Gaps(se.Principal, ""); err == nil {
+			v.Gaps = &g
+		}
+		if v.Panel {
+			v.Linkable = wb.s.Services(Query{})
 		}
 	}
 	wb.sessions.Render(w, status, "directory.html", &v, &se)
-}
-
-func (wb *web) unmetNeed(r *http.Request, p api.Principal) (UnmetNeed, error) {
-	var c unmetCounts
-	e, err := wb.unmet.KV().Get(r.Context(), aggKey)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-	case err != nil:
-		return UnmetNeed{}, err
-	default:
-		if err := jsonUnmarshal(e.Value(), &c); err != nil {
-			return UnmetNeed{}, err
-		}
-	}
-	return wb.s.unmetNeed(c, p.Kind == events.KindCommissioner, wb.unmet.Applied()), nil
 }
 
 // flashText turns the redirect's done= code into a message: the page
@@ -147,6 +141,8 @@ func flashText(code string) string {
 		"capacity": "Capacity saved.",
 		"withdraw": "Service withdrawn.",
 		"add":      "Service added.",
+		"gap":      "Gap recorded.",
+		"gap-link": "Service linked to the gap.",
 	}[code]
 }
 
@@ -222,4 +218,21 @@ func (wb *web) add(r *http.Request, se websession.Session) (string, error) {
 	}
 	_, err := wb.s.execute(r.Context(), se.Principal, org, events.AddService{Service: svc})
 	return "add", err
+}
+
+func (wb *web) recordGap(r *http.Request, se websession.Session) (string, error) {
+	if err := wb.mayEdit(se); err != nil {
+		return "", err
+	}
+	f := r.PostForm
+	_, _, err := wb.s.RecordGap(r.Context(), se.Principal, GapRequest{Need: f.Get("need"), Area: f.Get("area"), Detail: f.Get("detail")}, "")
+	return "gap", err
+}
+
+func (wb *web) linkGap(r *http.Request, se websession.Session) (string, error) {
+	if err := wb.mayEdit(se); err != nil {
+		return "", err
+	}
+	_, _, err := wb.s.LinkGap(r.Context(), se.Principal, r.PathValue("id"), r.PostForm.Get("service_id"))
+	return "gap-link", err
 }
