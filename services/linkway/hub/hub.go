@@ -31,6 +31,7 @@ import (
 	"linkway/services/platform/audit"
 	"linkway/services/platform/datadir"
 	"linkway/services/platform/journal"
+	platformleases "linkway/services/platform/leases"
 	"linkway/services/platform/natsserver"
 	"linkway/services/platform/orgs"
 	"linkway/services/platform/sealing"
@@ -167,6 +168,9 @@ type Hub struct {
 	// started ends the start-up retries of the parties' calls (startJS);
 	// stepCancels end what successful steps started, once the hub stops.
 	started     atomic.Bool
+	// leases decide which replica does what only one may do, such as
+	// publishing a feed; nil (every lease held) on the embedded server.
+	leases *platformleases.Leases
 	stepCancels []context.CancelFunc
 
 	mu      sync.Mutex
@@ -281,6 +285,13 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 			return nil, err
 		}
 		h.group.Go(func() error { return leases.Run(h.ctx) })
+		// What one replica only may do (publish a feed) is held by lease.
+		if err := h.step(ctx, "open the leases", func(sctx context.Context) (err error) {
+			h.leases, err = platformleases.Open(sctx, h.js, member, cfg.LeaseTTL, cfg.Replicas)
+			return err
+		}); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Demo {
 		if err := h.step(ctx, "seed the demo organisations", func(sctx context.Context) error {

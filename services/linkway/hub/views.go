@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	platformleases "linkway/services/platform/leases"
 	"linkway/services/platform/viewstore"
 	"linkway/services/platform/views"
 )
@@ -85,6 +86,11 @@ func (h *Hub) closeViews() {
 // Views is the registry of the hub's projections: the parties' view
 // reads and read-your-writes waits go through it.
 func (h *Hub) Views() *views.Registry { return h.views }
+
+// Leases decide which replica does what only one may do, such as
+// publishing a feed (Hold); nil, which holds every lease, on the embedded
+// server.
+func (h *Hub) Leases() *platformleases.Leases { return h.leases }
 
 // Reader is the hub's one reader of the journey log (nil in a tool that
 // runs none).
