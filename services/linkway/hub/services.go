@@ -42,7 +42,7 @@ func (h *Hub) startParties(ctx context.Context, only []string) (err error) {
 	run := func(name string) bool { return only == nil || slices.Contains(only, name) }
 	log, p := h.cfg.Log, &h.parties
 	if p.Directory, err = directory.New(ctx, directory.Config{
-		JS: h.js, Orgs: h.orgs, Serve: run("directory"), HTTP: h.api, Projections: h.shared, Group: h.group,
+		JS: h.js, Orgs: h.orgs, Serve: run("directory"), HTTP: h.api, Views: h.views, Group: h.group,
 		Log: log, Metrics: h.registry, Replicas: h.cfg.Replicas, Demo: h.cfg.Demo,
 	}); err != nil {
 		return fmt.Errorf("start directory: %w", err)
