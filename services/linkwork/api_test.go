@@ -2,8 +2,8 @@ package linkwork_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,17 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"linkway/events"
-	"linkway/services/linkway/hubtest"
 	"linkway/services/linkwork"
+	"linkway/services/platform/journal"
 	"linkway/services/platform/views"
+	"linkway/services/platform/viewstore"
 )
 
 func TestJourneyThroughEveryRoute(t *testing.T) {
 	e := newEnv(t, events.UncontactablePolicy{Attempts: 3, Within: 21 * 24 * time.Hour})
-	id := e.refer("U12345", true)
+	id := e.referAs("U12345", "9434765919", true)
 	j := "/v1/journeys/" + id
 
 	var v answer
@@ -45,7 +44,8 @@ func TestJourneyThroughEveryRoute(t *testing.T) {
 
 	e.ok("POST", j+"/assessment", map[string]any{"what_matters": "Getting out of the house", "needs": []string{"company", "physical_activity"},
 		"goals": []map[string]string{{"text": "Join a walking group"}, {"text": "Sort out the gas bill"}}, "barriers": []string{"confidence", "transport"}}, &v)
-	if v.Assessment == nil || !slices.Equal(v.Assessment.Needs, []string{"company", "physical_activity"}) ||
+	// Needs are placed in the one taxonomy ("company" is befriending and social groups).
+	if v.Assessment == nil || !slices.Equal(v.Assessment.Needs, []string{"befriending_and_social_groups", "physical_activity"}) ||
 		!slices.Equal(v.Assessment.Barriers, []string{"confidence", "transport"}) || len(v.Goals) != 2 || v.Goals[0].Status != "not_started" {
 		t.Fatalf("assessment: %+v goals %+v", v.Assessment, v.Goals)
 	}
@@ -469,46 +469,84 @@ func TestCaseloadFigures(t *testing.T) {
 
 func TestCaseloadViewRebuildsEqual(t *testing.T) {
 	e := newEnv(t, events.UncontactablePolicy{Attempts: 3})
-	a := e.contacted(true)
+	nhs := e.newNHS()
+	a := e.referAs("U12345", nhs, true)
+	e.ok("POST", "/v1/journeys/"+a+"/assign", map[string]string{"worker_id": "lw-7", "worker_name": "Sam Link"}, nil)
+	e.ok("POST", "/v1/journeys/"+a+"/contacts", map[string]string{"outcome": "reached", "method": "phone"}, nil)
 	e.ok("POST", "/v1/journeys/"+a+"/follow-ups", map[string]string{"due": "2030-01-02"}, nil)
 	e.ok("POST", "/v1/journeys/"+a+"/onward-referrals", map[string]any{"service_id": "VCS001-walk", "share": []string{"name"}}, nil)
-	e.contacted(false)
+	e.ok("POST", "/v1/journeys/"+a+"/notes", map[string]string{"text": "Likes mornings."}, nil)
+	e.ok("POST", "/v1/journeys/"+a+"/assign", map[string]string{"worker_id": "lw-8", "worker_name": "Ali", "handover_note": "Knows the family."}, nil)
+	e.ok("POST", "/v1/journeys/"+a+"/close", map[string]string{"reason": "goals_met"}, nil)
+	again := e.referAs("U12345", nhs, true) // the same person: history and a suggested worker
+	b := e.contacted(false)
+	e.ok("POST", "/v1/journeys/"+b+"/risks", map[string]any{"kind": "self_harm", "detail": "Said so on the phone.", "escalate_to_gp": true}, nil)
+	if _, err := e.h.Journal().Execute(t.Context(), b, journal.Meta{}, events.ErasePersonalData{}); err != nil {
+		t.Fatal(err)
+	}
 	e.refer("U99999", true)
-	// Fold the same log into a second, fresh view by the real runner and
-	// compare: a view dropped and rebuilt must equal what it was.
-	pm, err := views.NewMetrics(prometheus.NewRegistry())
+	e.ok("POST", "/v1/supervision", map[string]string{"worker_id": "lw-7", "date": time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly), "kind": "peer"}, nil)
+	e.settle()
+	var v answer
+	e.ok("GET", "/v1/journeys/"+again, nil, &v)
+	if len(v.History) != 1 || v.SuggestedWorker != "lw-8" {
+		t.Fatalf("the second journey: history %+v, suggested %q", v.History, v.SuggestedWorker)
+	}
+
+	// Fold the same log into a second, empty view with a reader of its
+	// own and compare every key: a view dropped and rebuilt must equal
+	// what the live one built as the events came.
+	store, err := viewstore.Open(viewstore.DefaultConfig(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	vcfg := views.DefaultConfig()
-	vcfg.Decode = e.h.Journal().Decode // personal data is sealed on the log, as the hub's runners read it
-	fresh, err := views.New(t.Context(), e.h.JS(), rebuilt{}, vcfg, pm, slog.New(slog.DiscardHandler))
+	defer store.Close()
+	rc := views.DefaultReaderConfig()
+	rc.Decode = e.h.Journal().Decode // personal data is sealed on the log, as the hub's reader reads it
+	rd, err := views.NewReader(e.h.JS(), store, []views.Projection{rebuilt{e.svc.Projection()}}, rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = fresh.Run(t.Context()) }()
-	hubtest.Eventually(t, 10*time.Second, func() bool { return fresh.Applied() >= e.svc.Runner().Applied() }, "the rebuilt view catches up")
-	m, err := views.NewMirror(t.Context(), fresh.KV())
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = rd.Run(ctx) }()
+	info, err := e.h.Journal().Stream().Info(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, want := m.Scan(""), e.svc.Mirror().Scan("")
-	if len(want) != 7 { // three entries, three team keys, the checkpoint
-		t.Fatalf("view holds %d keys: %v", len(want), want)
+	wctx, wcancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer wcancel()
+	if err := rd.WaitFor(wctx, info.State.LastSeq); err != nil {
+		t.Fatalf("the rebuilt view did not catch up: %v", err)
 	}
-	hubtest.Eventually(t, 10*time.Second, func() bool { got = m.Scan(""); return len(got) == len(want) }, "the rebuilt mirror loads")
-	for i := range want {
-		if got[i].Key != want[i].Key || string(got[i].Value) != string(want[i].Value) {
-			t.Errorf("rebuilt %s = %s\nwant    %s = %s", got[i].Key, got[i].Value, want[i].Key, want[i].Value)
+	dump := func(v *viewstore.View) map[string]string {
+		out := map[string]string{}
+		if err := v.ForEach("", func(k string, val []byte) error { out[k] = string(val); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want, got := dump(e.svc.View()), dump(store.View("caseload_rebuilt"))
+	if len(want) < 40 {
+		t.Fatalf("the live view holds only %d keys", len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("rebuilt %s = %s\nwant %s", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("rebuilt holds %s, the live view does not", k)
 		}
 	}
 }
 
-// rebuilt is the caseload projector under another name, so a second view
+// rebuilt is the caseload projection under another name, so a second view
 // can be folded beside the live one.
-type rebuilt struct{ linkwork.CaseloadProjector }
+type rebuilt struct{ views.Projection }
 
-func (rebuilt) Name() string { return "caseload_rebuild_check" }
+func (rebuilt) Name() string { return "caseload_rebuilt" }
 
 // The published SWEMWBS raw-to-metric conversion (Stewart-Brown et al.
 // 2009), written out here from the table itself so the code is checked

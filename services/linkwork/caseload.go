@@ -3,6 +3,7 @@ package linkwork
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -10,175 +11,8 @@ import (
 	"time"
 
 	"linkway/events"
-	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/platform/orgs"
-	"linkway/services/platform/views"
+	"linkway/services/platform/viewstore"
 )
-
-// ProjectionName is the caseload view: one entry per journey, keyed by team
-// and journey, holding what a team lead needs to see the caseload at a
-// glance. Figures that depend on today (waiting days, due follow-ups) are
-// worked out when read, so the view never goes stale overnight.
-const ProjectionName = "caseload"
-
-// Keys of the view: caseKey holds a journey's entry under its team, so a
-// team's caseload is one prefix scan; teamKey finds a journey's team for
-// events after the referral, which do not carry it.
-func caseKey(team, journeyID string) string { return "c." + team + "." + journeyID }
-func casePrefix(team string) string         { return "c." + team + "." }
-func teamKey(journeyID string) string       { return "t." + journeyID }
-
-// caseEntry is one journey in the caseload view.
-type caseEntry struct {
-	JourneyID      string          `json:"journey_id"`
-	Team           string          `json:"team"`
-	Seq            uint64          `json:"seq"`
-	GivenName      string          `json:"given_name,omitempty"`
-	FamilyName     string          `json:"family_name,omitempty"`
-	Practice       string          `json:"practice,omitempty"`
-	Urgency        string          `json:"urgency,omitempty"`
-	Reasons        []string        `json:"reasons,omitempty"`
-	ReferredAt     time.Time       `json:"referred_at"`
-	OpenedAt       time.Time       `json:"opened_at"` // referral or latest reopening
-	WorkerID       string          `json:"worker_id,omitempty"`
-	WorkerName     string          `json:"worker_name,omitempty"`
-	AssignedAt     *time.Time      `json:"assigned_at,omitempty"`
-	Contacted      bool            `json:"contacted,omitempty"`
-	FirstContactAt *time.Time      `json:"first_contact_at,omitempty"`
-	LastContactAt  *time.Time      `json:"last_contact_at,omitempty"`
-	FailedAttempts []time.Time     `json:"failed_attempts,omitempty"`
-	Onward         []events.Onward `json:"onward,omitempty"`
-	FollowUps      []caseFollowUp  `json:"follow_ups,omitempty"`
-	Closed         bool            `json:"closed,omitempty"`
-	Declined       bool            `json:"declined,omitempty"`
-	ClosedReason   string          `json:"closed_reason,omitempty"`
-	ClosedAt       *time.Time      `json:"closed_at,omitempty"`
-	LastActivityAt time.Time       `json:"last_activity_at"`
-}
-
-type caseFollowUp struct {
-	ID   string `json:"id"`
-	Due  string `json:"due"`
-	Done bool   `json:"done,omitempty"`
-}
-
-// state is the entry as the journey rules see it, so status and the
-// uncontactable flag are derived by the same code as everywhere else.
-func (c *caseEntry) state() events.State {
-	return events.State{JourneyID: c.JourneyID, Referral: &eventsv1.ReferralReceived{}, Closed: c.Closed,
-		Declined: c.Declined, ClosedReason: c.ClosedReason, WorkerID: c.WorkerID, WorkerName: c.WorkerName,
-		Contacted: c.Contacted, FailedAttempts: c.FailedAttempts, Onward: c.Onward}
-}
-
-// caseload is the caseload projector.
-type caseload struct{}
-
-func (caseload) Name() string { return ProjectionName }
-
-// Apply folds one event into its journey's entry.
-func (caseload) Apply(tx *views.Tx, ev views.Event) error {
-	env := ev.Envelope
-	jid := env.GetJourneyId()
-	if events.ParseID(jid) != nil {
-		return nil // not a journey id this version issues; nothing to show
-	}
-	at := env.GetOccurredAt().AsTime().UTC()
-	var c caseEntry
-	if r, ok := env.GetEvent().(*eventsv1.Envelope_ReferralReceived); ok {
-		team := r.ReferralReceived.GetLinkWorkTeam()
-		if !orgs.ValidCode(team) {
-			return nil // the referrals edge refuses these; never a key from bad input
-		}
-		if _, exists, err := tx.Get(teamKey(jid)); err != nil || exists {
-			return err // a second referral for a journey changes nothing
-		}
-		p := r.ReferralReceived.GetPerson()
-		c = caseEntry{JourneyID: jid, Team: team, GivenName: p.GetGivenName(), FamilyName: p.GetFamilyName(),
-			Practice: r.ReferralReceived.GetReferrerOrganisationId(), Urgency: r.ReferralReceived.GetUrgency(),
-			Reasons: r.ReferralReceived.GetReasons(), ReferredAt: at, OpenedAt: at}
-		tx.Put(teamKey(jid), []byte(team))
-	} else {
-		team, ok, err := tx.Get(teamKey(jid))
-		if err != nil || !ok {
-			return err // events of a journey never referred: nothing to show
-		}
-		found, err := tx.GetJSON(caseKey(string(team), jid), &c)
-		if err != nil {
-			return fmt.Errorf("caseload entry: %w", err)
-		}
-		if !found || ev.Seq <= c.Seq {
-			return nil
-		}
-		c.fold(env, at)
-	}
-	c.Seq, c.LastActivityAt = ev.Seq, at
-	return tx.PutJSON(caseKey(c.Team, jid), &c)
-}
-
-func (c *caseEntry) fold(env *eventsv1.Envelope, at time.Time) {
-	setOnward := func(id string, st events.OnwardStatus) {
-		for i := range c.Onward {
-			if c.Onward[i].ID == id {
-				c.Onward[i].Status = st
-			}
-		}
-	}
-	switch e := env.GetEvent().(type) {
-	case *eventsv1.Envelope_LinkWorkerAssigned:
-		c.WorkerID, c.WorkerName, c.AssignedAt = e.LinkWorkerAssigned.GetWorkerId(), e.LinkWorkerAssigned.GetWorkerName(), &at
-	case *eventsv1.Envelope_ContactAttempted:
-		c.FailedAttempts = append(c.FailedAttempts, at)
-	case *eventsv1.Envelope_ContactMade:
-		c.Contacted, c.LastContactAt, c.FailedAttempts = true, &at, nil
-		if c.FirstContactAt == nil {
-			c.FirstContactAt = &at
-		}
-	case *eventsv1.Envelope_OnwardReferralMade:
-		m := e.OnwardReferralMade
-		c.Onward = append(c.Onward, events.Onward{ID: m.GetOnwardReferralId(), ServiceID: m.GetServiceId(),
-			OrganisationID: m.GetOrganisationId(), Status: events.OnwardSent})
-	case *eventsv1.Envelope_OnwardReferralAccepted:
-		setOnward(e.OnwardReferralAccepted.GetOnwardReferralId(), events.OnwardAccepted)
-	case *eventsv1.Envelope_OnwardReferralDeclined:
-		setOnward(e.OnwardReferralDeclined.GetOnwardReferralId(), events.OnwardDeclined)
-	case *eventsv1.Envelope_OnwardReferralWithdrawn:
-		setOnward(e.OnwardReferralWithdrawn.GetOnwardReferralId(), events.OnwardWithdrawn)
-	case *eventsv1.Envelope_AttendanceRecorded:
-		if e.AttendanceRecorded.GetAttended() {
-			setOnward(e.AttendanceRecorded.GetOnwardReferralId(), events.OnwardAttending)
-		}
-	case *eventsv1.Envelope_OnwardReferralCompleted:
-		setOnward(e.OnwardReferralCompleted.GetOnwardReferralId(), events.OnwardCompleted)
-	case *eventsv1.Envelope_OnwardReferralDroppedOut:
-		setOnward(e.OnwardReferralDroppedOut.GetOnwardReferralId(), events.OnwardDroppedOut)
-	case *eventsv1.Envelope_FollowUpScheduled:
-		c.FollowUps = append(c.FollowUps, caseFollowUp{ID: e.FollowUpScheduled.GetFollowUpId(), Due: e.FollowUpScheduled.GetDue()})
-	case *eventsv1.Envelope_FollowUpCompleted:
-		c.doneFollowUp(e.FollowUpCompleted.GetFollowUpId())
-	case *eventsv1.Envelope_WellbeingMeasured:
-		if id := e.WellbeingMeasured.GetFollowUpId(); id != "" {
-			c.doneFollowUp(id)
-		}
-	case *eventsv1.Envelope_PatientDeclined:
-		c.Closed, c.Declined, c.ClosedReason, c.ClosedAt = true, true, "declined", &at
-	case *eventsv1.Envelope_JourneyClosed:
-		c.Closed, c.ClosedReason, c.ClosedAt = true, e.JourneyClosed.GetReason(), &at
-		c.Declined = c.ClosedReason == "declined"
-	case *eventsv1.Envelope_JourneyReopened:
-		c.Closed, c.Declined, c.ClosedReason, c.ClosedAt, c.FailedAttempts = false, false, "", nil, nil
-		c.OpenedAt = at
-	case *eventsv1.Envelope_PersonalDataErased:
-		c.GivenName, c.FamilyName = "", ""
-	}
-}
-
-func (c *caseEntry) doneFollowUp(id string) {
-	for i := range c.FollowUps {
-		if c.FollowUps[i].ID == id {
-			c.FollowUps[i].Done = true
-		}
-	}
-}
 
 // CaseSummary is one journey in the caseload listing.
 type CaseSummary struct {
@@ -186,11 +20,17 @@ type CaseSummary struct {
 	Status     events.Status `json:"status"`
 	Name       string        `json:"name,omitempty"`
 	Practice   string        `json:"practice,omitempty"`
+	Source     string        `json:"source,omitempty"`
 	Urgency    string        `json:"urgency,omitempty"`
 	Reasons    []string      `json:"reasons"`
 	WorkerID   string        `json:"worker_id,omitempty"`
 	WorkerName string        `json:"worker_name,omitempty"`
-	ReferredAt time.Time     `json:"referred_at"`
+	// SuggestedWorker is the worker who last held the person's case with
+	// the team (a journey closed within 12 months, or still open): a
+	// re-referral goes back to someone they know.
+	SuggestedWorker     string    `json:"suggested_worker,omitempty"`
+	SuggestedWorkerName string    `json:"suggested_worker_name,omitempty"`
+	ReferredAt          time.Time `json:"referred_at"`
 	// WaitingDays: from referral to first contact, or to today while the
 	// person has not yet been reached.
 	WaitingDays int  `json:"waiting_days"`
@@ -204,23 +44,32 @@ type CaseSummary struct {
 	OnwardTaken          int        `json:"onward_referrals_taken_up"`
 	NextFollowUp         string     `json:"next_follow_up,omitempty"`
 	FollowUpsOverdue     int        `json:"follow_ups_overdue"`
-	ClosedReason         string     `json:"closed_reason,omitempty"`
-	LastActivityAt       time.Time  `json:"last_activity_at"`
+	// Risks counts recorded risks; EscalatedToGP those escalated.
+	Risks         int        `json:"risks,omitempty"`
+	EscalatedToGP int        `json:"escalated_to_gp,omitempty"`
+	ClosedReason  string     `json:"closed_reason,omitempty"`
+	ClosedAt      *time.Time `json:"closed_at,omitempty"`
+	// PersonalDataErased: the person's data is gone; the journey's course stays.
+	Erased         bool      `json:"personal_data_erased,omitempty"`
+	LastActivityAt time.Time `json:"last_activity_at"`
 }
 
-// DueFollowUp is one follow-up due within a week or overdue.
+// DueFollowUp is one follow-up due within a week or overdue, check-ins
+// after closure included.
 type DueFollowUp struct {
-	JourneyID  string `json:"journey_id"`
-	FollowUpID string `json:"follow_up_id"`
-	Due        string `json:"due"`
-	State      string `json:"state"` // due or overdue
-	Days       int    `json:"days"`  // until due (negative: days overdue)
-	Name       string `json:"name,omitempty"`
-	WorkerID   string `json:"worker_id,omitempty"`
-	WorkerName string `json:"worker_name,omitempty"`
+	JourneyID    string `json:"journey_id"`
+	FollowUpID   string `json:"follow_up_id"`
+	Due          string `json:"due"`
+	State        string `json:"state"` // due or overdue
+	Days         int    `json:"days"`  // until due (negative: days overdue)
+	Timepoint    string `json:"timepoint,omitempty"`
+	AfterClosure bool   `json:"after_closure,omitempty"`
+	Name         string `json:"name,omitempty"`
+	WorkerID     string `json:"worker_id,omitempty"`
+	WorkerName   string `json:"worker_name,omitempty"`
 }
 
-// Workload is one worker's share of the open caseload.
+// Workload is one worker's share of the caseload, and their year.
 type Workload struct {
 	WorkerID     string `json:"worker_id"`
 	WorkerName   string `json:"worker_name"`
@@ -231,18 +80,41 @@ type Workload struct {
 	FollowUpsDue     int `json:"follow_ups_due"`
 	FollowUpsOverdue int `json:"follow_ups_overdue"`
 	Flagged          int `json:"flagged_uncontactable"`
+	// Closed12m: journeys of the worker closed in the last 12 months.
+	Closed12m int `json:"closed_12m"`
+	// People12m: the worker's year, closed in the last 12 months and open
+	// now: what a safe caseload of 200-250 a year is measured by.
+	People12m int `json:"people_12m"`
+	// CaseloadBand places the year against the safe range: below, within
+	// or above; OverSafeRange flags a year above it.
+	CaseloadBand  string `json:"caseload_band"`
+	OverSafeRange bool   `json:"over_safe_range"`
+	// LastSupervision is the date of the worker's latest supervision of
+	// any kind; absent when none is recorded.
+	LastSupervision string `json:"last_supervision,omitempty"`
 }
 
-// Caseload is the answer of GET /v1/caseload.
+// The safe caseload range: NHS England's guidance for social prescribing
+// link workers is 200-250 people a year.
+const (
+	SafeYearLow  = 200
+	SafeYearHigh = 250
+)
+
+// Caseload is the answer of GET /v1/caseload: one page of the team's
+// journeys, and the team's figures (the due list, workload and totals are
+// the whole team's on every page, whatever the filter; the due list
+// follows the worker filter only).
 type Caseload struct {
-	Team     string                `json:"team"`
-	AsOf     string                `json:"as_of"`
-	Filter   map[string]string     `json:"filter,omitempty"`
-	Journeys []CaseSummary         `json:"journeys"`
-	Due      []DueFollowUp         `json:"due"`
-	Workload []Workload            `json:"workload"`
-	Totals   CaseloadTotals        `json:"totals"`
-	ByStatus map[events.Status]int `json:"open_by_status"`
+	Team          string                `json:"team"`
+	AsOf          string                `json:"as_of"`
+	Filter        map[string]string     `json:"filter,omitempty"`
+	Journeys      []CaseSummary         `json:"journeys"`
+	NextPageToken string                `json:"next_page_token,omitempty"`
+	Due           []DueFollowUp         `json:"due"`
+	Workload      []Workload            `json:"workload"`
+	Totals        CaseloadTotals        `json:"totals"`
+	ByStatus      map[events.Status]int `json:"open_by_status"`
 }
 
 // CaseloadTotals are the team's figures (for the whole team, whatever the filter).
@@ -263,196 +135,303 @@ type CaseloadTotals struct {
 var statusFilters = []string{"open", "all", string(events.StatusReferred), string(events.StatusAssigned),
 	string(events.StatusInProgress), string(events.StatusConnected), string(events.StatusClosed), string(events.StatusDeclined)}
 
-func days(from, to time.Time) int {
-	return int(math.Floor(dateOf(to).Sub(dateOf(from)).Hours() / 24))
+// maxDue bounds the due list: the oldest overdue first.
+const maxDue = 500
+
+// caseloadQuery is what a caseload read asks for.
+type caseloadQuery struct {
+	Worker, Status string
+	PageSize       int
+	PageToken      string
 }
 
-func sameMonth(a, b time.Time) bool {
-	a, b = a.UTC(), b.UTC()
-	return a.Year() == b.Year() && a.Month() == b.Month()
+// errStop ends a scan early.
+var errStop = errors.New("stop")
+
+// caseloadReader reads one team's caseload as of one day, each row once.
+type caseloadReader struct {
+	v     *viewstore.View
+	team  string
+	now   time.Time
+	today time.Time // a day in England (events.UKDate)
+	rows  map[string]*caseRow
 }
 
-// buildCaseload works out the caseload figures of a team's entries as of now.
-func buildCaseload(team string, entries []caseEntry, worker, status string, now time.Time, policy events.UncontactablePolicy) Caseload {
-	out := Caseload{Team: team, AsOf: dateOf(now).Format(time.DateOnly), Journeys: []CaseSummary{}, Due: []DueFollowUp{},
+func (r *caseloadReader) row(id string) (*caseRow, error) {
+	if c, ok := r.rows[id]; ok {
+		return c, nil
+	}
+	raw, ok, err := r.v.Get(rowKey(id))
+	if err != nil {
+		return nil, err
+	}
+	var c *caseRow
+	if ok {
+		row, err := rowJSON(raw)
+		if err != nil {
+			return nil, fmt.Errorf("caseload row %s: %w", id, err)
+		}
+		if row.Team == r.team {
+			c = &row
+		}
+	}
+	r.rows[id] = c
+	return c, nil
+}
+
+// readCaseload reads a page of a team's caseload and the team's figures.
+func readCaseload(v *viewstore.View, team string, q caseloadQuery, now time.Time) (Caseload, error) {
+	r := &caseloadReader{v: v, team: team, now: now, today: events.UKDate(now), rows: map[string]*caseRow{}}
+	out := Caseload{Team: team, AsOf: r.today.Format(time.DateOnly), Journeys: []CaseSummary{}, Due: []DueFollowUp{},
 		Workload: []Workload{}, ByStatus: map[events.Status]int{}}
-	if worker != "" || status != "" {
+	if q.Worker != "" || q.Status != "" {
 		out.Filter = map[string]string{}
-		if worker != "" {
-			out.Filter["worker"] = worker
+		if q.Worker != "" {
+			out.Filter["worker"] = q.Worker
 		}
-		if status != "" {
-			out.Filter["status"] = status
+		if q.Status != "" {
+			out.Filter["status"] = q.Status
 		}
 	}
-	status = cmp.Or(status, "open")
-	today := dateOf(now)
+	filter := cmp.Or(q.Status, "open")
+	prefix := listPrefix(team, filter)
+	if q.Worker != "" {
+		prefix = workerListPrefix(team, q.Worker, filter)
+	}
+	page, err := v.Page(prefix, q.PageSize, q.PageToken)
+	if err != nil {
+		return Caseload{}, err
+	}
+	out.NextPageToken = page.NextPageToken
+	for _, it := range page.Items {
+		c, err := r.row(lastPart(it.Key))
+		if err != nil {
+			return Caseload{}, err
+		}
+		if c != nil {
+			out.Journeys = append(out.Journeys, r.summary(c))
+		}
+	}
 	loads := map[string]*Workload{}
-	waitSum := 0
-	for i := range entries {
-		c := &entries[i]
-		st := c.state()
-		s := CaseSummary{JourneyID: c.JourneyID, Status: st.Status(), Name: strings.TrimSpace(c.GivenName + " " + c.FamilyName),
-			Practice: c.Practice, Urgency: c.Urgency, Reasons: append([]string{}, c.Reasons...), WorkerID: c.WorkerID,
-			WorkerName: c.WorkerName, ReferredAt: c.ReferredAt, LastContactAt: c.LastContactAt,
-			FailedAttempts: len(c.FailedAttempts), FlaggedUncontactable: st.FlaggedUncontactable(policy),
-			ClosedReason: c.ClosedReason, LastActivityAt: c.LastActivityAt}
-		if c.FirstContactAt != nil {
-			s.WaitingDays = days(c.ReferredAt, *c.FirstContactAt)
-		} else {
-			s.Waiting = !c.Closed
-			s.WaitingDays = days(c.ReferredAt, cmp.Or(derefTime(c.ClosedAt), now))
+	load := func(id string) *Workload {
+		if w := loads[id]; w != nil {
+			return w
 		}
-		if c.LastContactAt != nil {
-			d := days(*c.LastContactAt, now)
-			s.DaysSinceLastContact = &d
-		}
-		for _, o := range c.Onward {
-			switch o.Status {
-			case events.OnwardSent:
-				s.OnwardOpen++
-			case events.OnwardAccepted, events.OnwardAttending, events.OnwardCompleted:
-				s.OnwardTaken++
-			}
-		}
-		open := st.Open()
-		// New this month counts intake whatever became of it since; the
-		// other figures are of open cases only.
-		newToWorker := c.AssignedAt != nil && sameMonth(*c.AssignedAt, now)
-		var wl *Workload
-		if c.WorkerID != "" && (open || newToWorker) {
-			if wl = loads[c.WorkerID]; wl == nil {
-				wl = &Workload{WorkerID: c.WorkerID}
-				loads[c.WorkerID] = wl
-			}
-			wl.WorkerName = c.WorkerName
-			if newToWorker {
-				wl.NewThisMonth++
-			}
-		}
-		if wl != nil && open {
-			wl.OpenCases++
-			if s.Waiting {
-				wl.Waiting++
-			}
-			if s.FlaggedUncontactable {
-				wl.Flagged++
-			}
-		} else {
-			wl = nil // follow-ups of closed cases are not due
-		}
-		dueInEntry := []DueFollowUp{}
-		for _, f := range c.FollowUps {
-			if f.Done {
-				continue
-			}
-			if s.NextFollowUp == "" || f.Due < s.NextFollowUp {
-				s.NextFollowUp = f.Due
-			}
-			fs := followUpState(f.Due, false, today)
-			if !open || (fs != "due" && fs != "overdue") {
-				continue
-			}
-			d, _ := time.Parse(time.DateOnly, f.Due)
-			dueInEntry = append(dueInEntry, DueFollowUp{JourneyID: c.JourneyID, FollowUpID: f.ID, Due: f.Due, State: fs,
-				Days: days(today, d), Name: s.Name, WorkerID: c.WorkerID, WorkerName: c.WorkerName})
-			if fs == "overdue" {
-				s.FollowUpsOverdue++
-				out.Totals.FollowUpsOverdue++
-				if wl != nil {
-					wl.FollowUpsOverdue++
-				}
-			} else {
-				out.Totals.FollowUpsDue++
-				if wl != nil {
-					wl.FollowUpsDue++
-				}
-			}
-		}
-		// Team totals cover the whole team whatever the filter: a team lead
-		// looking at one worker still sees the team's load.
-		if sameMonth(c.OpenedAt, now) {
-			out.Totals.NewThisMonth++
-		}
-		if open {
-			out.Totals.Open++
-			out.ByStatus[s.Status]++
-			if c.WorkerID == "" {
-				out.Totals.Unassigned++
-			}
-			if s.Waiting {
-				out.Totals.Waiting++
-				waitSum += s.WaitingDays
-			}
-			if s.FlaggedUncontactable {
-				out.Totals.FlaggedUncontactable++
-			}
-		} else if c.ClosedAt != nil && sameMonth(*c.ClosedAt, now) {
-			out.Totals.ClosedThisMonth++
-		}
-		if worker != "" && c.WorkerID != worker {
-			continue
-		}
-		if !matchStatus(status, s.Status, open) {
-			continue
-		}
-		out.Journeys = append(out.Journeys, s)
-		out.Due = append(out.Due, dueInEntry...)
+		w := &Workload{WorkerID: id}
+		loads[id] = w
+		return w
 	}
-	if out.Totals.Waiting > 0 {
-		out.Totals.MeanWaitingDays = math.Round(float64(waitSum)/float64(out.Totals.Waiting)*10) / 10
+	if err := r.due(&out, q.Worker, load); err != nil {
+		return Caseload{}, err
 	}
-	for _, wl := range loads {
-		out.Workload = append(out.Workload, *wl)
+	known := func(id string) bool { _, ok := loads[id]; return ok }
+	if err := r.figures(&out, load, known); err != nil {
+		return Caseload{}, err
+	}
+	for _, w := range loads {
+		if w.OpenCases == 0 && w.NewThisMonth == 0 && w.Closed12m == 0 && w.FollowUpsDue == 0 && w.FollowUpsOverdue == 0 &&
+			!r.recent(w.LastSupervision) {
+			continue // a worker with nothing this year
+		}
+		w.WorkerName = cmp.Or(w.WorkerName, w.WorkerID)
+		w.People12m = w.Closed12m + w.OpenCases
+		switch {
+		case w.People12m > SafeYearHigh:
+			w.CaseloadBand, w.OverSafeRange = "above", true
+		case w.People12m >= SafeYearLow:
+			w.CaseloadBand = "within"
+		default:
+			w.CaseloadBand = "below"
+		}
+		out.Workload = append(out.Workload, *w)
 	}
 	slices.SortFunc(out.Workload, func(a, b Workload) int {
 		return cmp.Or(cmp.Compare(b.OpenCases, a.OpenCases), strings.Compare(a.WorkerID, b.WorkerID))
 	})
-	// Urgent first, then oldest referral (the longest wait): the order a
-	// team works through its list.
-	slices.SortStableFunc(out.Journeys, func(a, b CaseSummary) int {
-		return cmp.Or(cmp.Compare(urgencyRank(a.Urgency), urgencyRank(b.Urgency)), a.ReferredAt.Compare(b.ReferredAt),
-			strings.Compare(a.JourneyID, b.JourneyID))
-	})
-	slices.SortFunc(out.Due, func(a, b DueFollowUp) int {
-		return cmp.Or(strings.Compare(a.Due, b.Due), strings.Compare(a.JourneyID, b.JourneyID))
-	})
-	return out
+	return out, nil
 }
 
-func urgencyRank(u string) int {
-	if u == "urgent" {
-		return 0
+// recent reports whether a date is within the last 12 months.
+func (r *caseloadReader) recent(date string) bool {
+	return date != "" && date >= r.today.AddDate(-1, 0, 0).Format(time.DateOnly)
+}
+
+// summary is a row as of today.
+func (r *caseloadReader) summary(c *caseRow) CaseSummary {
+	s := CaseSummary{JourneyID: c.JourneyID, Status: c.Status, Name: c.Name, Practice: c.Referrer, Source: c.Source,
+		Urgency: c.Urgency, Reasons: append([]string{}, c.Reasons...), WorkerID: c.WorkerID, WorkerName: c.WorkerName,
+		SuggestedWorker: c.Suggested.WorkerID, SuggestedWorkerName: c.Suggested.WorkerName, ReferredAt: c.ReferredAt,
+		Waiting: c.Waiting, LastContactAt: c.LastContactAt, FailedAttempts: c.FailedAttempts, FlaggedUncontactable: c.Flagged,
+		OnwardOpen: c.OnwardOpen, OnwardTaken: c.OnwardTaken, Risks: c.Risks, EscalatedToGP: c.Escalations,
+		ClosedReason: c.ClosedReason, ClosedAt: c.ClosedAt, Erased: c.Erased, LastActivityAt: c.LastActivityAt}
+	switch {
+	case c.FirstContactAt != nil:
+		s.WaitingDays = days(c.ReferredAt, *c.FirstContactAt)
+	case c.ClosedAt != nil:
+		s.WaitingDays = days(c.ReferredAt, *c.ClosedAt)
+	default:
+		s.WaitingDays = days(c.ReferredAt, r.now)
 	}
-	return 1
-}
-
-func derefTime(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
+	if c.LastContactAt != nil {
+		d := days(*c.LastContactAt, r.now)
+		s.DaysSinceLastContact = &d
 	}
-	return *t
-}
-
-func matchStatus(filter string, st events.Status, open bool) bool {
-	switch filter {
-	case "all":
-		return true
-	case "open":
-		return open
-	}
-	return string(st) == filter
-}
-
-// entriesOf reads a team's entries from the mirrored view.
-func entriesOf(m *views.Mirror, team string) []caseEntry {
-	kvs := m.Scan(casePrefix(team))
-	out := make([]caseEntry, 0, len(kvs))
-	for _, kv := range kvs {
-		var c caseEntry
-		if json.Unmarshal(kv.Value, &c) == nil && c.Team == team {
-			out = append(out, c)
+	for _, f := range c.FollowUps {
+		if s.NextFollowUp == "" || f.Due < s.NextFollowUp {
+			s.NextFollowUp = f.Due
+		}
+		if followUpState(f.Due, false, r.today) == "overdue" {
+			s.FollowUpsOverdue++
 		}
 	}
-	return out
+	return s
+}
+
+// due lists the follow-ups due within a week or overdue (the whole team's
+// counted; the list follows the worker filter), oldest first.
+func (r *caseloadReader) due(out *Caseload, worker string, load func(string) *Workload) error {
+	last := r.today.AddDate(0, 0, dueSoon).Format(time.DateOnly)
+	prefix := duePrefix(r.team)
+	err := r.v.ForEach(prefix, func(key string, _ []byte) error {
+		parts := strings.Split(strings.TrimPrefix(key, prefix), "/")
+		if len(parts) != 3 {
+			return nil
+		}
+		due, id, fid := parts[0], parts[1], unpart(parts[2])
+		if due > last {
+			return errStop
+		}
+		c, err := r.row(id)
+		if err != nil || c == nil {
+			return err
+		}
+		d, err := time.Parse(time.DateOnly, due)
+		if err != nil {
+			return nil
+		}
+		f := DueFollowUp{JourneyID: id, FollowUpID: fid, Due: due, State: followUpState(due, false, r.today),
+			Days: int(d.Sub(r.today).Hours() / 24), Name: c.Name, WorkerID: c.WorkerID, WorkerName: c.WorkerName}
+		if i := slices.IndexFunc(c.FollowUps, func(x rowFollowUp) bool { return x.ID == fid }); i >= 0 {
+			f.Timepoint, f.AfterClosure = c.FollowUps[i].Timepoint, c.FollowUps[i].AfterClosure
+		}
+		var w *Workload
+		if c.WorkerID != "" {
+			w = load(c.WorkerID)
+			w.WorkerName = cmp.Or(w.WorkerName, c.WorkerName)
+		}
+		if f.State == "overdue" {
+			out.Totals.FollowUpsOverdue++
+			if w != nil {
+				w.FollowUpsOverdue++
+			}
+		} else {
+			out.Totals.FollowUpsDue++
+			if w != nil {
+				w.FollowUpsDue++
+			}
+		}
+		if (worker == "" || c.WorkerID == worker) && len(out.Due) < maxDue {
+			out.Due = append(out.Due, f)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return err
+	}
+	return nil
+}
+
+// figures reads the team's and workers' counts kept by the projection,
+// and the figures of this month and this year from the dated indexes.
+func (r *caseloadReader) figures(out *Caseload, load func(string) *Workload, known func(string) bool) error {
+	var team figures
+	if raw, ok, err := r.v.Get(teamKey(r.team)); err != nil {
+		return err
+	} else if ok {
+		if err := json.Unmarshal(raw, &team); err != nil {
+			return fmt.Errorf("team figures: %w", err)
+		}
+	}
+	out.Totals.Open, out.Totals.Unassigned, out.Totals.Waiting = team.Open, team.Unassigned, team.Waiting
+	out.Totals.FlaggedUncontactable = team.Flagged
+	if team.Waiting > 0 {
+		mean := float64(dayNumber(r.now)) - float64(team.WaitingDays)/float64(team.Waiting)
+		out.Totals.MeanWaitingDays = math.Round(mean*10) / 10
+	}
+	for st, n := range team.ByStatus {
+		out.ByStatus[st] = n
+	}
+	err := r.v.ForEach(workerPrefix(r.team), func(key string, value []byte) error {
+		var wf workerFigures
+		if err := json.Unmarshal(value, &wf); err != nil {
+			return fmt.Errorf("worker figures: %w", err)
+		}
+		w := load(unpart(strings.TrimPrefix(key, workerPrefix(r.team))))
+		w.WorkerName = cmp.Or(wf.Name, w.WorkerName)
+		w.OpenCases, w.Waiting, w.Flagged = wf.Open, wf.Waiting, wf.Flagged
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	month := time.Date(r.today.Year(), r.today.Month(), 1, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+	year := r.today.AddDate(-1, 0, 0).Format(time.DateOnly)
+	// Newest first: each scan reads only the days it counts.
+	err = r.since(openedPrefix(r.team), month, func(string, string) { out.Totals.NewThisMonth++ })
+	if err == nil {
+		err = r.since(assignedPrefix(r.team), month, func(_, worker string) {
+			if worker != "" {
+				load(worker).NewThisMonth++
+			}
+		})
+	}
+	if err == nil {
+		err = r.since(closedPrefix(r.team), year, func(day, worker string) {
+			if day >= month {
+				out.Totals.ClosedThisMonth++
+			}
+			if worker != "" {
+				load(worker).Closed12m++
+			}
+		})
+	}
+	if err != nil {
+		return err
+	}
+	return r.v.ForEach(supervisionPrefix(r.team), func(key string, value []byte) error {
+		var t events.TeamSupervision
+		if err := json.Unmarshal(value, &t); err != nil {
+			return fmt.Errorf("supervision: %w", err)
+		}
+		worker := unpart(strings.TrimPrefix(key, supervisionPrefix(r.team)))
+		// Shown however old it is (a worker unsupervised for long is what
+		// the figure is for); a worker known only for a supervision more
+		// than a year ago is not listed.
+		if last := t.LastSupervision(worker); last != "" && (known(worker) || r.recent(last)) {
+			load(worker).LastSupervision = last
+		}
+		return nil
+	})
+}
+
+// since scans a newest-first dated index down to day from (inclusive).
+func (r *caseloadReader) since(prefix, from string, fn func(day, value string)) error {
+	err := r.v.ForEach(prefix, func(key string, value []byte) error {
+		p, _, _ := strings.Cut(strings.TrimPrefix(key, prefix), "/")
+		d := dayOfNewestFirst(p)
+		if d < from {
+			return errStop
+		}
+		fn(d, string(value))
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return err
+	}
+	return nil
+}
+
+// days counts calendar days (in England) from one moment to another.
+func days(from, to time.Time) int {
+	return int(dayNumber(to) - dayNumber(from))
 }

@@ -4,19 +4,22 @@ import (
 	"context"
 
 	"linkway/services/platform/views"
+	"linkway/services/platform/viewstore"
 )
 
 // Internals the external tests (package linkwork_test, which may import
 // hubtest) need.
 
-// Runner is the caseload projection's runner.
-func (s *Service) Runner() *views.Runner { return s.runner }
+// Projection is the caseload projection as the service renders it, for a
+// second view folded beside the live one.
+func (s *Service) Projection() views.Projection {
+	return projection{policy: s.policy, personRef: s.cfg.PersonRef}
+}
 
-// Mirror is the in-memory copy of the caseload view.
-func (s *Service) Mirror() *views.Mirror { return s.mirror }
+// View is the caseload view.
+func (s *Service) View() *viewstore.View { return s.view }
 
-// CaseloadProjector is the caseload projector.
-type CaseloadProjector = caseload
-
-// AwaitView waits until the mirrored caseload holds stream sequence seq.
-func (s *Service) AwaitView(ctx context.Context, seq uint64) error { return s.awaitView(ctx, seq) }
+// AwaitView waits until the caseload view has applied stream sequence seq.
+func (s *Service) AwaitView(ctx context.Context, seq uint64) error {
+	return s.cfg.Views.WaitFor(ctx, seq, ProjectionName)
+}

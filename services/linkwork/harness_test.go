@@ -3,8 +3,10 @@ package linkwork_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +44,9 @@ type env struct {
 	h     *hubtest.Hub
 	svc   *linkwork.Service
 	clock *clock
+
+	mu     sync.Mutex
+	people int // NHS numbers given out
 }
 
 // clock is a settable clock for due and waiting figures.
@@ -53,9 +58,10 @@ type clock struct {
 func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
-func newEnv(t *testing.T, policy events.UncontactablePolicy) *env {
+func newEnv(t *testing.T, policy events.UncontactablePolicy, opts ...hubtest.Option) *env {
 	t.Helper()
-	h := hubtest.Start(t, hubtest.Services("linkwork"), func(c *hub.Config) { c.Linkwork.Uncontactable = policy })
+	opts = append([]hubtest.Option{hubtest.Services("linkwork"), func(c *hub.Config) { c.Linkwork.Uncontactable = policy }}, opts...)
+	h := hubtest.Start(t, opts...)
 	h.AddOrg(keyOther, orgs.Organisation{ID: "U99999", Name: "Another PCN team", Kind: events.KindLinkwork})
 	svc := h.Parties().Linkwork
 	c := &clock{t: time.Now()}
@@ -63,16 +69,23 @@ func newEnv(t *testing.T, policy events.UncontactablePolicy) *env {
 	return &env{t: t, h: h, svc: svc, clock: c}
 }
 
-// refer records a referral straight in the log (the GP-facing service is
-// another package) and waits for it to reach the caseload.
+// refer records a referral of a new person straight in the log (the
+// GP-facing service is another package) and waits for it to reach the
+// caseload.
 func (e *env) refer(team string, consent bool) string {
+	e.t.Helper()
+	return e.referAs(team, e.newNHS(), consent)
+}
+
+// referAs is refer of the person with an NHS number.
+func (e *env) referAs(team, nhs string, consent bool) string {
 	e.t.Helper()
 	id := events.NewID()
 	res, err := e.h.Journal().Execute(context.Background(), id, journal.Meta{
 		Actor: &eventsv1.Actor{OrganisationId: "A81001", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_GP}},
 		events.Refer{Referral: &eventsv1.ReferralReceived{
 			Source: "gp", ReferrerOrganisationId: "A81001", SourceId: "EMIS-" + id,
-			Person: &eventsv1.PersonalData{NhsNumber: "9434765919", GivenName: "Jane", FamilyName: "Doe",
+			Person: &eventsv1.PersonalData{NhsNumber: nhs, GivenName: "Jane", FamilyName: "Doe",
 				BirthDate: "1956-03-14", Postcode: "M33 7XX", Phone: "07700 900123", Email: "jane@example.org"},
 			Sex: "female", Reasons: []string{"422650009"}, Notes: &eventsv1.FreeText{Text: "Recently bereaved."},
 			Consent: &eventsv1.Consent{ShareWithVcs: consent}, LinkWorkTeam: team, Urgency: "routine"}})
@@ -85,6 +98,24 @@ func (e *env) refer(team string, consent bool) string {
 		e.t.Fatalf("caseload never saw the referral: %v", err)
 	}
 	return id
+}
+
+// newNHS is an NHS number no other referral of the test used: 999 and a
+// count, with its modulus-11 check digit.
+func (e *env) newNHS() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for {
+		e.people++
+		n := fmt.Sprintf("999%06d", e.people)
+		sum := 0
+		for i, c := range n {
+			sum += int(c-'0') * (10 - i)
+		}
+		if check := (11 - sum%11) % 11; check != 10 {
+			return n + strconv.Itoa(check)
+		}
+	}
 }
 
 // do sends a JSON request; body nil sends none, []byte is sent as is.
@@ -136,6 +167,9 @@ type answer struct {
 	linkwork.JourneyView
 	OnwardReferralID string                  `json:"onward_referral_id"`
 	FollowUpID       string                  `json:"follow_up_id"`
+	SignpostID       string                  `json:"signpost_id"`
+	NoteID           string                  `json:"note_id"`
+	RiskID           string                  `json:"risk_id"`
 	Result           *linkwork.MeasureResult `json:"result"`
 	Replayed         bool                    `json:"replayed"`
 }

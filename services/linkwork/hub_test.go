@@ -1,15 +1,12 @@
 package linkwork_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
-	"linkway/events"
 	"linkway/services/linkway/hubtest"
 	"linkway/services/linkwork"
-	"linkway/services/platform/journal"
 )
 
 // The service as the real hub runs it: demo keys, the GP-facing referrals
@@ -64,31 +61,5 @@ func TestInTheDemoHub(t *testing.T) {
 	}
 	if st, body := h.Do("GET", "/linkwork/", "", nil); st != http.StatusOK || !strings.Contains(string(body), "/linkwork/signin") {
 		t.Fatalf("web page: %d", st)
-	}
-}
-
-func TestErasureBlanksThePerson(t *testing.T) {
-	e := newEnv(t, events.UncontactablePolicy{Attempts: 3})
-	id := e.contacted(true)
-	e.ok("POST", "/v1/journeys/"+id+"/assessment", map[string]any{"what_matters": "My garden", "goals": []map[string]string{{"text": "Plant tomatoes"}}}, nil)
-	if _, err := e.h.Journal().Execute(t.Context(), id, journal.Meta{}, events.ErasePersonalData{}); err != nil {
-		t.Fatal(err)
-	}
-	st, body := e.do("GET", "/v1/journeys/"+id, keyTeam, nil)
-	var v linkwork.JourneyView
-	if err := json.Unmarshal(body, &v); st != 200 || err != nil {
-		t.Fatalf("journey after erasure: %d %s", st, body)
-	}
-	for _, gone := range []string{"9434765919", "Jane", "07700", "bereaved", "My garden", "tomatoes"} {
-		if strings.Contains(string(body), gone) {
-			t.Errorf("erased data %q still shown", gone)
-		}
-	}
-	if !v.Erased || v.Person != nil {
-		t.Fatalf("erasure not shown: %+v", v)
-	}
-	cl := e.caseload("")
-	if len(cl.Journeys) != 1 || cl.Journeys[0].Name != "" {
-		t.Fatalf("caseload after erasure: %+v", cl.Journeys)
 	}
 }

@@ -1,31 +1,44 @@
 // Package linkwork is the link-worker service: a team's caseload and the
 // commands a link worker carries out on a journey (assign, contact, assess,
-// measure, refer on, follow up, close, reopen), as JSON routes for the
-// team's systems and a plain server-rendered web page at /linkwork/.
+// measure, refer on, signpost, follow up, close, reopen, notes, risks), as
+// JSON routes for the team's systems and a plain server-rendered web page
+// at /linkwork/.
 //
 // Every write is a command through the journey rules (events.Decide) in the
-// event store, answered with the journey's view right after the change. A
-// team sees only journeys referred to it: anything else is not found.
+// event store, scoped to the caller's team by a guard on the state it is
+// decided on, and answered with the journey's view right after the change
+// (the write waits, bounded, for the caseload view to reach it). Reads come
+// from the caseload view (project.go), which the process's one reader
+// renders from the folded journeys. A team sees only journeys referred to
+// it: anything else is not found.
 //
 // Routes (kind linkwork; the team is the caller's organisation):
 //
-//	GET  /v1/caseload?worker=&status=        open journeys, due follow-ups, workload
-//	GET  /v1/journeys/{id}                   the team's full record of a journey
-//	POST /v1/journeys/{id}/assign            {"worker_id","worker_name"}
+//	GET  /v1/caseload?worker=&status=&page_size=&page_token=  journeys, due follow-ups, workload
+//	GET  /v1/journeys/{id}                   the team's full record of a journey, with the person's history
+//	GET  /v1/journeys/{id}/notes             the team's case notes
+//	POST /v1/journeys/{id}/assign            {"worker_id","worker_name","handover_note"}
 //	POST /v1/journeys/{id}/contacts          {"outcome","method"}
 //	POST /v1/journeys/{id}/assessment        {"what_matters","needs","goals":[{"text"}],"barriers"}
 //	POST /v1/journeys/{id}/goals/{goal_id}   {"status"}
 //	POST /v1/journeys/{id}/measures          {"instrument","timepoint","answers"} -> "result"
+//	POST /v1/journeys/{id}/consent           {"share_with_vcs","method"}
 //	POST /v1/journeys/{id}/onward-referrals  {"service_id","share","waiting_list"} -> "onward_referral_id"
 //	POST /v1/journeys/{id}/onward-referrals/{oid}/withdraw  {"reason"}
-//	POST /v1/journeys/{id}/follow-ups        {"due"} -> "follow_up_id"
+//	POST /v1/journeys/{id}/signposts         {"service_id"} or {"description"} -> "signpost_id"
+//	POST /v1/journeys/{id}/follow-ups        {"due","timepoint"} -> "follow_up_id" (a check-in on a closed journey)
 //	POST /v1/journeys/{id}/follow-ups/{fid}/complete  {"measure": {...}} (optional)
+//	POST /v1/journeys/{id}/notes             {"text"} -> "note_id"
+//	POST /v1/journeys/{id}/risks             {"kind","detail","escalate_to_gp"} -> "risk_id"
 //	POST /v1/journeys/{id}/decline           {"detail"}
 //	POST /v1/journeys/{id}/close             {"reason"}
 //	POST /v1/journeys/{id}/reopen            {"reason"}
+//	POST /v1/supervision                     {"worker_id","date","kind"}
 //
 // Writes honour an Idempotency-Key header: a retry returns the first
-// answer and records nothing more.
+// answer and records nothing more. Case notes and risk details are the
+// person's data: sealed on the log, shown to the team only, erased with the
+// person, never logged.
 package linkwork
 
 import (
@@ -49,6 +62,7 @@ import (
 	"linkway/services/platform/journal"
 	"linkway/services/platform/orgs"
 	"linkway/services/platform/views"
+	"linkway/services/platform/viewstore"
 	"linkway/services/platform/websession"
 )
 
@@ -56,28 +70,35 @@ import (
 // at start-up from flags and environment.
 type Settings struct {
 	// Uncontactable says when failed contact attempts flag a journey for
-	// closure as uncontactable.
+	// closure as uncontactable. The caseload view holds the flag: after a
+	// change of policy, rebuild it (linkway rebuild caseload).
 	Uncontactable events.UncontactablePolicy
+	// ReadYourWrites bounds how long a write waits for the caseload view
+	// to show it before answering.
+	ReadYourWrites time.Duration
 }
 
 // DefaultSettings are the settings of `linkway hub` with no flags: three
 // failed attempts within 21 days.
 func DefaultSettings() Settings {
-	return Settings{Uncontactable: events.UncontactablePolicy{Attempts: 3, Within: 21 * 24 * time.Hour}}
+	return Settings{Uncontactable: events.UncontactablePolicy{Attempts: 3, Within: 21 * 24 * time.Hour},
+		ReadYourWrites: 2 * time.Second}
 }
 
 // Journal is the event store the link workers' commands are executed on
 // (journal.Store).
 type Journal interface {
 	Execute(ctx context.Context, journeyID string, meta journal.Meta, cmd events.Command) (journal.Result, error)
-	// Load returns a journey's state and history.
-	Load(ctx context.Context, journeyID string) (events.State, []journal.Recorded, error)
+	// Supervise records a supervision session in its team's log.
+	Supervise(ctx context.Context, meta journal.Meta, cmd events.RecordSupervision) (journal.TeamResult, error)
 }
 
-// Projections starts a projection (the caseload view): the hub runs it
-// until the process stops and counts it for readiness.
-type Projections interface {
-	Project(ctx context.Context, p views.Projector) (*views.Runner, error)
+// Views is the process's read side (views.Registry): the service adds its
+// projection, reads its view and waits for its own writes.
+type Views interface {
+	Add(views.Projection)
+	View(name string) *viewstore.View
+	WaitFor(ctx context.Context, seq uint64, views ...string) error
 }
 
 // Auditor records every read of identifiable data (audit.Log).
@@ -92,7 +113,8 @@ type Organisations interface {
 	Get(id string) (orgs.Organisation, bool)
 }
 
-// Directory finds the community services people are referred on to.
+// Directory finds the community services people are referred or
+// signposted to.
 type Directory interface {
 	// Service returns what the journey rules need to know of a service;
 	// found is false when there is no such service.
@@ -111,16 +133,20 @@ type Routes interface {
 type Config struct {
 	// JS holds the web page's sessions.
 	JS jetstream.JetStream
-	// Journal executes the link workers' commands and loads journeys.
+	// Journal executes the link workers' commands.
 	Journal Journal
-	// Projections starts the caseload view.
-	Projections Projections
+	// Views is the read side the caseload view is added to.
+	Views Views
+	// PersonRef names a person by NHS number without revealing it (the
+	// keyed hash of sealing.Keyring.PersonRef): the caseload view finds a
+	// person's other journeys by it. Nil: no history and no suggested worker.
+	PersonRef func(nhsNumber string) string
 	// Audit records the reads of the caseload and of journeys.
 	Audit Auditor
 	// Orgs is the organisation register.
 	Orgs Organisations
-	// Directory finds the services of onward referrals; without it an
-	// onward referral is refused as unavailable.
+	// Directory finds the services of onward referrals and signposts;
+	// without it those are refused as unavailable.
 	Directory Directory
 	// HTTP is the route table the service adds its routes to.
 	HTTP Routes
@@ -138,22 +164,24 @@ type Config struct {
 type Service struct {
 	cfg      Config
 	log      *slog.Logger
-	runner   *views.Runner
-	mirror   *views.Mirror
+	view     *viewstore.View
 	now      func() time.Time
 	policy   events.UncontactablePolicy
 	sessions *websession.Sessions
 	commands *prometheus.CounterVec
 }
 
-// New adds the service's routes and starts its caseload projection (tests
-// reach its clock through the Service).
+// New adds the service's projection to the read side and its routes to the
+// route table.
 func New(ctx context.Context, cfg Config) (*Service, error) {
-	if cfg.JS == nil || cfg.Journal == nil || cfg.Projections == nil || cfg.Audit == nil || cfg.Orgs == nil || cfg.HTTP == nil {
-		return nil, errors.New("linkwork: JS, Journal, Projections, Audit, Orgs and HTTP are required")
+	if cfg.JS == nil || cfg.Journal == nil || cfg.Views == nil || cfg.Audit == nil || cfg.Orgs == nil || cfg.HTTP == nil {
+		return nil, errors.New("linkwork: JS, Journal, Views, Audit, Orgs and HTTP are required")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Settings.ReadYourWrites <= 0 {
+		cfg.Settings.ReadYourWrites = DefaultSettings().ReadYourWrites
 	}
 	s := &Service{cfg: cfg, log: cfg.Log.With("service", "linkwork"), now: time.Now, policy: cfg.Settings.Uncontactable}
 	s.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -165,14 +193,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("linkwork metrics: %w", err)
 		}
 	}
-	r, err := cfg.Projections.Project(ctx, caseload{})
-	if err != nil {
-		return nil, fmt.Errorf("caseload projection: %w", err)
-	}
-	s.runner = r
-	if s.mirror, err = views.NewMirror(ctx, r.KV()); err != nil {
-		return nil, fmt.Errorf("caseload mirror: %w", err)
-	}
+	cfg.Views.Add(projection{policy: s.policy, personRef: cfg.PersonRef})
+	s.view = cfg.Views.View(ProjectionName)
+	var err error
 	if s.sessions, err = openSessions(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -190,27 +213,34 @@ func (s *Service) routes() {
 	h := s.cfg.HTTP
 	h.Handle("GET /v1/caseload", team, s.getCaseload)
 	h.Handle("GET /v1/journeys/{id}", team, s.getJourney)
+	h.Handle("GET /v1/journeys/{id}/notes", team, s.getNotes)
 	h.Handle("POST /v1/journeys/{id}/assign", team, s.postAssign)
 	h.Handle("POST /v1/journeys/{id}/contacts", team, s.postContact)
 	h.Handle("POST /v1/journeys/{id}/assessment", team, s.postAssessment)
 	h.Handle("POST /v1/journeys/{id}/goals/{goal_id}", team, s.postGoal)
 	h.Handle("POST /v1/journeys/{id}/measures", team, s.postMeasure)
+	h.Handle("POST /v1/journeys/{id}/consent", team, s.postConsent)
 	h.Handle("POST /v1/journeys/{id}/onward-referrals", team, s.postOnward)
 	h.Handle("POST /v1/journeys/{id}/onward-referrals/{oid}/withdraw", team, s.postWithdraw)
+	h.Handle("POST /v1/journeys/{id}/signposts", team, s.postSignpost)
 	h.Handle("POST /v1/journeys/{id}/follow-ups", team, s.postFollowUp)
 	h.Handle("POST /v1/journeys/{id}/follow-ups/{fid}/complete", team, s.postCompleteFollowUp)
+	h.Handle("POST /v1/journeys/{id}/notes", team, s.postNote)
+	h.Handle("POST /v1/journeys/{id}/risks", team, s.postRisk)
 	h.Handle("POST /v1/journeys/{id}/decline", team, s.postDecline)
 	h.Handle("POST /v1/journeys/{id}/close", team, s.postClose)
 	h.Handle("POST /v1/journeys/{id}/reopen", team, s.postReopen)
+	h.Handle("POST /v1/supervision", team, s.postSupervision)
 }
 
 // ---- reads ------------------------------------------------------------------
 
 func (s *Service) getCaseload(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	if err := onlyParams(r, "worker", "status"); err != nil {
+	q, err := caseloadParams(r)
+	if err != nil {
 		return err
 	}
-	cl, err := s.caseload(p.OrgID, r.URL.Query().Get("worker"), r.URL.Query().Get("status"))
+	cl, err := readCaseload(s.view, p.OrgID, q, s.now())
 	if err != nil {
 		return err
 	}
@@ -221,26 +251,45 @@ func (s *Service) getCaseload(w http.ResponseWriter, r *http.Request, p api.Prin
 	return nil
 }
 
-// auditCaseload records that a caseload was read, with the journeys it showed.
+// caseloadParams reads the caseload's query: filters and the page.
+func caseloadParams(r *http.Request) (caseloadQuery, error) {
+	if err := onlyParams(r, "worker", "status", "page_size", "page_token"); err != nil {
+		return caseloadQuery{}, err
+	}
+	v := r.URL.Query()
+	q := caseloadQuery{Worker: v.Get("worker"), Status: v.Get("status"), PageToken: v.Get("page_token")}
+	if q.Status != "" && !slices.Contains(statusFilters, q.Status) {
+		return q, events.Invalid("status", "must be one of %v", statusFilters)
+	}
+	if len(q.Worker) > maxShort {
+		return q, events.Invalid("worker", "is too long")
+	}
+	if len(q.PageToken) > 1000 {
+		return q, events.Invalid("page_token", "is not a token this list gave")
+	}
+	if ps := v.Get("page_size"); ps != "" {
+		n, err := strconv.Atoi(ps)
+		if err != nil || n < 1 {
+			return q, events.Invalid("page_size", "must be a whole number from 1 to %d", viewstore.MaxPageSize)
+		}
+		q.PageSize = viewstore.PageSize(n)
+	}
+	return q, nil
+}
+
+// auditCaseload records that a caseload was read, with the journeys it
+// showed (by name: the page's and the due list's).
 func (s *Service) auditCaseload(ctx context.Context, p api.Principal, route string, cl Caseload) error {
-	ids := make([]string, 0, len(cl.Journeys))
+	ids := make([]string, 0, len(cl.Journeys)+len(cl.Due))
 	for _, j := range cl.Journeys {
 		ids = append(ids, j.JourneyID)
 	}
+	for _, d := range cl.Due {
+		if !slices.Contains(ids, d.JourneyID) {
+			ids = append(ids, d.JourneyID)
+		}
+	}
 	return s.cfg.Audit.List(ctx, p, route, ids)
-}
-
-func (s *Service) caseload(team, worker, status string) (Caseload, error) {
-	if status != "" && !slices.Contains(statusFilters, status) {
-		return Caseload{}, events.Invalid("status", "must be one of %v", statusFilters)
-	}
-	if len(worker) > maxShort {
-		return Caseload{}, events.Invalid("worker", "is too long")
-	}
-	if !s.runner.Ready() {
-		return Caseload{}, &events.Error{Code: events.CodeUnavailable, Message: "the caseload is still being built"}
-	}
-	return buildCaseload(team, entriesOf(s.mirror, team), worker, status, s.now(), s.policy), nil
 }
 
 func onlyParams(r *http.Request, names ...string) error {
@@ -253,7 +302,7 @@ func onlyParams(r *http.Request, names ...string) error {
 }
 
 func (s *Service) getJourney(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	v, err := s.journey(r.Context(), p, r.PathValue("id"))
+	v, err := s.journey(p, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -264,27 +313,43 @@ func (s *Service) getJourney(w http.ResponseWriter, r *http.Request, p api.Princ
 	return nil
 }
 
-// journey loads a journey of the caller's team; any other is not found.
-func (s *Service) journey(ctx context.Context, p api.Principal, id string) (*JourneyView, error) {
-	st, hist, err := s.load(ctx, p, id)
+// ownRow reads a journey's row from the caseload view if it is the
+// team's; any other is not found.
+func (s *Service) ownRow(p api.Principal, id string) (caseRow, error) {
+	if events.ParseID(id) != nil {
+		return caseRow{}, events.ErrNotFound
+	}
+	raw, ok, err := s.view.Get(rowKey(id))
+	if err != nil {
+		return caseRow{}, fmt.Errorf("caseload: %w", err)
+	}
+	if !ok {
+		return caseRow{}, events.ErrNotFound
+	}
+	row, err := rowJSON(raw)
+	if err != nil {
+		return caseRow{}, fmt.Errorf("caseload row: %w", err)
+	}
+	if row.Team != p.OrgID {
+		return caseRow{}, events.ErrNotFound
+	}
+	return row, nil
+}
+
+// journey reads a journey of the caller's team, with the person's history.
+func (s *Service) journey(p api.Principal, id string) (*JourneyView, error) {
+	row, err := s.ownRow(p, id)
 	if err != nil {
 		return nil, err
 	}
-	return buildView(st, hist, s.now(), s.policy), nil
-}
-
-func (s *Service) load(ctx context.Context, p api.Principal, id string) (events.State, []journal.Recorded, error) {
-	if events.ParseID(id) != nil {
-		return events.State{}, nil, events.ErrNotFound
-	}
-	st, hist, err := s.cfg.Journal.Load(ctx, id)
+	v, err := readJourney(s.view, row, events.UKDate(s.now()))
 	if err != nil {
-		return events.State{}, nil, fmt.Errorf("load journey: %w", err)
+		return nil, err
 	}
-	if !st.Exists() || st.Referral.GetLinkWorkTeam() != p.OrgID {
-		return events.State{}, nil, events.ErrNotFound
+	if v.History, err = s.history(row); err != nil {
+		return nil, err
 	}
-	return st, hist, nil
+	return v, nil
 }
 
 // ---- writes -----------------------------------------------------------------
@@ -295,42 +360,72 @@ type writeAnswer struct {
 	*JourneyView
 	OnwardReferralID string         `json:"onward_referral_id,omitempty"`
 	FollowUpID       string         `json:"follow_up_id,omitempty"`
+	SignpostID       string         `json:"signpost_id,omitempty"`
+	NoteID           string         `json:"note_id,omitempty"`
+	RiskID           string         `json:"risk_id,omitempty"`
 	Result           *MeasureResult `json:"result,omitempty"`
 	// Replayed: the Idempotency-Key had been seen; nothing new was recorded.
 	Replayed bool `json:"replayed,omitempty"`
 }
 
-// execute checks that the journey is the caller's, carries out cmd and
-// returns the answer. The scoping check comes first, so another team's
-// journey is not found whatever the command.
-func (s *Service) execute(ctx context.Context, p api.Principal, id, key string, cmd events.Command) (*writeAnswer, error) {
-	if _, _, err := s.load(ctx, p, id); err != nil {
-		return nil, err
+// teamOnly is the guard of every write: the journey must exist and be
+// referred to the caller's team; any other is not found, whatever the
+// command.
+func teamOnly(team string) func(events.State) error {
+	return func(st events.State) error {
+		if !st.Exists() || st.Referral.GetLinkWorkTeam() != team {
+			return events.ErrNotFound
+		}
+		return nil
+	}
+}
+
+// execute carries out cmd on a journey of the caller's team and waits,
+// bounded, until the caseload view shows it.
+func (s *Service) execute(ctx context.Context, p api.Principal, id, key string, cmd events.Command) (journal.Result, error) {
+	if events.ParseID(id) != nil {
+		return journal.Result{}, events.ErrNotFound
 	}
 	if len(key) > 200 {
-		return nil, events.Invalid("Idempotency-Key", "is over 200 characters")
+		return journal.Result{}, events.Invalid("Idempotency-Key", "is over 200 characters")
 	}
 	name := events.CommandName(cmd)
 	meta := journal.Meta{Actor: p.Actor(), IdempotencyKey: key}
-	res, err := s.cfg.Journal.Execute(ctx, id, meta, cmd)
+	res, err := s.cfg.Journal.Execute(ctx, id, meta, events.Guarded{Command: cmd, Check: teamOnly(p.OrgID)})
+	if err == nil && teamOnly(p.OrgID)(res.State) != nil {
+		// A key the caller used before on a journey of another team
+		// replays that journey's answer: not theirs to see.
+		err = events.ErrNotFound
+	}
 	if err != nil {
 		result := "refused"
 		if c := events.ErrorCode(err); c == events.CodeUnavailable || c == events.CodeInternal {
 			result = "error"
 		}
 		s.commands.WithLabelValues(name, result).Inc()
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return journal.Result{}, fmt.Errorf("%s: %w", name, err)
 	}
 	s.commands.WithLabelValues(name, map[bool]string{true: "replayed", false: "ok"}[res.Replayed]).Inc()
-	// Read-your-writes in the caseload: once a write answers, the team's
-	// list shows it. The answer itself is built from the log, so if the view
-	// is slow the write still stands and the list catches up on its own.
-	wctx, cancel := context.WithTimeout(ctx, readYourWrites)
-	if err := s.awaitView(wctx, res.LastSeq); err != nil && ctx.Err() == nil {
-		s.log.Warn("caseload view lagging behind a write", "command", name)
+	if err := s.awaitView(ctx, res.LastSeq); err != nil {
+		s.log.Warn("caseload view lagging behind a write", "command", name, "err", err)
+		return res, &events.Error{Code: events.CodeUnavailable,
+			Message: "recorded, but the caseload has not caught up with it yet; read the journey again shortly"}
 	}
-	cancel()
-	v, err := s.journey(ctx, p, id)
+	return res, nil
+}
+
+// awaitView waits, bounded, until the caseload view has applied stream
+// sequence seq: read-your-writes for an answer read from the view.
+func (s *Service) awaitView(ctx context.Context, seq uint64) error {
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.Settings.ReadYourWrites)
+	defer cancel()
+	return s.cfg.Views.WaitFor(wctx, seq, ProjectionName)
+}
+
+// answer is a write's answer: the view as it now is, and what the
+// command's events created.
+func (s *Service) answer(p api.Principal, id string, res journal.Result) (*writeAnswer, error) {
+	v, err := s.journey(p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -341,6 +436,12 @@ func (s *Service) execute(ctx context.Context, p api.Principal, id, key string, 
 			ans.OnwardReferralID = e.OnwardReferralMade.GetOnwardReferralId()
 		case *eventsv1.Envelope_FollowUpScheduled:
 			ans.FollowUpID = e.FollowUpScheduled.GetFollowUpId()
+		case *eventsv1.Envelope_Signposted:
+			ans.SignpostID = e.Signposted.GetSignpostId()
+		case *eventsv1.Envelope_CaseNoteAdded:
+			ans.NoteID = e.CaseNoteAdded.GetNoteId()
+		case *eventsv1.Envelope_RiskRecorded:
+			ans.RiskID = e.RiskRecorded.GetRiskId()
 		case *eventsv1.Envelope_WellbeingMeasured:
 			m := scoredResult(e.WellbeingMeasured, rec.Event.GetOccurredAt().AsTime().UTC())
 			ans.Result = &m
@@ -349,65 +450,36 @@ func (s *Service) execute(ctx context.Context, p api.Principal, id, key string, 
 	return ans, nil
 }
 
-// awaitView waits until the caseload as this process lists it (the
-// mirror, which trails the bucket by the watch's delivery) holds stream
-// sequence seq. The runner writes its checkpoint after the views it covers,
-// and the watch delivers the bucket's writes in order, so a mirrored
-// checkpoint at or past seq means every entry up to seq is mirrored too.
-func (s *Service) awaitView(ctx context.Context, seq uint64) error {
-	for {
-		changed := s.mirror.Changed()
-		if b, ok := s.mirror.Get(views.CheckpointKey); ok {
-			if cp, err := strconv.ParseUint(string(b), 10, 64); err == nil && cp >= seq {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		}
-	}
-}
-
 func (s *Service) respond(w http.ResponseWriter, r *http.Request, p api.Principal, cmd events.Command) error {
-	ans, err := s.execute(r.Context(), p, r.PathValue("id"), r.Header.Get("Idempotency-Key"), cmd)
+	id := r.PathValue("id")
+	res, err := s.execute(r.Context(), p, id, r.Header.Get("Idempotency-Key"), cmd)
+	if err != nil {
+		return err
+	}
+	ans, err := s.answer(p, id, res)
 	if err != nil {
 		return err
 	}
 	// The answer is the journey's view, the person's name and phone with
 	// it: audited as a read. Should the audit fail, the write stands and
 	// the view is not shown (a retry with the Idempotency-Key replays it).
-	if err := s.cfg.Audit.Journey(r.Context(), p, r.Pattern, r.PathValue("id")); err != nil {
+	if err := s.cfg.Audit.Journey(r.Context(), p, r.Pattern, id); err != nil {
 		return err
 	}
 	api.WriteJSON(w, http.StatusOK, ans)
 	return nil
 }
 
-// readYourWrites bounds how long a write waits for the caseload view.
-const readYourWrites = 2 * time.Second
-
 // Input limits: free text is bounded so one journey cannot grow without end.
 const (
 	maxShort = 100
 	maxText  = 2000
+	maxNote  = 8000
 	maxList  = 30
 )
 
-var tokenPattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
-
 // ContactMethods are the ways a link worker reaches a person.
 var ContactMethods = []string{"phone", "text", "email", "letter", "video", "in_person", "home_visit"}
-
-// NeedCategories and BarrierCategories are the categories offered on the
-// web page; the API takes any lower-case token so a team can add its own.
-var (
-	NeedCategories = []string{"company", "loneliness", "low_mood", "physical_activity", "financial", "debt", "housing",
-		"employment", "benefits", "carer_support", "long_term_condition", "food", "learning", "bereavement", "other"}
-	BarrierCategories = []string{"transport", "confidence", "cost", "caring_duties", "health", "language",
-		"digital_access", "mobility", "anxiety", "time", "other"}
-)
 
 func text(field, v string, max int, required bool) error {
 	switch {
@@ -419,23 +491,11 @@ func text(field, v string, max int, required bool) error {
 	return nil
 }
 
-func tokens(field string, vs []string) error {
-	if len(vs) > maxList {
-		return events.Invalid(field, "has more than %d entries", maxList)
-	}
-	for i, v := range vs {
-		if !tokenPattern.MatchString(v) {
-			return events.Invalid(fmt.Sprintf("%s[%d]", field, i), "must be a lower-case category (letters, digits, '_'), such as %s", example[field])
-		}
-	}
-	return nil
-}
-
-var example = map[string]string{"needs": "company", "barriers": "transport"}
-
 type assignBody struct {
 	WorkerID   string `json:"worker_id"`
 	WorkerName string `json:"worker_name"`
+	// HandoverNote is for the new worker when the case moves from another.
+	HandoverNote string `json:"handover_note"`
 }
 
 func (s *Service) postAssign(w http.ResponseWriter, r *http.Request, p api.Principal) error {
@@ -443,22 +503,37 @@ func (s *Service) postAssign(w http.ResponseWriter, r *http.Request, p api.Princ
 	if err := api.DecodeJSON(w, r, api.DefaultBodyLimit, &b); err != nil {
 		return err
 	}
-	if err := validateAssign(b); err != nil {
+	cmd, err := assignCommand(b)
+	if err != nil {
 		return err
 	}
-	return s.respond(w, r, p, events.Assign{WorkerID: b.WorkerID, WorkerName: strings.TrimSpace(b.WorkerName)})
+	return s.respond(w, r, p, cmd)
 }
 
 var workerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
-func validateAssign(b assignBody) error {
-	if b.WorkerID == "" {
-		return events.Invalid("worker_id", "is required")
+func validWorkerID(field, id string) error {
+	if id == "" {
+		return events.Invalid(field, "is required")
 	}
-	if !workerIDPattern.MatchString(b.WorkerID) {
-		return events.Invalid("worker_id", "must be letters, digits, '.', '_', '@' or '-', at most 64")
+	if !workerIDPattern.MatchString(id) {
+		return events.Invalid(field, "must be letters, digits, '.', '_', '@' or '-', at most 64")
 	}
-	return text("worker_name", b.WorkerName, maxShort, true)
+	return nil
+}
+
+func assignCommand(b assignBody) (events.Assign, error) {
+	if err := validWorkerID("worker_id", b.WorkerID); err != nil {
+		return events.Assign{}, err
+	}
+	if err := text("worker_name", b.WorkerName, maxShort, true); err != nil {
+		return events.Assign{}, err
+	}
+	if err := text("handover_note", b.HandoverNote, maxText, false); err != nil {
+		return events.Assign{}, err
+	}
+	return events.Assign{WorkerID: b.WorkerID, WorkerName: strings.TrimSpace(b.WorkerName),
+		HandoverNote: strings.TrimSpace(b.HandoverNote)}, nil
 }
 
 type contactBody struct {
@@ -510,20 +585,26 @@ func (s *Service) postAssessment(w http.ResponseWriter, r *http.Request, p api.P
 	return s.respond(w, r, p, cmd)
 }
 
+// assessCommand checks an assessment: needs and barriers are placed in the
+// one taxonomy of events (a category id, or a word link workers use for
+// one: "company" is befriending and social groups), and recorded as its
+// ids, so every view and the feed count the same categories.
 func assessCommand(b assessmentBody) (events.AssessNeeds, error) {
 	if err := text("what_matters", b.WhatMatters, maxText, false); err != nil {
 		return events.AssessNeeds{}, err
 	}
-	if err := tokens("needs", b.Needs); err != nil {
+	needs, err := placeAll("needs", b.Needs, events.PlaceNeed, events.NeedIDs())
+	if err != nil {
 		return events.AssessNeeds{}, err
 	}
-	if err := tokens("barriers", b.Barriers); err != nil {
+	barriers, err := placeAll("barriers", b.Barriers, events.PlaceBarrier, events.BarrierCategories)
+	if err != nil {
 		return events.AssessNeeds{}, err
 	}
 	if len(b.Goals) > maxList {
 		return events.AssessNeeds{}, events.Invalid("goals", "has more than %d entries", maxList)
 	}
-	cmd := events.AssessNeeds{WhatMatters: strings.TrimSpace(b.WhatMatters), Needs: dedupe(b.Needs), Barriers: dedupe(b.Barriers)}
+	cmd := events.AssessNeeds{WhatMatters: strings.TrimSpace(b.WhatMatters), Needs: needs, Barriers: barriers}
 	for i, g := range b.Goals {
 		if err := text(fmt.Sprintf("goals[%d].text", i), g.Text, maxText/4, true); err != nil {
 			return events.AssessNeeds{}, err
@@ -533,14 +614,22 @@ func assessCommand(b assessmentBody) (events.AssessNeeds, error) {
 	return cmd, nil
 }
 
-func dedupe(vs []string) []string {
+// placeAll places each entry of a list in a taxonomy, each category once.
+func placeAll(field string, vs []string, place func(string) (string, bool), ids []string) ([]string, error) {
+	if len(vs) > maxList {
+		return nil, events.Invalid(field, "has more than %d entries", maxList)
+	}
 	var out []string
-	for _, v := range vs {
-		if !slices.Contains(out, v) {
-			out = append(out, v)
+	for i, v := range vs {
+		c, ok := place(v)
+		if !ok || len(v) > maxShort {
+			return nil, events.Invalid(fmt.Sprintf("%s[%d]", field, i), "must be one of %v", ids)
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
 		}
 	}
-	return out
+	return out, nil
 }
 
 type goalStatusBody struct {
@@ -569,30 +658,27 @@ func (s *Service) postMeasure(w http.ResponseWriter, r *http.Request, p api.Prin
 	if err := api.DecodeJSON(w, r, api.DefaultBodyLimit, &b); err != nil {
 		return err
 	}
-	cmd, err := measureCommand(b, "")
-	if err != nil {
-		return err
-	}
-	return s.respond(w, r, p, cmd)
-}
-
-// measureCommand checks a questionnaire at the edge, so a bad one is a 400
-// naming the answer whatever the journey's state.
-func measureCommand(b measureBody, followUpID string) (events.RecordMeasure, error) {
-	if followUpID != "" && b.Timepoint == "" {
-		b.Timepoint = "follow_up"
-	}
 	if !slices.Contains(events.Instruments, b.Instrument) {
-		return events.RecordMeasure{}, events.Invalid("instrument", "must be one of %v", events.Instruments)
+		return events.Invalid("instrument", "must be one of %v", events.Instruments)
 	}
 	if !slices.Contains(events.Timepoints, b.Timepoint) {
-		return events.RecordMeasure{}, events.Invalid("timepoint", "must be one of %v", events.Timepoints)
+		return events.Invalid("timepoint", "must be one of %v", events.Timepoints)
 	}
-	if _, err := events.Score(b.Instrument, b.Answers); err != nil {
-		return events.RecordMeasure{}, err
+	if err := checkInstrument(b); err != nil {
+		return err
 	}
-	return events.RecordMeasure{MeasureID: events.NewID(), Instrument: b.Instrument, Timepoint: b.Timepoint,
-		Answers: b.Answers, FollowUpID: followUpID}, nil
+	return s.respond(w, r, p, events.RecordMeasure{MeasureID: events.NewID(), Instrument: b.Instrument,
+		Timepoint: b.Timepoint, Answers: b.Answers})
+}
+
+// checkInstrument checks a questionnaire at the edge, so a bad one is a
+// 400 naming the answer whatever the journey's state.
+func checkInstrument(b measureBody) error {
+	if !slices.Contains(events.Instruments, b.Instrument) {
+		return events.Invalid("instrument", "must be one of %v", events.Instruments)
+	}
+	_, err := events.Score(b.Instrument, b.Answers)
+	return err
 }
 
 type onwardBody struct {
@@ -606,27 +692,22 @@ func (s *Service) postOnward(w http.ResponseWriter, r *http.Request, p api.Princ
 	if err := api.DecodeJSON(w, r, api.DefaultBodyLimit, &b); err != nil {
 		return err
 	}
-	// The journey is checked first so another team's id is not found
-	// before anything about the service is said.
-	st, _, err := s.load(r.Context(), p, r.PathValue("id"))
+	// The journey is looked up first, so another team's id is not found
+	// before anything about the service is said; its worker signs the
+	// referral. (The command's guard is what scopes the write.)
+	row, err := s.ownRow(p, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	cmd, err := s.onwardCommand(r.Context(), p, st, b)
+	cmd, err := s.onwardCommand(r.Context(), p, row, b)
 	if err != nil {
 		return err
 	}
 	return s.respond(w, r, p, cmd)
 }
 
-func (s *Service) onwardCommand(ctx context.Context, p api.Principal, st events.State, b onwardBody) (events.ReferOnward, error) {
-	if b.ServiceID == "" {
-		return events.ReferOnward{}, events.Invalid("service_id", "is required")
-	}
-	if len(b.ServiceID) > maxShort {
-		return events.ReferOnward{}, events.Invalid("service_id", "is too long")
-	}
-	if len(b.Share) == 0 {
+func (s *Service) onwardCommand(ctx context.Context, p api.Principal, row caseRow, b onwardBody) (events.ReferOnward, error) {
+	if len(b.Share) == 0 && b.ServiceID != "" {
 		return events.ReferOnward{}, events.Invalid("share", "name at least one of %v", events.ShareableFields)
 	}
 	for i, f := range b.Share {
@@ -634,26 +715,51 @@ func (s *Service) onwardCommand(ctx context.Context, p api.Principal, st events.
 			return events.ReferOnward{}, events.Invalid(fmt.Sprintf("share[%d]", i), "must be one of %v", events.ShareableFields)
 		}
 	}
-	if s.cfg.Directory == nil {
-		return events.ReferOnward{}, &events.Error{Code: events.CodeUnavailable, Message: "the directory is not available"}
-	}
-	facts, found, err := s.cfg.Directory.Service(ctx, b.ServiceID)
+	facts, err := s.service(ctx, b.ServiceID)
 	if err != nil {
-		return events.ReferOnward{}, fmt.Errorf("directory lookup: %w", err)
-	}
-	if !found {
-		return events.ReferOnward{}, events.Invalid("service_id", "no such service in the directory")
+		return events.ReferOnward{}, err
 	}
 	return events.ReferOnward{OnwardReferralID: events.NewID(), Service: facts, Share: dedupe(b.Share),
-		WaitingList: b.WaitingList, LinkWorkerContact: s.contactLine(p, st)}, nil
+		WaitingList: b.WaitingList, LinkWorkerContact: s.contactLine(p, row.WorkerName)}, nil
+}
+
+// service looks a community service up in the directory.
+func (s *Service) service(ctx context.Context, id string) (events.ServiceFacts, error) {
+	if id == "" {
+		return events.ServiceFacts{}, events.Invalid("service_id", "is required")
+	}
+	if len(id) > maxShort {
+		return events.ServiceFacts{}, events.Invalid("service_id", "is too long")
+	}
+	if s.cfg.Directory == nil {
+		return events.ServiceFacts{}, &events.Error{Code: events.CodeUnavailable, Message: "the directory is not available"}
+	}
+	facts, found, err := s.cfg.Directory.Service(ctx, id)
+	if err != nil {
+		return events.ServiceFacts{}, fmt.Errorf("directory lookup: %w", err)
+	}
+	if !found {
+		return events.ServiceFacts{}, events.Invalid("service_id", "no such service in the directory")
+	}
+	return facts, nil
+}
+
+func dedupe(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // contactLine is how the VCS organisation reaches the link worker: the
 // named worker and the team's duty contact from the register.
-func (s *Service) contactLine(p api.Principal, st events.State) string {
+func (s *Service) contactLine(p api.Principal, worker string) string {
 	var parts []string
-	if st.WorkerName != "" {
-		parts = append(parts, st.WorkerName)
+	if worker != "" {
+		parts = append(parts, worker)
 	}
 	if o, ok := s.cfg.Orgs.Get(p.OrgID); ok {
 		parts = append(parts, o.Name)
@@ -689,6 +795,10 @@ func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
 
 type followUpBody struct {
 	Due string `json:"due"`
+	// Timepoint is 3_months, 6_months or 12_months: with no due date, the
+	// due date is that long after the closure (a check-in on a closed
+	// journey) or after today.
+	Timepoint string `json:"timepoint"`
 }
 
 func (s *Service) postFollowUp(w http.ResponseWriter, r *http.Request, p api.Principal) error {
@@ -696,19 +806,43 @@ func (s *Service) postFollowUp(w http.ResponseWriter, r *http.Request, p api.Pri
 	if err := api.DecodeJSON(w, r, api.DefaultBodyLimit, &b); err != nil {
 		return err
 	}
-	if err := s.validateDue(b.Due); err != nil {
+	cmd, err := s.followUpCommand(p, r.PathValue("id"), b)
+	if err != nil {
 		return err
 	}
-	return s.respond(w, r, p, events.ScheduleFollowUp{FollowUpID: events.NewID(), Due: b.Due})
+	return s.respond(w, r, p, cmd)
 }
 
-// validateDue: a follow-up is for today or later, and within five years.
+func (s *Service) followUpCommand(p api.Principal, id string, b followUpBody) (events.ScheduleFollowUp, error) {
+	if b.Timepoint != "" && !slices.Contains(events.FollowUpTimepoints, b.Timepoint) {
+		return events.ScheduleFollowUp{}, events.Invalid("timepoint", "must be one of %v, or left out for a date chosen freely", events.FollowUpTimepoints)
+	}
+	if b.Due == "" && b.Timepoint != "" {
+		base := s.now()
+		if row, err := s.ownRow(p, id); err != nil {
+			return events.ScheduleFollowUp{}, err
+		} else if row.ClosedAt != nil {
+			base = *row.ClosedAt
+		}
+		b.Due, _ = events.FollowUpDue(base, b.Timepoint)
+	}
+	if err := s.validateDue(b.Due); err != nil {
+		return events.ScheduleFollowUp{}, err
+	}
+	return events.ScheduleFollowUp{FollowUpID: events.NewID(), Due: b.Due, Timepoint: b.Timepoint}, nil
+}
+
+// validateDue: a follow-up is for today or later (in England), and within
+// five years (a check-in after closure: within 24 months of it, which the
+// journey rules check).
 func (s *Service) validateDue(due string) error {
 	d, err := events.ParseDate("due", due)
 	if err != nil {
 		return err
 	}
-	today := dateOf(s.now())
+	// The earlier of today in England and in UTC: a caller counting days
+	// in UTC is not refused in the hour after midnight in summer.
+	today := earlier(events.UKDate(s.now()), utcDay(s.now()))
 	if d.Before(today) {
 		return events.Invalid("due", "must be today or later")
 	}
@@ -716,6 +850,25 @@ func (s *Service) validateDue(due string) error {
 		return events.Invalid("due", "must be within five years")
 	}
 	return nil
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func utcDay(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 type completeBody struct {
@@ -727,19 +880,21 @@ func (s *Service) postCompleteFollowUp(w http.ResponseWriter, r *http.Request, p
 	if err := decodeOptional(w, r, &b); err != nil {
 		return err
 	}
-	fid := r.PathValue("fid")
-	if b.Measure == nil {
-		return s.respond(w, r, p, events.CompleteFollowUp{FollowUpID: fid})
-	}
-	cmd, err := measureCommand(*b.Measure, fid)
-	if err != nil {
-		var e *events.Error
-		if errors.As(err, &e) && e.Field != "" {
-			e2 := *e
-			e2.Field = "measure." + e.Field
-			return &e2
+	cmd := events.CompleteFollowUp{FollowUpID: r.PathValue("fid")}
+	if m := b.Measure; m != nil {
+		if m.Timepoint != "" && m.Timepoint != "follow_up" {
+			return events.Invalid("measure.timepoint", "is follow_up at a follow-up (or left out)")
 		}
-		return err
+		if err := checkInstrument(*m); err != nil {
+			var e *events.Error
+			if errors.As(err, &e) && e.Field != "" {
+				e2 := *e
+				e2.Field = "measure." + e.Field
+				return &e2
+			}
+			return err
+		}
+		cmd.Measure = &events.MeasureInput{MeasureID: events.NewID(), Instrument: m.Instrument, Answers: m.Answers}
 	}
 	return s.respond(w, r, p, cmd)
 }

@@ -1,10 +1,10 @@
 package linkwork
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
-
-	"linkway/events"
 )
 
 func TestFollowUpState(t *testing.T) {
@@ -85,56 +85,26 @@ func TestPairMeasures(t *testing.T) {
 	}
 }
 
-func TestBuildCaseloadRules(t *testing.T) {
-	now := time.Date(2026, 11, 22, 15, 0, 0, 0, time.UTC)
-	day := func(d int) time.Time { return now.AddDate(0, 0, d) }
-	ptr := func(t time.Time) *time.Time { return &t }
-	policy := events.UncontactablePolicy{Attempts: 3, Within: 7 * 24 * time.Hour}
-	entries := []caseEntry{
-		// Routine, referred 10 days ago, never reached, three failed attempts within a week: flagged.
-		{JourneyID: "a", Team: "T", Urgency: "routine", ReferredAt: day(-10), OpenedAt: day(-10), WorkerID: "w1", WorkerName: "Ann",
-			AssignedAt: ptr(day(-9)), FailedAttempts: []time.Time{day(-8), day(-5), day(-2)}},
-		// Three attempts spread over more than the window: not flagged.
-		{JourneyID: "b", Team: "T", Urgency: "routine", ReferredAt: day(-30), OpenedAt: day(-30), WorkerID: "w1", WorkerName: "Ann",
-			AssignedAt: ptr(day(-29)), FailedAttempts: []time.Time{day(-28), day(-15), day(-1)}},
-		// Urgent, referred last month, reached after 4 days, follow-up overdue, one referral taken up.
-		{JourneyID: "c", Team: "T", Urgency: "urgent", ReferredAt: day(-40), OpenedAt: day(-40), WorkerID: "w2", WorkerName: "Bo",
-			AssignedAt: ptr(day(-39)), Contacted: true, FirstContactAt: ptr(day(-36)), LastContactAt: ptr(day(-6)),
-			Onward:    []events.Onward{{ID: "o1", Status: events.OnwardAttending}, {ID: "o2", Status: events.OnwardSent}},
-			FollowUps: []caseFollowUp{{ID: "f1", Due: day(-3).Format(time.DateOnly)}, {ID: "f2", Due: day(40).Format(time.DateOnly)}}},
-		// Closed this month: counted as closed, its overdue follow-up is not due.
-		{JourneyID: "d", Team: "T", ReferredAt: day(-50), OpenedAt: day(-50), WorkerID: "w2", WorkerName: "Bo", AssignedAt: ptr(day(-49)),
-			Closed: true, ClosedReason: "goals_met", ClosedAt: ptr(day(-1)), FollowUps: []caseFollowUp{{ID: "f3", Due: day(-2).Format(time.DateOnly)}}},
-	}
-	cl := buildCaseload("T", entries, "", "", now, policy)
-	if len(cl.Journeys) != 3 || cl.Journeys[0].JourneyID != "c" || cl.Journeys[1].JourneyID != "b" || cl.Journeys[2].JourneyID != "a" {
-		t.Fatalf("open journeys, urgent then oldest first: %+v", cl.Journeys)
-	}
-	a, b, c := cl.Journeys[2], cl.Journeys[1], cl.Journeys[0]
-	if !a.FlaggedUncontactable || b.FlaggedUncontactable || c.FlaggedUncontactable {
-		t.Errorf("flags: a %v b %v c %v", a.FlaggedUncontactable, b.FlaggedUncontactable, c.FlaggedUncontactable)
-	}
-	if !a.Waiting || a.WaitingDays != 10 || c.Waiting || c.WaitingDays != 4 || *c.DaysSinceLastContact != 6 || a.DaysSinceLastContact != nil {
-		t.Errorf("waiting: a %+v c %+v", a, c)
-	}
-	if c.Status != events.StatusConnected || c.OnwardOpen != 1 || c.OnwardTaken != 1 || c.FollowUpsOverdue != 1 || c.NextFollowUp != day(-3).Format(time.DateOnly) {
-		t.Errorf("c: %+v", c)
-	}
-	if cl.Totals.Open != 3 || cl.Totals.Waiting != 2 || cl.Totals.MeanWaitingDays != 20 || cl.Totals.FlaggedUncontactable != 1 ||
-		cl.Totals.ClosedThisMonth != 1 || cl.Totals.FollowUpsOverdue != 1 || cl.Totals.NewThisMonth != 1 {
-		t.Errorf("totals: %+v", cl.Totals)
-	}
-	if len(cl.Due) != 1 || cl.Due[0].FollowUpID != "f1" || cl.Due[0].State != "overdue" || cl.Due[0].Days != -3 {
-		t.Errorf("due: %+v", cl.Due)
-	}
-	if len(cl.Workload) != 2 || cl.Workload[0].WorkerID != "w1" || cl.Workload[0].OpenCases != 2 || cl.Workload[0].Flagged != 1 ||
-		cl.Workload[1].OpenCases != 1 || cl.Workload[1].FollowUpsOverdue != 1 || cl.Workload[0].NewThisMonth != 1 {
-		t.Errorf("workload: %+v", cl.Workload)
-	}
-	for _, f := range []struct{ worker, status string }{{"w2", ""}, {"", "connected"}} {
-		got := buildCaseload("T", entries, f.worker, f.status, now, policy)
-		if len(got.Journeys) != 1 || got.Journeys[0].JourneyID != "c" || got.Totals.Open != 3 {
-			t.Errorf("filter %+v: %+v", f, got.Journeys)
+func TestKeyParts(t *testing.T) {
+	for _, v := range []string{"lw-7", "a/b", "x%2F", "Sam Link", "é", ""} {
+		p := part(v)
+		if strings.ContainsAny(p, "/ ") || unpart(p) != v {
+			t.Errorf("part(%q) = %q, unpart %q", v, p, unpart(p))
 		}
+	}
+	// A worker whose id ends like another's list cannot reach into it.
+	if strings.HasPrefix(workerListPrefix("T", "a/open", "all"), workerListPrefix("T", "a", "open")) {
+		t.Error("worker list prefixes overlap")
+	}
+	ref := time.Date(2026, 11, 22, 15, 0, 0, 0, time.UTC)
+	keys := []string{order(false, ref, "c"), order(true, ref.AddDate(0, 0, 1), "b"), order(false, ref.AddDate(0, 0, -1), "a")}
+	slices.Sort(keys)
+	if lastPart(keys[0]) != "b" || lastPart(keys[1]) != "a" || lastPart(keys[2]) != "c" {
+		t.Errorf("list order, urgent first then oldest referral: %v", keys)
+	}
+	days := []string{newestFirst("2026-01-31"), newestFirst("2026-11-22"), newestFirst("2025-12-31")}
+	slices.Sort(days)
+	if dayOfNewestFirst(days[0]) != "2026-11-22" || dayOfNewestFirst(days[2]) != "2025-12-31" {
+		t.Errorf("newest first: %v", days)
 	}
 }

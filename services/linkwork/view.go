@@ -2,6 +2,7 @@ package linkwork
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -10,49 +11,62 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
-	"linkway/services/platform/journal"
+	"linkway/services/platform/viewstore"
 )
 
 // JourneyView is the team's full record of one journey: everything the link
-// worker needs to carry the case, folded from the journey's history. It is
-// built from the log itself (not the caseload view), so a write can answer
-// with the journey as it is right after the change.
+// worker needs to carry the case. It is read from the caseload view, where
+// the projection rendered it from the journey as events folded it.
 type JourneyView struct {
-	JourneyID     string        `json:"journey_id"`
-	Status        events.Status `json:"status"`
-	Team          string        `json:"link_work_team"`
-	ReferredAt    time.Time     `json:"referred_at"`
-	Source        string        `json:"source,omitempty"`
-	Referrer      string        `json:"referrer_organisation_id,omitempty"`
-	SourceID      string        `json:"source_id,omitempty"`
-	Urgency       string        `json:"urgency,omitempty"`
-	Person        *Person       `json:"person,omitempty"`
-	Reasons       []string      `json:"reasons"`
-	Notes         string        `json:"notes,omitempty"`
-	ConsentVCS    bool          `json:"consent_share_with_vcs"`
-	Worker        *Worker       `json:"link_worker,omitempty"`
-	Contacts      []Contact     `json:"contacts"`
-	LastContactAt *time.Time    `json:"last_contact_at,omitempty"`
+	JourneyID  string        `json:"journey_id"`
+	Status     events.Status `json:"status"`
+	Team       string        `json:"link_work_team"`
+	ReferredAt time.Time     `json:"referred_at"`
+	Source     string        `json:"source,omitempty"`
+	Referrer   string        `json:"referrer_organisation_id,omitempty"`
+	SourceID   string        `json:"source_id,omitempty"`
+	Urgency    string        `json:"urgency,omitempty"`
+	// ContactPreference is how a self-referring person would like to be contacted.
+	ContactPreference string   `json:"contact_preference,omitempty"`
+	Person            *Person  `json:"person,omitempty"`
+	Reasons           []string `json:"reasons"`
+	Notes             string   `json:"notes,omitempty"`
+	// WhatMatters is a self-referral's own words.
+	WhatMatters string `json:"what_matters,omitempty"`
+	// ConsentVCS is the consent in force to share with VCS organisations:
+	// the referrer's until the person records their own choice.
+	ConsentVCS bool         `json:"consent_share_with_vcs"`
+	Consent    *ConsentView `json:"consent,omitempty"`
+	Worker     *Worker      `json:"link_worker,omitempty"`
+	// SuggestedWorker is the worker who last held the person's case with
+	// this team (a journey closed within 12 months, or one still open).
+	SuggestedWorker     string     `json:"suggested_worker,omitempty"`
+	SuggestedWorkerName string     `json:"suggested_worker_name,omitempty"`
+	Contacts            []Contact  `json:"contacts"`
+	LastContactAt       *time.Time `json:"last_contact_at,omitempty"`
 	// FailedAttempts counts attempts since the person was last reached.
 	FailedAttempts int `json:"failed_attempts"`
 	// FlaggedUncontactable: the team's policy says this journey should be
 	// considered for closure as uncontactable. It is never closed for them.
-	FlaggedUncontactable bool              `json:"flagged_uncontactable"`
-	Assessment           *Assessment       `json:"assessment,omitempty"`
-	Goals                []GoalView        `json:"goals"`
-	Measures             []MeasureResult   `json:"measures"`
-	Change               []MeasureChange   `json:"measure_change"`
-	Onward               []OnwardView      `json:"onward_referrals"`
-	FollowUps            []FollowUpView    `json:"follow_ups"`
-	Closure              *Closure          `json:"closure,omitempty"`
-	Reopenings           int               `json:"reopenings"`
-	Erased               bool              `json:"personal_data_erased,omitempty"`
-	Timeline             []TimelineEntry   `json:"timeline"`
-	Version              int               `json:"version"`
-	goalIndex            map[string]int    // goal id -> index in Goals
-	onwardIndex          map[string]int    // onward id -> index in Onward
-	followIndex          map[string]int    // follow-up id -> index in FollowUps
-	measureIndex         map[string]string // follow-up id -> measure id
+	FlaggedUncontactable bool            `json:"flagged_uncontactable"`
+	Assessment           *Assessment     `json:"assessment,omitempty"`
+	Goals                []GoalView      `json:"goals"`
+	Measures             []MeasureResult `json:"measures"`
+	Change               []MeasureChange `json:"measure_change"`
+	Onward               []OnwardView    `json:"onward_referrals"`
+	Signposts            []SignpostView  `json:"signposts"`
+	// Connection is how far the journey got: connected, signposted or none.
+	Connection events.Connection `json:"connection"`
+	FollowUps  []FollowUpView    `json:"follow_ups"`
+	CaseNotes  []CaseNote        `json:"case_notes"`
+	Risks      []RiskView        `json:"risks"`
+	Closure    *Closure          `json:"closure,omitempty"`
+	Reopenings int               `json:"reopenings"`
+	Erased     bool              `json:"personal_data_erased,omitempty"`
+	// History is the person's earlier journeys with this team.
+	History  []HistoryItem   `json:"history"`
+	Timeline []TimelineEntry `json:"timeline"`
+	Version  int             `json:"version"`
 }
 
 // Person is who was referred.
@@ -65,6 +79,16 @@ type Person struct {
 	Postcode   string `json:"postcode,omitempty"`
 	Phone      string `json:"phone,omitempty"`
 	Email      string `json:"email,omitempty"`
+	Ethnicity  string `json:"ethnicity,omitempty"`
+}
+
+// ConsentView is the consent in force and whose choice it is.
+type ConsentView struct {
+	ShareWithVCS bool `json:"share_with_vcs"`
+	// ByPerson: the person's own recorded choice (else the referrer's).
+	ByPerson bool      `json:"by_person"`
+	Method   string    `json:"method,omitempty"`
+	At       time.Time `json:"at"`
 }
 
 // Worker is the named link worker.
@@ -81,7 +105,9 @@ type Contact struct {
 	Method  string    `json:"method,omitempty"`
 }
 
-// Assessment is the latest "what matters to you" conversation.
+// Assessment is the latest "what matters to you" conversation. Needs are
+// the ids of the needs taxonomy (events.NeedCategories), barriers those of
+// events.BarrierCategories.
 type Assessment struct {
 	At          time.Time `json:"at"`
 	WhatMatters string    `json:"what_matters,omitempty"`
@@ -164,15 +190,49 @@ type Attendance struct {
 	Attended bool   `json:"attended"`
 }
 
+// SignpostView is one signposting: to a directory service, or to
+// something described in words.
+type SignpostView struct {
+	SignpostID     string    `json:"signpost_id"`
+	ServiceID      string    `json:"service_id,omitempty"`
+	ServiceName    string    `json:"service_name,omitempty"`
+	OrganisationID string    `json:"organisation_id,omitempty"`
+	Description    string    `json:"description,omitempty"`
+	At             time.Time `json:"at"`
+}
+
 // FollowUpView is one scheduled follow-up.
 type FollowUpView struct {
-	FollowUpID  string     `json:"follow_up_id"`
-	Due         string     `json:"due"`
-	Done        bool       `json:"done"`
-	CompletedAt *time.Time `json:"completed_at,omitempty"`
-	MeasureID   string     `json:"measure_id,omitempty"`
+	FollowUpID string `json:"follow_up_id"`
+	Due        string `json:"due"`
+	// Timepoint is 3_months, 6_months or 12_months, or absent for a date
+	// chosen freely.
+	Timepoint string `json:"timepoint,omitempty"`
+	// AfterClosure: a check-in scheduled on the closed journey.
+	AfterClosure bool       `json:"after_closure,omitempty"`
+	Done         bool       `json:"done"`
+	CompletedAt  *time.Time `json:"completed_at,omitempty"`
+	MeasureID    string     `json:"measure_id,omitempty"`
 	// State is due, overdue or scheduled for open ones, done otherwise.
 	State string `json:"state"`
+}
+
+// CaseNote is a note of the team's, seen by nobody else.
+type CaseNote struct {
+	NoteID string    `json:"note_id"`
+	At     time.Time `json:"at"`
+	By     string    `json:"by,omitempty"`
+	Text   string    `json:"text,omitempty"`
+}
+
+// RiskView is a recorded risk or safeguarding concern.
+type RiskView struct {
+	RiskID        string    `json:"risk_id"`
+	Kind          string    `json:"kind"`
+	Detail        string    `json:"detail,omitempty"`
+	EscalatedToGP bool      `json:"escalated_to_gp"`
+	At            time.Time `json:"at"`
+	By            string    `json:"by,omitempty"`
 }
 
 // Closure says how the journey ended (most recently).
@@ -182,44 +242,213 @@ type Closure struct {
 	Detail string    `json:"detail,omitempty"`
 }
 
-// TimelineEntry is one event, summarised.
+// HistoryItem is one of the person's other journeys with the team.
+type HistoryItem struct {
+	JourneyID  string        `json:"journey_id"`
+	ReferredAt time.Time     `json:"referred_at"`
+	ClosedAt   *time.Time    `json:"closed_at,omitempty"`
+	Status     events.Status `json:"status"`
+	WorkerID   string        `json:"worker_id,omitempty"`
+	WorkerName string        `json:"worker_name,omitempty"`
+	// ClosedReason says how it ended.
+	ClosedReason string `json:"closed_reason,omitempty"`
+}
+
+// TimelineEntry is one event, summarised. Summary never holds the person's
+// words; Detail does (a handover note, a reopening's reason) and goes with
+// the person's data on erasure.
 type TimelineEntry struct {
 	Type    string    `json:"type"`
 	At      time.Time `json:"at"`
 	By      string    `json:"by,omitempty"`
 	Summary string    `json:"summary"`
+	Detail  string    `json:"detail,omitempty"`
 }
 
-// buildView folds a journey's history into the team's view. now decides
-// which follow-ups are due; policy decides the uncontactable flag.
-func buildView(state events.State, history []journal.Recorded, now time.Time, policy events.UncontactablePolicy) *JourneyView {
-	v := &JourneyView{
-		JourneyID: state.JourneyID, Status: state.Status(), Version: state.Version,
-		Reasons: []string{}, Contacts: []Contact{}, Goals: []GoalView{}, Measures: []MeasureResult{},
-		Change: []MeasureChange{}, Onward: []OnwardView{}, FollowUps: []FollowUpView{}, Timeline: []TimelineEntry{},
-		goalIndex: map[string]int{}, onwardIndex: map[string]int{}, followIndex: map[string]int{}, measureIndex: map[string]string{},
+// The detail's stored parts: what a journey's item keys hold. Free text
+// and the person's data are kept under the personal prefix instead.
+
+// referralItem is the referral as the team sees it, without the person.
+type referralItem struct {
+	Source            string    `json:"source,omitempty"`
+	Referrer          string    `json:"referrer,omitempty"`
+	SourceID          string    `json:"source_id,omitempty"`
+	Urgency           string    `json:"urgency,omitempty"`
+	ContactPreference string    `json:"contact_preference,omitempty"`
+	Reasons           []string  `json:"reasons,omitempty"`
+	At                time.Time `json:"at"`
+}
+
+// personalReferral is the person and the referrer's words.
+type personalReferral struct {
+	Person      *Person `json:"person,omitempty"`
+	Notes       string  `json:"notes,omitempty"`
+	WhatMatters string  `json:"what_matters,omitempty"`
+}
+
+// Item kinds of a journey's detail (the <kind> of j/<journey>/<kind>/<id>).
+const (
+	kindReferral   = "referral"
+	kindTimeline   = "t"
+	kindContact    = "c"
+	kindAssessment = "assessment"
+	kindGoal       = "g"
+	kindMeasure    = "m"
+	kindOnward     = "o"
+	kindSignpost   = "s"
+	kindFollowUp   = "f"
+	kindNote       = "n"
+	kindRisk       = "k"
+	kindClosure    = "closure"
+	kindPerson     = "person"
+)
+
+// seqID names an item by its event's stream sequence, so items sort in log order.
+func seqID(seq uint64) string { return fmt.Sprintf("%020d", seq) }
+
+// readJourney assembles a journey's view from its row and its detail, as
+// of today (which decides the follow-ups' state).
+func readJourney(v *viewstore.View, row caseRow, today time.Time) (*JourneyView, error) {
+	out := &JourneyView{JourneyID: row.JourneyID, Status: row.Status, Team: row.Team, ReferredAt: row.ReferredAt,
+		Reasons: []string{}, Contacts: []Contact{}, Goals: []GoalView{}, Measures: []MeasureResult{}, Change: []MeasureChange{},
+		Onward: []OnwardView{}, Signposts: []SignpostView{}, FollowUps: []FollowUpView{}, CaseNotes: []CaseNote{},
+		Risks: []RiskView{}, History: []HistoryItem{}, Timeline: []TimelineEntry{},
+		ConsentVCS: row.Consent.ShareWithVCS, FailedAttempts: row.FailedAttempts, FlaggedUncontactable: row.Flagged,
+		LastContactAt: row.LastContactAt, Connection: row.Connection, Reopenings: row.Reopenings, Erased: row.Erased,
+		Version: row.Version, SuggestedWorker: row.Suggested.WorkerID, SuggestedWorkerName: row.Suggested.WorkerName}
+	c := row.Consent
+	out.Consent = &ConsentView{ShareWithVCS: c.ShareWithVCS, ByPerson: c.ByPerson, Method: c.Method, At: c.At}
+	if row.WorkerID != "" {
+		out.Worker = &Worker{ID: row.WorkerID, Name: row.WorkerName, AssignedAt: deref(row.AssignedAt)}
 	}
-	for _, rec := range history {
-		v.apply(rec.Event)
+	if row.ClosedAt != nil {
+		out.Closure = &Closure{Reason: row.ClosedReason, At: *row.ClosedAt}
 	}
-	v.FailedAttempts = len(state.FailedAttempts)
-	v.FlaggedUncontactable = state.FlaggedUncontactable(policy)
-	v.Change = pairMeasures(v.Measures)
-	today := dateOf(now)
-	for i := range v.FollowUps {
-		v.FollowUps[i].State = followUpState(v.FollowUps[i].Due, v.FollowUps[i].Done, today)
+	personal := map[string]string{} // kind/id -> the person's words
+	var person personalReferral
+	var assessment *Assessment
+	var timelineIDs []string
+	err := v.ForEach(detailPrefix(row.JourneyID), func(key string, value []byte) error {
+		rest := strings.TrimPrefix(key, detailPrefix(row.JourneyID))
+		kind, id, _ := strings.Cut(rest, "/")
+		if kind == "p" {
+			if rest == "p/"+kindPerson+"/" {
+				return json.Unmarshal(value, &person)
+			}
+			personal[strings.TrimPrefix(rest, "p/")] = string(value)
+			return nil
+		}
+		var err error
+		switch kind {
+		case kindReferral:
+			var r referralItem
+			if err = json.Unmarshal(value, &r); err == nil {
+				out.Source, out.Referrer, out.SourceID, out.Urgency = r.Source, r.Referrer, r.SourceID, r.Urgency
+				out.ContactPreference = r.ContactPreference
+				out.Reasons = append(out.Reasons, r.Reasons...)
+			}
+		case kindTimeline:
+			err = appendJSON(&out.Timeline, value)
+			timelineIDs = append(timelineIDs, id)
+		case kindContact:
+			err = appendJSON(&out.Contacts, value)
+		case kindAssessment:
+			assessment = &Assessment{}
+			err = json.Unmarshal(value, assessment)
+		case kindGoal:
+			err = appendJSON(&out.Goals, value)
+		case kindMeasure:
+			err = appendJSON(&out.Measures, value)
+		case kindOnward:
+			err = appendJSON(&out.Onward, value)
+		case kindSignpost:
+			err = appendJSON(&out.Signposts, value)
+		case kindFollowUp:
+			err = appendJSON(&out.FollowUps, value)
+		case kindNote:
+			err = appendJSON(&out.CaseNotes, value)
+		case kindRisk:
+			err = appendJSON(&out.Risks, value)
+		}
+		if err != nil {
+			return fmt.Errorf("journey %s item %s: %w", row.JourneyID, rest, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	if state.Erased {
-		v.eraseView()
+	out.Person, out.Notes, out.WhatMatters = person.Person, person.Notes, person.WhatMatters
+	if assessment != nil {
+		assessment.WhatMatters = personal[kindAssessment+"/"]
+		out.Assessment = assessment
 	}
-	return v
+	for i := range out.Timeline {
+		out.Timeline[i].Detail = personal[kindTimeline+"/"+timelineIDs[i]]
+	}
+	for i := range out.Goals {
+		out.Goals[i].Text = cmp.Or(personal[kindGoal+"/"+part(out.Goals[i].GoalID)], erasedText(row.Erased))
+	}
+	for i := range out.Onward {
+		out.Onward[i].Detail = personal[kindOnward+"/"+part(out.Onward[i].OnwardReferralID)]
+	}
+	for i := range out.Signposts {
+		out.Signposts[i].Description = personal[kindSignpost+"/"+part(out.Signposts[i].SignpostID)]
+	}
+	for i := range out.CaseNotes {
+		out.CaseNotes[i].Text = personal[kindNote+"/"+part(out.CaseNotes[i].NoteID)]
+	}
+	for i := range out.Risks {
+		out.Risks[i].Detail = personal[kindRisk+"/"+part(out.Risks[i].RiskID)]
+	}
+	if out.Closure != nil {
+		out.Closure.Detail = personal[kindClosure+"/"]
+	}
+	// Items keyed by their own ids are put in the order they happened.
+	byTime := func(a, b time.Time) int { return a.Compare(b) }
+	slices.SortStableFunc(out.Goals, func(a, b GoalView) int { return byTime(a.SetAt, b.SetAt) })
+	slices.SortStableFunc(out.Onward, func(a, b OnwardView) int { return byTime(a.SentAt, b.SentAt) })
+	slices.SortStableFunc(out.Signposts, func(a, b SignpostView) int { return byTime(a.At, b.At) })
+	slices.SortStableFunc(out.CaseNotes, func(a, b CaseNote) int { return byTime(a.At, b.At) })
+	slices.SortStableFunc(out.Risks, func(a, b RiskView) int { return byTime(a.At, b.At) })
+	slices.SortStableFunc(out.FollowUps, func(a, b FollowUpView) int {
+		return cmp.Or(strings.Compare(a.Due, b.Due), strings.Compare(a.FollowUpID, b.FollowUpID))
+	})
+	for i := range out.FollowUps {
+		out.FollowUps[i].State = followUpState(out.FollowUps[i].Due, out.FollowUps[i].Done, today)
+	}
+	out.Change = pairMeasures(out.Measures)
+	return out, nil
+}
+
+func erasedText(erased bool) string {
+	if erased {
+		return "(erased)"
+	}
+	return ""
+}
+
+func appendJSON[T any](list *[]T, value []byte) error {
+	var v T
+	if err := json.Unmarshal(value, &v); err != nil {
+		return err
+	}
+	*list = append(*list, v)
+	return nil
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }
 
 // dueSoon is how far ahead a follow-up counts as due.
-const dueSoon = 7 * 24 * time.Hour
+const dueSoon = 7
 
 // followUpState: done; overdue (due date passed); due (within a week);
-// scheduled (later).
+// scheduled (later). today is a day in England (events.UKDate).
 func followUpState(due string, done bool, today time.Time) string {
 	if done {
 		return "done"
@@ -230,202 +459,10 @@ func followUpState(due string, done bool, today time.Time) string {
 		return "scheduled"
 	case d.Before(today):
 		return "overdue"
-	case !d.After(today.Add(dueSoon)):
+	case !d.After(today.AddDate(0, 0, dueSoon)):
 		return "due"
 	}
 	return "scheduled"
-}
-
-func dateOf(t time.Time) time.Time {
-	y, m, d := t.UTC().Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-}
-
-func (v *JourneyView) apply(env *eventsv1.Envelope) {
-	at := env.GetOccurredAt().AsTime().UTC()
-	entry := TimelineEntry{Type: events.ShortName(env), At: at, By: env.GetActor().GetOrganisationId()}
-	switch e := env.GetEvent().(type) {
-	case *eventsv1.Envelope_ReferralReceived:
-		r := e.ReferralReceived
-		if v.Person != nil {
-			return // only the first referral counts (Evolve does the same)
-		}
-		v.Team, v.ReferredAt = r.GetLinkWorkTeam(), at
-		v.Source, v.Referrer, v.SourceID, v.Urgency = r.GetSource(), r.GetReferrerOrganisationId(), r.GetSourceId(), r.GetUrgency()
-		p := r.GetPerson()
-		v.Person = &Person{NHSNumber: p.GetNhsNumber(), GivenName: p.GetGivenName(), FamilyName: p.GetFamilyName(),
-			BirthDate: p.GetBirthDate(), Sex: r.GetSex(), Postcode: p.GetPostcode(), Phone: p.GetPhone(), Email: p.GetEmail()}
-		v.Reasons = append([]string{}, r.GetReasons()...)
-		v.Notes = r.GetNotes().GetText()
-		v.ConsentVCS = r.GetConsent().GetShareWithVcs()
-		entry.Summary = fmt.Sprintf("referred by %s (%s urgency) for %d reason(s)", cmp.Or(r.GetReferrerOrganisationId(), r.GetSource()), cmp.Or(r.GetUrgency(), "routine"), len(r.GetReasons()))
-	case *eventsv1.Envelope_LinkWorkerAssigned:
-		a := e.LinkWorkerAssigned
-		v.Worker = &Worker{ID: a.GetWorkerId(), Name: a.GetWorkerName(), AssignedAt: at}
-		entry.Summary = "assigned to " + a.GetWorkerName()
-	case *eventsv1.Envelope_ContactAttempted:
-		c := e.ContactAttempted
-		v.Contacts = append(v.Contacts, Contact{At: at, Outcome: c.GetOutcome(), Method: c.GetMethod()})
-		entry.Summary = "contact attempt by " + cmp.Or(c.GetMethod(), "unknown method") + ": " + strings.ReplaceAll(c.GetOutcome(), "_", " ")
-	case *eventsv1.Envelope_ContactMade:
-		c := e.ContactMade
-		v.Contacts = append(v.Contacts, Contact{At: at, Outcome: "reached", Method: c.GetMethod()})
-		v.LastContactAt = &at
-		entry.Summary = "reached by " + cmp.Or(c.GetMethod(), "unknown method")
-	case *eventsv1.Envelope_NeedsAssessed:
-		n := e.NeedsAssessed
-		v.Assessment = &Assessment{At: at, WhatMatters: n.GetWhatMatters().GetText(),
-			Needs: append([]string{}, n.GetNeeds()...), Barriers: append([]string{}, n.GetBarriers()...)}
-		for _, g := range n.GetGoals() {
-			v.goalIndex[g.GetGoalId()] = len(v.Goals)
-			v.Goals = append(v.Goals, GoalView{GoalID: g.GetGoalId(), Text: g.GetText().GetText(),
-				Status: cmp.Or(g.GetStatus(), "not_started"), SetAt: at, UpdatedAt: at})
-		}
-		entry.Summary = fmt.Sprintf("assessed: %d need(s), %d goal(s), %d barrier(s)", len(n.GetNeeds()), len(n.GetGoals()), len(n.GetBarriers()))
-	case *eventsv1.Envelope_GoalUpdated:
-		g := e.GoalUpdated
-		if i, ok := v.goalIndex[g.GetGoalId()]; ok {
-			v.Goals[i].Status, v.Goals[i].UpdatedAt = g.GetStatus(), at
-			entry.Summary = fmt.Sprintf("goal %q now %s", v.Goals[i].Text, strings.ReplaceAll(g.GetStatus(), "_", " "))
-		}
-	case *eventsv1.Envelope_WellbeingMeasured:
-		m := scoredResult(e.WellbeingMeasured, at)
-		v.Measures = append(v.Measures, m)
-		if id := m.FollowUpID; id != "" {
-			v.completeFollowUp(id, at, m.MeasureID)
-		}
-		entry.Summary = fmt.Sprintf("%s %s: %s", m.Instrument, strings.ReplaceAll(m.Timepoint, "_", "-"), scoreText(m))
-	case *eventsv1.Envelope_OnwardReferralMade:
-		o := e.OnwardReferralMade
-		v.onwardIndex[o.GetOnwardReferralId()] = len(v.Onward)
-		v.Onward = append(v.Onward, OnwardView{OnwardReferralID: o.GetOnwardReferralId(), ServiceID: o.GetServiceId(),
-			ServiceName: o.GetServiceName(), OrganisationID: o.GetOrganisationId(), Status: events.OnwardSent,
-			Shared: append([]string{}, o.GetShared().GetFields()...), WaitingList: o.GetWaitingList(), SentAt: at, UpdatedAt: at})
-		entry.Summary = "referred on to " + cmp.Or(o.GetServiceName(), o.GetServiceId())
-		if o.GetWaitingList() {
-			entry.Summary += " (waiting list)"
-		}
-	case *eventsv1.Envelope_OnwardReferralAccepted:
-		entry.Summary = v.onwardStep(e.OnwardReferralAccepted.GetOnwardReferralId(), events.OnwardAccepted, at, "", "") + " accepted the referral"
-	case *eventsv1.Envelope_OnwardReferralDeclined:
-		d := e.OnwardReferralDeclined
-		entry.Summary = v.onwardStep(d.GetOnwardReferralId(), events.OnwardDeclined, at, d.GetReason(), d.GetDetail().GetText()) +
-			" declined the referral: " + strings.ReplaceAll(d.GetReason(), "_", " ")
-	case *eventsv1.Envelope_OnwardReferralWithdrawn:
-		w := e.OnwardReferralWithdrawn
-		entry.Summary = "referral to " + v.onwardStep(w.GetOnwardReferralId(), events.OnwardWithdrawn, at, "", w.GetReason().GetText()) + " withdrawn"
-	case *eventsv1.Envelope_AttendanceRecorded:
-		a := e.AttendanceRecorded
-		name := v.onwardName(a.GetOnwardReferralId())
-		if i, ok := v.onwardIndex[a.GetOnwardReferralId()]; ok {
-			o := &v.Onward[i]
-			o.Attendance = append(o.Attendance, Attendance{Date: a.GetDate(), Attended: a.GetAttended()})
-			if a.GetAttended() {
-				o.Status = events.OnwardAttending
-			}
-			o.UpdatedAt = at
-		}
-		if a.GetAttended() {
-			entry.Summary = "attended " + name + " on " + a.GetDate()
-		} else {
-			entry.Summary = "did not attend " + name + " on " + a.GetDate()
-		}
-	case *eventsv1.Envelope_OnwardReferralCompleted:
-		entry.Summary = "completed " + v.onwardStep(e.OnwardReferralCompleted.GetOnwardReferralId(), events.OnwardCompleted, at, "", "")
-	case *eventsv1.Envelope_OnwardReferralDroppedOut:
-		d := e.OnwardReferralDroppedOut
-		entry.Summary = "dropped out of " + v.onwardStep(d.GetOnwardReferralId(), events.OnwardDroppedOut, at, "", d.GetDetail().GetText())
-	case *eventsv1.Envelope_FollowUpScheduled:
-		f := e.FollowUpScheduled
-		v.followIndex[f.GetFollowUpId()] = len(v.FollowUps)
-		v.FollowUps = append(v.FollowUps, FollowUpView{FollowUpID: f.GetFollowUpId(), Due: f.GetDue()})
-		entry.Summary = "follow-up scheduled for " + f.GetDue()
-	case *eventsv1.Envelope_FollowUpCompleted:
-		f := e.FollowUpCompleted
-		v.completeFollowUp(f.GetFollowUpId(), at, "")
-		entry.Summary = "follow-up completed"
-	case *eventsv1.Envelope_PatientDeclined:
-		v.Closure = &Closure{Reason: "declined", At: at, Detail: e.PatientDeclined.GetDetail().GetText()}
-		entry.Summary = "the person declined social prescribing"
-	case *eventsv1.Envelope_JourneyClosed:
-		v.Closure = &Closure{Reason: e.JourneyClosed.GetReason(), At: at}
-		entry.Summary = "closed: " + strings.ReplaceAll(e.JourneyClosed.GetReason(), "_", " ")
-	case *eventsv1.Envelope_JourneyReopened:
-		v.Closure = nil
-		v.Reopenings++
-		entry.Summary = "reopened"
-		if r := e.JourneyReopened.GetReason().GetText(); r != "" {
-			entry.Summary += ": " + r
-		}
-	case *eventsv1.Envelope_PersonalDataErased:
-		entry.Summary = "personal data erased"
-	}
-	if entry.Summary == "" {
-		entry.Summary = strings.ToLower(entry.Type)
-	}
-	v.Timeline = append(v.Timeline, entry)
-}
-
-// onwardStep moves an onward referral on and returns its service's name.
-func (v *JourneyView) onwardStep(id string, st events.OnwardStatus, at time.Time, reason, detail string) string {
-	i, ok := v.onwardIndex[id]
-	if !ok {
-		return "an unknown service"
-	}
-	o := &v.Onward[i]
-	o.Status, o.UpdatedAt = st, at
-	if reason != "" {
-		o.DeclineReason = reason
-	}
-	if detail != "" {
-		o.Detail = detail
-	}
-	return cmp.Or(o.ServiceName, o.ServiceID)
-}
-
-func (v *JourneyView) onwardName(id string) string {
-	if i, ok := v.onwardIndex[id]; ok {
-		return cmp.Or(v.Onward[i].ServiceName, v.Onward[i].ServiceID)
-	}
-	return "an unknown service"
-}
-
-func (v *JourneyView) completeFollowUp(id string, at time.Time, measureID string) {
-	i, ok := v.followIndex[id]
-	if !ok {
-		return
-	}
-	f := &v.FollowUps[i]
-	if !f.Done {
-		f.Done, f.CompletedAt = true, &at
-	}
-	if measureID != "" {
-		f.MeasureID = measureID
-	}
-}
-
-// eraseView blanks what erasure removed: the person and free text.
-func (v *JourneyView) eraseView() {
-	v.Erased = true
-	v.Person = nil
-	v.Notes = ""
-	if v.Assessment != nil {
-		v.Assessment.WhatMatters = ""
-	}
-	for i := range v.Goals {
-		v.Goals[i].Text = "(erased)"
-	}
-	for i := range v.Onward {
-		v.Onward[i].Detail = ""
-	}
-	if v.Closure != nil {
-		v.Closure.Detail = ""
-	}
-	for i := range v.Timeline {
-		if v.Timeline[i].Type == "GoalUpdated" {
-			v.Timeline[i].Summary = "goal updated"
-		}
-	}
 }
 
 // scoredResult is a recorded measure as the API reports it.

@@ -14,6 +14,7 @@ import (
 
 	"linkway/events"
 	"linkway/services/platform/api"
+	"linkway/services/platform/journal"
 	"linkway/services/platform/websession"
 )
 
@@ -104,12 +105,15 @@ type pageData struct {
 	Worker   string
 	Status   string
 	Statuses []string
+	// NextPage links to the caseload's next page, if there is one.
+	NextPage string
 	// Journey page.
 	Journey      *JourneyView
 	Nonce        string
 	CloseReasons []string
 	Methods      []string
 	Outcomes     []string
+	Timepoints   []string
 	Today        string
 }
 
@@ -117,7 +121,11 @@ func (s *Service) webHome(w http.ResponseWriter, r *http.Request, sess websessio
 	d := pageData{Page: websession.Page{Title: "Caseload"}}
 	q := r.URL.Query()
 	d.Worker, d.Status, d.Statuses = q.Get("worker"), q.Get("status"), statusFilters
-	cl, err := s.caseload(sess.Principal.OrgID, d.Worker, d.Status)
+	cq, err := caseloadParams(r)
+	var cl Caseload
+	if err == nil {
+		cl, err = readCaseload(s.view, sess.Principal.OrgID, cq, s.now())
+	}
 	if err == nil {
 		err = s.auditCaseload(r.Context(), sess.Principal, r.Pattern, cl)
 	}
@@ -127,6 +135,15 @@ func (s *Service) webHome(w http.ResponseWriter, r *http.Request, sess websessio
 		return nil
 	}
 	d.Caseload = &cl
+	if cl.NextPageToken != "" {
+		next := url.Values{"page_token": {cl.NextPageToken}}
+		for _, k := range []string{"worker", "status", "page_size"} {
+			if v := q.Get(k); v != "" {
+				next.Set(k, v)
+			}
+		}
+		d.NextPage = webPath + "?" + next.Encode()
+	}
 	s.sessions.Render(w, http.StatusOK, "caseload.html", &d, &sess)
 	return nil
 }
@@ -143,7 +160,7 @@ func (s *Service) webJourney(w http.ResponseWriter, r *http.Request, sess webses
 
 // journeyPage shows a journey; done names the action just carried out.
 func (s *Service) journeyPage(w http.ResponseWriter, r *http.Request, sess websession.Session, status int, done, errMsg string) error {
-	v, err := s.journey(r.Context(), sess.Principal, r.PathValue("id"))
+	v, err := s.journey(sess.Principal, r.PathValue("id"))
 	if err == nil {
 		err = s.cfg.Audit.Journey(r.Context(), sess.Principal, r.Pattern, r.PathValue("id"))
 	}
@@ -152,18 +169,18 @@ func (s *Service) journeyPage(w http.ResponseWriter, r *http.Request, sess webse
 	}
 	d := pageData{Page: websession.Page{Title: "Journey", Flash: doneMessages[done], Done: done, Error: errMsg}, Journey: v}
 	d.Nonce = websession.Token()
-	d.CloseReasons, d.Methods, d.Outcomes = events.CloseReasons, ContactMethods, events.ContactOutcomes
-	d.Today = dateOf(s.now()).Format(time.DateOnly)
+	d.CloseReasons, d.Methods, d.Outcomes, d.Timepoints = events.CloseReasons, ContactMethods, events.ContactOutcomes, events.FollowUpTimepoints
+	d.Today = earlier(events.UKDate(s.now()), utcDay(s.now())).Format(time.DateOnly)
 	s.sessions.Render(w, status, "journey.html", &d, &sess)
 	return nil
 }
 
 // doneMessages confirm a web action after its redirect.
 var doneMessages = map[string]string{"assign": "Link worker assigned.", "contact": "Contact recorded.",
-	"close": "Journey closed.", "reopen": "Journey reopened.", "follow-up": "Follow-up scheduled."}
+	"close": "Journey closed.", "reopen": "Journey reopened.", "follow-up": "Follow-up scheduled.", "note": "Case note added."}
 
 // webActions are the forms of the journey page and the commands they make.
-var webActions = []string{"assign", "contact", "close", "reopen", "follow-up"}
+var webActions = []string{"assign", "contact", "close", "reopen", "follow-up", "note"}
 
 // webAction carries out a journey page's form (read and checked for its
 // CSRF token by websession.Page).
@@ -173,12 +190,13 @@ func (s *Service) webAction(w http.ResponseWriter, r *http.Request, sess websess
 		return events.ErrNotFound
 	}
 	f := r.PostForm
+	id := r.PathValue("id")
 	var cmd events.Command
 	var err error
 	switch action {
 	case "assign":
-		b := assignBody{WorkerID: strings.TrimSpace(f.Get("worker_id")), WorkerName: strings.TrimSpace(f.Get("worker_name"))}
-		err, cmd = validateAssign(b), events.Assign{WorkerID: b.WorkerID, WorkerName: b.WorkerName}
+		cmd, err = assignCommand(assignBody{WorkerID: strings.TrimSpace(f.Get("worker_id")),
+			WorkerName: strings.TrimSpace(f.Get("worker_name")), HandoverNote: f.Get("handover_note")})
 	case "contact":
 		b := contactBody{Outcome: f.Get("outcome"), Method: f.Get("method")}
 		err, cmd = validateContact(b), events.RecordContact{Outcome: b.Outcome, Method: b.Method}
@@ -192,8 +210,10 @@ func (s *Service) webAction(w http.ResponseWriter, r *http.Request, sess websess
 		reason := strings.TrimSpace(f.Get("reason"))
 		err, cmd = text("reason", reason, maxText, false), events.Reopen{Reason: reason}
 	case "follow-up":
-		due := f.Get("due")
-		err, cmd = s.validateDue(due), events.ScheduleFollowUp{FollowUpID: events.NewID(), Due: due}
+		cmd, err = s.followUpCommand(sess.Principal, id, followUpBody{Due: f.Get("due"), Timepoint: f.Get("timepoint")})
+	case "note":
+		note := strings.TrimSpace(f.Get("text"))
+		err, cmd = text("text", note, maxNote, true), events.AddCaseNote{NoteID: events.NewID(), Text: note}
 	}
 	if err == nil {
 		// The form's nonce is the idempotency key: pressing the button twice
@@ -202,7 +222,11 @@ func (s *Service) webAction(w http.ResponseWriter, r *http.Request, sess websess
 		if n := f.Get("nonce"); n != "" && len(n) <= 100 {
 			key = "web:" + n
 		}
-		_, err = s.execute(r.Context(), sess.Principal, r.PathValue("id"), key, cmd)
+		var res journal.Result
+		res, err = s.execute(r.Context(), sess.Principal, id, key, cmd)
+		if err != nil && res.LastSeq > 0 {
+			err = nil // recorded; the page shows it once the view has caught up
+		}
 	}
 	if err != nil {
 		pub := api.Public(err)
@@ -215,6 +239,6 @@ func (s *Service) webAction(w http.ResponseWriter, r *http.Request, sess websess
 		}
 		return s.journeyPage(w, r, sess, api.Status(pub.Code), "", msg)
 	}
-	http.Redirect(w, r, webPath+"journeys/"+url.PathEscape(r.PathValue("id"))+"?done="+url.QueryEscape(action), http.StatusSeeOther)
+	http.Redirect(w, r, webPath+"journeys/"+url.PathEscape(id)+"?done="+url.QueryEscape(action), http.StatusSeeOther)
 	return nil
 }

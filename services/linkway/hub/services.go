@@ -57,8 +57,8 @@ func (h *Hub) startParties(ctx context.Context, only []string) (err error) {
 	}
 	if run("linkwork") {
 		if p.Linkwork, err = linkwork.New(ctx, linkwork.Config{
-			JS: h.js, Journal: h.store, Projections: h.shared, Audit: h.audit, Orgs: h.orgs, Directory: p.Directory,
-			HTTP: h.api, Log: log, Metrics: h.registry, Replicas: h.cfg.Replicas, Settings: h.cfg.Linkwork,
+			JS: h.js, Journal: h.store, Views: h.views, PersonRef: h.keyring.PersonRef, Audit: h.audit, Orgs: h.orgs,
+			Directory: p.Directory, HTTP: h.api, Log: log, Metrics: h.registry, Replicas: h.cfg.Replicas, Settings: h.cfg.Linkwork,
 		}); err != nil {
 			return fmt.Errorf("start linkwork: %w", err)
 		}
