@@ -1,17 +1,16 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,7 +23,6 @@ import (
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/platform/journal"
-	"linkway/services/platform/views"
 )
 
 // form is the shape of one run: the short one runs in `make test` (and `make test-cluster-short`), the
@@ -230,7 +228,7 @@ func TestClusterFaults(t *testing.T) {
 	for jid := range hist.referralsAcked {
 		ackedJourneys[jid] = true
 	}
-	acceptsAcked := maps(hist.acceptsAcked)
+	acceptsAcked := copyOf(hist.acceptsAcked)
 	hist.mu.Unlock()
 	duplicated := 0
 	for _, c := range read.referrals {
@@ -290,44 +288,41 @@ func TestClusterFaults(t *testing.T) {
 		t.Errorf("the load made no progress: %d referrals, %d accepts acknowledged", ackedRefs, ackedAccepts)
 	}
 
-	// Every view equals a rebuild from the log: let the views apply what
-	// the log holds (a view still applying is behind, not wrong), stop the
-	// replicas, take the views, rebuild each from the log, and compare.
-	waitViewsCaughtUp(t, nodes, []string{"referrals", "caseload", "inbox"}, 2*time.Minute)
+	// Every replica's views equal a rebuild from the log: let each replica
+	// apply what the log holds (a view still applying is behind, not
+	// wrong), stop the replicas, rebuild every view from the log into a
+	// fresh folder, and compare each replica's view store with it.
+	for _, h := range hubs {
+		waitCaughtUp(t, h, read.lastSeq, 2*time.Minute)
+	}
 	for _, h := range hubs {
 		h.stop(syscall.SIGTERM)
 	}
-	for _, name := range []string{"referrals", "caseload", "inbox"} {
-		before := snapshotView(t, nodes, name)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		out, err := rebuild(ctx, linkwayBin, dir, name, nodes)
-		cancel()
-		if err != nil {
-			t.Fatalf("linkway rebuild %s: %v\n%s", name, err, out)
-		}
-		after := snapshotView(t, nodes, name)
-		diff := 0
-		for k, v := range before {
-			if w, ok := after[k]; !ok || !bytes.Equal(v, w) {
-				if diff < 3 {
-					t.Errorf("view %s key %s differs after a rebuild:\nbefore %s\nafter  %s", name, k, v, after[k])
-				}
-				diff++
+	fresh := filepath.Join(dir, "rebuild", "views")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	out, err := rebuild(ctx, linkwayBin, dir, fresh, nodes)
+	cancel()
+	if err != nil {
+		t.Fatalf("linkway rebuild all: %v\n%s", err, out)
+	}
+	t.Logf("linkway rebuild all: %s", strings.TrimSpace(out))
+	want, wantCPs := readViews(t, fresh)
+	if len(want) == 0 {
+		t.Error("the rebuild holds no views")
+	}
+	for _, h := range hubs {
+		got, gotCPs := readViews(t, filepath.Join(dir, h.name, "views"))
+		for _, name := range slices.Sorted(maps.Keys(want)) {
+			if gotCPs[name] != wantCPs[name] {
+				t.Errorf("replica %s: view %s at sequence %d, the rebuild at %d", h.name, name, gotCPs[name], wantCPs[name])
 			}
+			diff := compareView(t, h.name+" view "+name, got[name], want[name])
+			t.Logf("replica %s: view %s: %d entries, %d differ from a rebuild from the log", h.name, name, len(got[name]), diff)
 		}
-		for k := range after {
-			if _, ok := before[k]; !ok {
-				if diff < 3 {
-					t.Errorf("view %s key %s only after a rebuild", name, k)
-				}
-				diff++
-			}
-		}
-		t.Logf("view %s: %d entries, %d differ from a rebuild from the log", name, len(before), diff)
 	}
 }
 
-func maps(m map[string]bool) map[string]bool {
+func copyOf(m map[string]bool) map[string]bool {
 	out := make(map[string]bool, len(m))
 	for k, v := range m {
 		out[k] = v
@@ -338,12 +333,13 @@ func maps(m map[string]bool) map[string]bool {
 func (h *history) referralsAckedSnapshot() map[string]bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return maps(h.referralsAcked)
+	return copyOf(h.referralsAcked)
 }
 
 // logContents is what the JOURNEYS stream holds, counted.
 type logContents struct {
 	events          int
+	lastSeq         uint64
 	referrals       map[string]int // ReferralReceived per journey id
 	accepts         map[string]int // OnwardReferralAccepted per onward id
 	duplicateMsgIDs int
@@ -371,6 +367,7 @@ func readLog(nodes []*natsNode) (logContents, error) {
 	if err != nil {
 		return out, err
 	}
+	out.lastSeq = info.State.LastSeq
 	if info.State.Msgs == 0 {
 		return out, nil
 	}
@@ -483,42 +480,6 @@ func visibleCheck(t *testing.T, hubs []*hubReplica, journeys, accepts map[string
 	return len(pending) + missingAccepts
 }
 
-// snapshotView reads a projection's view bucket, checkpoints left out.
-func snapshotView(t *testing.T, nodes []*natsNode, name string) map[string][]byte {
-	t.Helper()
-	nc, err := nats.Connect(natsURLs(nodes))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, views.BucketName(name))
-	if err != nil {
-		t.Fatalf("view %s: %v", name, err)
-	}
-	out := map[string][]byte{}
-	keys, err := kv.ListKeys(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k := range keys.Keys() {
-		if strings.HasPrefix(k, views.CheckpointKey) {
-			continue
-		}
-		e, err := kv.Get(ctx, k)
-		if err != nil {
-			t.Fatalf("view %s key %s: %v", name, k, err)
-		}
-		out[k] = e.Value()
-	}
-	return out
-}
-
 // faultLog is the fault schedule as it happened, for reading a write gap
 // against it.
 type faultLog struct {
@@ -537,76 +498,4 @@ func (l *faultLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "; ")
-}
-
-// waitViewsCaughtUp waits until every checkpoint of each view covers the
-// log: an unpartitioned view's up to the log's last event, a partitioned
-// view's each up to its partition's last event.
-func waitViewsCaughtUp(t *testing.T, nodes []*natsNode, names []string, timeout time.Duration) {
-	t.Helper()
-	nc, err := nats.Connect(natsURLs(nodes))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	checkpoint := func(kv jetstream.KeyValue, key string) (uint64, bool) {
-		e, err := kv.Get(ctx, key)
-		if err != nil {
-			return 0, false
-		}
-		n, err := strconv.ParseUint(string(e.Value()), 10, 64)
-		return n, err == nil
-	}
-	behind := func() string {
-		stream, err := js.Stream(ctx, events.JourneyStream)
-		if err != nil {
-			return err.Error()
-		}
-		info, err := stream.Info(ctx)
-		if err != nil {
-			return err.Error()
-		}
-		for _, name := range names {
-			kv, err := js.KeyValue(ctx, views.BucketName(name))
-			if err != nil {
-				return err.Error()
-			}
-			if cp, ok := checkpoint(kv, views.CheckpointKey); ok {
-				if cp < info.State.LastSeq {
-					return fmt.Sprintf("%s at %d of %d", name, cp, info.State.LastSeq)
-				}
-				continue
-			}
-			for k := range events.JourneyPartitions {
-				last, err := stream.GetLastMsgForSubject(ctx, events.PartitionFilter(k))
-				if errors.Is(err, jetstream.ErrMsgNotFound) {
-					continue
-				}
-				if err != nil {
-					return err.Error()
-				}
-				if cp, _ := checkpoint(kv, views.CheckpointKey+"."+strconv.Itoa(k)); cp < last.Sequence {
-					return fmt.Sprintf("%s partition %d at %d of %d", name, k, cp, last.Sequence)
-				}
-			}
-		}
-		return ""
-	}
-	for {
-		b := behind()
-		if b == "" {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Errorf("the views did not catch up with the log within %s: %s", timeout, b)
-			return
-		}
-		time.Sleep(200 * time.Millisecond) // polling interval
-	}
 }

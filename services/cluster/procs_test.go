@@ -326,10 +326,11 @@ func startHub(t *testing.T, linkwayBin, dir, name string, nodes []*natsNode) *hu
 	return h
 }
 
-// rebuild runs `linkway rebuild <projection>` against the cluster.
-func rebuild(ctx context.Context, linkwayBin, dir, projection string, nodes []*natsNode) (string, error) {
-	cmd := exec.CommandContext(ctx, linkwayBin, "rebuild", projection, "--nats", natsURLs(nodes), "--replicas", "3",
-		"--replica-name", "rebuild", "--data", filepath.Join(dir, "rebuild"), "--lease-ttl", "3s")
+// rebuild runs `linkway rebuild all` against the cluster, into a fresh
+// views folder.
+func rebuild(ctx context.Context, linkwayBin, dir, views string, nodes []*natsNode) (string, error) {
+	cmd := exec.CommandContext(ctx, linkwayBin, "rebuild", "all", "--nats", natsURLs(nodes), "--replicas", "3",
+		"--replica-name", "rebuild", "--data", filepath.Join(dir, "rebuild"), "--views", views)
 	cmd.Env = append(os.Environ(), hubEnv()...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
