@@ -22,7 +22,7 @@ import (
 
 // startEmbedded takes the data folder and starts the embedded server on
 // it, with the accounts of ops/nats/accounts.conf, and connects to it in
-// process as the hub user. Its listener (--nats-listen, off by default)
+// process. Its listener (--nats-listen, off by default)
 // admits only the users whose passwords it keeps in the data folder.
 func (h *Hub) startEmbedded() error {
 	var err error
@@ -36,9 +36,13 @@ func (h *Hub) startEmbedded() error {
 		return err
 	}
 	h.ns, h.embedded = e.ns, e
+	// In process, the hub connects as the account's operator: it owns its
+	// embedded store, and upkeep the hub user of a cluster leaves to the
+	// operator (such as making the person-keys bucket again for secure
+	// deletion) is its own here; no other process can use this connection.
 	// Reconnecting without end, quickly: after a restart of the embedded
 	// server (restartEmbedded) the connection reaches the new one.
-	h.nc, err = nats.Connect("", nats.InProcessServer(e), nats.Name("linkway"), h.natsUsers.Option(natsserver.HubUser),
+	h.nc, err = nats.Connect("", nats.InProcessServer(e), nats.Name("linkway"), h.natsUsers.Option(natsserver.AdminUser),
 		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("connect to the embedded NATS server: %w", err)
