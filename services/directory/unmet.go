@@ -200,7 +200,8 @@ func (s *Service) declinesOf(category, area string, at time.Time) (declineTally,
 	}
 	prefix := declinedPrefix + category + "."
 	err := s.views.View(UnmetNeedProjection).ForEach(prefix, func(key string, value []byte) error {
-		when, _, _ := strings.Cut(key[len(prefix):], ".")
+		rest := key[len(prefix):]
+		when := rest[:max(strings.LastIndexByte(rest, '.'), 0)] // the time holds a '.' too
 		inArea := strings.EqualFold(strings.TrimSpace(string(value)), strings.TrimSpace(area))
 		if cut == "" || when < cut {
 			t.before++

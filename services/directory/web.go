@@ -108,6 +108,9 @@ func (wb *web) page(w http.ResponseWriter, r *http.Request, se websession.Sessio
 		Query: q.Get("q"), Category: q.Get("category"), Accepting: q.Get("accepting"),
 		Categories: events.NeedCategories, Capacities: events.CapacityStatuses,
 		Panel: se.Principal.Kind == events.KindPanel || se.Principal.Kind == events.KindAdmin}
+	if v.Flash != "" {
+		v.Done = flash // names what was done, for scripts and tests
+	}
 	query := Query{Text: v.Query}
 	if validCategory(v.Category) {
 		query.Category = v.Category

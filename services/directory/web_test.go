@@ -210,4 +210,68 @@ func TestBrowser(t *testing.T) {
 	if got := text(t, ctx, chromedp.ID("error")); !strings.Contains(got, "organisation_id") {
 		t.Errorf("error shown: %q, want it to name organisation_id", got)
 	}
+	webtest.Do(t, ctx, "record a gap",
+		chromedp.SetValue(chromedp.ID("gap-need"), "food"),
+		chromedp.SendKeys(chromedp.ID("gap-area"), "Sale West"),
+		chromedp.SendKeys(chromedp.ID("gap-detail"), "No lunch club within walking distance"),
+		chromedp.Click(chromedp.ID("record-gap")),
+		chromedp.WaitVisible(chromedp.Search(`//p[@id="flash"][@data-done="gap"]`)),
+	)
+	if got := text(t, ctx, chromedp.ID("gaps-open")); got != "1" {
+		t.Errorf("open gaps after recording one: %q", got)
+	}
+
+	webtest.Do(t, ctx, "sign out, find a group on the public page",
+		chromedp.Click(chromedp.ID("sign-out")),
+		chromedp.WaitVisible(chromedp.ID("key")),
+		chromedp.Navigate(h.Base+"/directory/public/"),
+		chromedp.WaitVisible(chromedp.ID("services")),
+		chromedp.SendKeys(chromedp.ID("q"), "walks"),
+		chromedp.Click(chromedp.ID("search")),
+		chromedp.WaitVisible(chromedp.Search(`//h2[@id="services-h"][contains(., "(1)")]`)),
+	)
+	if got := text(t, ctx, chromedp.CSS(`li[data-id="VCS001-walk"] h3`)); got != "Sale health walks" {
+		t.Errorf("the public search shows %q", got)
+	}
+}
+
+// TestPublicPage: anyone, with no key, finds the groups, searches them,
+// and is shown nothing of what organisations do when signed in.
+func TestPublicPage(t *testing.T) {
+	h := hubtest.Start(t)
+	c := browserClient(t)
+	st, page := fetch(t, c, "GET", h.Base+"/directory/public/", nil)
+	if st != http.StatusOK {
+		t.Fatalf("public page: %d", st)
+	}
+	for _, want := range []string{"Sale health walks", "Debt and benefits advice", `<label for="q">`, "Taking new people", "Sign in"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the public page lacks %q", want)
+		}
+	}
+	for _, not := range []string{`name="csrf"`, "Set capacity", "Withdraw", "Signed in as", "<script"} {
+		if strings.Contains(page, not) {
+			t.Errorf("the public page shows %q", not)
+		}
+	}
+	// Withdrawn services are not offered.
+	h.JSON("POST", "/v1/directory/services/VCS006-garden/withdraw", panel, nil, 200, nil)
+	_, page = fetch(t, c, "GET", h.Base+"/directory/public/?q=debt", nil)
+	if n := strings.Count(page, `class="card" data-id=`); n != 1 || !strings.Contains(page, `data-id="VCS002-debt"`) {
+		t.Errorf("searching debt shows %d services", n)
+	}
+	_, page = fetch(t, c, "GET", h.Base+"/directory/public/?category=physical_activity", nil)
+	if !strings.Contains(page, `data-id="VCS001-walk"`) || strings.Contains(page, `data-id="VCS006-garden"`) || strings.Contains(page, `data-id="VCS002-debt"`) {
+		t.Error("the physical activity groups: want the walk, not the withdrawn garden nor debt advice")
+	}
+	st, page = fetch(t, c, "GET", h.Base+"/directory/public/?category=knitting", nil)
+	if st != http.StatusBadRequest || !strings.Contains(page, `role="alert"`) {
+		t.Errorf("an unknown category: %d, want 400 with the problem shown", st)
+	}
+	// A signed-in session changes nothing on the public page.
+	signIn(t, h, c, panel)
+	_, page = fetch(t, c, "GET", h.Base+"/directory/public/", nil)
+	if strings.Contains(page, `name="csrf"`) || strings.Contains(page, "Unmet need") {
+		t.Error("the public page shows a signed-in panel's forms")
+	}
 }
