@@ -22,8 +22,8 @@ import (
 
 // startEmbedded takes the data folder and starts the embedded server on
 // it, with the accounts of ops/nats/accounts.conf, and connects to it in
-// process. Its listener (--nats-listen, off by default)
-// admits only the users whose passwords it keeps in the data folder.
+// process. Its listener (--nats-listen, off by default) admits only the
+// users whose passwords it keeps in the data folder.
 func (h *Hub) startEmbedded() error {
 	var err error
 	// One process per data folder: a second would lose the first's
@@ -83,10 +83,16 @@ func (h *Hub) NATSCredentials() string {
 
 // NATSAddr is where the embedded server listens ("" when it does not).
 func (h *Hub) NATSAddr() string {
-	if h.ns == nil || h.ns.Addr() == nil {
+	if h.embedded == nil {
 		return ""
 	}
-	return h.ns.Addr().String()
+	h.embedded.mu.Lock()
+	ns := h.embedded.ns // restartEmbedded may replace it
+	h.embedded.mu.Unlock()
+	if ns.Addr() == nil {
+		return ""
+	}
+	return ns.Addr().String()
 }
 
 // parseEdge reads the public URL and trusted proxies of cfg.
