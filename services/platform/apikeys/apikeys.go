@@ -47,6 +47,9 @@ type KeyRing struct {
 type cachedKey struct {
 	p     api.Principal
 	until time.Time
+	// revision of the record read: a watch update of it or older (the
+	// key's own creation arriving late) leaves the entry in place.
+	revision uint64
 }
 
 // CacheTTL bounds how long a key found is trusted without asking the
@@ -91,13 +94,30 @@ func (k *KeyRing) watch(ctx context.Context, w jetstream.KeyWatcher) {
 			if !ok {
 				return
 			}
-			if e != nil {
-				k.drop(e.Key())
+			if e == nil {
+				continue
 			}
+			if e.Operation() == jetstream.KeyValuePut {
+				// A key made or rewritten: forget what was cached of it.
+				// Only a revocation must also stop a racing read from
+				// caching (a new key racing its first use is harmless).
+				k.evict(e.Key(), e.Revision())
+				continue
+			}
+			k.drop(e.Key())
 		}
 	}
 }
 
+func (k *KeyRing) evict(hash string, revision uint64) {
+	k.mu.Lock()
+	if c, ok := k.cache[hash]; ok && c.revision < revision {
+		delete(k.cache, hash)
+	}
+	k.mu.Unlock()
+}
+
+// drop forgets a revoked key, and makes any read in flight not cache.
 func (k *KeyRing) drop(hash string) {
 	k.mu.Lock()
 	delete(k.cache, hash)
@@ -229,7 +249,7 @@ func (k *KeyRing) Lookup(ctx context.Context, key string) (api.Principal, bool, 
 	}
 	k.mu.Lock()
 	if k.drops == drops {
-		k.cache[h] = cachedKey{p: rec.Principal, until: k.now().Add(CacheTTL)}
+		k.cache[h] = cachedKey{p: rec.Principal, until: k.now().Add(CacheTTL), revision: e.Revision()}
 	}
 	k.mu.Unlock()
 	return rec.Principal, true, nil
