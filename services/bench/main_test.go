@@ -104,17 +104,20 @@ func writeReport(path string) error {
 		}
 	}
 	if len(results.curve) > 0 {
-		sb.WriteString("\n## Rebuild of every view from the log: scaling curve\n\n")
-		sb.WriteString("Synthetic history from `linkway gen`'s generator (ops/synthhistory: declines, uncontactable closures, several onward\n")
+		sb.WriteString("\n## Catch-up of every view: `linkway rebuild all` over `linkway gen`\n\n")
+		sb.WriteString("Synthetic history from `linkway gen` (ops/synthhistory: declines, uncontactable closures, several onward\n")
 		sb.WriteString("referrals, VCS declines by reason, attendance, follow-ups with measures, reopenings; 200 practices, 30 teams, dated\n")
-		sb.WriteString("over a year), written through the event store. Then every view is dropped and a hub started on the data rebuilds\n")
-		sb.WriteString("them all; timed until every projection has caught up. Peak memory is the resident set of the process, which\n")
-		sb.WriteString("holds the hub and its embedded NATS server.\n\n")
-		sb.WriteString("| journeys | events | rebuild (all views) | events/s | raw consumer events/s | ratio | peak RSS | generator events/s |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+		sb.WriteString("over a year), written through the event store. At each size, in the same run on the same data: a raw JetStream\n")
+		sb.WriteString("ordered consumer reads the whole log, then `linkway rebuild all` (a process of its own: the parties, the one\n")
+		sb.WriteString("reader, the Pebble view store and the embedded NATS server) drops every view and the folded journeys and replays\n")
+		sb.WriteString("the log into them, each event decoded, unsealed and folded once. Its figures are what it prints: events/s over\n")
+		sb.WriteString("the replay, peak resident set (getrusage maxrss, the whole process) and the highest Go heap in use sampled.\n\n")
+		fmt.Fprintf(&sb, "Views: %s.\n\n", results.curve[len(results.curve)-1].viewNames)
+		sb.WriteString("| journeys | events | rebuild all | events/s | raw consumer events/s | ratio | peak RSS | Go heap | `linkway gen` events/s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		var xs, ts, js, ms []float64
 		for _, p := range results.curve {
-			fmt.Fprintf(&sb, "| %s | %s | %.1f s | %s | %s | %.2f | %d MB | %s |\n", thousands(float64(p.journeys)), thousands(float64(p.events)),
-				p.seconds, thousands(p.rate()), thousands(p.rawRate), p.rate()/p.rawRate, p.peakMB, thousands(p.genRate))
+			fmt.Fprintf(&sb, "| %s | %s | %.1f s | %s | %s | %.2f | %d MiB | %d MiB | %s |\n", thousands(float64(p.journeys)), thousands(float64(p.events)),
+				p.seconds, thousands(p.rate()), thousands(p.rawRate), p.rate()/p.rawRate, p.peakMB, p.heapMB, thousands(p.genRate))
 			xs, ts = append(xs, float64(p.events)), append(ts, p.seconds)
 			js, ms = append(js, float64(p.journeys)), append(ms, float64(p.peakMB))
 		}
@@ -124,13 +127,18 @@ func writeReport(path string) error {
 		nationalEvents := national * perJourney
 		a, b := fit(xs, ts)
 		ma, mb := fit(js, ms)
+		secs := a + b*nationalEvents
+		if len(xs) == 1 || secs <= 0 {
+			secs = nationalEvents / last.rate()
+		}
 		fmt.Fprintf(&sb, "\nExtrapolation to a national year (1.3 million journeys; %.1f events a journey in this history, so %s events),\n", perJourney, thousands(nationalEvents))
-		fmt.Fprintf(&sb, "by a least-squares line through the points above: rebuild time %.0f s + %.2f µs/event = **%s**;\n", a, b*1e6, (time.Duration((a + b*nationalEvents) * float64(time.Second))).Round(time.Second))
-		fmt.Fprintf(&sb, "peak memory %.0f MB + %.1f MB per 1,000 journeys = **%.1f GB**. Each projection consumer keeps a cache of view\n", ma, mb*1000, (ma+mb*national)/1024)
-		sb.WriteString("entries bounded at 200,000 (views.Config.CacheSize), and the partitioned views (inbox, vcs_feed) have 16\n")
-		sb.WriteString("consumers each, so up to a national year nearly every entry stays cached: memory grows linearly with the history\n")
-		sb.WriteString("and the linear extrapolation stands. Time is linear in events; on this 2-core machine the hub, its NATS server and\n")
-		sb.WriteString("the views' fsynced KV writes share the same cores.\n")
+		fmt.Fprintf(&sb, "by a least-squares line through the points above: rebuild time %.1f s + %.2f µs/event = **%s** (goal <= 3 min);\n", a, b*1e6, (time.Duration(secs * float64(time.Second))).Round(time.Second))
+		fmt.Fprintf(&sb, "peak resident memory %.0f MiB + %.2f MiB per 1,000 journeys = **%.0f MiB** (goal <= 1 GiB), on %d cores (GOMAXPROCS %d).\n",
+			ma, mb*1000, ma+mb*national, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+		sb.WriteString("Memory is bounded by design (a bounded LRU of folded journeys, a 64 MiB block cache and at most four 16 MiB\n")
+		sb.WriteString("memtables in the view store, person keys in a bounded cache), so the line's slope is what the bounds have not yet\n")
+		sb.WriteString("reached at these sizes; the machine is shared with other work, so the ratio, against the same server in the same\n")
+		sb.WriteString("run, is the steadier figure.\n")
 	}
 	// Notes written by hand below the marker stay across runs.
 	sb.WriteString("\n" + notesMarker + "\n")
