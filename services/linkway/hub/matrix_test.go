@@ -273,7 +273,7 @@ func newWorlds(t *testing.T, h *hubtest.Hub) *worlds {
 	dir := w.build(side{}, "dir")
 	for _, k := range []string{"own", "other"} {
 		maps := w.base[k]
-		maps["dir_org"], maps["dir_service"] = dir["dir_org"], dir["dir_service"]
+		maps["dir_org"], maps["dir_service"], maps["dir_gap"] = dir["dir_org"], dir["dir_service"], dir["dir_gap"]
 	}
 	w.oruk = map[string]string{
 		"oruk_service":  firstID(t, h, "/openreferral/services"),
@@ -321,7 +321,7 @@ func (w *worlds) fresh(target, state string) map[string]string {
 		for k, x := range w.shared(t) {
 			out[k] = x
 		}
-		out["dir_org"], out["dir_service"] = v["dir_org"], v["dir_service"]
+		out["dir_org"], out["dir_service"], out["dir_gap"] = v["dir_org"], v["dir_service"], v["dir_gap"]
 		return out
 	}
 	return w.build(sides[t], state)
@@ -331,7 +331,7 @@ func (w *worlds) fresh(target, state string) map[string]string {
 // practice to its team, assigned, reached, assessed with a goal, a
 // follow-up due and an onward referral to its VCS service; then state
 // (closed, accepted, attending) on top. "dir" makes a directory
-// organisation and service instead.
+// organisation, service and gap instead.
 func (w *worlds) build(s side, state string) map[string]string {
 	t, h := w.t, w.h
 	t.Helper()
@@ -345,7 +345,11 @@ func (w *worlds) build(s side, state string) map[string]string {
 		}
 		h.JSON("POST", "/v1/directory/services", admin, map[string]any{"organisation_id": org, "name": "Walks",
 			"category": "physical_activity", "accepts_referrals": true}, 201, &svc)
-		return map[string]string{"dir_org": org, "dir_service": svc.ID}
+		var gap struct {
+			GapID string `json:"gap_id"`
+		}
+		h.JSON("POST", "/v1/directory/gaps", admin, map[string]any{"need": "physical_activity", "area": "Sale " + org}, 201, &gap)
+		return map[string]string{"dir_org": org, "dir_service": svc.ID, "dir_gap": gap.GapID}
 	}
 	v := map[string]string{"practice": s.practice, "team": s.team, "service": s.service, "org": s.org}
 	var ref struct {
