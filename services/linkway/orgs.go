@@ -17,10 +17,12 @@ import (
 )
 
 const orgsUsage = `usage:
-  linkway orgs add --code CODE --kind KIND --name NAME [--team U12345,...]
+  linkway orgs add --code CODE --kind KIND --name NAME [--team U12345,...] [--sector SECTOR]
                                   register an organisation (kinds: %s);
                                   --team: the link-worker teams a practice refers to
-                                  or a commissioner commissions
+                                  or a commissioner commissions; --sector: a referrer's
+                                  (housing, social_care, hospital, dwp, police, education,
+                                  other_agency: its referrals' source)
   linkway orgs list               list organisations
   linkway orgs disable CODE       its keys stop working at once; its history stays
   linkway orgs enable CODE        its keys work again
@@ -50,6 +52,7 @@ func runOrgs(ctx context.Context, args []string, log *slog.Logger, stdout, stder
 	kind := fs.String("kind", "", "kind: "+kindNames()+" (orgs add)")
 	name := fs.String("name", "", "the organisation's name (orgs add)")
 	teams := fs.String("team", "", "comma-separated link-worker team codes (orgs add: gp, referrer, commissioner)")
+	sector := fs.String("sector", "", "a referrer's sector (orgs add; other_agency when not given)")
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
 		return err
@@ -67,7 +70,8 @@ func runOrgs(ctx context.Context, args []string, log *slog.Logger, stdout, stder
 			}
 		}
 		run = func(r *orgs.Registry) error {
-			o := orgs.Organisation{ID: strings.TrimSpace(*code), Kind: events.Kind(strings.TrimSpace(*kind)), Name: *name}
+			o := orgs.Organisation{ID: strings.TrimSpace(*code), Kind: events.Kind(strings.TrimSpace(*kind)), Name: *name,
+				Sector: events.Sector(strings.TrimSpace(*sector))}
 			if err := r.Add(ctx, o, links); err != nil {
 				var e *events.Error
 				if errors.As(err, &e) && e.Field != "" {

@@ -28,6 +28,8 @@ var DemoKeys = []DemoKey{
 	{"demo-icb-qyg", orgs.Organisation{ID: "QYG", Name: "Cheshire and Merseyside ICB", Kind: events.KindCommissioner, Commissions: []string{"U12345"}}},
 	{"demo-panel", orgs.Organisation{ID: "PANEL-SALE", Name: "Sale community panel", Kind: events.KindPanel}},
 	{"demo-admin", orgs.Organisation{ID: "OPERATOR", Name: "Linkway operator", Kind: events.KindAdmin}},
+	{"demo-ref-hsg01", orgs.Organisation{ID: "HSG01", Name: "Trafford Housing Trust", Kind: events.KindReferrer,
+		Sector: events.SectorHousing, Teams: []string{"U12345"}}},
 }
 
 func seedDemo(ctx context.Context, registry *orgs.Registry, keys *apikeys.KeyRing) error {

@@ -31,6 +31,10 @@ type Organisation struct {
 	// Teams lists the link-worker teams a GP practice or other referrer
 	// refers to (`linkway orgs add --team`).
 	Teams []string `json:"teams,omitempty"`
+	// Sector is the kind of agency a referrer is (housing, social_care,
+	// ...): its referrals carry it as their source (`linkway orgs add
+	// --sector`). Only referrers have one.
+	Sector events.Sector `json:"sector,omitempty"`
 	// Disabled organisations keep their history, but their keys no longer
 	// work (`linkway orgs disable`).
 	Disabled bool `json:"disabled,omitempty"`

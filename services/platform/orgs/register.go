@@ -19,7 +19,7 @@ const maxName = 200
 
 // linksTeams are the kinds whose organisations link to link-worker teams:
 // practices and referrers refer to them, commissioners pay for them.
-var linksTeams = []events.Kind{events.KindGP, events.KindCommissioner, "referrer" /* version 2: any agency that refers */}
+var linksTeams = []events.Kind{events.KindGP, events.KindCommissioner, events.KindReferrer}
 
 // ErrExists is returned by Add for a code already registered.
 var ErrExists = errors.New("organisation already registered")
@@ -30,7 +30,8 @@ var ErrNotRegistered = errors.New("no registered organisation")
 // Add registers a new organisation (`linkway orgs add`): a valid code not
 // yet registered, a known kind, a name, and for practices, referrers and
 // commissioners the link-worker teams they link to, each registered.
-// A commissioner's teams are the teams it commissions.
+// A commissioner's teams are the teams it commissions. A referrer has a
+// sector (events.Sectors; other_agency when none is given).
 func (r *Registry) Add(ctx context.Context, o Organisation, teams []string) error {
 	o.Name = strings.TrimSpace(o.Name)
 	switch {
@@ -42,6 +43,13 @@ func (r *Registry) Add(ctx context.Context, o Organisation, teams []string) erro
 		return events.Invalid("name", "is required, at most %d characters", maxName)
 	case len(teams) > 0 && !slices.Contains(linksTeams, o.Kind):
 		return events.Invalid("team", "only a %v organisation links to link-worker teams", linksTeams)
+	case o.Sector != "" && o.Kind != events.KindReferrer:
+		return events.Invalid("sector", "only a referrer organisation has a sector")
+	case o.Sector != "" && !slices.Contains(events.Sectors, o.Sector):
+		return events.Invalid("sector", "must be one of %v", events.Sectors)
+	}
+	if o.Kind == events.KindReferrer && o.Sector == "" {
+		o.Sector = events.SectorOtherAgency // its referrals need a source
 	}
 	for _, t := range teams {
 		if !r.Is(t, events.KindLinkwork) {
