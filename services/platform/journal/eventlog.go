@@ -440,9 +440,16 @@ func (s *Store) marshal(ctx context.Context, j *journey, e *eventsv1.Envelope) (
 	if s.cfg.Sealer != nil {
 		wire = proto.Clone(e).(*eventsv1.Envelope)
 		keyID := j.keyID
-		if rr := e.GetReferralReceived(); rr != nil && rr.GetPerson().GetNhsNumber() != "" {
+		if rr := e.GetReferralReceived(); rr != nil && rr.GetPerson() != nil {
+			// A person known by no NHS number (a self-referral may give
+			// none) takes a key of their own journey, so that their details
+			// are sealed, not dropped, and erased with the journey.
+			who := rr.GetPerson().GetNhsNumber()
+			if who == "" {
+				who = "journey:" + j.id
+			}
 			var err error
-			if keyID, m.headers, err = s.cfg.Sealer.Enrol(ctx, rr.GetPerson().GetNhsNumber()); err != nil {
+			if keyID, m.headers, err = s.cfg.Sealer.Enrol(ctx, who); err != nil {
 				return outMsg{}, unavailable("personal data cannot be protected now", err)
 			}
 			m.keyID = keyID
