@@ -45,9 +45,9 @@ const (
 func (s *Service) routesFHIR() {
 	h := s.cfg.HTTP
 	h.HandlePublic("POST /fhir/R4/ServiceRequest", s.fhirRoute(s.postServiceRequest))
-	h.HandlePublic("GET /fhir/R4/ServiceRequest/{id}", s.fhirRoute(fhirRead(s.serviceRequest)))
+	h.HandlePublic("GET /fhir/R4/ServiceRequest/{id}", s.fhirRoute(fhirRead(s.cfg.Audit, s.serviceRequest)))
 	h.HandlePublic("GET /fhir/R4/Task", s.fhirRoute(s.searchTasks))
-	h.HandlePublic("GET /fhir/R4/Task/{id}", s.fhirRoute(fhirRead(s.task)))
+	h.HandlePublic("GET /fhir/R4/Task/{id}", s.fhirRoute(fhirRead(s.cfg.Audit, s.task)))
 	h.HandlePublic("POST /fhir/R4/$process-message", s.fhirRoute(s.processMessage))
 	h.HandlePublic("GET /fhir/R4/metadata", http.HandlerFunc(s.metadata))
 }
@@ -73,11 +73,15 @@ func (s *Service) fhirRoute(h api.HandlerFunc) http.Handler {
 }
 
 // fhirRead answers a read (GET .../{id}) with the resource get builds for
-// the calling practice.
-func fhirRead[T any](get func(ctx context.Context, p api.Principal, id string) (T, error)) api.HandlerFunc {
+// the calling practice. The resource names the patient (NHS number):
+// the read is audited, as on the JSON routes.
+func fhirRead[T any](audit Auditor, get func(ctx context.Context, p api.Principal, id string) (T, error)) api.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p api.Principal) error {
 		v, err := get(r.Context(), p, r.PathValue("id"))
 		if err != nil {
+			return err
+		}
+		if err := audit.Journey(r.Context(), p, r.Pattern, r.PathValue("id")); err != nil {
 			return err
 		}
 		writeFHIR(w, http.StatusOK, v)

@@ -72,6 +72,10 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request, p api.P
 	}
 	resp := Bundle{ResourceType: "Bundle", ID: events.NewID(), Type: "message", Timestamp: fhirTime(s.now()),
 		Entry: []BundleEntry{{FullURL: "urn:uuid:" + hdrID, Resource: hdrJSON}, {FullURL: srURL, Resource: srJSON}}}
+	// The answer names the patient (its ServiceRequest): audited as a read.
+	if err := s.cfg.Audit.Journey(r.Context(), p, r.Pattern, out.ID); err != nil {
+		return err
+	}
 	w.Header().Set("Location", "/fhir/R4/ServiceRequest/"+out.ID)
 	writeFHIR(w, http.StatusOK, resp)
 	return nil

@@ -326,6 +326,10 @@ func (s *Service) postServiceRequest(w http.ResponseWriter, r *http.Request, p a
 	if created {
 		status = http.StatusCreated
 	}
+	// The answer names the patient (NHS number, name, notes): audited as a read.
+	if err := s.cfg.Audit.Journey(r.Context(), p, r.Pattern, out.ID); err != nil {
+		return err
+	}
 	writeFHIR(w, status, out)
 	return nil
 }

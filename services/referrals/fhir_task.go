@@ -167,6 +167,10 @@ func (s *Service) searchTasks(w http.ResponseWriter, r *http.Request, p api.Prin
 		if err != nil {
 			return err
 		}
+		// The Task names the patient (NHS number): audited as a read.
+		if err := s.cfg.Audit.Journey(r.Context(), p, r.Pattern, id); err != nil {
+			return err
+		}
 		e := BundleEntry{FullURL: baseURL(r) + "/Task/" + id, Resource: raw}
 		e.Search = &struct {
 			Mode string `json:"mode"`
