@@ -224,7 +224,6 @@ func (s *Service) serveUnmetNeed(h Routes) {
 }
 
 func (s *Service) getUnmetNeed(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	s.catchUp(r.Context(), UnmetNeedProjection)
 	u, err := s.UnmetNeed(p)
 	if err != nil {
 		return err

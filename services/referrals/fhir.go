@@ -8,12 +8,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"linkway/events"
 	"linkway/services/platform/api"
-	"linkway/services/platform/journal"
 )
 
 // FHIR R4 (application/fhir+json), UK Core shaped: GP systems that speak
@@ -34,6 +34,16 @@ const (
 	// with community organisations: ServiceRequest has no element for it.
 	// A contained or bundled active Consent resource means the same.
 	ConsentExtension = "https://linkway.example.org/fhir/StructureDefinition/consent-share-with-vcs"
+	// EthnicCategoryExtension is UK Core's extension for a Patient's ethnic
+	// category, coded in EthnicCategorySystem (the NHS Data Dictionary
+	// ETHNIC CATEGORY codes for England: A-H, J-N, P, R, S, Z, 99).
+	EthnicCategoryExtension = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory"
+	EthnicCategorySystem    = "https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland"
+	// WarningExtension points from an answer to the OperationOutcome it
+	// contains, which holds what the referrer should know of how the
+	// referral was taken (an urgent one: link workers are not a crisis
+	// service).
+	WarningExtension = "https://linkway.example.org/fhir/StructureDefinition/processing-warning"
 	barsEvents       = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
 	barsCategory     = "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest"
 	fhirContentType  = "application/fhir+json; charset=utf-8"
@@ -45,19 +55,19 @@ const (
 func (s *Service) routesFHIR() {
 	h := s.cfg.HTTP
 	h.HandlePublic("POST /fhir/R4/ServiceRequest", s.fhirRoute(s.postServiceRequest))
-	h.HandlePublic("GET /fhir/R4/ServiceRequest/{id}", s.fhirRoute(fhirRead(s.cfg.Audit, s.serviceRequest)))
+	h.HandlePublic("GET /fhir/R4/ServiceRequest/{id}", s.fhirRoute(fhirRead(s.cfg.Audit, s.readServiceRequest)))
 	h.HandlePublic("GET /fhir/R4/Task", s.fhirRoute(s.searchTasks))
-	h.HandlePublic("GET /fhir/R4/Task/{id}", s.fhirRoute(fhirRead(s.cfg.Audit, s.task)))
+	h.HandlePublic("GET /fhir/R4/Task/{id}", s.fhirRoute(fhirRead(s.cfg.Audit, s.readTask)))
 	h.HandlePublic("POST /fhir/R4/$process-message", s.fhirRoute(s.processMessage))
 	h.HandlePublic("GET /fhir/R4/metadata", http.HandlerFunc(s.metadata))
 }
 
-// fhirRoute authenticates and rate-limits like api.Server.Handle (Bearer key, kind gp) but
-// answers every error, including 401 and 403, as an OperationOutcome.
+// fhirRoute authenticates and rate-limits like api.Server.Handle (Bearer key, kind gp or
+// referrer) but answers every error, including 401 and 403, as an OperationOutcome.
 func (s *Service) fhirRoute(h api.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.cfg.HTTP.Authenticate(r)
-		if err == nil && p.Kind != events.KindGP {
+		if err == nil && !slices.Contains(referrers, p.Kind) {
 			err = &events.Error{Code: events.CodePermissionDenied, Message: "a " + string(p.Kind) + " key may not call this route"}
 		}
 		if err == nil {
@@ -144,23 +154,6 @@ func jsonProblem(err error) string {
 		return "it ends too soon"
 	}
 	return "it cannot be read as a FHIR resource"
-}
-
-// journeyOf loads a journey the practice referred, or not_found.
-// It returns the journey's state and history, when it was referred and
-// when it last changed.
-func (s *Service) journeyOf(ctx context.Context, p api.Principal, id string) (st events.State, hist []journal.Recorded, authored, updated time.Time, err error) {
-	if err := events.ParseID(id); err != nil {
-		return st, nil, authored, updated, err
-	}
-	st, hist, err = s.cfg.Journal.Load(ctx, id)
-	if err != nil {
-		return st, nil, authored, updated, err
-	}
-	if !st.Exists() || st.Referral.GetReferrerOrganisationId() != p.OrgID || len(hist) == 0 {
-		return events.State{}, nil, authored, updated, events.ErrNotFound
-	}
-	return st, hist, hist[0].Event.GetOccurredAt().AsTime(), hist[len(hist)-1].Event.GetRecordedAt().AsTime(), nil
 }
 
 func (s *Service) term(vs *events.ValueSet, code string) string {

@@ -30,8 +30,9 @@ type msgSource struct {
 }
 
 type msgResp struct {
-	Identifier string `json:"identifier"`
-	Code       string `json:"code"`
+	Identifier string     `json:"identifier"`
+	Code       string     `json:"code"`
+	Details    *Reference `json:"details,omitempty"`
 }
 
 // processMessage takes a BaRS-style message Bundle (servicerequest-request)
@@ -44,14 +45,20 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request, p api.P
 	if err := readFHIR(w, r, "Bundle", &b); err != nil {
 		return err
 	}
-	req, reqID, err := s.messageIntake(&b, p)
+	source, teams, err := s.referrer(p)
 	if err != nil {
 		return err
 	}
-	out, created, err := s.referFHIR(r.Context(), p, req)
+	req, reqID, err := s.messageIntake(&b, p, teams)
 	if err != nil {
 		return err
 	}
+	ans, err := s.refer(r.Context(), p, req, source)
+	if err != nil {
+		return err
+	}
+	created = ans.created
+	out := s.serviceRequest(ans.rec, ans.pd)
 	srJSON, err := json.Marshal(out)
 	if err != nil {
 		return err
@@ -66,12 +73,24 @@ func (s *Service) processMessage(w http.ResponseWriter, r *http.Request, p api.P
 		Response:    &msgResp{Identifier: reqID, Code: "ok"},
 		Focus:       []Reference{{Reference: srURL}},
 	}
+	var extra []BundleEntry
+	if oo := warningOutcome(ans.warnings); oo != nil {
+		// Accepted with warnings: the response's details (FHIR messaging).
+		ooID := events.NewID()
+		oo.ID = ooID
+		raw, err := json.Marshal(oo)
+		if err != nil {
+			return err
+		}
+		hdr.Response.Details = &Reference{Reference: "urn:uuid:" + ooID}
+		extra = append(extra, BundleEntry{FullURL: "urn:uuid:" + ooID, Resource: raw})
+	}
 	hdrJSON, err := json.Marshal(hdr)
 	if err != nil {
 		return err
 	}
 	resp := Bundle{ResourceType: "Bundle", ID: events.NewID(), Type: "message", Timestamp: fhirTime(s.now()),
-		Entry: []BundleEntry{{FullURL: "urn:uuid:" + hdrID, Resource: hdrJSON}, {FullURL: srURL, Resource: srJSON}}}
+		Entry: append([]BundleEntry{{FullURL: "urn:uuid:" + hdrID, Resource: hdrJSON}, {FullURL: srURL, Resource: srJSON}}, extra...)}
 	// The answer names the patient (its ServiceRequest): audited as a read.
 	if err := s.cfg.Audit.Journey(r.Context(), p, r.Pattern, out.ID); err != nil {
 		return err
@@ -95,7 +114,7 @@ type messageBundle struct {
 // messageIntake checks a servicerequest-request message and returns the
 // referral it carries and the id the response answers, or why not. It
 // reads only the Bundle (no store), so it can be fuzzed on its own.
-func (s *Service) messageIntake(b *messageBundle, p api.Principal) (*ReferralRequest, string, error) {
+func (s *Service) messageIntake(b *messageBundle, p api.Principal, teams []string) (*ReferralRequest, string, error) {
 	if b.ResourceType != "Bundle" || b.Type != "message" {
 		return nil, "", events.Invalid("Bundle.type", "$process-message takes a Bundle of type message")
 	}
@@ -152,7 +171,7 @@ func (s *Service) messageIntake(b *messageBundle, p api.Principal) (*ReferralReq
 		}
 		return resolve(ref)
 	}
-	req, err := s.intake(&sr, both, odsOf(mh.Sender, resolve, 0), p)
+	req, err := s.intake(&sr, both, odsOf(mh.Sender, resolve, 0), p, teams)
 	if err != nil {
 		return nil, "", err
 	}

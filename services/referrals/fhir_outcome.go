@@ -21,6 +21,7 @@ type Issue struct {
 // OperationOutcome is FHIR's error answer.
 type OperationOutcome struct {
 	ResourceType string  `json:"resourceType"`
+	ID           string  `json:"id,omitempty"`
 	Issue        []Issue `json:"issue"`
 }
 

@@ -17,7 +17,7 @@ import (
 // intake turns a FHIR ServiceRequest into a checked referral, or the
 // issues that stop it. senderODS is the message sender's ODS code, the
 // requester when the ServiceRequest names only a Practitioner (BaRS).
-func (s *Service) intake(sr *ServiceRequest, resolve resolver, senderODS string, p api.Principal) (*ReferralRequest, error) {
+func (s *Service) intake(sr *ServiceRequest, resolve resolver, senderODS string, p api.Principal, teams []string) (*ReferralRequest, error) {
 	var issues []Issue
 	add := func(code, expr, format string, args ...any) {
 		issues = append(issues, Issue{Severity: "error", Code: code, Diagnostics: fmt.Sprintf(format, args...), Expression: []string{expr}})
@@ -128,6 +128,24 @@ func (s *Service) intake(sr *ServiceRequest, resolve resolver, senderODS string,
 		}
 		req.Patient.BirthDate = pat.BirthDate
 		req.Patient.Sex = pat.Gender
+		for i, e := range pat.Extension {
+			if e.URL != EthnicCategoryExtension {
+				continue
+			}
+			var code string
+			if e.ValueCodeableConcept != nil {
+				for _, c := range e.ValueCodeableConcept.Coding {
+					if c.System == EthnicCategorySystem {
+						code = c.Code
+					}
+				}
+			}
+			if code == "" {
+				add("code-invalid", fmt.Sprintf("Patient.extension[%d]", i),
+					"the ethnic category needs a valueCodeableConcept coded in %s", EthnicCategorySystem)
+			}
+			req.Patient.Ethnicity = code
+		}
 		for _, a := range pat.Address {
 			if a.PostalCode != "" {
 				req.Patient.Postcode = a.PostalCode
@@ -226,7 +244,7 @@ func (s *Service) intake(sr *ServiceRequest, resolve resolver, senderODS string,
 	}
 	req.Consent = &ConsentRequest{ShareWithVCS: &share}
 
-	for _, e := range s.checker(pat != nil).check(req) {
+	for _, e := range s.checker(pat != nil, teams).check(req) {
 		code := "invalid"
 		if strings.Contains(e.Message, "required") {
 			code = "required"
@@ -268,6 +286,8 @@ func fhirPath(field, patientExpr string) string {
 		return "Patient.address.postalCode"
 	case "patient.phone", "patient.email":
 		return "Patient.telecom"
+	case "patient.ethnicity":
+		return "Patient.extension"
 	case "reasons":
 		return "ServiceRequest.reasonCode"
 	case "notes":
@@ -313,18 +333,36 @@ func (s *Service) postServiceRequest(w http.ResponseWriter, r *http.Request, p a
 	if err := readFHIR(w, r, "ServiceRequest", &sr); err != nil {
 		return err
 	}
-	req, err := s.intake(&sr, containedResolver(sr.Contained), "", p)
+	source, teams, err := s.referrer(p)
 	if err != nil {
 		return err
 	}
-	out, created, err := s.referFHIR(r.Context(), p, req)
+	req, err := s.intake(&sr, containedResolver(sr.Contained), "", p, teams)
 	if err != nil {
 		return err
 	}
+	ans, err := s.refer(r.Context(), p, req, source)
+	if err != nil {
+		return err
+	}
+	created = ans.created
+	out := s.serviceRequest(ans.rec, ans.pd)
 	w.Header().Set("Location", "/fhir/R4/ServiceRequest/"+out.ID)
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
+	}
+	warnings := warningOutcome(ans.warnings)
+	if warnings != nil && preferOutcome(r) {
+		// Prefer: return=OperationOutcome (FHIR RESTful API): the outcome
+		// of the create, its warnings included, instead of the resource.
+		warnings.Issue = append([]Issue{{Severity: "information", Code: "informational",
+			Diagnostics: "ServiceRequest/" + out.ID + " recorded"}}, warnings.Issue...)
+		writeFHIR(w, status, warnings)
+		return nil
+	}
+	if warnings != nil {
+		out.attachWarnings(warnings)
 	}
 	// The answer names the patient (NHS number, name, notes): audited as a read.
 	if err := s.cfg.Audit.Journey(r.Context(), p, r.Pattern, out.ID); err != nil {
@@ -334,55 +372,85 @@ func (s *Service) postServiceRequest(w http.ResponseWriter, r *http.Request, p a
 	return nil
 }
 
-// referFHIR records a checked referral and returns it as a ServiceRequest.
-func (s *Service) referFHIR(ctx context.Context, p api.Principal, req *ReferralRequest) (*ServiceRequest, bool, error) {
-	v, created, err := s.refer(ctx, p, req, "gp")
-	if err != nil {
-		return nil, false, err
+// preferOutcome reports whether the client asked for the outcome of a
+// write rather than the resource (Prefer: return=OperationOutcome).
+func preferOutcome(r *http.Request) bool {
+	for _, v := range r.Header.Values("Prefer") {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.ReplaceAll(strings.TrimSpace(part), " ", ""), "return=OperationOutcome") {
+				return true
+			}
+		}
 	}
-	sr, err := s.serviceRequest(ctx, p, v.JourneyID)
-	return sr, created, err
+	return false
 }
 
-func (s *Service) serviceRequest(ctx context.Context, p api.Principal, id string) (*ServiceRequest, error) {
-	st, _, authored, updated, err := s.journeyOf(ctx, p, id)
-	if err != nil {
-		return nil, err
+// warningOutcome is an OperationOutcome of warnings (nil for none).
+func warningOutcome(warnings []string) *OperationOutcome {
+	if len(warnings) == 0 {
+		return nil
 	}
-	rr := st.Referral
+	oo := &OperationOutcome{ResourceType: "OperationOutcome"}
+	for _, w := range warnings {
+		oo.Issue = append(oo.Issue, Issue{Severity: "warning", Code: "business-rule", Diagnostics: w,
+			Expression: []string{"ServiceRequest.priority"}})
+	}
+	return oo
+}
+
+// attachWarnings puts the warnings beside the ServiceRequest: a contained
+// OperationOutcome that the WarningExtension points to (a contained
+// resource must be referenced from its container).
+func (sr *ServiceRequest) attachWarnings(oo *OperationOutcome) {
+	c := *oo
+	c.ID = "warnings"
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return // cannot happen: plain strings
+	}
+	sr.Contained = append(sr.Contained, raw)
+	sr.Extension = append(sr.Extension, Extension{URL: WarningExtension, ValueReference: &Reference{Reference: "#warnings"}})
+}
+
+// serviceRequest renders a referral as a UK Core ServiceRequest, from the
+// referrer's record and the person's data (gone once erased).
+func (s *Service) serviceRequest(rec record, pd personal) *ServiceRequest {
+	id := rec.JourneyID
 	sr := &ServiceRequest{
 		ResourceType: "ServiceRequest", ID: id,
-		Meta: &Meta{LastUpdated: fhirTime(updated), Profile: []string{"https://fhir.hl7.org.uk/StructureDefinition/UKCore-ServiceRequest"}},
+		Meta: &Meta{LastUpdated: fhirTime(rec.RecordedAt), Profile: []string{"https://fhir.hl7.org.uk/StructureDefinition/UKCore-ServiceRequest"}},
 		Identifier: []Identifier{
-			{System: SourceIDSystem + "/" + rr.GetReferrerOrganisationId(), Value: rr.GetSourceId()},
+			{System: SourceIDSystem + "/" + rec.Org, Value: rec.SourceID},
 			{System: JourneyIDSystem, Value: id},
 		},
-		Status: "active", Intent: "order", Priority: rr.GetUrgency(),
+		Status: rec.Workflow.Request, Intent: "order", Priority: rec.Urgency,
 		Code: &CodeableConcept{Coding: []Coding{{System: events.SNOMEDSystem, Code: events.CodeReferredToSocialPrescribing,
 			Display: s.term(s.terms.WriteBack, events.CodeReferredToSocialPrescribing)}}},
-		AuthoredOn: fhirTime(authored),
-		Requester:  s.orgRef(rr.GetReferrerOrganisationId()),
-		Performer:  []Reference{*s.orgRef(rr.GetLinkWorkTeam())},
+		AuthoredOn: fhirTime(rec.CreatedAt),
+		Requester:  s.orgRef(rec.Org),
+		Performer:  []Reference{*s.orgRef(rec.LinkWorkTeam)},
 	}
-	switch st.Status() {
-	case events.StatusClosed:
-		sr.Status = "completed"
-	case events.StatusDeclined:
-		sr.Status = "revoked"
-	}
-	if st.Erased {
+	if rec.Erased {
 		// Erased: the request stays, the person does not.
 		sr.Subject = &Reference{Display: "personal data erased"}
 	} else {
-		pd := rr.GetPerson()
-		sr.Subject = &Reference{Identifier: &Identifier{System: NHSNumberSystem, Value: pd.GetNhsNumber()},
-			Display: strings.TrimSpace(pd.GetGivenName() + " " + pd.GetFamilyName())}
-		if t := rr.GetNotes().GetText(); t != "" {
-			sr.Note = []Annotation{{Text: t}}
+		sr.Subject = &Reference{Identifier: &Identifier{System: NHSNumberSystem, Value: pd.NHSNumber},
+			Display: strings.TrimSpace(pd.GivenName + " " + pd.FamilyName)}
+		if pd.Notes != "" {
+			sr.Note = []Annotation{{Text: pd.Notes}}
 		}
 	}
-	for _, r := range rr.GetReasons() {
-		sr.ReasonCode = append(sr.ReasonCode, CodeableConcept{Coding: []Coding{{System: events.SNOMEDSystem, Code: r, Display: s.term(s.terms.Reasons, r)}}})
+	for _, c := range rec.Reasons {
+		sr.ReasonCode = append(sr.ReasonCode, CodeableConcept{Coding: []Coding{{System: events.SNOMEDSystem, Code: c.ID, Display: c.Term}}})
 	}
-	return sr, nil
+	return sr
+}
+
+// readServiceRequest answers GET /fhir/R4/ServiceRequest/{id}.
+func (s *Service) readServiceRequest(ctx context.Context, p api.Principal, id string) (*ServiceRequest, error) {
+	rec, pd, err := s.lookup(ctx, p.OrgID, id, true)
+	if err != nil {
+		return nil, err
+	}
+	return s.serviceRequest(rec, pd), nil
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"linkway/events"
-	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/platform/api"
 )
 
@@ -32,77 +31,61 @@ type Task struct {
 	LastModified   string           `json:"lastModified,omitempty"`
 	Requester      *Reference       `json:"requester,omitempty"`
 	Owner          *Reference       `json:"owner,omitempty"`
+	Note           []Annotation     `json:"note,omitempty"`
 	Output         []TaskOutput     `json:"output,omitempty"`
 }
 
-// TaskStatus maps a journey to a FHIR Task status: referred is requested;
-// a named link worker has accepted it; working with the person is
-// in-progress; closed with goals met is completed; closed for clinical
-// reasons is rejected (the team judged it not for them); declined by the
-// person, uncontactable, moved away or other are cancelled.
-func TaskStatus(st events.State) string {
-	switch st.Status() {
-	case events.StatusReferred:
-		return "requested"
-	case events.StatusAssigned:
-		return "accepted"
-	case events.StatusInProgress, events.StatusConnected:
-		return "in-progress"
-	case events.StatusClosed:
-		switch st.ClosedReason {
-		case "goals_met":
-			return "completed"
-		case "clinical":
-			return "rejected"
-		}
-		return "cancelled"
-	case events.StatusDeclined:
-		return "cancelled"
-	}
-	return "requested"
-}
-
-func (s *Service) task(ctx context.Context, p api.Principal, id string) (*Task, error) {
-	st, hist, authored, updated, err := s.journeyOf(ctx, p, id)
-	if err != nil {
-		return nil, err
-	}
-	rr := st.Referral
+// task is the referral's Task, from the referrer's record and the
+// person's data: its status is the journey's, in FHIR's workflow terms
+// (events.State.Workflow); its outputs the write-back codes, for systems
+// that speak FHIR only; its notes the concerns the team escalated to the
+// referrer (the kind, never the detail).
+func (s *Service) task(rec record, pd personal) *Task {
+	id := rec.JourneyID
 	t := &Task{
-		ResourceType: "Task", ID: id, Meta: &Meta{LastUpdated: fhirTime(updated)},
+		ResourceType: "Task", ID: id, Meta: &Meta{LastUpdated: fhirTime(rec.RecordedAt)},
 		Identifier:     []Identifier{{System: JourneyIDSystem, Value: id}},
-		Status:         TaskStatus(st),
-		BusinessStatus: &CodeableConcept{Text: string(st.Status())},
+		Status:         rec.Workflow.Task,
+		BusinessStatus: &CodeableConcept{Text: rec.Status},
 		Intent:         "order",
 		Code: &CodeableConcept{Coding: []Coding{{System: "http://hl7.org/fhir/CodeSystem/task-code", Code: "fulfill",
 			Display: "Fulfill the focal request"}}},
 		Focus:        &Reference{Reference: "ServiceRequest/" + id},
-		AuthoredOn:   fhirTime(authored),
-		LastModified: fhirTime(updated),
-		Requester:    s.orgRef(rr.GetReferrerOrganisationId()),
-		Owner:        s.orgRef(rr.GetLinkWorkTeam()),
+		AuthoredOn:   fhirTime(rec.CreatedAt),
+		LastModified: fhirTime(rec.RecordedAt),
+		Requester:    s.orgRef(rec.Org),
+		Owner:        s.orgRef(rec.LinkWorkTeam),
 	}
-	if st.ClosedReason != "" && st.Closed {
-		t.StatusReason = &CodeableConcept{Text: humanise(st.ClosedReason)}
+	if rec.ClosureReason != "" {
+		t.StatusReason = &CodeableConcept{Text: humanise(rec.ClosureReason)}
 	}
-	if !st.Erased {
-		t.For = &Reference{Identifier: &Identifier{System: NHSNumberSystem, Value: rr.GetPerson().GetNhsNumber()}}
+	if !rec.Erased && pd.NHSNumber != "" {
+		t.For = &Reference{Identifier: &Identifier{System: NHSNumberSystem, Value: pd.NHSNumber}}
 	}
-	// The write-back codes, as Task outputs, for GP systems that speak FHIR
-	// only. Folded from the log, like the status, so Task and codes agree.
-	var history []*eventsv1.Envelope
-	for _, r := range hist {
-		history = append(history, r.Event)
+	for _, c := range rec.Codes {
+		t.Output = append(t.Output, TaskOutput{
+			Type:                 CodeableConcept{Text: "SNOMED CT code for the GP record"},
+			ValueCodeableConcept: &CodeableConcept{Coding: []Coding{{System: c.System, Code: c.Code, Display: c.Display}}},
+		})
 	}
-	if rec, ok := (&projector{terms: s.terms}).replay(history); ok {
-		for _, c := range rec.Codes {
-			t.Output = append(t.Output, TaskOutput{
-				Type:                 CodeableConcept{Text: "SNOMED CT code for the GP record"},
-				ValueCodeableConcept: &CodeableConcept{Coding: []Coding{{System: c.System, Code: c.Code, Display: c.Display}}},
-			})
+	for _, st := range rec.Timeline {
+		if st.Type == riskStep {
+			t.Note = append(t.Note, Annotation{Text: st.Summary, Time: fhirTime(st.At)})
 		}
 	}
-	return t, nil
+	return t
+}
+
+// riskStep is the timeline step of a risk escalated to the referrer.
+const riskStep = "risk_recorded"
+
+// readTask answers GET /fhir/R4/Task/{id}.
+func (s *Service) readTask(ctx context.Context, p api.Principal, id string) (*Task, error) {
+	rec, pd, err := s.lookup(ctx, p.OrgID, id, true)
+	if err != nil {
+		return nil, err
+	}
+	return s.task(rec, pd), nil
 }
 
 // TaskOutput is one output of a Task.
@@ -157,7 +140,7 @@ func (s *Service) searchTasks(w http.ResponseWriter, r *http.Request, p api.Prin
 		return events.Invalid("focus", "is required: focus=ServiceRequest/{id}")
 	}
 	b := Bundle{ResourceType: "Bundle", Type: "searchset", Link: []BundleLink{{Relation: "self", URL: baseURL(r) + "/Task?focus=" + focus}}}
-	t, err := s.task(r.Context(), p, id)
+	t, err := s.readTask(r.Context(), p, id)
 	switch {
 	case errors.Is(err, events.ErrNotFound):
 	case err != nil:

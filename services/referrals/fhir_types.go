@@ -42,10 +42,13 @@ type (
 		PostalCode string `json:"postalCode,omitempty"`
 	}
 	Extension struct {
-		URL          string `json:"url"`
-		ValueBoolean *bool  `json:"valueBoolean,omitempty"`
+		URL                  string           `json:"url"`
+		ValueBoolean         *bool            `json:"valueBoolean,omitempty"`
+		ValueCodeableConcept *CodeableConcept `json:"valueCodeableConcept,omitempty"`
+		ValueReference       *Reference       `json:"valueReference,omitempty"`
 	}
 	Annotation struct {
+		Time string `json:"time,omitempty"`
 		Text string `json:"text"`
 	}
 	Meta struct {
@@ -66,6 +69,7 @@ type (
 		BirthDate    string           `json:"birthDate,omitempty"`
 		Address      []Address        `json:"address,omitempty"`
 		Contact      []PatientContact `json:"contact,omitempty"`
+		Extension    []Extension      `json:"extension,omitempty"`
 	}
 	// Organization is an ODS-identified organisation.
 	Organization struct {

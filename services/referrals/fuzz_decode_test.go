@@ -95,7 +95,7 @@ func FuzzReferralJSON(f *testing.F) {
 			}
 			return
 		}
-		errs := s.checker(true).check(&req)
+		errs := s.checker(true, nil).check(&req)
 		for _, e := range errs {
 			if e.Code != events.CodeInvalid || e.Field == "" {
 				t.Fatalf("refusal %+v does not name a field", e)
@@ -108,7 +108,7 @@ func FuzzReferralJSON(f *testing.F) {
 		again := req
 		p := *req.Patient
 		again.Patient = &p
-		if errs := s.checker(true).check(&again); len(errs) > 0 {
+		if errs := s.checker(true, nil).check(&again); len(errs) > 0 {
 			t.Fatalf("the normalised referral is refused when checked again: %v", errs[0])
 		}
 	})
@@ -140,7 +140,7 @@ func FuzzProcessMessage(f *testing.F) {
 		if err := json.Unmarshal(body, &b); err != nil {
 			return // readFHIR refuses it before messageIntake sees it
 		}
-		req, _, err := s.messageIntake(&b, p)
+		req, _, err := s.messageIntake(&b, p, nil)
 		if (req == nil) == (err == nil) {
 			t.Fatalf("messageIntake gave %v and %v", req, err)
 		}

@@ -34,7 +34,7 @@ func FuzzIntake(f *testing.F) {
 		if json.Unmarshal(body, &sr) != nil {
 			return
 		}
-		req, err := s.intake(&sr, containedResolver(sr.Contained), "", p)
+		req, err := s.intake(&sr, containedResolver(sr.Contained), "", p, nil)
 		if (req == nil) == (err == nil) {
 			t.Fatalf("intake gave %v and %v", req, err)
 		}

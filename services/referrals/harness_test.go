@@ -3,13 +3,10 @@ package referrals_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"os"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
@@ -17,6 +14,7 @@ import (
 	"linkway/services/linkway/hubtest"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/views"
+	"linkway/services/platform/viewstore"
 	"linkway/services/referrals"
 )
 
@@ -30,11 +28,13 @@ const (
 )
 
 // env is the referrals service alone on a test hub (hubtest), with the
-// real event store, register, keys and projection runner.
+// real event store, register, keys and read side.
 type env struct {
 	t   *testing.T
 	h   *hubtest.Hub
 	svc *referrals.Service
+	// store is the view store of a service whose reader never runs.
+	store *viewstore.Store
 }
 
 // newEnv starts the referrals service alone, its event store configured
@@ -45,7 +45,8 @@ func newEnv(t *testing.T, storeCfg journal.Config) *env {
 }
 
 // newEnvWith is newEnv with the service's settings; with project false the
-// view's runner is never run, so the view stays empty: a view far behind.
+// service is given a read side whose reader never runs, so its view stays
+// empty: a view far behind the log.
 func newEnvWith(t *testing.T, storeCfg journal.Config, settings referrals.Settings, project bool) *env {
 	t.Helper()
 	journalCfg := func(c *hub.Config) { c.Journal = storeCfg }
@@ -54,30 +55,30 @@ func newEnvWith(t *testing.T, storeCfg journal.Config, settings referrals.Settin
 		return &env{t: t, h: h, svc: h.Parties().Referrals}
 	}
 	// The hub runs no party but the directory's lookups; the service is
-	// given the hub's parts and runners that never run.
+	// given the hub's parts and a registry of its own that no reader applies.
 	h := hubtest.Start(t, hubtest.Services(), journalCfg)
-	pm, err := views.NewMetrics(prometheus.NewRegistry())
+	store, err := viewstore.Open(viewstore.DefaultConfig(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := referrals.New(t.Context(), referrals.Config{Journal: h.Journal(), Projections: stalled{h: h, metrics: pm},
+	t.Cleanup(func() { _ = store.Close() })
+	svc, err := referrals.New(t.Context(), referrals.Config{Journal: h.Journal(), Views: views.NewRegistry(store),
 		Audit: h.Audit(), Orgs: h.Orgs(), HTTP: h.HTTP(), Metrics: h.Metrics(), Settings: settings})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, h: h, svc: svc}
+	return &env{t: t, h: h, svc: svc, store: store}
 }
 
-// stalled creates projections' runners and never runs them.
-type stalled struct {
-	h       *hubtest.Hub
-	metrics *views.Metrics
-}
-
-func (s stalled) Project(ctx context.Context, p views.Projector) (*views.Runner, error) {
-	cfg := views.DefaultConfig()
-	cfg.Decode = s.h.Journal().Decode
-	return views.New(ctx, s.h.JS(), p, cfg, s.metrics, slog.New(slog.DiscardHandler))
+// wait waits until the hub's views have applied seq: what a test that
+// wrote through the journal itself needs before it reads.
+func (e *env) wait(seq uint64) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.h.Views().WaitFor(ctx, seq, referrals.ProjectionName); err != nil {
+		e.t.Fatalf("the referrals view did not reach %d: %v", seq, err)
+	}
 }
 
 // do sends a request; body nil sends none, []byte is sent as is, anything

@@ -35,6 +35,9 @@ type PatientRequest struct {
 	Postcode   string `json:"postcode,omitempty"`
 	Phone      string `json:"phone,omitempty"`
 	Email      string `json:"email,omitempty"`
+	// Ethnicity is an NHS Data Dictionary ethnic category code (A-H, J-N,
+	// P, R, S, Z not stated, 99 not known); optional.
+	Ethnicity string `json:"ethnicity,omitempty"`
 }
 
 // ConsentRequest records what the person agreed to share.
@@ -64,7 +67,9 @@ type checker struct {
 	terms *events.Terminology
 	// isTeam reports whether a code is a registered link-worker team.
 	isTeam func(string) bool
-	now    func() time.Time
+	// teams are the teams the referrer refers to; none: any team.
+	teams []string
+	now   func() time.Time
 	// requireDemographics is false for FHIR referrals that identify the
 	// patient by NHS number only (API.md allows subject.identifier).
 	requireDemographics bool
@@ -90,62 +95,7 @@ func (c checker) check(req *ReferralRequest) []*events.Error {
 	if req.Patient == nil {
 		bad("patient", "is required")
 	} else {
-		p := req.Patient
-		p.NHSNumber = strings.ReplaceAll(strings.TrimSpace(p.NHSNumber), " ", "")
-		if err := events.CheckNHSNumber(p.NHSNumber); err != nil {
-			bad("patient.nhs_number", "%s", err)
-		}
-		for _, f := range []struct {
-			name  string
-			value *string
-		}{{"patient.given_name", &p.GivenName}, {"patient.family_name", &p.FamilyName}} {
-			*f.value = strings.TrimSpace(*f.value)
-			switch {
-			case *f.value == "" && c.requireDemographics:
-				bad(f.name, "is required")
-			case utf8.RuneCountInString(*f.value) > maxName:
-				bad(f.name, "must be at most %d characters", maxName)
-			case !printable(*f.value):
-				bad(f.name, "must be printable text")
-			}
-		}
-		switch {
-		case p.BirthDate == "" && c.requireDemographics:
-			bad("patient.birth_date", "is required")
-		case p.BirthDate != "":
-			d, err := time.Parse(time.DateOnly, p.BirthDate)
-			today := c.now().UTC().Truncate(24 * time.Hour)
-			switch {
-			case err != nil:
-				bad("patient.birth_date", "must be a date YYYY-MM-DD")
-			case d.After(today):
-				bad("patient.birth_date", "must not be in the future")
-			case d.Year() < 1890:
-				bad("patient.birth_date", "must be after 1890")
-			}
-		}
-		if p.Sex == "" {
-			p.Sex = "unknown"
-		} else if !slices.Contains(Sexes, p.Sex) {
-			bad("patient.sex", "must be one of %v", Sexes)
-		}
-		if p.Postcode != "" {
-			pc, ok := NormalisePostcode(p.Postcode)
-			if !ok {
-				bad("patient.postcode", "must be a UK postcode such as M33 7XX")
-			}
-			p.Postcode = pc
-		}
-		p.Phone = strings.TrimSpace(p.Phone)
-		if len(p.Phone) > 32 || !phonePattern.MatchString(p.Phone) && p.Phone != "" {
-			bad("patient.phone", "must be a telephone number")
-		}
-		p.Email = strings.TrimSpace(p.Email)
-		if p.Email != "" {
-			if a, err := mail.ParseAddress(p.Email); err != nil || a.Address != p.Email || len(p.Email) > maxContact {
-				bad("patient.email", "must be an email address")
-			}
-		}
+		errs = append(errs, c.person("patient", req.Patient, true)...)
 	}
 
 	switch {
@@ -186,12 +136,86 @@ func (c checker) check(req *ReferralRequest) []*events.Error {
 		bad("link_work_team", "is required: the ODS code of the link-worker team")
 	case !c.isTeam(req.LinkWorkTeam):
 		bad("link_work_team", "is not a known link-worker team")
+	case len(c.teams) > 0 && !slices.Contains(c.teams, req.LinkWorkTeam):
+		bad("link_work_team", "is not a link-worker team this organisation refers to (%s)", strings.Join(c.teams, ", "))
 	}
 
 	if req.Urgency == "" {
 		req.Urgency = "routine"
 	} else if !slices.Contains(Urgencies, req.Urgency) {
 		bad("urgency", "must be one of %v", Urgencies)
+	}
+	return errs
+}
+
+// person checks and normalises the person a referral is for, naming
+// fields under prefix (patient, or person for a self-referral). The NHS
+// number is required when needNHS is set, else checked only when given.
+func (c checker) person(prefix string, p *PatientRequest, needNHS bool) []*events.Error {
+	var errs []*events.Error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, events.Invalid(prefix+"."+field, format, args...))
+	}
+	p.NHSNumber = strings.ReplaceAll(strings.TrimSpace(p.NHSNumber), " ", "")
+	if needNHS || p.NHSNumber != "" {
+		if err := events.CheckNHSNumber(p.NHSNumber); err != nil {
+			bad("nhs_number", "%s", err)
+		}
+	}
+	for _, f := range []struct {
+		name  string
+		value *string
+	}{{"given_name", &p.GivenName}, {"family_name", &p.FamilyName}} {
+		*f.value = strings.TrimSpace(*f.value)
+		switch {
+		case *f.value == "" && c.requireDemographics:
+			bad(f.name, "is required")
+		case utf8.RuneCountInString(*f.value) > maxName:
+			bad(f.name, "must be at most %d characters", maxName)
+		case !printable(*f.value):
+			bad(f.name, "must be printable text")
+		}
+	}
+	switch {
+	case p.BirthDate == "" && c.requireDemographics:
+		bad("birth_date", "is required")
+	case p.BirthDate != "":
+		d, err := time.Parse(time.DateOnly, p.BirthDate)
+		today := c.now().UTC().Truncate(24 * time.Hour)
+		switch {
+		case err != nil:
+			bad("birth_date", "must be a date YYYY-MM-DD")
+		case d.After(today):
+			bad("birth_date", "must not be in the future")
+		case d.Year() < 1890:
+			bad("birth_date", "must be after 1890")
+		}
+	}
+	if p.Sex == "" {
+		p.Sex = "unknown"
+	} else if !slices.Contains(Sexes, p.Sex) {
+		bad("sex", "must be one of %v", Sexes)
+	}
+	if p.Postcode != "" {
+		pc, ok := NormalisePostcode(p.Postcode)
+		if !ok {
+			bad("postcode", "must be a UK postcode such as M33 7XX")
+		}
+		p.Postcode = pc
+	}
+	p.Phone = strings.TrimSpace(p.Phone)
+	if len(p.Phone) > 32 || !phonePattern.MatchString(p.Phone) && p.Phone != "" {
+		bad("phone", "must be a telephone number")
+	}
+	p.Email = strings.TrimSpace(p.Email)
+	if p.Email != "" {
+		if a, err := mail.ParseAddress(p.Email); err != nil || a.Address != p.Email || len(p.Email) > maxContact {
+			bad("email", "must be an email address")
+		}
+	}
+	p.Ethnicity = strings.TrimSpace(p.Ethnicity)
+	if _, ok := events.EthnicCategoryByCode(p.Ethnicity); p.Ethnicity != "" && !ok {
+		bad("ethnicity", "must be an NHS Data Dictionary ethnic category code: A-H, J-N, P, R, S, Z (not stated) or 99 (not known)")
 	}
 	return errs
 }
@@ -205,7 +229,7 @@ func (req *ReferralRequest) event(source, practice string) *eventsv1.ReferralRec
 		SourceId:               req.SourceID,
 		Person: &eventsv1.PersonalData{
 			NhsNumber: p.NHSNumber, GivenName: p.GivenName, FamilyName: p.FamilyName,
-			BirthDate: p.BirthDate, Postcode: p.Postcode, Phone: p.Phone, Email: p.Email,
+			BirthDate: p.BirthDate, Postcode: p.Postcode, Phone: p.Phone, Email: p.Email, Ethnicity: p.Ethnicity,
 		},
 		Sex:          p.Sex,
 		Reasons:      req.Reasons,

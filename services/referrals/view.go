@@ -13,19 +13,21 @@ import (
 	"linkway/services/platform/views"
 )
 
-// ProjectionName names the practices' view: its consumer and its bucket.
+// ProjectionName names the referrers' view in the view store.
 const ProjectionName = "referrals"
 
-// View is what a practice sees of one of its referrals (API.md). It holds
-// no personal data: the practice has that already, and a view that holds
-// none needs nothing done to it on erasure. It also holds nothing another
-// organisation typed: no VCS decline details, no link worker notes.
+// View is what a referrer (a practice, or an agency of kind referrer) sees
+// of one of its referrals (API.md). It holds no personal data: the referrer
+// has that already. It holds nothing another organisation typed: no VCS
+// decline details, no link worker notes, no risk details.
 type View struct {
-	JourneyID     string           `json:"journey_id"`
-	SourceID      string           `json:"source_id"`
-	Status        string           `json:"status"`
-	Urgency       string           `json:"urgency"`
-	LinkWorkTeam  string           `json:"link_work_team"`
+	JourneyID    string `json:"journey_id"`
+	SourceID     string `json:"source_id"`
+	Status       string `json:"status"`
+	Urgency      string `json:"urgency"`
+	LinkWorkTeam string `json:"link_work_team"`
+	// Source is who referred: gp, or the referring agency's sector.
+	Source        string           `json:"source"`
 	Reasons       []events.Concept `json:"reasons"`
 	LinkWorker    *LinkWorker      `json:"link_worker"`
 	Timeline      []Step           `json:"timeline"`
@@ -49,13 +51,19 @@ type Step struct {
 	Summary string    `json:"summary"`
 }
 
-// Connection is one onward referral to a community service.
+// Connection is one onward referral to a community service, or one
+// signposting (status signposted).
 type Connection struct {
-	ID          string `json:"onward_referral_id"`
+	ID         string `json:"onward_referral_id,omitempty"`
+	SignpostID string `json:"signpost_id,omitempty"`
+	// ServiceID is empty for a signposting to something not in the directory.
 	ServiceID   string `json:"service_id"`
 	ServiceName string `json:"service_name"`
 	Status      string `json:"status"`
 }
+
+// Signposted is a connection's status for a signposting.
+const Signposted = "signposted"
 
 // Measure is one scored wellbeing questionnaire.
 type Measure struct {
@@ -74,70 +82,188 @@ type WriteBack struct {
 	At      time.Time `json:"at"`
 }
 
-// record is a view as stored: the View and what the projector needs to
-// derive the status, which the practice is not shown.
+// record is a view as stored: the View, and what FHIR answers need that
+// the View does not show. Statuses are copied from the folded state
+// (events.State), never worked out here.
 type record struct {
 	View
-	Practice  string `json:"practice"`
-	WorkerID  string `json:"worker_id,omitempty"`
-	Contacted bool   `json:"contacted,omitempty"`
-	Closed    bool   `json:"closed,omitempty"`
-	Declined  bool   `json:"declined,omitempty"`
+	Org      string          `json:"org"`
+	Workflow events.Workflow `json:"workflow"`
+	Erased   bool            `json:"erased,omitempty"`
+	// RecordedAt is when the log recorded the last change the referrer
+	// sees (FHIR meta.lastUpdated).
+	RecordedAt time.Time `json:"recorded_at"`
 }
 
-// Keys of the view bucket: one record per practice and journey, so that a
-// practice's reads can only ever name its own records, and an index from
-// journey to practice for the events after the referral.
-func viewKey(practice, journeyID string) string { return "r." + practice + "." + journeyID }
-func practicePrefix(practice string) string     { return "r." + practice + "." }
-func indexKey(journeyID string) string          { return "j." + journeyID }
+// personal is the person's data that FHIR answers give back to the
+// referrer who sent it. It is kept under a key of its own, written once,
+// so that erasure removes it from the store's files (views.Batch.Erase)
+// while the record (no personal data) stays.
+type personal struct {
+	NHSNumber  string `json:"nhs_number,omitempty"`
+	GivenName  string `json:"given_name,omitempty"`
+	FamilyName string `json:"family_name,omitempty"`
+	Notes      string `json:"notes,omitempty"`
+}
 
-// projector folds journey events into the practices' view.
-type projector struct {
+func personalOf(r *eventsv1.ReferralReceived) personal {
+	p := r.GetPerson()
+	return personal{NHSNumber: p.GetNhsNumber(), GivenName: p.GetGivenName(), FamilyName: p.GetFamilyName(),
+		Notes: r.GetNotes().GetText()}
+}
+
+func (p personal) empty() bool { return p == personal{} }
+
+// Keys of the view. Every key starts with its kind and the referrer's
+// code, so a referrer's reads can only ever name its own entries:
+//
+//	r.<org>.<journey>                      the record (JSON)
+//	p.<org>.<journey>                      the person's data (JSON), erased with them
+//	c.<org>.<created>.<journey>            the list, oldest first by creation
+//	s.<org>.<status>.<created>.<journey>   the list by status
+//	u.<org>.<updated>.<journey>            the list by last change (value: the status)
+//
+// Times are fixed-width UTC, so keys sort in time order.
+func recordKey(org, id string) string    { return "r." + org + "." + id }
+func personKey(org, id string) string    { return "p." + org + "." + id }
+func createdPrefix(org string) string    { return "c." + org + "." }
+func statusPrefix(org, st string) string { return "s." + org + "." + st + "." }
+func updatedPrefix(org string) string    { return "u." + org + "." }
+
+func createdKey(rec *record) string {
+	return createdPrefix(rec.Org) + stamp(rec.CreatedAt) + "." + rec.JourneyID
+}
+
+func statusKey(rec *record) string {
+	return statusPrefix(rec.Org, rec.Status) + stamp(rec.CreatedAt) + "." + rec.JourneyID
+}
+
+func updatedKey(rec *record) string {
+	return updatedPrefix(rec.Org) + stamp(rec.UpdatedAt) + "." + rec.JourneyID
+}
+
+const stampLayout = "2006-01-02T15:04:05.000000000Z"
+
+func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
+
+// journeyOfKey is the journey id at the end of an index key.
+func journeyOfKey(key string) string { return key[strings.LastIndexByte(key, '.')+1:] }
+
+// owner is the organisation whose view a journey is in: its referrer (a
+// practice or an agency). Self-referrals are in no referrer's view.
+func owner(s events.State) (string, bool) {
+	r := s.Referral
+	if r == nil || s.Source() == events.SourceSelf {
+		return "", false
+	}
+	org := r.GetReferrerOrganisationId()
+	return org, validKeyToken(org)
+}
+
+// projection renders the referrers' view on the process's one reader.
+type projection struct {
 	terms *events.Terminology
 }
 
-func (p *projector) Name() string { return ProjectionName }
+func (p *projection) Name() string { return ProjectionName }
 
-// Apply implements views.Projector.
-func (p *projector) Apply(tx *views.Tx, ev views.Event) error {
-	env := ev.Envelope
-	id := env.GetJourneyId()
-	if events.ParseID(id) != nil {
-		return nil // not a journey id Linkway issues: nothing a practice can ask for
+// Apply implements views.Projection: the referrer's record of the journey,
+// its list entries moved when its status or last change moves, and the
+// person's data kept for FHIR answers until the person is erased.
+func (p *projection) Apply(b *views.Batch, c views.Change) error {
+	org, ok := owner(c.After)
+	if !ok || events.ParseID(c.JourneyID) != nil {
+		return nil // no referrer's view, or not a journey id Linkway issues
 	}
 	var rec record
-	if rr := env.GetReferralReceived(); rr != nil {
-		practice := rr.GetReferrerOrganisationId()
-		if practice == "" || !validKeyToken(practice) {
-			return nil // not referred by an organisation: no practice's view
+	found, err := b.GetJSON(recordKey(org, c.JourneyID), &rec)
+	if err != nil {
+		return err
+	}
+	if !found {
+		rec = p.start(c.JourneyID, c.After)
+	}
+	before := rec
+	ch := change{Envelope: c.Envelope, Before: c.Before, After: c.After}
+	if !p.render(&rec, ch) {
+		if found {
+			return nil // nothing the referrer sees changed
 		}
-		if ok, err := tx.GetJSON(viewKey(practice, id), &rec); err != nil || ok {
-			return err // a second ReferralReceived changes nothing (Evolve agrees)
-		}
-		rec = p.start(env)
-		tx.Put(indexKey(id), []byte(practice))
-	} else {
-		practice, ok, err := tx.Get(indexKey(id))
-		if err != nil || !ok {
-			return err // a journey no practice referred
-		}
-		if ok, err := tx.GetJSON(viewKey(string(practice), id), &rec); err != nil || !ok {
-			return err
+		// A journey whose referral this view never rendered (not expected:
+		// views replay from the start): its record, from the state.
+		rec.UpdatedAt, rec.RecordedAt = occurred(c.Envelope), recorded(c.Envelope)
+		p.settle(&rec, ch)
+	}
+	if !found {
+		b.Set(createdKey(&rec), nil)
+		if pd := personalOf(c.After.Referral); !pd.empty() && !c.After.Erased {
+			if err := b.SetJSON(personKey(org, c.JourneyID), pd); err != nil {
+				return err
+			}
 		}
 	}
-	p.fold(&rec, env)
-	return tx.PutJSON(viewKey(rec.Practice, id), rec)
+	if !found || before.Status != rec.Status {
+		if found {
+			b.Delete(statusKey(&before))
+		}
+		b.Set(statusKey(&rec), nil)
+	}
+	if !found || !before.UpdatedAt.Equal(rec.UpdatedAt) {
+		if found {
+			b.Delete(updatedKey(&before))
+		}
+		b.Set(updatedKey(&rec), []byte(rec.Status))
+	} else if before.Status != rec.Status {
+		b.Set(updatedKey(&rec), []byte(rec.Status))
+	}
+	if c.Envelope.GetPersonalDataErased() != nil {
+		b.Erase(personKey(org, c.JourneyID))
+	}
+	return b.SetJSON(recordKey(org, c.JourneyID), rec)
 }
 
-// start is the record of a journey whose first event, env, is its referral.
-func (p *projector) start(env *eventsv1.Envelope) record {
-	rr := env.GetReferralReceived()
-	rec := record{Practice: rr.GetReferrerOrganisationId(), View: View{
-		JourneyID: env.GetJourneyId(), SourceID: rr.GetSourceId(), Urgency: rr.GetUrgency(), LinkWorkTeam: rr.GetLinkWorkTeam(),
-		CreatedAt: env.GetOccurredAt().AsTime(), Reasons: []events.Concept{}, Timeline: []Step{},
+// change is one event of a journey with the state before and after it,
+// folded by events.Evolve: what the view is rendered from, in the reader
+// (views.Change) and in answers folded from a command's result.
+type change struct {
+	Envelope      *eventsv1.Envelope
+	Before, After events.State
+}
+
+// replay renders a journey's history as the view would hold it, folding it
+// with events.Evolve: for answers built from a command's result (no second
+// read) and, when the view is behind, from the log. ok is false when the
+// journey is in no view of org.
+func (p *projection) replay(org string, history []*eventsv1.Envelope) (rec record, pd personal, ok bool) {
+	var st events.State
+	for _, env := range history {
+		after := events.Evolve(st, env)
+		if o, in := owner(after); in && o == org {
+			if !ok {
+				rec, pd, ok = p.start(after.JourneyID, after), personalOf(after.Referral), true
+			}
+			p.render(&rec, change{Envelope: env, Before: st, After: after})
+			if after.Erased {
+				pd = personal{}
+			}
+		}
+		st = after
+	}
+	return rec, pd, ok
+}
+
+// start is the record of a journey just referred, before any event is
+// rendered into it.
+func (p *projection) start(id string, s events.State) record {
+	rr := s.Referral
+	rec := record{Org: rr.GetReferrerOrganisationId(), View: View{
+		JourneyID: id, SourceID: rr.GetSourceId(), Urgency: rr.GetUrgency(), LinkWorkTeam: rr.GetLinkWorkTeam(),
+		Source: s.Source(), CreatedAt: s.ReferredAt, Reasons: []events.Concept{}, Timeline: []Step{},
 		Connections: []Connection{}, Measures: []Measure{}, Codes: []WriteBack{},
 	}}
+	if rec.Urgency == "" {
+		rec.Urgency = events.UrgencyRoutine
+	}
 	for _, r := range rr.GetReasons() {
 		c, ok := p.terms.Reasons.Get(r)
 		if !ok {
@@ -148,37 +274,32 @@ func (p *projector) start(env *eventsv1.Envelope) record {
 	return rec
 }
 
-// replay folds a journey's whole history into a record, as the projection
-// would: for answers that must reflect the log itself, not the view.
-func (p *projector) replay(history []*eventsv1.Envelope) (record, bool) {
-	if len(history) == 0 || history[0].GetReferralReceived() == nil {
-		return record{}, false
-	}
-	rec := p.start(history[0])
-	for _, env := range history {
-		p.fold(&rec, env)
-	}
-	return rec, true
-}
-
-// fold applies one event to a record. The status rules are those of
-// events.State.Status, recomputed here from the facts kept in the record.
-func (p *projector) fold(rec *record, env *eventsv1.Envelope) {
-	at := env.GetOccurredAt().AsTime()
+// render applies one change to a record: a timeline step saying what
+// happened, and the status, worker, closure, onward statuses, workflow
+// status and write-back codes as events decides them from the folded
+// state. It reports whether the referrer sees anything of the change:
+// what only the team sees (case notes, risks not escalated, feedback) is
+// not shown, not even as a step.
+func (p *projection) render(rec *record, c change) bool {
+	env := c.Envelope
+	at := occurred(env)
 	step := Step{Type: eventType(env), At: at}
 	switch e := env.GetEvent().(type) {
 	case *eventsv1.Envelope_ReferralReceived:
+		if c.Before.Exists() {
+			return false // a second referral event changes nothing (Evolve agrees)
+		}
 		step.Summary = "Referral received by link-worker team " + rec.LinkWorkTeam + " (" + rec.Urgency + ")"
 	case *eventsv1.Envelope_LinkWorkerAssigned:
-		rec.WorkerID = e.LinkWorkerAssigned.GetWorkerId()
-		rec.LinkWorker = &LinkWorker{Name: e.LinkWorkerAssigned.GetWorkerName()}
-		step.Summary = "Link worker " + rec.LinkWorker.Name + " assigned"
+		a := e.LinkWorkerAssigned
+		step.Summary = "Link worker " + a.GetWorkerName() + " assigned"
+		if prev := a.GetPreviousWorkerName(); prev != "" {
+			step.Summary = "Link worker " + a.GetWorkerName() + " took over from " + prev + " (handover)"
+		}
 	case *eventsv1.Envelope_ContactAttempted:
 		step.Summary = "Tried to reach the person: " + humanise(e.ContactAttempted.GetOutcome())
 	case *eventsv1.Envelope_ContactMade:
-		rec.Contacted = true
 		step.Summary = "The person was reached and is being supported"
-		p.addCode(rec, events.CodeReferredToSocialPrescribing, at)
 	case *eventsv1.Envelope_NeedsAssessed:
 		step.Summary = fmt.Sprintf("What matters conversation held: %d goal(s) agreed", len(e.NeedsAssessed.GetGoals()))
 	case *eventsv1.Envelope_GoalUpdated:
@@ -191,95 +312,114 @@ func (p *projector) fold(rec *record, env *eventsv1.Envelope) {
 	case *eventsv1.Envelope_OnwardReferralMade:
 		m := e.OnwardReferralMade
 		rec.Connections = append(rec.Connections, Connection{ID: m.GetOnwardReferralId(), ServiceID: m.GetServiceId(),
-			ServiceName: m.GetServiceName(), Status: string(events.OnwardSent)})
+			ServiceName: m.GetServiceName()})
 		step.Summary = "Referred on to " + m.GetServiceName()
 	case *eventsv1.Envelope_OnwardReferralAccepted:
-		name := rec.setConnection(e.OnwardReferralAccepted.GetOnwardReferralId(), events.OnwardAccepted)
-		step.Summary = name + " accepted the referral"
+		step.Summary = rec.serviceName(e.OnwardReferralAccepted.GetOnwardReferralId()) + " accepted the referral"
 	case *eventsv1.Envelope_OnwardReferralDeclined:
 		// The reason code only: the organisation's free-text detail is theirs.
-		name := rec.setConnection(e.OnwardReferralDeclined.GetOnwardReferralId(), events.OnwardDeclined)
-		step.Summary = name + " could not take the referral: " + humanise(e.OnwardReferralDeclined.GetReason())
+		step.Summary = rec.serviceName(e.OnwardReferralDeclined.GetOnwardReferralId()) +
+			" could not take the referral: " + humanise(e.OnwardReferralDeclined.GetReason())
 	case *eventsv1.Envelope_OnwardReferralWithdrawn:
-		name := rec.setConnection(e.OnwardReferralWithdrawn.GetOnwardReferralId(), events.OnwardWithdrawn)
-		step.Summary = "The referral to " + name + " was withdrawn"
+		step.Summary = "The referral to " + rec.serviceName(e.OnwardReferralWithdrawn.GetOnwardReferralId()) + " was withdrawn"
 	case *eventsv1.Envelope_AttendanceRecorded:
 		a := e.AttendanceRecorded
-		name := rec.connectionName(a.GetOnwardReferralId())
 		if a.GetAttended() {
-			rec.setConnection(a.GetOnwardReferralId(), events.OnwardAttending)
-			step.Summary = "The person attended " + name + " on " + a.GetDate()
+			step.Summary = "The person attended " + rec.serviceName(a.GetOnwardReferralId()) + " on " + a.GetDate()
 		} else {
-			step.Summary = "The person did not attend " + name + " on " + a.GetDate()
+			step.Summary = "The person did not attend " + rec.serviceName(a.GetOnwardReferralId()) + " on " + a.GetDate()
 		}
 	case *eventsv1.Envelope_OnwardReferralCompleted:
-		name := rec.setConnection(e.OnwardReferralCompleted.GetOnwardReferralId(), events.OnwardCompleted)
-		step.Summary = "The person completed " + name
+		step.Summary = "The person completed " + rec.serviceName(e.OnwardReferralCompleted.GetOnwardReferralId())
 	case *eventsv1.Envelope_OnwardReferralDroppedOut:
-		name := rec.setConnection(e.OnwardReferralDroppedOut.GetOnwardReferralId(), events.OnwardDroppedOut)
-		step.Summary = "The person stopped going to " + name
+		step.Summary = "The person stopped going to " + rec.serviceName(e.OnwardReferralDroppedOut.GetOnwardReferralId())
+	case *eventsv1.Envelope_Signposted:
+		s := e.Signposted
+		name := s.GetServiceName()
+		if s.GetServiceId() == "" || name == "" {
+			// Described in the link worker's words, which stay with the team.
+			name = "a community activity the link worker described"
+		}
+		rec.Connections = append(rec.Connections, Connection{SignpostID: s.GetSignpostId(), ServiceID: s.GetServiceId(),
+			ServiceName: name, Status: Signposted})
+		step.Summary = "Signposted to " + name
+	case *eventsv1.Envelope_ConsentRecorded:
+		cr := e.ConsentRecorded
+		what := "did not agree"
+		if cr.GetShareWithVcs() {
+			what = "agreed"
+		}
+		step.Summary = "The person " + what + " to share their details with community organisations"
+		if m := cr.GetMethod(); m != "" {
+			step.Summary += " (" + m + ")"
+		}
+	case *eventsv1.Envelope_RiskRecorded:
+		r := e.RiskRecorded
+		if !r.GetEscalateToGp() {
+			return false // the team's own: never shown outside it
+		}
+		// The kind only: the detail stays with the team, who will call.
+		step.Summary = "A " + humanise(r.GetKind()) + " concern was escalated to the practice by the link-worker team: please contact the team"
 	case *eventsv1.Envelope_FollowUpScheduled:
-		step.Summary = "Follow-up scheduled for " + e.FollowUpScheduled.GetDue()
+		if e.FollowUpScheduled.GetAfterClosure() {
+			step.Summary = "Check-in after closure scheduled for " + e.FollowUpScheduled.GetDue()
+		} else {
+			step.Summary = "Follow-up scheduled for " + e.FollowUpScheduled.GetDue()
+		}
 	case *eventsv1.Envelope_FollowUpCompleted:
 		step.Summary = "Follow-up held"
 	case *eventsv1.Envelope_PatientDeclined:
-		rec.Closed, rec.Declined, rec.ClosureReason = true, true, "declined"
 		step.Summary = "The person declined social prescribing"
-		p.addCode(rec, events.CodeSocialPrescribingDeclined, at)
 	case *eventsv1.Envelope_JourneyClosed:
-		rec.Closed, rec.ClosureReason = true, e.JourneyClosed.GetReason()
-		rec.Declined = rec.ClosureReason == "declined"
-		step.Summary = "Closed: " + humanise(rec.ClosureReason)
-		if rec.Declined {
-			p.addCode(rec, events.CodeSocialPrescribingDeclined, at)
-		}
+		step.Summary = "Closed: " + humanise(e.JourneyClosed.GetReason())
 	case *eventsv1.Envelope_JourneyReopened:
-		rec.Closed, rec.Declined, rec.ClosureReason = false, false, ""
 		step.Summary = "Reopened"
 	case *eventsv1.Envelope_PersonalDataErased:
+		rec.Erased = true
 		step.Summary = "The person's personal data was erased"
+	case *eventsv1.Envelope_CaseNoteAdded, *eventsv1.Envelope_FeedbackGiven, *eventsv1.Envelope_SupervisionRecorded:
+		return false // the team's and the services' own
 	default:
 		step.Summary = "Updated"
 	}
 	rec.Timeline = append(rec.Timeline, step)
 	rec.UpdatedAt = at
-	rec.Status = string(rec.status())
+	rec.RecordedAt = recorded(env)
+	p.settle(rec, c)
+	return true
 }
 
-func (rec *record) status() events.Status {
-	taken := func(c Connection) bool {
-		s := events.OnwardStatus(c.Status)
-		return s == events.OnwardAccepted || s == events.OnwardAttending || s == events.OnwardCompleted
+// settle copies into the record what events decides from the folded
+// state: status, FHIR workflow status, closure, worker, each onward
+// referral's status, and the write-back code the change calls for.
+func (p *projection) settle(rec *record, c change) {
+	s := c.After
+	rec.Status = string(s.Status())
+	rec.Workflow = s.Workflow()
+	rec.ClosureReason = ""
+	if s.Closed {
+		rec.ClosureReason = s.ClosedReason
 	}
-	switch {
-	case rec.Closed && rec.Declined:
-		return events.StatusDeclined
-	case rec.Closed:
-		return events.StatusClosed
-	case slices.ContainsFunc(rec.Connections, taken):
-		return events.StatusConnected
-	case rec.Contacted:
-		return events.StatusInProgress
-	case rec.WorkerID != "":
-		return events.StatusAssigned
+	rec.LinkWorker = nil
+	if s.WorkerID != "" {
+		rec.LinkWorker = &LinkWorker{Name: s.WorkerName}
 	}
-	return events.StatusReferred
-}
-
-// setConnection sets an onward referral's status and returns its service name.
-func (rec *record) setConnection(id string, st events.OnwardStatus) string {
 	for i := range rec.Connections {
-		if rec.Connections[i].ID == id {
-			rec.Connections[i].Status = string(st)
-			return rec.Connections[i].ServiceName
+		if id := rec.Connections[i].ID; id != "" {
+			if o, ok := s.OnwardByID(id); ok {
+				rec.Connections[i].Status = string(o.Status)
+			}
 		}
 	}
-	return "the community service"
+	if wb, ok := events.WriteBackFor(c.Before, c.Envelope); ok {
+		p.addCode(rec, wb.Code, occurred(c.Envelope))
+	}
 }
 
-func (rec *record) connectionName(id string) string {
+// serviceName is the name of the service an onward referral went to.
+func (rec *record) serviceName(onwardID string) string {
 	for _, c := range rec.Connections {
-		if c.ID == id {
+		if c.ID == onwardID && c.ServiceName != "" {
 			return c.ServiceName
 		}
 	}
@@ -288,12 +428,26 @@ func (rec *record) connectionName(id string) string {
 
 // addCode adds a write-back code once: the GP record needs the fact, not
 // every repetition of it.
-func (p *projector) addCode(rec *record, code string, at time.Time) {
+func (p *projection) addCode(rec *record, code string, at time.Time) {
 	if slices.ContainsFunc(rec.Codes, func(w WriteBack) bool { return w.Code == code }) {
 		return
 	}
 	c, _ := p.terms.WriteBack.Get(code)
 	rec.Codes = append(rec.Codes, WriteBack{System: events.SNOMEDSystem, Code: code, Display: c.Term, At: at})
+}
+
+func occurred(env *eventsv1.Envelope) time.Time {
+	if env.GetOccurredAt() == nil {
+		return time.Time{}
+	}
+	return env.GetOccurredAt().AsTime()
+}
+
+func recorded(env *eventsv1.Envelope) time.Time {
+	if env.GetRecordedAt() == nil {
+		return occurred(env)
+	}
+	return env.GetRecordedAt().AsTime()
 }
 
 // eventType is the event's name in snake case (referral_received), like
@@ -315,7 +469,8 @@ func eventType(env *eventsv1.Envelope) string {
 
 func humanise(code string) string { return strings.ReplaceAll(code, "_", " ") }
 
-// validKeyToken reports whether s can be part of a KV key.
+// validKeyToken reports whether s can be one dot-separated part of a view
+// key (an organisation code).
 func validKeyToken(s string) bool {
 	if s == "" {
 		return false

@@ -221,14 +221,7 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	h.js = startJS{JetStream: h.js, h: h, started: &h.started}
 	var keyring *sealing.Keyring
 	if err := h.step(h.ctx, "open the person keys", func(sctx context.Context) (err error) {
-		opts := sealing.Options{Replicas: cfg.Replicas, Log: cfg.Log}
-		if cfg.offline {
-			// A tool runs no command: no person is looked up, so the
-			// index need not read the log beside the tool's own reader.
-			opts.Index = sealing.NewIndex(h.js)
-			opts.Index.MarkReady()
-		}
-		keyring, err = sealing.OpenWith(sctx, h.js, master, opts)
+		keyring, err = sealing.Open(sctx, h.js, master, cfg.Replicas)
 		return err
 	}); err != nil {
 		return nil, masterKeyError(err)

@@ -49,7 +49,7 @@ func (h *Hub) startParties(ctx context.Context, only []string) (err error) {
 	}
 	if run("referrals") {
 		if p.Referrals, err = referrals.New(ctx, referrals.Config{
-			Journal: h.store, Projections: h.shared, Audit: h.audit, Orgs: h.orgs, HTTP: h.api,
+			Journal: h.store, Views: h.views, Audit: h.audit, Orgs: h.orgs, HTTP: h.api,
 			Log: log, Metrics: h.registry, Settings: h.cfg.Referrals,
 		}); err != nil {
 			return fmt.Errorf("start referrals: %w", err)
@@ -65,7 +65,7 @@ func (h *Hub) startParties(ctx context.Context, only []string) (err error) {
 	}
 	if run("vcs") {
 		if p.VCS, err = vcs.New(ctx, vcs.Config{
-			JS: h.js, Journal: h.store, Views: h.views, Projections: h.shared, Audit: h.audit, Orgs: h.orgs, Directory: p.Directory,
+			JS: h.js, Journal: h.store, Projections: h.shared, Audit: h.audit, Orgs: h.orgs, Directory: p.Directory,
 			HTTP: h.api, Log: log, Metrics: h.registry, Replicas: h.cfg.Replicas,
 		}); err != nil {
 			return fmt.Errorf("start vcs: %w", err)
