@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/events"
-	"linkway/services/platform/views"
+	"linkway/services/platform/kvmirror"
 )
 
 // Bucket holds one JSON record per organisation, keyed by its code.
@@ -47,7 +47,7 @@ func ValidCode(s string) bool { return events.ValidOrgCode(s) }
 // Registry is the register.
 type Registry struct {
 	kv     jetstream.KeyValue
-	mirror *views.Mirror
+	mirror *kvmirror.Mirror
 }
 
 // Open opens the register and starts mirroring it until ctx ends.
@@ -59,7 +59,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry,
 	if err != nil {
 		return nil, fmt.Errorf("organisations bucket: %w", err)
 	}
-	m, err := views.NewMirror(ctx, kv)
+	m, err := kvmirror.New(ctx, kv)
 	if err != nil {
 		return nil, err
 	}
