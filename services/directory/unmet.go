@@ -49,12 +49,19 @@ func (unmetNeed) Name() string { return UnmetNeedProjection }
 
 func (p unmetNeed) Apply(b *views.Batch, c views.Change) error {
 	delta := map[string]int{}
-	if before, after := needSet(c.Before), needSet(c.After); before != after {
-		if before != "" {
-			delta[needSetKey+before]--
-		}
-		if after != "" {
-			delta[needSetKey+after]++
+	// Most events change neither whether the journey is open nor its needs
+	// (the referral is never changed, only replaced on erasure): only
+	// then is the need set worked out.
+	needsMoved := c.Before.Open() != c.After.Open() || c.Before.Referral != c.After.Referral ||
+		!slices.Equal(c.Before.Needs, c.After.Needs)
+	if needsMoved {
+		if before, after := needSet(c.Before), needSet(c.After); before != after {
+			if before != "" {
+				delta[needSetKey+before]--
+			}
+			if after != "" {
+				delta[needSetKey+after]++
+			}
 		}
 	}
 	// Only the onward referrals the change touched: Evolve never removes
@@ -224,6 +231,7 @@ func (s *Service) serveUnmetNeed(h Routes) {
 }
 
 func (s *Service) getUnmetNeed(w http.ResponseWriter, r *http.Request, p api.Principal) error {
+	s.catchUp(r.Context(), UnmetNeedProjection)
 	u, err := s.UnmetNeed(p)
 	if err != nil {
 		return err
