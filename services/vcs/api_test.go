@@ -2,6 +2,7 @@ package vcs_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -318,5 +319,83 @@ func TestWithdrawnByTheLinkWorker(t *testing.T) {
 	st, out := h.Do("POST", "/v1/onward-referrals/"+j.OnwardID+"/accept", vcs1Key, []byte(`{}`))
 	if code, _ := errorField(t, out); st != 409 || code != "failed_precondition" {
 		t.Errorf("accepting a withdrawn referral: %d %s", st, out)
+	}
+}
+
+func TestInboxPages(t *testing.T) {
+	h := hubtest.Start(t)
+	var ids []string
+	for range 5 {
+		ids = append(ids, toOnward(t, h, walk, "name").OnwardID)
+	}
+	other := toOnward(t, h, debt, "name")
+	waitInInbox(t, h, vcs1Key, ids[4])
+	waitInInbox(t, h, vcs2Key, other.OnwardID)
+	h.JSON("POST", "/v1/onward-referrals/"+ids[1]+"/accept", vcs1Key, nil, 200, nil)
+
+	type page struct {
+		OnwardReferrals []inboxItem `json:"onward_referrals"`
+		NextPageToken   string      `json:"next_page_token"`
+	}
+	pages := func(query string) (sizes []int, got []string, tokens []string) {
+		t.Helper()
+		token := ""
+		for range 10 {
+			var p page
+			q := query
+			if token != "" {
+				q += "&page_token=" + token
+			}
+			h.JSON("GET", "/v1/inbox?"+q, vcs1Key, nil, 200, &p)
+			sizes = append(sizes, len(p.OnwardReferrals))
+			for _, it := range p.OnwardReferrals {
+				got = append(got, it.OnwardReferralID)
+			}
+			if p.NextPageToken == "" {
+				return sizes, got, tokens
+			}
+			token = p.NextPageToken
+			tokens = append(tokens, token)
+		}
+		t.Fatalf("%s: the pages never end", query)
+		return nil, nil, nil
+	}
+	sizes, got, tokens := pages("page_size=2")
+	newestFirst := []string{ids[4], ids[3], ids[2], ids[1], ids[0]}
+	if !slices.Equal(sizes, []int{2, 2, 1}) || !slices.Equal(got, newestFirst) {
+		t.Errorf("pages of 2: sizes %v, ids %v, want [2 2 1] and %v", sizes, got, newestFirst)
+	}
+	if _, sent, _ := pages("status=sent&page_size=3"); len(sent) != 4 || slices.Contains(sent, ids[1]) {
+		t.Errorf("status=sent paged: %v", sent)
+	}
+	// A token names a place in one organisation's one list: another
+	// organisation, or another list, cannot use it to read further.
+	for _, c := range []struct{ key, query string }{
+		{vcs2Key, "page_token=" + tokens[0]},
+		{vcs1Key, "status=sent&page_token=" + tokens[0]},
+		{vcs1Key, "page_token=bm90LWEtdG9rZW4"},
+	} {
+		st, out := h.Do("GET", "/v1/inbox?"+c.query, c.key, nil)
+		if _, field := errorField(t, out); st != 400 || field != "page_token" {
+			t.Errorf("%s with %s: %d %s, want 400 naming page_token", c.query, c.key, st, out)
+		}
+		if strings.Contains(string(out), "Jane") {
+			t.Errorf("a refused token shows a person: %s", out)
+		}
+	}
+	for _, q := range []string{"page_size=0", "page_size=lots", "page_size=-1"} {
+		st, out := h.Do("GET", "/v1/inbox?"+q, vcs1Key, nil)
+		if _, field := errorField(t, out); st != 400 || field != "page_size" {
+			t.Errorf("%s: %d %s, want 400 naming page_size", q, st, out)
+		}
+	}
+	if st, out := h.Do("GET", "/v1/inbox?colour=red", vcs1Key, nil); st != 400 {
+		t.Errorf("an unknown parameter: %d %s", st, out)
+	}
+	// The most a page holds is 500, whatever is asked.
+	var big page
+	h.JSON("GET", "/v1/inbox?page_size=100000", vcs1Key, nil, 200, &big)
+	if len(big.OnwardReferrals) != 5 || big.NextPageToken != "" {
+		t.Errorf("page_size=100000: %d items, next %q", len(big.OnwardReferrals), big.NextPageToken)
 	}
 }

@@ -69,6 +69,21 @@ func TestBrowserInbox(t *testing.T) {
 	}
 	t.Logf("inbox screenshot: %s", path)
 
+	// The inbox pages: one new referral a page, the longest waiting first;
+	// the next page holds the new arrival.
+	first := chromedp.CSS(`a[data-id="` + declined.OnwardID + `"]`)
+	webtest.Do(t, ctx, "page through new referrals",
+		chromedp.Navigate(h.Base+"/vcs/?page_size=1"),
+		chromedp.WaitVisible(first),
+		chromedp.Click(chromedp.ID("more-new")),
+		chromedp.WaitVisible(chromedp.ID("inbox-section")),
+		chromedp.WaitVisible(link),
+	)
+	if ids := webtest.Run(t, ctx, "read the page's referrals", chromedp.Evaluate[[]string](
+		`[...document.querySelectorAll("a[data-id]")].map(a => a.dataset.id)`)); len(ids) != 1 || ids[0] != accepted.OnwardID {
+		t.Errorf("the second page of new referrals lists %v, want only %s", ids, accepted.OnwardID)
+	}
+
 	// Accept it.
 	webtest.Do(t, ctx, "accept",
 		chromedp.Click(link),

@@ -78,7 +78,7 @@ func (f *feedProjector) Name() string { return FeedProjection }
 func (f *feedProjector) Partitioned() bool { return true }
 
 func (f *feedProjector) Apply(tx *views.Tx, ev views.Event) error {
-	changes, err := fold(tx, ev)
+	changes, err := legacyFold(tx, ev)
 	if err != nil {
 		return err
 	}

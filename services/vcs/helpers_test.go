@@ -43,6 +43,36 @@ type journey struct{ ID, OnwardID string }
 // referredOn is the day toOnward's journeys happen on.
 var referredOn = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 
+// Who acts in the tests' journeys, on referredOn.
+var (
+	gpPractice = journal.Meta{OccurredAt: referredOn, Actor: &eventsv1.Actor{OrganisationId: "A81001", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_GP}}
+	linkWorker = journal.Meta{OccurredAt: referredOn, Actor: &eventsv1.Actor{OrganisationId: "U12345", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK}}
+)
+
+// step is one command of a journey, by whom.
+type step struct {
+	meta journal.Meta
+	cmd  events.Command
+}
+
+// onwardSteps are the commands that take a new journey to an onward
+// referral to svc sharing share, as the GP practice and link worker would.
+func onwardSteps(svc events.ServiceFacts, share ...string) []step {
+	return []step{
+		{gpPractice, events.Refer{Referral: &eventsv1.ReferralReceived{
+			Source: "gp", ReferrerOrganisationId: "A81001", SourceId: "VCS-TEST-" + events.NewID(),
+			Person: &eventsv1.PersonalData{NhsNumber: nhsNumber, GivenName: "Jane", FamilyName: "Walker", BirthDate: birthDate,
+				Postcode: postcode, Phone: "07700 900123", Email: "jane@example.org"},
+			Sex: "female", Reasons: []string{"422650009"}, Notes: &eventsv1.FreeText{Text: gpNotes},
+			Consent: &eventsv1.Consent{ShareWithVcs: true}, LinkWorkTeam: "U12345", Urgency: "routine"}}},
+		{linkWorker, events.Assign{WorkerID: "lw-7", WorkerName: "Sam Link"}},
+		{linkWorker, events.RecordContact{Outcome: "reached", Method: "phone"}},
+		// What a VCS is given as needs is the assessed needs (in the taxonomy).
+		{linkWorker, events.AssessNeeds{Needs: []string{"company"}}},
+		{linkWorker, events.ReferOnward{OnwardReferralID: events.NewID(), Service: svc, Share: share, LinkWorkerContact: "Sam Link, 0161 496 0000"}},
+	}
+}
+
 // toOnward drives a new journey through the store, as the GP practice and
 // link worker would, to an onward referral to svc sharing share, all on
 // referredOn (before the sessions the tests record: attendance is on or
@@ -51,33 +81,14 @@ var referredOn = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 func toOnward(tb testing.TB, h *hubtest.Hub, svc events.ServiceFacts, share ...string) journey {
 	tb.Helper()
 	ctx := context.Background()
-	store := h.Journal()
 	jid := events.ReferralJourneyID("A81001", "VCS-TEST-"+events.NewID())
-	gp := journal.Meta{OccurredAt: referredOn, Actor: &eventsv1.Actor{OrganisationId: "A81001", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_GP}}
-	lw := journal.Meta{OccurredAt: referredOn, Actor: &eventsv1.Actor{OrganisationId: "U12345", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_LINKWORK}}
-	oid := events.NewID()
-	steps := []struct {
-		meta journal.Meta
-		cmd  events.Command
-	}{
-		{gp, events.Refer{Referral: &eventsv1.ReferralReceived{
-			Source: "gp", ReferrerOrganisationId: "A81001", SourceId: "VCS-TEST-" + jid,
-			Person: &eventsv1.PersonalData{NhsNumber: nhsNumber, GivenName: "Jane", FamilyName: "Walker", BirthDate: birthDate,
-				Postcode: postcode, Phone: "07700 900123", Email: "jane@example.org"},
-			Sex: "female", Reasons: []string{"422650009"}, Notes: &eventsv1.FreeText{Text: gpNotes},
-			Consent: &eventsv1.Consent{ShareWithVcs: true}, LinkWorkTeam: "U12345", Urgency: "routine"}}},
-		{lw, events.Assign{WorkerID: "lw-7", WorkerName: "Sam Link"}},
-		{lw, events.RecordContact{Outcome: "reached", Method: "phone"}},
-		// What a VCS is given as needs is the assessed needs (in the taxonomy).
-		{lw, events.AssessNeeds{Needs: []string{"company"}}},
-		{lw, events.ReferOnward{OnwardReferralID: oid, Service: svc, Share: share, LinkWorkerContact: "Sam Link, 0161 496 0000"}},
-	}
+	steps := onwardSteps(svc, share...)
 	for _, s := range steps {
-		if _, err := store.Execute(ctx, jid, s.meta, s.cmd); err != nil {
+		if _, err := h.Journal().Execute(ctx, jid, s.meta, s.cmd); err != nil {
 			tb.Fatalf("%s: %v", events.CommandName(s.cmd), err)
 		}
 	}
-	return journey{ID: jid, OnwardID: oid}
+	return journey{ID: jid, OnwardID: steps[len(steps)-1].cmd.(events.ReferOnward).OnwardReferralID}
 }
 
 // inboxItem is the part of an inbox item the tests read.

@@ -3,7 +3,7 @@ package vcs
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,26 +13,91 @@ import (
 	"linkway/services/platform/views"
 )
 
-// InboxProjection names the inbox view (bucket view_inbox).
+// InboxProjection names the inbox view in the view store.
 const InboxProjection = "inbox"
 
-// Key layout of the inbox bucket. Items are keyed by organisation first so
-// that one organisation's inbox is one prefix scan of the mirror; the
-// journey index lets an event that only names a journey (an erasure) find
-// the journey's items.
+// Key layout of the inbox view. An organisation's items, and each of its
+// lists, are one prefix each, so a list is one paged prefix scan (never a
+// read of the whole inbox):
+//
+//	i.<org>.<onward id>                       the item (the only key with personal data)
+//	a.<org>.<newest>.<seq>                    every item, newest first           -> onward id
+//	s.<org>.<status>.<newest>.<seq>           by status, newest first            -> onward id
+//	w.<org>.<section>.<order>.<seq>           the web page's sections            -> onward id
+//	n.<org>.<section>                         how many items a section holds
+//	u.<org>                                   the sequence that last changed the organisation's items
+//	j.<journey id>                            the journey's items and feed entries (for erasure)
+//	q., t                                     the feed's outbox (feed.go)
+//
+// Index keys end in the stream sequence of the onward referral's making:
+// items sent at the same moment keep the log's order, and a key is unique.
 const (
-	itemPrefix    = "o."
+	itemPrefix    = "i."
+	allPrefix     = "a."
+	statusPrefix  = "s."
+	sectionPrefix = "w."
+	countPrefix   = "n."
+	changedPrefix = "u."
 	journeyPrefix = "j."
-	onwardPrefix  = "r."
 )
 
 // itemKey is the key of one onward referral in one organisation's inbox.
 // Organisation codes are [A-Za-z0-9-] (orgs.ValidCode) and ids are UUIDs,
-// so the key always fits the KV key alphabet.
+// so the dots always separate the parts.
 func itemKey(orgID, onwardID string) string { return itemPrefix + orgID + "." + onwardID }
 
-// orgPrefix is the prefix of every item of an organisation.
-func orgPrefix(orgID string) string { return itemPrefix + orgID + "." }
+// allListPrefix lists every item of an organisation, newest first.
+func allListPrefix(orgID string) string { return allPrefix + orgID + "." }
+
+// statusListPrefix lists an organisation's items of one status, newest first.
+func statusListPrefix(orgID, status string) string { return statusPrefix + orgID + "." + status + "." }
+
+// sectionListPrefix lists one section of the web page.
+func sectionListPrefix(orgID, section string) string {
+	return sectionPrefix + orgID + "." + section + "."
+}
+
+// Sections of the web inbox: what needs an answer, who has been taken on,
+// and what is over.
+const (
+	sectionNew  = "new"
+	sectionOpen = "open"
+	sectionDone = "done"
+)
+
+var sections = []string{sectionNew, sectionOpen, sectionDone}
+
+// sectionOf is where the web page lists an onward referral of a status
+// (how the page groups statuses, not what a status is: events says that).
+func sectionOf(st events.OnwardStatus) string {
+	switch st {
+	case events.OnwardSent:
+		return sectionNew
+	case events.OnwardAccepted, events.OnwardAttending:
+		return sectionOpen
+	}
+	return sectionDone
+}
+
+// newestFirst and oldestFirst are sort keys: fixed-width hex of the time
+// the onward referral was sent (inverted for newest first) and of the
+// sequence of its making (inverted likewise), so key order is list order.
+func newestFirst(sent time.Time, seq uint64) string {
+	return fmt.Sprintf("%016x.%016x", ^uint64(sent.UnixNano()), ^seq)
+}
+
+func oldestFirst(sent time.Time, seq uint64) string {
+	return fmt.Sprintf("%016x.%016x", uint64(sent.UnixNano()), seq)
+}
+
+// sectionOrder is a section's order: the longest waiting first among new
+// referrals (they need an answer), the newest first elsewhere.
+func sectionOrder(section string, sent time.Time, seq uint64) string {
+	if section == sectionNew {
+		return oldestFirst(sent, seq)
+	}
+	return newestFirst(sent, seq)
+}
 
 // record is an inbox item as stored. It holds the journey id, which the
 // service needs to carry out the organisation's commands; the journey id is
@@ -57,8 +122,10 @@ type record struct {
 	Detail            string       `json:"detail,omitempty"`
 	Attendance        []Attendance `json:"attendance,omitempty"`
 	Erased            bool         `json:"erased,omitempty"`
-	// Seq is the stream sequence of the last event folded in.
-	Seq uint64 `json:"seq"`
+	// MadeSeq is the stream sequence of the onward referral's making (its
+	// index keys end in it); Seq that of the last event folded in.
+	MadeSeq uint64 `json:"made_seq"`
+	Seq     uint64 `json:"seq"`
 }
 
 // Person is what the person agreed to share: only the fields named in
@@ -133,186 +200,254 @@ func (r record) item(now time.Time) Item {
 	return it
 }
 
-// onwardRef finds the organisation of an onward referral from events that
-// carry only its id.
-type onwardRef struct {
-	OrganisationID string `json:"organisation_id"`
+// onwardEvent is the onward referral an event is about and the event's
+// name in the feed; id is "" for events that are not about one (the
+// making, and erasure, are handled on their own).
+func onwardEvent(env *eventsv1.Envelope) (id, name string) {
+	switch e := env.GetEvent().(type) {
+	case *eventsv1.Envelope_OnwardReferralAccepted:
+		return e.OnwardReferralAccepted.GetOnwardReferralId(), "accepted"
+	case *eventsv1.Envelope_OnwardReferralDeclined:
+		return e.OnwardReferralDeclined.GetOnwardReferralId(), "declined"
+	case *eventsv1.Envelope_OnwardReferralWithdrawn:
+		return e.OnwardReferralWithdrawn.GetOnwardReferralId(), "withdrawn"
+	case *eventsv1.Envelope_AttendanceRecorded:
+		return e.AttendanceRecorded.GetOnwardReferralId(), "attendance"
+	case *eventsv1.Envelope_OnwardReferralCompleted:
+		return e.OnwardReferralCompleted.GetOnwardReferralId(), "completed"
+	case *eventsv1.Envelope_OnwardReferralDroppedOut:
+		return e.OnwardReferralDroppedOut.GetOnwardReferralId(), "dropped_out"
+	}
+	return "", ""
 }
 
-// change is what one event did to the inbox: the record after it and the
-// short event name used in feed subjects.
-type change struct {
-	Event   string
-	EventID string
-	At      time.Time
-	Record  record
-}
-
-// fold applies one journey event to the inbox records held in tx and
-// returns the records it changed. Events that do not concern VCS
-// organisations change nothing. It is shared by the inbox view and the
-// NATS feed so that both say exactly the same thing.
-func fold(tx *views.Tx, ev views.Event) ([]change, error) {
-	env := ev.Envelope
+// render folds one event about the record's onward referral into it: its
+// status as the folded journey after the event holds it (events says what
+// a status is), and what the event itself tells the organisation (the
+// answer's time, a decline's reason, a session). The projection and a
+// command's answer both render with it, so they say the same.
+func (r *record) render(env *eventsv1.Envelope, after events.State) {
 	at := env.GetOccurredAt().AsTime().UTC()
-	jid := env.GetJourneyId()
-	if m, ok := env.GetEvent().(*eventsv1.Envelope_OnwardReferralMade); ok {
-		return made(tx, ev.Seq, env, m.OnwardReferralMade)
+	if o, ok := after.OnwardByID(r.ID); ok {
+		r.Status = string(o.Status)
 	}
-	if _, ok := env.GetEvent().(*eventsv1.Envelope_PersonalDataErased); ok {
-		return erase(tx, ev.Seq, env)
-	}
-	id, name, step := onwardStep(env)
-	if step == nil {
-		return nil, nil
-	}
-	var ref onwardRef
-	ok, err := tx.GetJSON(onwardPrefix+id, &ref)
-	if err != nil || !ok {
-		// An event about an onward referral this view never saw made:
-		// nothing of it can be shown, so nothing to do.
-		return nil, err
-	}
-	key := itemKey(ref.OrganisationID, id)
-	var r record
-	if ok, err := tx.GetJSON(key, &r); err != nil || !ok || r.JourneyID != jid {
-		return nil, err
-	}
-	step(&r, at)
-	r.UpdatedAt, r.Seq = at, ev.Seq
-	if err := tx.PutJSON(key, r); err != nil {
-		return nil, fmt.Errorf("inbox %s: %w", name, err)
-	}
-	return []change{{Event: name, EventID: env.GetEventId(), At: at, Record: r}}, nil
-}
-
-// onwardStep returns the onward referral id an event changes, the event's
-// feed name, and how it changes the record; step is nil for other events.
-func onwardStep(env *eventsv1.Envelope) (id, name string, step func(*record, time.Time)) {
-	responded := func(r *record, at time.Time) {
+	answered := func() {
 		if r.RespondedAt == nil {
 			r.RespondedAt = &at
 		}
 	}
 	switch e := env.GetEvent().(type) {
 	case *eventsv1.Envelope_OnwardReferralAccepted:
-		return e.OnwardReferralAccepted.GetOnwardReferralId(), "accepted", func(r *record, at time.Time) {
-			r.Status = string(events.OnwardAccepted)
-			responded(r, at)
-		}
+		answered()
 	case *eventsv1.Envelope_OnwardReferralDeclined:
 		d := e.OnwardReferralDeclined
-		return d.GetOnwardReferralId(), "declined", func(r *record, at time.Time) {
-			r.Status, r.DeclineReason, r.Detail = string(events.OnwardDeclined), d.GetReason(), d.GetDetail().GetText()
-			responded(r, at)
-		}
-	case *eventsv1.Envelope_OnwardReferralWithdrawn:
-		return e.OnwardReferralWithdrawn.GetOnwardReferralId(), "withdrawn", func(r *record, _ time.Time) {
-			// The link worker's reason is theirs: free text about the person
-			// that the organisation does not need.
-			r.Status = string(events.OnwardWithdrawn)
-		}
+		r.DeclineReason, r.Detail = d.GetReason(), d.GetDetail().GetText()
+		answered()
 	case *eventsv1.Envelope_AttendanceRecorded:
 		a := e.AttendanceRecorded
-		return a.GetOnwardReferralId(), "attendance", func(r *record, _ time.Time) {
-			r.Attendance = append(r.Attendance, Attendance{Date: a.GetDate(), Attended: a.GetAttended()})
-			// Mirrors events.Evolve: only a session attended moves the status.
-			if a.GetAttended() {
-				r.Status = string(events.OnwardAttending)
-			}
-		}
-	case *eventsv1.Envelope_OnwardReferralCompleted:
-		return e.OnwardReferralCompleted.GetOnwardReferralId(), "completed", func(r *record, _ time.Time) {
-			r.Status = string(events.OnwardCompleted)
-		}
+		r.Attendance = append(r.Attendance, Attendance{Date: a.GetDate(), Attended: a.GetAttended()})
 	case *eventsv1.Envelope_OnwardReferralDroppedOut:
-		d := e.OnwardReferralDroppedOut
-		return d.GetOnwardReferralId(), "dropped_out", func(r *record, _ time.Time) {
-			r.Status, r.Detail = string(events.OnwardDroppedOut), d.GetDetail().GetText()
-		}
+		r.Detail = e.OnwardReferralDroppedOut.GetDetail().GetText()
 	}
-	return "", "", nil
+	// A withdrawal's reason is the link worker's: free text about the
+	// person that the organisation does not need, so it is not copied.
+	r.UpdatedAt = at
 }
 
-// made adds an onward referral to its organisation's inbox, copying only
-// what SharedWithVcs holds, and only the fields it says were shared.
-func made(tx *views.Tx, seq uint64, env *eventsv1.Envelope, m *eventsv1.OnwardReferralMade) ([]change, error) {
-	org, id, jid := m.GetOrganisationId(), m.GetOnwardReferralId(), env.GetJourneyId()
-	if !orgs.ValidCode(org) || events.ParseID(id) != nil || events.ParseID(jid) != nil {
-		return nil, nil // not addressable: the rules never make one
-	}
-	key := itemKey(org, id)
-	if ok, err := tx.GetJSON(key, &record{}); err != nil || ok {
-		return nil, err // already there: one id, one referral
-	}
+// madeRecord is the record an onward referral starts as: of the person,
+// only the fields the event says were shared; as needs, only needs of the
+// taxonomy (the needs the link worker assessed), never a reason code.
+func madeRecord(seq uint64, env *eventsv1.Envelope, m *eventsv1.OnwardReferralMade, after events.State) record {
 	at := env.GetOccurredAt().AsTime().UTC()
-	// Whatever the event holds, only the fields it says were shared.
 	sh := events.ShareWithVCS(m.GetShared(), m.GetShared().GetFields())
 	r := record{
-		ID: id, JourneyID: jid, OrganisationID: org, ServiceID: m.GetServiceId(), ServiceName: m.GetServiceName(),
-		Status: string(events.OnwardSent), WaitingList: m.GetWaitingList(), SentAt: at, UpdatedAt: at,
-		LinkWorkerContact: m.GetLinkWorkerContact(), Seq: seq,
+		ID: m.GetOnwardReferralId(), JourneyID: env.GetJourneyId(), OrganisationID: m.GetOrganisationId(),
+		ServiceID: m.GetServiceId(), ServiceName: m.GetServiceName(), Status: string(events.OnwardSent),
+		WaitingList: m.GetWaitingList(), SentAt: at, UpdatedAt: at, LinkWorkerContact: m.GetLinkWorkerContact(),
+		MadeSeq: seq, Seq: seq,
+	}
+	if o, ok := after.OnwardByID(r.ID); ok {
+		r.Status = string(o.Status)
 	}
 	p := sh.GetPerson()
 	r.Person = Person{GivenName: p.GetGivenName(), FamilyName: p.GetFamilyName(), Phone: p.GetPhone(), Email: p.GetEmail()}
-	r.Needs, r.Notes, r.Shared = slices.Clone(sh.GetNeeds()), sh.GetNotes().GetText(), sh.GetFields()
-	if err := tx.PutJSON(key, r); err != nil {
-		return nil, err
-	}
-	if err := tx.PutJSON(onwardPrefix+id, onwardRef{OrganisationID: org}); err != nil {
-		return nil, err
-	}
-	var keys []string
-	if _, err := tx.GetJSON(journeyPrefix+jid, &keys); err != nil {
-		return nil, err
-	}
-	if err := tx.PutJSON(journeyPrefix+jid, append(keys, key)); err != nil {
-		return nil, err
-	}
-	return []change{{Event: "made", EventID: env.GetEventId(), At: at, Record: r}}, nil
+	r.Needs, r.Notes, r.Shared = events.PlaceNeeds(sh.GetNeeds()), sh.GetNotes().GetText(), sh.GetFields()
+	return r
 }
 
-// erase blanks everything personal in the journey's items once the
-// person's data has been erased: the view must not outlive the log's
-// crypto-shredding.
-func erase(tx *views.Tx, seq uint64, env *eventsv1.Envelope) ([]change, error) {
-	var keys []string
-	if ok, err := tx.GetJSON(journeyPrefix+env.GetJourneyId(), &keys); err != nil || !ok {
-		return nil, err
+// journeyIndex is what the view keeps of a journey: its items, and the
+// outbox keys of the feed messages it made (erasure erases them).
+type journeyIndex struct {
+	Items  []string `json:"items"`
+	Outbox []string `json:"outbox,omitempty"`
+}
+
+// inboxProjection keeps the inbox view from the reader's changes, and
+// writes each change's feed message into the view's outbox (feed.go).
+type inboxProjection struct {
+	feed *feedPosition
+}
+
+func (p *inboxProjection) Name() string { return InboxProjection }
+
+func (p *inboxProjection) Apply(b *views.Batch, c views.Change) error {
+	switch e := c.Envelope.GetEvent().(type) {
+	case *eventsv1.Envelope_OnwardReferralMade:
+		return p.made(b, c, e.OnwardReferralMade)
+	case *eventsv1.Envelope_PersonalDataErased:
+		return p.erase(b, c)
 	}
-	at := env.GetOccurredAt().AsTime().UTC()
-	var out []change
-	for _, key := range keys {
+	id, name := onwardEvent(c.Envelope)
+	if id == "" {
+		return nil
+	}
+	// The organisation comes from the folded journey: events that answer
+	// an onward referral carry only its id.
+	o, ok := c.After.OnwardByID(id)
+	if !ok || !orgs.ValidCode(o.OrganisationID) {
+		return nil // never made on this journey: nothing to show
+	}
+	key := itemKey(o.OrganisationID, id)
+	var r record
+	if ok, err := b.GetJSON(key, &r); err != nil || !ok || r.JourneyID != c.JourneyID {
+		return err
+	}
+	before := events.OnwardStatus(r.Status)
+	r.render(c.Envelope, c.After)
+	r.Seq = c.Seq
+	if err := b.SetJSON(key, r); err != nil {
+		return err
+	}
+	if err := moveIndexes(b, r, before); err != nil {
+		return err
+	}
+	touch(b, r.OrganisationID, c.Seq)
+	return p.outbox(b, c, 0, name, r)
+}
+
+// made adds an onward referral to its organisation's inbox and lists.
+func (p *inboxProjection) made(b *views.Batch, c views.Change, m *eventsv1.OnwardReferralMade) error {
+	org, id := m.GetOrganisationId(), m.GetOnwardReferralId()
+	if !orgs.ValidCode(org) || events.ParseID(id) != nil || events.ParseID(c.JourneyID) != nil {
+		return nil // not addressable: the rules never make one
+	}
+	key := itemKey(org, id)
+	if _, ok, err := b.Get(key); err != nil || ok {
+		return err // already there: one id, one referral
+	}
+	r := madeRecord(c.Seq, c.Envelope, m, c.After)
+	if err := b.SetJSON(key, r); err != nil {
+		return err
+	}
+	st := events.OnwardStatus(r.Status)
+	b.Set(allListPrefix(org)+newestFirst(r.SentAt, r.MadeSeq), []byte(id))
+	b.Set(statusListPrefix(org, string(st))+newestFirst(r.SentAt, r.MadeSeq), []byte(id))
+	sec := sectionOf(st)
+	b.Set(sectionListPrefix(org, sec)+sectionOrder(sec, r.SentAt, r.MadeSeq), []byte(id))
+	if err := count(b, org, sec, 1); err != nil {
+		return err
+	}
+	var ji journeyIndex
+	if _, err := b.GetJSON(journeyPrefix+c.JourneyID, &ji); err != nil {
+		return err
+	}
+	ji.Items = append(ji.Items, key)
+	if err := b.SetJSON(journeyPrefix+c.JourneyID, ji); err != nil {
+		return err
+	}
+	touch(b, org, c.Seq)
+	return p.outbox(b, c, 0, "made", r)
+}
+
+// moveIndexes moves an item's status and section keys when its status
+// changed from before.
+func moveIndexes(b *views.Batch, r record, before events.OnwardStatus) error {
+	after := events.OnwardStatus(r.Status)
+	if after == before {
+		return nil
+	}
+	org, id := r.OrganisationID, []byte(r.ID)
+	b.Delete(statusListPrefix(org, string(before)) + newestFirst(r.SentAt, r.MadeSeq))
+	b.Set(statusListPrefix(org, string(after))+newestFirst(r.SentAt, r.MadeSeq), id)
+	from, to := sectionOf(before), sectionOf(after)
+	if from == to {
+		return nil
+	}
+	b.Delete(sectionListPrefix(org, from) + sectionOrder(from, r.SentAt, r.MadeSeq))
+	b.Set(sectionListPrefix(org, to)+sectionOrder(to, r.SentAt, r.MadeSeq), id)
+	if err := count(b, org, from, -1); err != nil {
+		return err
+	}
+	return count(b, org, to, 1)
+}
+
+// count adds delta to a section's count.
+func count(b *views.Batch, org, section string, delta int) error {
+	key := countPrefix + org + "." + section
+	n, err := readCount(b.Get(key))
+	if err != nil {
+		return err
+	}
+	b.Set(key, []byte(strconv.Itoa(max(n+delta, 0))))
+	return nil
+}
+
+func readCount(raw []byte, ok bool, err error) (int, error) {
+	if err != nil || !ok {
+		return 0, err
+	}
+	n, err := strconv.Atoi(string(raw))
+	if err != nil {
+		return 0, fmt.Errorf("inbox count %q: %w", raw, err)
+	}
+	return n, nil
+}
+
+// touch records that an organisation's items changed at seq: the web
+// page's live list re-renders only then.
+func touch(b *views.Batch, org string, seq uint64) {
+	b.Set(changedPrefix+org, []byte(strconv.FormatUint(seq, 10)))
+}
+
+// erase removes everything personal the view holds of the journey once
+// the person's data has been erased: the view must not outlive the log's
+// crypto-shredding. Each item's key is erased (deleted and compacted out
+// of the store's files) and written again blank, marked erased, so the
+// organisation still sees that there was a referral; the feed messages
+// the outbox holds of the person are erased too.
+func (p *inboxProjection) erase(b *views.Batch, c views.Change) error {
+	var ji journeyIndex
+	if ok, err := b.GetJSON(journeyPrefix+c.JourneyID, &ji); err != nil || !ok {
+		return err
+	}
+	at := c.Envelope.GetOccurredAt().AsTime().UTC()
+	for _, k := range ji.Outbox {
+		b.Erase(k)
+	}
+	ji.Outbox = nil
+	for part, key := range ji.Items {
 		var r record
-		if ok, err := tx.GetJSON(key, &r); err != nil || !ok {
-			if err != nil {
-				return nil, err
-			}
+		ok, err := b.GetJSON(key, &r)
+		if err != nil {
+			return err
+		}
+		if !ok {
 			continue
 		}
 		r.Person, r.Needs, r.Notes, r.Detail, r.Shared = Person{}, nil, "", "", nil
-		r.Erased, r.UpdatedAt, r.Seq = true, at, seq
-		if err := tx.PutJSON(key, r); err != nil {
-			return nil, err
+		r.Erased, r.UpdatedAt, r.Seq = true, at, c.Seq
+		b.Erase(key)
+		if err := b.SetJSON(key, r); err != nil {
+			return err
 		}
-		out = append(out, change{Event: "erased", EventID: env.GetEventId(), At: at, Record: r})
+		touch(b, r.OrganisationID, c.Seq)
+		if err := p.outbox(b, c, part, "erased", r); err != nil {
+			return err
+		}
 	}
-	return out, nil
-}
-
-// inboxProjector keeps the inbox view.
-type inboxProjector struct{}
-
-func (inboxProjector) Name() string { return InboxProjection }
-
-// Partitioned: every key of the inbox belongs to one journey (an item, its
-// onward referral's organisation, the journey's index), so journeys can be
-// applied in parallel where the runtime supports it.
-func (inboxProjector) Partitioned() bool { return true }
-
-func (inboxProjector) Apply(tx *views.Tx, ev views.Event) error {
-	_, err := fold(tx, ev)
-	return err
+	// The erasure notices hold nothing of the person: not listed.
+	ji.Outbox = nil
+	return b.SetJSON(journeyPrefix+c.JourneyID, ji)
 }
 
 // decodeRecord reads a stored record.

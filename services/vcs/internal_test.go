@@ -44,12 +44,12 @@ func TestFormMessageNamesWhatToFix(t *testing.T) {
 	}
 }
 
-// Needs are shown by their value-set term, or by code when unknown.
+// Needs are shown by their taxonomy name; the inbox holds no reason code.
 func TestNeedLabel(t *testing.T) {
-	if got := needLabel("422650009"); got != "Social isolation" {
+	if got := needLabel("befriending_and_social_groups"); got != "Befriending and social groups" {
 		t.Errorf("needLabel = %q", got)
 	}
-	if got := needLabel("1"); got != "SNOMED CT 1" {
-		t.Errorf("needLabel of an unknown code = %q", got)
+	if got := needLabel("something_else"); got != "something_else" {
+		t.Errorf("needLabel of an unknown need = %q", got)
 	}
 }

@@ -1,24 +1,14 @@
 package vcs
 
-import (
-	"strings"
-
-	"linkway/events"
-)
+import "linkway/events"
 
 // needLabel is a need as a volunteer reads it: the name of its needs
-// taxonomy category ("Befriending and social groups", what onward
-// referrals carry since version 2), the SNOMED CT term of a referral reason
-// that an older onward referral carried ("Social isolation"), or the
-// concept id for a code the value set does not hold.
-func needLabel(code string) string {
-	if c, ok := events.NeedCategoryByID(code); ok {
+// taxonomy category ("Befriending and social groups"). The inbox holds
+// only needs of the taxonomy (never a referral's reason codes), so
+// anything else is shown as it is.
+func needLabel(id string) string {
+	if c, ok := events.NeedCategoryByID(id); ok {
 		return c.Name
 	}
-	if terms, err := events.Terms(); err == nil {
-		if c, ok := terms.Reasons.Get(code); ok {
-			return strings.TrimSuffix(c.Term, " (finding)")
-		}
-	}
-	return "SNOMED CT " + code
+	return id
 }

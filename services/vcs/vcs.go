@@ -8,13 +8,13 @@ package vcs
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,6 +25,7 @@ import (
 	"linkway/services/platform/journal"
 	"linkway/services/platform/orgs"
 	"linkway/services/platform/views"
+	"linkway/services/platform/viewstore"
 	"linkway/services/platform/websession"
 )
 
@@ -32,7 +33,7 @@ import (
 const (
 	bodyLimit       = 8 << 10
 	maxDetail       = 1000
-	readYourWrites  = 5 * time.Second
+	readYourWrites  = 2 * time.Second
 	idempotencyHdr  = "Idempotency-Key"
 	maxIdempotency  = 200
 	attendanceSlack = 36 * time.Hour // a session "today" anywhere in the UK, whatever the server's clock zone
@@ -44,10 +45,19 @@ type Journal interface {
 	Execute(ctx context.Context, journeyID string, meta journal.Meta, cmd events.Command) (journal.Result, error)
 }
 
-// Projections starts a projection (the inbox view, the NATS feed): the
-// hub runs it until the process stops and counts it for readiness.
+// Projections starts a projection of the old runtime: the NATS feed's,
+// until it moves onto the reader's changes.
 type Projections interface {
 	Project(ctx context.Context, p views.Projector) (*views.Runner, error)
+}
+
+// Views is the process's read side (views.Registry): the service adds its
+// projection (one reader applies every party's), reads its view, and waits
+// for the view to reach a command's sequence.
+type Views interface {
+	Add(views.Projection)
+	View(name string) *viewstore.View
+	WaitFor(ctx context.Context, seq uint64, views ...string) error
 }
 
 // Auditor records every read of identifiable data (audit.Log).
@@ -85,7 +95,9 @@ type Config struct {
 	JS jetstream.JetStream
 	// Journal executes the organisations' answers.
 	Journal Journal
-	// Projections starts the inbox view and the feed.
+	// Views is the read side the inbox view lives in.
+	Views Views
+	// Projections starts the feed on the old runtime.
 	Projections Projections
 	// Audit records the reads of the inbox and its items.
 	Audit Auditor
@@ -109,18 +121,17 @@ type Service struct {
 	cfg     Config
 	ctx     context.Context
 	log     *slog.Logger
-	inbox   *views.Runner
-	mirror  *views.Mirror
+	view    *viewstore.View
 	metrics *metrics
 	web     *web
 	now     func() time.Time
 }
 
-// New adds the service's routes and starts its projections: the inbox
-// view and the NATS feed.
+// New adds the service's routes and its projection (the inbox view) to
+// the process's read side, and starts the NATS feed.
 func New(ctx context.Context, cfg Config) (*Service, error) {
-	if cfg.JS == nil || cfg.Journal == nil || cfg.Projections == nil || cfg.Audit == nil || cfg.Orgs == nil || cfg.HTTP == nil {
-		return nil, errors.New("vcs: JS, Journal, Projections, Audit, Orgs and HTTP are required")
+	if cfg.JS == nil || cfg.Journal == nil || cfg.Views == nil || cfg.Projections == nil || cfg.Audit == nil || cfg.Orgs == nil || cfg.HTTP == nil {
+		return nil, errors.New("vcs: JS, Journal, Views, Projections, Audit, Orgs and HTTP are required")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -130,12 +141,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, ctx: ctx, log: cfg.Log.With("service", "vcs"), metrics: m, now: time.Now}
-	if s.inbox, err = cfg.Projections.Project(ctx, inboxProjector{}); err != nil {
-		return nil, fmt.Errorf("inbox projection: %w", err)
-	}
-	if s.mirror, err = views.NewMirror(ctx, s.inbox.KV()); err != nil {
-		return nil, fmt.Errorf("inbox mirror: %w", err)
-	}
+	cfg.Views.Add(&inboxProjection{feed: &feedPosition{}})
+	s.view = cfg.Views.View(InboxProjection)
 	if _, err := cfg.JS.CreateOrUpdateStream(ctx, FeedStreamConfig(cfg.Replicas)); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", FeedStream, err)
 	}
@@ -162,52 +169,109 @@ var onwardStatuses = []string{
 	string(events.OnwardDroppedOut),
 }
 
-// inboxPage is the answer of GET /v1/inbox.
+// inboxPage is the answer of GET /v1/inbox: one page of the inbox.
 type inboxPage struct {
 	OnwardReferrals []Item `json:"onward_referrals"`
+	NextPageToken   string `json:"next_page_token,omitempty"`
 }
 
 func (s *Service) listInbox(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	status := r.URL.Query().Get("status")
+	q := r.URL.Query()
+	for k := range q {
+		if !slices.Contains([]string{"status", "page_size", "page_token"}, k) {
+			return events.Invalid(k, "unknown query parameter; known: status, page_size, page_token")
+		}
+	}
+	status := q.Get("status")
 	if status != "" && !slices.Contains(onwardStatuses, status) {
 		return events.Invalid("status", "must be one of %v", onwardStatuses)
 	}
-	items, journeys, err := s.items(p.OrgID, status)
+	size, err := pageSize(q.Get("page_size"))
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Audit.List(r.Context(), p, r.Pattern, journeys); err != nil {
+	prefix := allListPrefix(p.OrgID)
+	if status != "" {
+		prefix = statusListPrefix(p.OrgID, status)
+	}
+	recs, next, err := s.page(p.OrgID, prefix, size, q.Get("page_token"))
+	if err != nil {
 		return err
 	}
-	api.WriteJSON(w, http.StatusOK, inboxPage{OnwardReferrals: items})
+	if err := s.cfg.Audit.List(r.Context(), p, r.Pattern, journeysOf(recs)); err != nil {
+		return err
+	}
+	page := inboxPage{OnwardReferrals: make([]Item, 0, len(recs)), NextPageToken: next}
+	now := s.now()
+	for _, rec := range recs {
+		page.OnwardReferrals = append(page.OnwardReferrals, rec.item(now))
+	}
+	api.WriteJSON(w, http.StatusOK, page)
 	return nil
 }
 
-// items lists an organisation's inbox from the mirror, newest first, with
-// the journeys they belong to (for the read audit; never shown).
-func (s *Service) items(orgID, status string) ([]Item, []string, error) {
-	now := s.now()
-	out := []Item{}
-	var journeys []string
-	for _, kv := range s.mirror.Scan(orgPrefix(orgID)) {
-		rec, err := decodeRecord(kv.Value)
-		if err != nil {
-			return nil, nil, err
-		}
-		if rec.OrganisationID != orgID || (status != "" && rec.Status != status) {
-			continue
-		}
-		out = append(out, rec.item(now))
-		journeys = append(journeys, rec.JourneyID)
+// pageSize reads a page_size parameter (API.md "Lists page").
+func pageSize(v string) (int, error) {
+	if v == "" {
+		return viewstore.PageSize(0), nil
 	}
-	slices.SortFunc(out, func(a, b Item) int {
-		return cmp.Or(b.SentAt.Compare(a.SentAt), cmp.Compare(b.OnwardReferralID, a.OnwardReferralID))
-	})
-	return out, journeys, nil
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, events.Invalid("page_size", "must be a whole number from 1 to %d", viewstore.MaxPageSize)
+	}
+	return viewstore.PageSize(n), nil
+}
+
+// page reads one page of one of an organisation's lists (a prefix of
+// index keys whose values are onward referral ids) and the items it names.
+// A page token from another list, or another organisation's, is refused.
+func (s *Service) page(orgID, prefix string, size int, token string) ([]record, string, error) {
+	if len(token) > 1000 {
+		return nil, "", events.Invalid("page_token", "is not a token this list gave")
+	}
+	pg, err := s.view.Page(prefix, size, token)
+	if err != nil {
+		return nil, "", viewError(err)
+	}
+	recs := make([]record, 0, len(pg.Items))
+	for _, it := range pg.Items {
+		raw, ok, err := s.view.Get(itemKey(orgID, string(it.Value)))
+		if err != nil {
+			return nil, "", viewError(err)
+		}
+		if !ok {
+			continue // an index key always has its item: committed together
+		}
+		rec, err := decodeRecord(raw)
+		if err != nil {
+			return nil, "", err
+		}
+		recs = append(recs, rec)
+	}
+	return recs, pg.NextPageToken, nil
+}
+
+// viewError is what a caller is told when the view cannot be read: a
+// refused page token as it is, anything else as unavailable.
+func viewError(err error) error {
+	var e *events.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return &events.Error{Code: events.CodeUnavailable, Message: "the inbox cannot be read now"}
+}
+
+// journeysOf are the journeys of records, for the read audit (never shown).
+func journeysOf(recs []record) []string {
+	out := make([]string, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r.JourneyID)
+	}
+	return out
 }
 
 func (s *Service) getItem(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	rec, err := s.lookup(r.Context(), p.OrgID, r.PathValue("id"))
+	rec, err := s.lookup(p.OrgID, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -218,51 +282,28 @@ func (s *Service) getItem(w http.ResponseWriter, r *http.Request, p api.Principa
 	return nil
 }
 
-// lookup finds an onward referral in the organisation's own inbox. It reads
-// the bucket, not the mirror, so that an answer after a command shows the
-// command. Any id that is not in this organisation's inbox is not found,
-// whether or not another organisation has it.
-func (s *Service) lookup(ctx context.Context, orgID, id string) (record, error) {
-	rec, _, err := s.lookupRaw(ctx, orgID, id)
-	return rec, err
-}
-
-// lookupRaw is lookup that also returns the stored bytes.
-func (s *Service) lookupRaw(ctx context.Context, orgID, id string) (record, []byte, error) {
-	if err := events.ParseID(id); err != nil {
-		return record{}, nil, events.ErrNotFound
+// lookup finds an onward referral in the organisation's own inbox: the key
+// is the organisation's, so any id that is not in this organisation's
+// inbox is not found, whether or not another organisation has it.
+func (s *Service) lookup(orgID, id string) (record, error) {
+	if events.ParseID(id) != nil {
+		return record{}, events.ErrNotFound
 	}
-	e, err := s.inbox.KV().Get(ctx, itemKey(orgID, id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return record{}, nil, events.ErrNotFound
-	}
+	raw, ok, err := s.view.Get(itemKey(orgID, id))
 	if err != nil {
-		return record{}, nil, &events.Error{Code: events.CodeUnavailable, Message: "the inbox cannot be read now"}
+		return record{}, viewError(err)
 	}
-	rec, err := decodeRecord(e.Value())
+	if !ok {
+		return record{}, events.ErrNotFound
+	}
+	rec, err := decodeRecord(raw)
 	if err != nil {
-		return record{}, nil, err
+		return record{}, err
 	}
 	if rec.OrganisationID != orgID {
-		return record{}, nil, events.ErrNotFound
+		return record{}, events.ErrNotFound
 	}
-	return rec, e.Value(), nil
-}
-
-// awaitMirror waits (bounded by ctx) until the mirror that lists the inbox
-// holds value for key, so that a list read after a command shows it too.
-func (s *Service) awaitMirror(ctx context.Context, key string, value []byte) {
-	for {
-		changed := s.mirror.Changed()
-		if v, ok := s.mirror.Get(key); ok && bytes.Equal(v, value) {
-			return
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return
-		}
-	}
+	return rec, nil
 }
 
 // action is one thing an organisation can do to an onward referral.
@@ -377,17 +418,13 @@ func (s *Service) apiAction(a action) api.HandlerFunc {
 		if len(key) > maxIdempotency {
 			return events.Invalid(idempotencyHdr, "must be at most %d characters", maxIdempotency)
 		}
-		it, err := s.act(r.Context(), p, r.PathValue("id"), a, body, key, "api")
+		it, journeyID, err := s.act(r.Context(), p, r.PathValue("id"), a, body, key, "api")
 		if err != nil {
 			return err
 		}
 		// The answer shows the person as shared with the organisation:
 		// audited as a read of the journey.
-		rec, err := s.lookup(r.Context(), p.OrgID, r.PathValue("id"))
-		if err == nil {
-			err = s.cfg.Audit.Journey(r.Context(), p, r.Pattern, rec.JourneyID)
-		}
-		if err != nil {
+		if err := s.cfg.Audit.Journey(r.Context(), p, r.Pattern, journeyID); err != nil {
 			return err
 		}
 		api.WriteJSON(w, http.StatusOK, it)
@@ -396,17 +433,18 @@ func (s *Service) apiAction(a action) api.HandlerFunc {
 }
 
 // act carries out an action on an onward referral in the caller's inbox and
-// returns the inbox item after it. The lookup comes first, so that another
+// returns the inbox item after it, and the journey it belongs to (for the
+// read audit; never shown). The lookup comes first, so that another
 // organisation's id is not found before anything about it is checked.
-func (s *Service) act(ctx context.Context, p api.Principal, id string, a action, body []byte, idemKey, channel string) (Item, error) {
-	rec, err := s.lookup(ctx, p.OrgID, id)
+func (s *Service) act(ctx context.Context, p api.Principal, id string, a action, body []byte, idemKey, channel string) (Item, string, error) {
+	rec, err := s.lookup(p.OrgID, id)
 	if err != nil {
-		return Item{}, err
+		return Item{}, "", err
 	}
 	cmd, err := a.command(s, id, body)
 	if err != nil {
 		s.metrics.commands.WithLabelValues(a.name, channel, "invalid").Inc()
-		return Item{}, err
+		return Item{}, "", err
 	}
 	meta := journal.Meta{
 		Actor: p.Actor(),
@@ -416,23 +454,47 @@ func (s *Service) act(ctx context.Context, p api.Principal, id string, a action,
 		// client's key can never replay another request's result.
 		meta.IdempotencyKey = "vcs/" + p.OrgID + "/" + id + "/" + a.path + "/" + idemKey
 	}
-	res, err := s.cfg.Journal.Execute(ctx, rec.JourneyID, meta, cmd)
+	res, err := s.cfg.Journal.Execute(ctx, rec.JourneyID, meta, ownOnward(p.OrgID, id, cmd))
 	if err != nil {
 		s.metrics.commands.WithLabelValues(a.name, channel, string(events.ErrorCode(err))).Inc()
-		return Item{}, err
+		return Item{}, "", err
 	}
 	s.metrics.commands.WithLabelValues(a.name, channel, "ok").Inc()
+	return s.answer(ctx, rec, res), rec.JourneyID, nil
+}
+
+// ownOnward guards a command so that it is carried out only on an onward
+// referral of the organisation's own, judged on the journey the command
+// is decided on (the view found the journey; the log has the last word).
+func ownOnward(orgID, id string, cmd events.Command) events.Command {
+	return events.Guarded{Command: cmd, Check: func(st events.State) error {
+		if o, ok := st.OnwardByID(id); !ok || o.OrganisationID != orgID {
+			return events.ErrNotFound
+		}
+		return nil
+	}}
+}
+
+// answer is the item after a command: the view's, once it has applied the
+// command (bounded wait, so that the lists read next show it too), or else
+// the item before it with the command's events rendered onto it from the
+// state the command was decided into.
+func (s *Service) answer(ctx context.Context, before record, res journal.Result) Item {
 	wctx, cancel := context.WithTimeout(ctx, readYourWrites)
 	defer cancel()
-	if err := s.inbox.WaitFor(wctx, res.LastSeq); err != nil {
-		// Recorded, but the view is slow: answer with what it shows, which
-		// a client can read again.
-		s.log.Warn("inbox view behind after a command", "action", a.name, "err", err)
+	if err := s.cfg.Views.WaitFor(wctx, res.LastSeq, InboxProjection); err == nil {
+		if rec, err := s.lookup(before.OrganisationID, before.ID); err == nil {
+			return rec.item(s.now())
+		}
+	} else {
+		s.log.Warn("inbox view behind after a command; answering from the command's state", "err", err)
 	}
-	rec, raw, err := s.lookupRaw(ctx, p.OrgID, id)
-	if err != nil {
-		return Item{}, err
+	r := before
+	r.Attendance = slices.Clone(r.Attendance)
+	for _, e := range res.Events {
+		if id, _ := onwardEvent(e.Event); id == r.ID {
+			r.render(e.Event, res.State)
+		}
 	}
-	s.awaitMirror(wctx, itemKey(p.OrgID, id), raw)
-	return rec.item(s.now()), nil
+	return r.item(s.now())
 }

@@ -3,13 +3,16 @@ package vcs
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +21,7 @@ import (
 
 	"linkway/events"
 	"linkway/services/platform/api"
+	"linkway/services/platform/viewstore"
 	"linkway/services/platform/websession"
 )
 
@@ -102,33 +106,114 @@ type view struct {
 	FormID string
 }
 
-type listView struct{ New, Open, Done []Item }
+// webPageSize is how many referrals a section of the web page shows at
+// once: a phone's screenful or two.
+const webPageSize = 20
 
-// listView is the organisation's inbox as the page shows it, with the
-// journeys it holds (for the read audit, by whoever shows it).
-func (w *web) listView(orgID string) (listView, []string, error) {
-	items, journeys, err := w.s.items(orgID, "")
-	if err != nil {
-		return listView{}, nil, err
-	}
-	var lv listView
-	for _, it := range items {
-		switch events.OnwardStatus(it.Status) {
-		case events.OnwardSent:
-			lv.New = append(lv.New, it)
-		case events.OnwardAccepted, events.OnwardAttending:
-			lv.Open = append(lv.Open, it)
-		default:
-			lv.Done = append(lv.Done, it)
+// listView is the organisation's inbox as the page shows it: each section
+// a page of its own (the first, on the inbox page), or one section paged
+// on its own (Section set).
+type listView struct {
+	Section  string
+	Sections []sectionView
+	// NewCount is how many referrals wait for an answer: the live list
+	// announces arrivals by it.
+	NewCount int
+}
+
+// sectionView is one page of one section.
+type sectionView struct {
+	Name, Title, Empty string
+	Count              int
+	Items              []Item
+	// More links to the section's next page; MoreLabel says what it is.
+	More, MoreLabel string
+}
+
+var sectionTitles = map[string][2]string{
+	sectionNew:  {"New referrals", "No new referrals."},
+	sectionOpen: {"Taken on", "Nobody yet."},
+	sectionDone: {"Finished or declined", "None."},
+}
+
+// listView reads the page's sections, each a paged prefix scan of the
+// view, with the journeys they show (for the read audit, by whoever shows
+// it). section names one section to page through on its own ("" for the
+// inbox page: the first page of each).
+func (w *web) listView(orgID, section string, size int, token string) (listView, []string, error) {
+	lv := listView{Section: section}
+	var journeys []string
+	for _, name := range sections {
+		if section != "" && name != section {
+			continue
 		}
+		tok := ""
+		if name == section {
+			tok = token
+		}
+		recs, next, err := w.s.page(orgID, sectionListPrefix(orgID, name), size, tok)
+		if err != nil {
+			return listView{}, nil, err
+		}
+		n, err := readCount(w.s.view.Get(countPrefix + orgID + "." + name))
+		if err != nil {
+			return listView{}, nil, viewError(err)
+		}
+		sv := sectionView{Name: name, Title: sectionTitles[name][0], Empty: sectionTitles[name][1], Count: n}
+		now := w.s.now()
+		for _, rec := range recs {
+			sv.Items = append(sv.Items, rec.item(now))
+		}
+		if next != "" {
+			q := url.Values{"section": {name}, "page_token": {next}}
+			if size != webPageSize {
+				q.Set("page_size", strconv.Itoa(size))
+			}
+			sv.More = webPath + "?" + q.Encode()
+			sv.MoreLabel = "Next page"
+			if section == "" {
+				sv.MoreLabel = "Show more: " + strings.ToLower(sv.Title)
+			}
+		}
+		if name == sectionNew {
+			lv.NewCount = n
+		}
+		lv.Sections = append(lv.Sections, sv)
+		journeys = append(journeys, journeysOf(recs)...)
 	}
-	// New referrals: the longest-waiting first, since they need an answer.
-	slices.Reverse(lv.New)
 	return lv, journeys, nil
 }
 
+// webListQuery reads the web page's paging: a section to page through, a
+// page size (the default for none or nonsense: a page is forgiving) and
+// the token of the page to show.
+func webListQuery(r *http.Request) (section string, size int, token string, err error) {
+	q := r.URL.Query()
+	section, token = q.Get("section"), q.Get("page_token")
+	if section != "" && !slices.Contains(sections, section) {
+		return "", 0, "", events.ErrNotFound
+	}
+	if token != "" && section == "" {
+		return "", 0, "", events.Invalid("page_token", "a page token belongs to one section")
+	}
+	return section, webSize(q.Get("page_size")), token, nil
+}
+
+// webSize is a page size asked of the web page: the default for none or
+// nonsense (a page is forgiving), at most viewstore.MaxPageSize.
+func webSize(v string) int {
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return viewstore.PageSize(n)
+	}
+	return webPageSize
+}
+
 func (w *web) inbox(rw http.ResponseWriter, r *http.Request, se websession.Session) error {
-	lv, journeys, err := w.listView(se.Principal.OrgID)
+	section, size, token, err := webListQuery(r)
+	if err != nil {
+		return err
+	}
+	lv, journeys, err := w.listView(se.Principal.OrgID, section, size, token)
 	if err != nil {
 		return err
 	}
@@ -137,7 +222,7 @@ func (w *web) inbox(rw http.ResponseWriter, r *http.Request, se websession.Sessi
 	}
 	done := r.URL.Query().Get("done")
 	v := view{Page: websession.Page{Title: "Referrals", Flash: flash(done), Done: doneName(done)}, List: lv, Capacities: events.CapacityStatuses}
-	if dir := w.s.cfg.Directory; dir != nil {
+	if dir := w.s.cfg.Directory; dir != nil && section == "" {
 		svcs, err := dir.ServicesOf(r.Context(), se.Principal.OrgID)
 		if err != nil {
 			w.s.log.Warn("directory unavailable for the web inbox", "err", err)
@@ -155,7 +240,7 @@ func (w *web) referral(rw http.ResponseWriter, r *http.Request, se websession.Se
 
 // showReferral shows a referral; done names what was just done to it.
 func (w *web) showReferral(rw http.ResponseWriter, r *http.Request, se websession.Session, status int, done, errMsg string) error {
-	rec, err := w.s.lookup(r.Context(), se.Principal.OrgID, r.PathValue("id"))
+	rec, err := w.s.lookup(se.Principal.OrgID, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -201,7 +286,7 @@ func (w *web) act(rw http.ResponseWriter, r *http.Request, se websession.Session
 	if f := f.Get("form_id"); f != "" && len(f) <= 64 {
 		key = "web-" + f
 	}
-	if _, err := w.s.act(r.Context(), se.Principal, id, a, raw, key, "web"); err != nil {
+	if _, _, err := w.s.act(r.Context(), se.Principal, id, a, raw, key, "web"); err != nil {
 		pub := api.Public(err)
 		if pub.Code == events.CodeInvalid || pub.Code == events.CodeFailedPrecondition {
 			return w.showReferral(rw, r, se, api.Status(pub.Code), "", formMessage(pub))
@@ -236,9 +321,9 @@ func (w *web) capacity(rw http.ResponseWriter, r *http.Request, se websession.Se
 }
 
 // events streams the organisation's list, rendered by the server, whenever
-// the inbox view changes: on connect, then on every change to this
-// organisation's items (other organisations' changes wake it but send
-// nothing).
+// the organisation's items change: on connect, then after every commit of
+// the inbox view that changed them (the view's per-organisation change
+// mark says so; other organisations' changes send nothing).
 func (w *web) events(rw http.ResponseWriter, r *http.Request) {
 	w.sessions.SecurityHeaders(rw)
 	se, ok, err := w.sessions.Get(r)
@@ -258,42 +343,76 @@ func (w *web) events(rw http.ResponseWriter, r *http.Request) {
 	w.s.metrics.sseClients.Inc()
 	defer w.s.metrics.sseClients.Dec()
 	ctx := r.Context()
+	org := se.Principal.OrgID
+	size := webSize(r.URL.Query().Get("page_size"))
 	var last [32]byte
-	keepAlive := time.NewTicker(sseKeepAlive)
-	defer keepAlive.Stop()
+	mark, seen := "", false
 	for {
-		changed := w.s.mirror.Changed()
+		cp, err := w.s.view.Checkpoint()
+		if err != nil {
+			return // the store is closing
+		}
+		now, _, err := w.s.view.Get(changedPrefix + org)
+		if err != nil {
+			return
+		}
+		if !seen || string(now) != mark {
+			seen, mark = true, string(now)
+			if _, live, err := w.sessions.Get(r); !live || err != nil {
+				_ = w.send(rc, rw, "event: signed-out\ndata: {}\n\n")
+				return
+			}
+			frag, journeys, err := w.fragment(org, size)
+			if err != nil {
+				w.s.log.Error("web inbox stream failed", "err", err)
+				return
+			}
+			if sum := sha256.Sum256(frag); sum != last {
+				last = sum
+				// Each list sent is a read of the people on it.
+				if err := w.s.cfg.Audit.List(ctx, se.Principal, r.Pattern, journeys); err != nil {
+					w.s.log.Warn("web inbox stream stopped: reads cannot be audited", "err", err)
+					return
+				}
+				if w.send(rc, rw, sseData("inbox", frag)) != nil {
+					return
+				}
+			}
+		}
+		// The next commit of the view, or a keep-alive.
+		wait, cancel := context.WithTimeout(ctx, sseKeepAlive)
+		err = w.s.cfg.Views.WaitFor(wait, cp+1, InboxProjection)
+		cancel()
+		switch {
+		case ctx.Err() != nil || w.s.ctx.Err() != nil:
+			return
+		case err == nil:
+			continue
+		case !errors.Is(err, context.DeadlineExceeded):
+			// No reader (a tool's process): nothing will change.
+			if !sleepCtx(ctx, sseKeepAlive) {
+				return
+			}
+		}
 		if _, live, err := w.sessions.Get(r); !live || err != nil {
 			_ = w.send(rc, rw, "event: signed-out\ndata: {}\n\n")
 			return
 		}
-		frag, journeys, err := w.fragment(se.Principal.OrgID)
-		if err != nil {
-			w.s.log.Error("web inbox stream failed", "err", err)
+		if w.send(rc, rw, ": keep-alive\n\n") != nil {
 			return
 		}
-		if sum := sha256.Sum256(frag); sum != last {
-			last = sum
-			// Each list sent is a read of the people on it.
-			if err := w.s.cfg.Audit.List(ctx, se.Principal, r.Pattern, journeys); err != nil {
-				w.s.log.Warn("web inbox stream stopped: reads cannot be audited", "err", err)
-				return
-			}
-			if w.send(rc, rw, sseData("inbox", frag)) != nil {
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.s.ctx.Done():
-			return
-		case <-keepAlive.C:
-			if w.send(rc, rw, ": keep-alive\n\n") != nil {
-				return
-			}
-		case <-changed:
-		}
+	}
+}
+
+// sleepCtx waits d, or less if ctx ends first (then false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -308,8 +427,8 @@ func (w *web) send(rc *http.ResponseController, rw http.ResponseWriter, msg stri
 }
 
 // fragment renders the list for a live update, with its journeys.
-func (w *web) fragment(orgID string) ([]byte, []string, error) {
-	lv, journeys, err := w.listView(orgID)
+func (w *web) fragment(orgID string, size int) ([]byte, []string, error) {
+	lv, journeys, err := w.listView(orgID, "", size, "")
 	if err != nil {
 		return nil, nil, err
 	}

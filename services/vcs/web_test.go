@@ -3,15 +3,20 @@ package vcs_test
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"linkway/events"
 	"linkway/services/linkway/hub"
 	"linkway/services/linkway/hubtest"
 )
@@ -404,4 +409,158 @@ func TestWebSessionIsSharedThroughNATS(t *testing.T) {
 	if _, page := b.get("/vcs/"); strings.Contains(page, "Sign out") {
 		t.Error("still signed in after signing out")
 	}
+}
+
+var moreLink = regexp.MustCompile(`<a href="([^"]+)" id="more-(\w+)"`)
+
+// itemIDs are the onward referrals a page lists, in order.
+func itemIDs(page string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(`data-id="([^"]+)"`).FindAllStringSubmatch(page, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+func TestWebInboxPages(t *testing.T) {
+	h := hubtest.Start(t)
+	var ids []string
+	for range 5 {
+		ids = append(ids, toOnward(t, h, walk, "name").OnwardID)
+	}
+	waitInInbox(t, h, vcs1Key, ids[4])
+	h.JSON("POST", "/v1/onward-referrals/"+ids[2]+"/decline", vcs1Key, map[string]string{"reason": "no_capacity"}, 200, nil)
+	b := newBrowser(t, h)
+	if st, _ := b.signIn(vcs1Key); st != 200 {
+		t.Fatalf("sign in: %d", st)
+	}
+	st, page := b.get("/vcs/?page_size=2")
+	if st != 200 {
+		t.Fatalf("GET /vcs/?page_size=2: %d", st)
+	}
+	// Each section shows its first page and says how many it holds.
+	if !strings.Contains(page, "New referrals <span class=\"count\">(4)</span>") ||
+		!strings.Contains(page, "Finished or declined <span class=\"count\">(1)</span>") {
+		t.Errorf("the sections' counts are missing: %s", page)
+	}
+	if got := itemIDs(page); !slices.Equal(got, []string{ids[0], ids[1], ids[2]}) {
+		t.Errorf("first pages: %v, want the two longest waiting new ones, then the declined one", got)
+	}
+	m := moreLink.FindStringSubmatch(page)
+	if m == nil || m[2] != "new" {
+		t.Fatalf("no link to more new referrals: %s", page)
+	}
+	// Following the section's pages lists each new referral once, the
+	// longest waiting first, and ends.
+	seen := itemIDs(page)[:2]
+	next := html.UnescapeString(m[1])
+	for range 5 {
+		st, page = b.get(next)
+		if st != 200 || strings.Contains(page, `id="inbox-list"`) {
+			t.Fatalf("GET %s: %d (a section's page is not the live list)", next, st)
+		}
+		seen = append(seen, itemIDs(page)...)
+		m = moreLink.FindStringSubmatch(page)
+		if m == nil {
+			break
+		}
+		next = html.UnescapeString(m[1])
+	}
+	if want := []string{ids[0], ids[1], ids[3], ids[4]}; !slices.Equal(seen, want) {
+		t.Errorf("new referrals page by page: %v, want %v", seen, want)
+	}
+	if !strings.Contains(page, "That is the last page.") {
+		t.Errorf("the last page does not say so: %s", page)
+	}
+	for path, want := range map[string]int{
+		"/vcs/?section=elsewhere":             404,
+		"/vcs/?page_token=abc":                400,
+		"/vcs/?section=new&page_token=xyz":    400,
+		"/vcs/?section=done&page_size=banana": 200,
+	} {
+		if st, _ := b.get(path); st != want {
+			t.Errorf("GET %s: %d, want %d", path, st, want)
+		}
+	}
+}
+
+// A busy organisation's inbox (10,000 onward referrals) answers as fast
+// as an empty one: every list is a page of a prefix scan, and the counts
+// are kept, never counted.
+func TestInboxOfTenThousandStaysQuick(t *testing.T) {
+	h := hubtest.Start(t)
+	// 200 journeys, each referred on to 50 of the organisation's services
+	// (a journey may be referred to each service once at a time), written
+	// at once.
+	const journeys, each = 200, 50
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	start := time.Now()
+	errs := make(chan error, journeys)
+	for i := range journeys {
+		wg.Go(func() {
+			steps := onwardSteps(walk, "name")
+			for k := 1; k < each; k++ {
+				svc := walk
+				svc.ID = fmt.Sprintf("VCS001-s%d-%d", i, k)
+				steps = append(steps, step{linkWorker, events.ReferOnward{OnwardReferralID: events.NewID(), Service: svc, Share: []string{"name"}}})
+			}
+			jid := events.ReferralJourneyID("A81001", "VCS-BULK-"+events.NewID())
+			for _, s := range steps {
+				if _, err := h.Journal().Execute(ctx, jid, s.meta, s.cmd); err != nil {
+					errs <- fmt.Errorf("%s: %w", events.CommandName(s.cmd), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("%d onward referrals written in %v", journeys*each, time.Since(start))
+	b := newBrowser(t, h)
+	if st, _ := b.signIn(vcs1Key); st != 200 {
+		t.Fatalf("sign in: %d", st)
+	}
+	hubtest.Eventually(t, time.Minute, func() bool {
+		_, page := b.get("/vcs/")
+		return strings.Contains(page, fmt.Sprintf("(%d)", journeys*each))
+	}, "the inbox holds every onward referral")
+
+	timed := func(what string, do func() (int, string)) {
+		t.Helper()
+		best := time.Hour
+		var size int
+		for range 5 {
+			start := time.Now()
+			st, body := do()
+			if st != 200 {
+				t.Fatalf("%s: %d", what, st)
+			}
+			best, size = min(best, time.Since(start)), len(body)
+		}
+		t.Logf("%s with %d onward referrals: %v, %d bytes", what, journeys*each, best, size)
+		// A page, not the whole inbox: a few hundred KB at most, and quick
+		// even on a loaded machine.
+		if best > 500*time.Millisecond || size > 400<<10 {
+			t.Errorf("%s: %v, %d bytes: not a page", what, best, size)
+		}
+	}
+	timed("GET /vcs/", func() (int, string) { return b.get("/vcs/") })
+	_, page := b.get("/vcs/")
+	m := moreLink.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no link to the next page")
+	}
+	timed("GET /vcs/ next page", func() (int, string) { return b.get(html.UnescapeString(m[1])) })
+	timed("GET /v1/inbox", func() (int, string) {
+		st, body := h.Do("GET", "/v1/inbox", vcs1Key, nil)
+		return st, string(body)
+	})
+	timed("GET /v1/inbox?status=sent&page_size=500", func() (int, string) {
+		st, body := h.Do("GET", "/v1/inbox?status=sent&page_size=500", vcs1Key, nil)
+		return st, string(body)
+	})
 }

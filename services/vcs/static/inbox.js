@@ -8,7 +8,9 @@
     return;
   }
   var live = document.getElementById("live");
-  var source = new EventSource("/vcs/events");
+  // The same paging as the page (page_size), so the list swapped in is
+  // the one the page shows.
+  var source = new EventSource("/vcs/events" + window.location.search);
   source.addEventListener("inbox", function (e) {
     var current = document.getElementById("inbox-list");
     var before = current ? parseInt(current.getAttribute("data-new") || "0", 10) : 0;
@@ -16,7 +18,9 @@
     // The fragment is rendered and escaped by the server's html/template.
     holder.innerHTML = e.data;
     var next = holder.firstElementChild;
-    if (!next || !current) {
+    if (!next || !current || next.outerHTML === current.outerHTML) {
+      // Unchanged (the stream sends the list as it is on connecting):
+      // keep the nodes, so a link being clicked stays where it is.
       return;
     }
     current.replaceWith(next);
