@@ -277,3 +277,70 @@ func TestWebJourneyPageShowsMeasuresAndChange(t *testing.T) {
 		}
 	}
 }
+
+// The web caseload shows each worker's year and supervision, check-ins
+// after closure in the due list, and pages; the journey page shows the
+// person's earlier journeys and takes case notes and check-ins.
+func TestWebCaseloadShowsTheYearCheckInsAndPages(t *testing.T) {
+	e := newEnv(t, events.UncontactablePolicy{Attempts: 3})
+	nhs := e.newNHS()
+	first := e.referAs("U12345", nhs, true)
+	e.ok("POST", "/v1/journeys/"+first+"/assign", map[string]string{"worker_id": "lw-web", "worker_name": "Webb Worker"}, nil)
+	e.ok("POST", "/v1/journeys/"+first+"/close", map[string]string{"reason": "goals_met"}, nil)
+	e.ok("POST", "/v1/journeys/"+first+"/follow-ups", map[string]string{"due": time.Now().UTC().Format(time.DateOnly)}, nil)
+	yesterday := time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly)
+	e.ok("POST", "/v1/supervision", map[string]string{"worker_id": "lw-web", "date": yesterday, "kind": "clinical"}, nil)
+	second := e.referAs("U12345", nhs, true)
+	for range 3 {
+		e.refer("U12345", true)
+	}
+
+	b := newBrowserish(e)
+	if resp, _ := b.signIn(keyTeam); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", resp.StatusCode)
+	}
+	_, page := b.get("/linkwork/?status=all")
+	for _, want := range []string{"Closed in 12 months", "Last supervision", yesterday, "check-in after closure", "known to Webb Worker"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the caseload page lacks %q", want)
+		}
+	}
+	_, page = b.get("/linkwork/?page_size=2")
+	next := regexp.MustCompile(`href="(/linkwork/\?[^"]*page_token=[^"]+)" id="next-page"`).FindStringSubmatch(page)
+	if next == nil {
+		t.Fatal("no next page link with page_size=2")
+	}
+	resp, page := b.get(strings.ReplaceAll(next[1], "&amp;", "&"))
+	if resp.StatusCode != 200 || !strings.Contains(page, `id="caseload"`) {
+		t.Fatalf("the next page: %d", resp.StatusCode)
+	}
+
+	_, page = b.get("/linkwork/journeys/" + second)
+	if !strings.Contains(page, `id="history"`) || !strings.Contains(page, "/linkwork/journeys/"+first) {
+		t.Fatal("the journey page lacks the person's earlier journey")
+	}
+	csrf, nonce := hidden(page, "csrf"), hidden(page, "nonce")
+	resp, _ = b.post("/linkwork/journeys/"+second+"/note", url.Values{"csrf": {csrf}, "nonce": {nonce}, "text": {"WebNote: call after 10."}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a case note from the page: %d", resp.StatusCode)
+	}
+	_, page = b.get("/linkwork/journeys/" + second)
+	if !strings.Contains(page, "WebNote: call after 10.") {
+		t.Fatal("the note is not on the journey page")
+	}
+	// A check-in on the closed journey, three months after its closure.
+	_, page = b.get("/linkwork/journeys/" + first)
+	if !strings.Contains(page, "Schedule a check-in after closure") {
+		t.Fatal("the closed journey offers no check-in")
+	}
+	resp, _ = b.post("/linkwork/journeys/"+first+"/follow-up", url.Values{"csrf": {hidden(page, "csrf")}, "nonce": {hidden(page, "nonce")},
+		"timepoint": {"3_months"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a check-in from the page: %d", resp.StatusCode)
+	}
+	var v answer
+	e.ok("GET", "/v1/journeys/"+first, nil, &v)
+	if len(v.FollowUps) != 2 || v.Status != events.StatusClosed {
+		t.Fatalf("after the check-in form: %s %+v", v.Status, v.FollowUps)
+	}
+}
