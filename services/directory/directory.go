@@ -64,11 +64,12 @@ type Organisations interface {
 }
 
 // Views is the process's read side (views.Registry): the directory adds
-// its projections of the journey log (unmet need, feedback) and reads
-// their views.
+// its projections of the journey log (unmet need, feedback), reads their
+// views, and waits for them to reach the log's end before a read.
 type Views interface {
 	Add(views.Projection)
 	View(name string) *viewstore.View
+	WaitFor(ctx context.Context, seq uint64, views ...string) error
 }
 
 // Routes is the route table the directory adds its handlers to
@@ -128,6 +129,9 @@ type Service struct {
 
 	views  Views // nil unless serving
 	routes Routes
+	// journeys is the journey log (JOURNEYS), whose last sequence a read
+	// of the directory's views waits for; nil when it cannot be found.
+	journeys jetstream.Stream
 
 	mu      sync.RWMutex
 	byOrg   map[string]*events.DirectoryOrg
@@ -212,6 +216,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.Serve {
 		s.views, s.routes = cfg.Views, cfg.HTTP
+		if s.journeys, err = cfg.JS.Stream(ctx, events.JourneyStream); err != nil {
+			// Reads then show the views as they are, without waiting.
+			s.log.Warn("the journey log is not there yet: directory reads will not wait for it", "err", err)
+			s.journeys = nil
+		}
 		if err := s.serve(ctx, cfg); err != nil {
 			return nil, err
 		}
@@ -431,6 +440,28 @@ func (s *Service) execute(ctx context.Context, actor api.Principal, orgID string
 			return false, &events.Error{Code: events.CodeUnavailable, Message: "the directory is being changed by others; retry"}
 		}
 	}
+}
+
+// readYourWrites bounds how long a read of a view waits for the view to
+// reach the journey log's end.
+const readYourWrites = time.Second
+
+// catchUp waits, at most readYourWrites, for view to apply the journey log
+// as it is now: the unmet-need and feedback views count across journeys,
+// so a read waits for the log's last event, and then sees a write made a
+// moment before on any journey (feedback just given). A view still behind
+// after that is read as it is: a count a moment old, never an error.
+func (s *Service) catchUp(ctx context.Context, view string) {
+	if s.journeys == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, readYourWrites)
+	defer cancel()
+	info, err := s.journeys.Info(ctx)
+	if err != nil {
+		return
+	}
+	_ = s.views.WaitFor(ctx, info.State.LastSeq, view)
 }
 
 // orgSnapshot copies an organisation's state for the rules.

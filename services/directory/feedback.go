@@ -229,6 +229,7 @@ func (s *Service) getFeedback(w http.ResponseWriter, r *http.Request, _ api.Prin
 	if !ok {
 		return events.ErrNotFound
 	}
+	s.catchUp(r.Context(), FeedbackProjection)
 	c, err := s.readFeedback(v.ID)
 	if err != nil {
 		return err

@@ -168,6 +168,9 @@ func (s *Service) listGaps(w http.ResponseWriter, r *http.Request, p api.Princip
 	if status != "" && status != GapOpen && status != GapClosed {
 		return events.Invalid("status", "must be open or closed")
 	}
+	if slices.Contains(unmetNeedReaders, p.Kind) {
+		s.catchUp(r.Context(), UnmetNeedProjection) // the declines
+	}
 	list, err := s.Gaps(p, status)
 	if err != nil {
 		return err
