@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -65,9 +66,12 @@ func startService(t *testing.T, s *server.Server, data, name string, demo bool) 
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.NATS = fmt.Sprintf("nats://%s:%s@%s", user, testPassword(user), strings.TrimPrefix(s.ClientURL(), "nats://"))
 	cfg.Member = user + "-0"
-	// The demo run keeps its generated master key in the data folder, where
-	// the services started after it find it.
+	// One operator's master key for every process: a demo key is never
+	// used without --demo, so the demo run must not make one.
+	cfg.MasterKey = []byte("ops-test-master-key-32-bytes-ok!")
 	cfg.Data = data
+	// Each process keeps its own views (one reader per view store).
+	cfg.ViewsDir = filepath.Join(data, "views-"+user)
 	cfg.Demo = demo
 	cfg.LeaseTTL = 3 * time.Second
 	cfg.ShutdownTimeout = 5 * time.Second

@@ -40,11 +40,10 @@ type poolKey struct {
 }
 
 func newPool(ctx context.Context, k *Keyring, size int) *pool {
-	p := &pool{ctx: ctx, k: k, size: size, changed: make(chan struct{})}
-	p.mu.Lock()
-	p.refillLocked()
-	p.mu.Unlock()
-	return p
+	// The first take fills the pool: a process that never seals (a
+	// service without personal data to write) never writes keys, and its
+	// NATS user needs no right to.
+	return &pool{ctx: ctx, k: k, size: size, changed: make(chan struct{})}
 }
 
 // take returns a minted key, waiting for a refill when none is left.
