@@ -393,7 +393,11 @@ func TestWritesShowingPeopleAreAudited(t *testing.T) {
 // failed one, is started again), without losing what it had acknowledged.
 func TestRecoversFromAFullDisk(t *testing.T) {
 	disk := datadir.SmallDiskForTest(t, 48<<20)
-	h := hubtest.Start(t, func(c *hub.Config) { c.Data = filepath.Join(disk, "data") })
+	// The JetStream store on the small disk; the view store (Pebble, whose
+	// commit error on a full disk is fatal to the process) elsewhere, so
+	// what is tested here is the store and its recovery.
+	views := t.TempDir()
+	h := hubtest.Start(t, func(c *hub.Config) { c.Data, c.ViewsDir = filepath.Join(disk, "data"), views })
 	referral := func(source string) map[string]any {
 		return map[string]any{"source_id": source,
 			"patient":        map[string]any{"nhs_number": "9434765919", "given_name": "Jane", "family_name": "Doe", "birth_date": "1956-03-14"},
@@ -440,4 +444,51 @@ func TestRecoversFromAFullDisk(t *testing.T) {
 	}, "/readyz is 200 again once the disk has room")
 	h.JSON("POST", "/v1/referrals", "demo-gp-a81001", referral("DISK-3"), 201, nil)
 	h.JSON("GET", "/v1/referrals/"+before.JourneyID, "demo-gp-a81001", nil, 200, nil)
+}
+
+// TestFHIRShowingPeopleIsAudited: FHIR answers name the patient (NHS
+// number; the ServiceRequest the name and notes too): the create, the
+// reads and the Task search are in the read audit like the JSON routes.
+func TestFHIRShowingPeopleIsAudited(t *testing.T) {
+	h := hubtest.Start(t)
+	body, err := os.ReadFile("../../referrals/testdata/servicerequest-contained-patient.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", h.Base+"/fhir/R4/ServiceRequest", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer demo-gp-a81001")
+	req.Header.Set("Content-Type", "application/fhir+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sr struct {
+		ID string `json:"id"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&sr)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || sr.ID == "" {
+		t.Fatalf("FHIR create: %d", resp.StatusCode)
+	}
+	for _, path := range []string{"/fhir/R4/ServiceRequest/" + sr.ID, "/fhir/R4/Task/" + sr.ID, "/fhir/R4/Task?focus=ServiceRequest/" + sr.ID} {
+		h.Eventually(func() bool {
+			st, _ := h.Do("GET", path, "demo-gp-a81001", nil)
+			return st == 200
+		}, "GET "+path)
+	}
+	var out struct {
+		Reads []struct {
+			Route string `json:"route"`
+		} `json:"reads"`
+	}
+	h.JSON("GET", "/v1/admin/audit?journey="+sr.ID, "demo-admin", nil, 200, &out)
+	got := map[string]bool{}
+	for _, r := range out.Reads {
+		got[r.Route] = true
+	}
+	for _, route := range []string{"POST /fhir/R4/ServiceRequest", "GET /fhir/R4/ServiceRequest/{id}", "GET /fhir/R4/Task/{id}", "GET /fhir/R4/Task"} {
+		if !got[route] {
+			t.Errorf("%s is not in the read audit (audited: %v)", route, got)
+		}
+	}
 }
