@@ -35,8 +35,8 @@ import (
 	"linkway/services/platform/natsserver"
 	"linkway/services/platform/orgs"
 	"linkway/services/platform/sealing"
-	"linkway/services/platform/viewstore"
 	"linkway/services/platform/views"
+	"linkway/services/platform/viewstore"
 	"linkway/services/referrals"
 )
 
@@ -168,10 +168,11 @@ type Hub struct {
 	// started ends the start-up retries of the parties' calls (startJS);
 	// stepCancels end what successful steps started, once the hub stops.
 	started     atomic.Bool
-	// leases decide which replica does what only one may do, such as
-	// publishing a feed; nil (every lease held) on the embedded server.
-	leases *platformleases.Leases
 	stepCancels []context.CancelFunc
+	// leases decide which replica does what only one may do, such as
+	// publishing a feed: nil (every lease held) on the embedded server,
+	// none held in a tool (rebuild, snapshot).
+	leases *platformleases.Leases
 
 	mu      sync.Mutex
 	runners []*views.Runner
@@ -221,7 +222,14 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	h.js = startJS{JetStream: h.js, h: h, started: &h.started}
 	var keyring *sealing.Keyring
 	if err := h.step(h.ctx, "open the person keys", func(sctx context.Context) (err error) {
-		keyring, err = sealing.Open(sctx, h.js, master, cfg.Replicas)
+		opts := sealing.Options{Replicas: cfg.Replicas, Log: cfg.Log}
+		if cfg.offline {
+			// A tool runs no command: no person is looked up, so the
+			// index need not read the log beside the tool's own reader.
+			opts.Index = sealing.NewIndex(h.js)
+			opts.Index.MarkReady()
+		}
+		keyring, err = sealing.OpenWith(sctx, h.js, master, opts)
 		return err
 	}); err != nil {
 		return nil, masterKeyError(err)
@@ -292,6 +300,9 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		}); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.offline {
+		h.leases = platformleases.Never() // a tool publishes no feed
 	}
 	if cfg.Demo {
 		if err := h.step(ctx, "seed the demo organisations", func(sctx context.Context) error {

@@ -5,8 +5,8 @@ import (
 	"sync/atomic"
 
 	platformleases "linkway/services/platform/leases"
-	"linkway/services/platform/viewstore"
 	"linkway/services/platform/views"
+	"linkway/services/platform/viewstore"
 )
 
 // The read side (DESIGN.md "Projections: version 2"): one view store beside

@@ -32,7 +32,13 @@ type Leases struct {
 	kv     jetstream.KeyValue
 	member string
 	ttl    time.Duration
+	never  bool
 }
+
+// Never are the leases of a process that must not do what a lease is for:
+// a tool (rebuild, snapshot) builds the parties to replay the log into
+// their views, and never publishes a feed. Hold waits for its context.
+func Never() *Leases { return &Leases{never: true} }
 
 // Open opens (creating) the bucket for a replica named member: stable
 // across its restarts (such as the host name), so that a restarted
@@ -70,10 +76,14 @@ func (l *Leases) Member() string {
 // letters, digits, '-', '_', '.'). fn's context ends when the lease is
 // lost (not renewed in time: NATS unreachable); Hold then waits to take it
 // again. It returns nil when ctx ends, or fn's error. On a nil *Leases it
-// runs fn at once.
+// runs fn at once; on Never, never.
 func (l *Leases) Hold(ctx context.Context, name string, fn func(ctx context.Context) error) error {
 	if l == nil {
 		return fn(ctx)
+	}
+	if l.never {
+		<-ctx.Done()
+		return nil
 	}
 	for ctx.Err() == nil {
 		rev, ok := l.acquire(ctx, name)
@@ -137,7 +147,7 @@ func (l *Leases) release(name string) {
 
 // Holder is who holds the lease name now ("" when nobody does).
 func (l *Leases) Holder(ctx context.Context, name string) (string, error) {
-	if l == nil {
+	if l == nil || l.never {
 		return "", nil
 	}
 	e, err := l.kv.Get(ctx, name)

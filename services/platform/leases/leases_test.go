@@ -80,3 +80,13 @@ func TestNilLeasesHoldEverything(t *testing.T) {
 		t.Errorf("ran %v, err %v", ran, err)
 	}
 }
+
+// TestNeverHoldsNothing: a tool's leases never run what they hold.
+func TestNeverHoldsNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	ran := false
+	if err := leases.Never().Hold(ctx, "feed.x", func(context.Context) error { ran = true; return nil }); err != nil || ran {
+		t.Errorf("ran %v, err %v", ran, err)
+	}
+}
