@@ -1,17 +1,26 @@
 package vcs_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
+	"linkway/services/linkway/hub"
 	"linkway/services/linkway/hubtest"
 	"linkway/services/platform/journal"
 	"linkway/services/vcs"
@@ -160,4 +169,168 @@ func TestErasureBlanksTheInboxAndTheFeedSaysSo(t *testing.T) {
 	if len(info.State.Subjects) != 1 || info.State.Subjects[vcs.FeedSubject("VCS001", a.OnwardID, "erased")] != 1 {
 		t.Errorf("after erasure the feed still holds %v", info.State.Subjects)
 	}
+}
+
+// feedMessages reads every message FEED_VCS holds on subjects matching
+// filter, in order.
+func feedMessages(t *testing.T, h *hubtest.Hub, filter string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := context.Background()
+	stream, err := h.JS().Stream(ctx, vcs.FeedStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := uint64(1); ; {
+		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+		seq = m.Sequence + 1
+	}
+}
+
+// sourceSeq is a feed message's source: the JOURNEYS sequence of its event.
+func sourceSeq(t *testing.T, m *jetstream.RawStreamMsg) uint64 {
+	t.Helper()
+	n, err := strconv.ParseUint(m.Header.Get(vcs.HeaderSourceSeq), 10, 64)
+	if err != nil {
+		t.Fatalf("feed message %s has no %s: %v", m.Subject, vcs.HeaderSourceSeq, m.Header)
+	}
+	return n
+}
+
+// The feed carries each message once, in the log's order, with the
+// JOURNEYS sequence of its event; a rebuild of the inbox view from the
+// log publishes nothing again, and the feed goes on after it.
+func TestFeedIsNotRepublishedByARebuild(t *testing.T) {
+	h := hubtest.Start(t, hubtest.Services("vcs"))
+	a := toOnward(t, h, walk, "name")
+	b := toOnward(t, h, debt, "name")
+	waitInInbox(t, h, vcs1Key, a.OnwardID)
+	h.JSON("POST", "/v1/onward-referrals/"+a.OnwardID+"/accept", vcs1Key, nil, 200, nil)
+	h.JSON("POST", "/v1/onward-referrals/"+a.OnwardID+"/attendance", vcs1Key, map[string]any{"date": "2026-11-20", "attended": true}, 200, nil)
+	h.Eventually(func() bool { return len(feedMessages(t, h, vcs.FeedSubjects)) == 4 }, "the feed holds made, made, accepted, attendance")
+	before := feedMessages(t, h, vcs.FeedSubjects)
+	var last uint64
+	for _, m := range before {
+		if s := sourceSeq(t, m); s <= last {
+			t.Errorf("feed out of the log's order: %s at source %d after %d", m.Subject, s, last)
+		} else {
+			last = s
+		}
+	}
+	h.Stop()
+	if err := h.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := hubtest.Config(t, hubtest.Services("vcs"), func(c *hub.Config) { c.Data = h.Data })
+	if _, err := hub.RebuildViews(context.Background(), cfg, []string{vcs.InboxProjection}, nil); err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	h2 := hubtest.Start(t, hubtest.Services("vcs"), func(c *hub.Config) { c.Data = h.Data })
+	waitInInbox(t, h2, vcs2Key, b.OnwardID)
+	h2.JSON("POST", "/v1/onward-referrals/"+b.OnwardID+"/decline", vcs2Key, map[string]string{"reason": "no_capacity"}, 200, nil)
+	h2.Eventually(func() bool { return len(feedMessages(t, h2, vcs.FeedSubjects)) >= 5 }, "the decline reaches the feed")
+	after := feedMessages(t, h2, vcs.FeedSubjects)
+	if len(after) != 5 {
+		var subjects []string
+		for _, m := range after {
+			subjects = append(subjects, m.Subject)
+		}
+		t.Fatalf("after a rebuild the feed holds %d messages, want the 4 before and the decline: %v", len(after), subjects)
+	}
+	if m := after[4]; m.Subject != vcs.FeedSubject("VCS002", b.OnwardID, "declined") || sourceSeq(t, m) <= last {
+		t.Errorf("the message after the rebuild: %s at source %d (last before %d)", m.Subject, sourceSeq(t, m), last)
+	}
+}
+
+// While the feed cannot be published (its stream gone), the inbox goes on
+// answering; once it can, the messages the outbox kept are published.
+func TestFeedCatchesUpAfterAnOutage(t *testing.T) {
+	h := hubtest.Start(t, hubtest.Services("vcs"))
+	ctx := context.Background()
+	a := toOnward(t, h, walk, "name")
+	waitInInbox(t, h, vcs1Key, a.OnwardID)
+	h.Eventually(func() bool { return len(feedMessages(t, h, vcs.FeedSubjects)) == 1 }, "made is on the feed")
+	if err := h.JS().DeleteStream(ctx, vcs.FeedStream); err != nil {
+		t.Fatal(err)
+	}
+	h.JSON("POST", "/v1/onward-referrals/"+a.OnwardID+"/accept", vcs1Key, nil, 200, nil)
+	b := toOnward(t, h, walk, "phone")
+	waitInInbox(t, h, vcs1Key, b.OnwardID)
+	if _, err := h.JS().CreateOrUpdateStream(ctx, vcs.FeedStreamConfig(1)); err != nil {
+		t.Fatal(err)
+	}
+	h.Eventually(func() bool {
+		return len(feedMessages(t, h, vcs.FeedSubject("VCS001", a.OnwardID, "accepted"))) == 1 &&
+			len(feedMessages(t, h, vcs.FeedSubject("VCS001", b.OnwardID, "made"))) == 1
+	}, "what happened during the outage reaches the feed")
+}
+
+// After an erasure nothing of the person is readable anywhere under the
+// hub's data folder: the inbox's items and outbox are erased from the view
+// store, and the feed's messages securely deleted from FEED_VCS (a purge
+// would leave their bytes in the stream's block files).
+func TestErasureLeavesNoBytesInTheDataFolder(t *testing.T) {
+	h := hubtest.Start(t, hubtest.Services("vcs"))
+	ctx := context.Background()
+	family := fmt.Sprintf("Quillfeather%d", time.Now().UnixNano()%1_000_000)
+	steps := onwardSteps(walk, "name", "phone", "notes")
+	steps[0].cmd.(events.Refer).Referral.Person.FamilyName = family
+	jid := events.ReferralJourneyID("A81001", "VCS-ERASE-"+events.NewID())
+	for _, s := range steps {
+		if _, err := h.Journal().Execute(ctx, jid, s.meta, s.cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oid := steps[len(steps)-1].cmd.(events.ReferOnward).OnwardReferralID
+	waitInInbox(t, h, vcs1Key, oid)
+	h.JSON("POST", "/v1/onward-referrals/"+oid+"/accept", vcs1Key, nil, 200, nil)
+	h.Eventually(func() bool { return len(feedMessages(t, h, vcs.FeedSubject("VCS001", oid, "*"))) == 2 }, "made and accepted on the feed")
+	if n := filesHolding(t, h.Data, family); n == 0 {
+		t.Fatalf("before the erasure no file holds the name: the test would prove nothing")
+	}
+	admin := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "OPERATOR", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN}}
+	if _, err := h.Journal().Execute(ctx, jid, admin, events.ErasePersonalData{}); err != nil {
+		t.Fatal(err)
+	}
+	h.Eventually(func() bool {
+		ms := feedMessages(t, h, vcs.FeedSubject("VCS001", oid, "*"))
+		return len(ms) == 1 && strings.HasSuffix(ms[0].Subject, ".erased")
+	}, "the feed holds only the erasure notice")
+	if n := filesHolding(t, h.Data, family); n != 0 {
+		t.Errorf("after the erasure %d file(s) under the data folder hold the person's name", n)
+	}
+}
+
+// filesHolding counts the files under dir holding s (each one logged).
+func filesHolding(t *testing.T, dir, s string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed while walking (a compaction)
+		}
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(s)) {
+			t.Logf("%s holds %q", path, s)
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -26,8 +26,8 @@ const InboxProjection = "inbox"
 //	w.<org>.<section>.<order>.<seq>           the web page's sections            -> onward id
 //	n.<org>.<section>                         how many items a section holds
 //	u.<org>                                   the sequence that last changed the organisation's items
-//	j.<journey id>                            the journey's items and feed entries (for erasure)
-//	q., t                                     the feed's outbox (feed.go)
+//	j.<journey id>                            the journey's items (for erasure)
+//	q., t, x.                                 the feed's outbox (outbox.go)
 //
 // Index keys end in the stream sequence of the onward referral's making:
 // items sent at the same moment keep the log's order, and a key is unique.
@@ -275,11 +275,10 @@ func madeRecord(seq uint64, env *eventsv1.Envelope, m *eventsv1.OnwardReferralMa
 	return r
 }
 
-// journeyIndex is what the view keeps of a journey: its items, and the
-// outbox keys of the feed messages it made (erasure erases them).
+// journeyIndex is what the view keeps of a journey: its items (erasure
+// erases them).
 type journeyIndex struct {
-	Items  []string `json:"items"`
-	Outbox []string `json:"outbox,omitempty"`
+	Items []string `json:"items"`
 }
 
 // inboxProjection keeps the inbox view from the reader's changes, and
@@ -421,10 +420,9 @@ func (p *inboxProjection) erase(b *views.Batch, c views.Change) error {
 		return err
 	}
 	at := c.Envelope.GetOccurredAt().AsTime().UTC()
-	for _, k := range ji.Outbox {
-		b.Erase(k)
+	if err := eraseOutbox(b, c.JourneyID); err != nil {
+		return err
 	}
-	ji.Outbox = nil
 	for part, key := range ji.Items {
 		var r record
 		ok, err := b.GetJSON(key, &r)
@@ -445,9 +443,7 @@ func (p *inboxProjection) erase(b *views.Batch, c views.Change) error {
 			return err
 		}
 	}
-	// The erasure notices hold nothing of the person: not listed.
-	ji.Outbox = nil
-	return b.SetJSON(journeyPrefix+c.JourneyID, ji)
+	return nil
 }
 
 // decodeRecord reads a stored record.

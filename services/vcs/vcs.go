@@ -45,12 +45,6 @@ type Journal interface {
 	Execute(ctx context.Context, journeyID string, meta journal.Meta, cmd events.Command) (journal.Result, error)
 }
 
-// Projections starts a projection of the old runtime: the NATS feed's,
-// until it moves onto the reader's changes.
-type Projections interface {
-	Project(ctx context.Context, p views.Projector) (*views.Runner, error)
-}
-
 // Views is the process's read side (views.Registry): the service adds its
 // projection (one reader applies every party's), reads its view, and waits
 // for the view to reach a command's sequence.
@@ -58,6 +52,12 @@ type Views interface {
 	Add(views.Projection)
 	View(name string) *viewstore.View
 	WaitFor(ctx context.Context, seq uint64, views ...string) error
+}
+
+// Group runs the long-running parts of the process (the feed's
+// publisher), each until the process stops (errgroup.Group is one).
+type Group interface {
+	Go(func() error)
 }
 
 // Auditor records every read of identifiable data (audit.Log).
@@ -95,10 +95,14 @@ type Config struct {
 	JS jetstream.JetStream
 	// Journal executes the organisations' answers.
 	Journal Journal
-	// Views is the read side the inbox view lives in.
+	// Views is the read side the inbox view (and the feed's outbox) lives in.
 	Views Views
-	// Projections starts the feed on the old runtime.
-	Projections Projections
+	// Leases decide which replica publishes the feed; nil when this
+	// process is alone (it publishes).
+	Leases Leases
+	// Group runs the feed's publisher; without one it runs on its own
+	// goroutines until ctx ends.
+	Group Group
 	// Audit records the reads of the inbox and its items.
 	Audit Auditor
 	// Orgs is the organisation register.
@@ -127,11 +131,12 @@ type Service struct {
 	now     func() time.Time
 }
 
-// New adds the service's routes and its projection (the inbox view) to
-// the process's read side, and starts the NATS feed.
+// New adds the service's routes and its projection (the inbox view, which
+// also renders the feed's messages) to the process's read side, and starts
+// the feed's publisher.
 func New(ctx context.Context, cfg Config) (*Service, error) {
-	if cfg.JS == nil || cfg.Journal == nil || cfg.Views == nil || cfg.Projections == nil || cfg.Audit == nil || cfg.Orgs == nil || cfg.HTTP == nil {
-		return nil, errors.New("vcs: JS, Journal, Views, Projections, Audit, Orgs and HTTP are required")
+	if cfg.JS == nil || cfg.Journal == nil || cfg.Views == nil || cfg.Audit == nil || cfg.Orgs == nil || cfg.HTTP == nil {
+		return nil, errors.New("vcs: JS, Journal, Views, Audit, Orgs and HTTP are required")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -141,13 +146,27 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, ctx: ctx, log: cfg.Log.With("service", "vcs"), metrics: m, now: time.Now}
-	cfg.Views.Add(&inboxProjection{feed: &feedPosition{}})
-	s.view = cfg.Views.View(InboxProjection)
 	if _, err := cfg.JS.CreateOrUpdateStream(ctx, FeedStreamConfig(cfg.Replicas)); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", FeedStream, err)
 	}
-	if _, err := cfg.Projections.Project(ctx, &feedProjector{ctx: ctx, js: cfg.JS, metrics: m}); err != nil {
-		return nil, fmt.Errorf("feed projection: %w", err)
+	// Where the feed stands, before the reader applies anything: a view
+	// rebuilt from the log writes nothing the feed has published.
+	pos := &feedPosition{}
+	mark, err := feedMark(ctx, cfg.JS)
+	if err != nil {
+		return nil, fmt.Errorf("the VCS feed's position: %w", err)
+	}
+	pos.advance(mark)
+	cfg.Views.Add(&inboxProjection{feed: pos})
+	s.view = cfg.Views.View(InboxProjection)
+	pub := &publisher{js: cfg.JS, nc: cfg.JS.Conn(), view: s.view, views: cfg.Views, pos: pos, leases: cfg.Leases,
+		log: s.log, metrics: m}
+	for _, run := range []func(context.Context) error{pub.run, pub.follow} {
+		if cfg.Group != nil {
+			cfg.Group.Go(func() error { return run(ctx) })
+		} else {
+			go func() { _ = run(ctx) }()
+		}
 	}
 	if s.web, err = newWeb(s); err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"linkway/events"
 	"linkway/services/linkway/hub"
 	"linkway/services/linkway/hubtest"
+	"linkway/services/vcs"
 )
 
 // browser is a plain HTTP client with cookies: the web inbox as a browser
@@ -563,4 +564,26 @@ func TestInboxOfTenThousandStaysQuick(t *testing.T) {
 		st, body := h.Do("GET", "/v1/inbox?status=sent&page_size=500", vcs1Key, nil)
 		return st, string(body)
 	})
+
+	// The feed publishes them all, and the outbox keeps only what is not
+	// yet published: once the feed is past a block of the log, the next
+	// change trims it.
+	stream, err := h.JS().Stream(ctx, vcs.FeedStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubtest.Eventually(t, time.Minute, func() bool {
+		info, err := stream.Info(ctx)
+		return err == nil && info.State.Msgs == journeys*each
+	}, "the feed holds every onward referral")
+	t.Logf("the feed holds all %d messages %v after the first was written", journeys*each, time.Since(start))
+	one := toOnward(t, h, walk, "name")
+	waitInInbox(t, h, vcs1Key, one.OnwardID)
+	outbox := 0
+	if err := h.Views().View(vcs.InboxProjection).ForEach("q.", func(string, []byte) error { outbox++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if outbox > 256 {
+		t.Errorf("the outbox still holds %d messages once the feed has published them", outbox)
+	}
 }

@@ -65,7 +65,7 @@ func (h *Hub) startParties(ctx context.Context, only []string) (err error) {
 	}
 	if run("vcs") {
 		if p.VCS, err = vcs.New(ctx, vcs.Config{
-			JS: h.js, Journal: h.store, Views: h.views, Projections: h.shared, Audit: h.audit, Orgs: h.orgs, Directory: p.Directory,
+			JS: h.js, Journal: h.store, Views: h.views, Group: h.group, Leases: h.leases, Audit: h.audit, Orgs: h.orgs, Directory: p.Directory,
 			HTTP: h.api, Log: log, Metrics: h.registry, Replicas: h.cfg.Replicas,
 		}); err != nil {
 			return fmt.Errorf("start vcs: %w", err)
