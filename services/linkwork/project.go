@@ -641,6 +641,24 @@ func rowKeys(r *caseRow) map[string]string {
 	return out
 }
 
+// sameKeys reports whether two rows stand in the same keys (rowKeys),
+// without building them: most events (a contact, a measure) move none.
+func sameKeys(a, b *caseRow) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Team == b.Team && a.Status == b.Status && a.Open == b.Open && a.WorkerID == b.WorkerID && a.Urgent == b.Urgent &&
+		a.ReferredAt.Equal(b.ReferredAt) && a.OpenedAt.Equal(b.OpenedAt) && sameTime(a.ClosedAt, b.ClosedAt) &&
+		sameTime(a.AssignedAt, b.AssignedAt) && slices.Equal(a.FollowUps, b.FollowUps)
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
 // figures are what an open journey adds to its team's and worker's counts.
 type figures struct {
 	Open, Unassigned, Waiting, Flagged int
@@ -683,26 +701,36 @@ func (f *figures) add(r *caseRow, sign int) {
 // dayNumber is a moment's day in England, counted from 1970-01-01.
 func dayNumber(t time.Time) int64 { return events.UKDate(t).Unix() / 86400 }
 
-// contribution is what a row counts for, to tell whether figures change.
-func contribution(r *caseRow) string {
+// counted is what a row counts for in the figures, to tell whether they change.
+type counted struct {
+	team, worker     string
+	status           events.Status
+	waiting, flagged bool
+	referred         int64
+}
+
+// contribution is what a row counts for (nothing unless open).
+func contribution(r *caseRow) counted {
 	if r == nil || !r.Open {
-		return ""
+		return counted{}
 	}
-	return fmt.Sprintf("%s|%s|%s|%t|%t|%d", r.Team, r.Status, r.WorkerID, r.Waiting, r.Flagged, dayNumber(r.ReferredAt))
+	return counted{team: r.Team, worker: r.WorkerID, status: r.Status, waiting: r.Waiting, flagged: r.Flagged, referred: dayNumber(r.ReferredAt)}
 }
 
 // reindex moves a journey's list and figure keys from what its row was to
 // what it is, and its team's and workers' counts with them.
 func reindex(b *views.Batch, old, cur *caseRow) error {
-	was, is := rowKeys(old), rowKeys(cur)
-	for k := range was {
-		if _, keep := is[k]; !keep {
-			b.Delete(k)
+	if !sameKeys(old, cur) {
+		was, is := rowKeys(old), rowKeys(cur)
+		for k := range was {
+			if _, keep := is[k]; !keep {
+				b.Delete(k)
+			}
 		}
-	}
-	for k, v := range is {
-		if w, had := was[k]; !had || w != v {
-			b.Set(k, []byte(v))
+		for k, v := range is {
+			if w, had := was[k]; !had || w != v {
+				b.Set(k, []byte(v))
+			}
 		}
 	}
 	if contribution(old) == contribution(cur) && (old == nil || old.WorkerName == cur.WorkerName) {
