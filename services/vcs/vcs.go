@@ -1,7 +1,8 @@
 // Package vcs is the service for voluntary, community and social enterprise
 // (VCS) organisations: the inbox of onward referrals sent to each one
 // (only what the person agreed to share), the organisation's answers
-// (accept, decline with a reason, attendance, completion, drop-out), a
+// (accept, decline with a reason, attendance, completion, drop-out) and
+// the person's feedback on the service, a
 // plain server-rendered web inbox for groups with no IT of their own, and a
 // NATS feed per organisation for those with their own system.
 package vcs
@@ -177,6 +178,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	for _, a := range actions {
 		cfg.HTTP.Handle("POST /v1/onward-referrals/{id}/"+a.path, vcs, s.apiAction(a))
 	}
+	cfg.HTTP.Handle("POST /v1/onward-referrals/{id}/feedback", vcs, s.apiFeedback)
 	s.web.routes(cfg.HTTP)
 	return s, nil
 }

@@ -52,6 +52,7 @@ func newWeb(s *Service) (*web, error) {
 		"reasonLabel":   reasonLabel,
 		"capacityLabel": capacityLabel,
 		"needLabel":     needLabel,
+		"ratingLabel":   ratingLabel,
 		"when":          func(t time.Time) string { return t.In(london).Format("2 Jan 2006 15:04") },
 		"duration":      humanDuration,
 	}
@@ -100,6 +101,7 @@ type view struct {
 	Capacities []string
 	Item       Item
 	Reasons    []string
+	Ratings    []int
 	Today      string
 	// FormID names one rendering of a referral's forms: sent back as the
 	// idempotency key, so a double-clicked or re-sent form acts once.
@@ -249,7 +251,7 @@ func (w *web) showReferral(rw http.ResponseWriter, r *http.Request, se websessio
 	}
 	it := rec.item(w.s.now())
 	v := view{Page: websession.Page{Title: cmp.Or(it.Person.Name(), "Referral"), Flash: flash(done), Done: doneName(done), Error: errMsg},
-		Item: it, Reasons: events.DeclineReasons, Today: w.s.now().In(london).Format(time.DateOnly), FormID: websession.Token()}
+		Item: it, Reasons: events.DeclineReasons, Ratings: []int{5, 4, 3, 2, 1}, Today: w.s.now().In(london).Format(time.DateOnly), FormID: websession.Token()}
 	w.sessions.Render(rw, status, "referral.html", &v, &se)
 	return nil
 }
@@ -257,6 +259,9 @@ func (w *web) showReferral(rw http.ResponseWriter, r *http.Request, se websessio
 // act carries out a form's action with the same code as the JSON API.
 func (w *web) act(rw http.ResponseWriter, r *http.Request, se websession.Session) error {
 	name := r.PathValue("action")
+	if name == "feedback" {
+		return w.feedback(rw, r, se)
+	}
 	i := slices.IndexFunc(actions, func(a action) bool { return a.path == name })
 	if i < 0 {
 		return events.ErrNotFound
@@ -294,6 +299,41 @@ func (w *web) act(rw http.ResponseWriter, r *http.Request, se websession.Session
 		return err
 	}
 	http.Redirect(rw, r, "/vcs/referrals/"+id+"?done="+a.name, http.StatusSeeOther)
+	return nil
+}
+
+// feedback records the person's or carer's feedback from the referral's
+// page with the same code as the JSON API.
+func (w *web) feedback(rw http.ResponseWriter, r *http.Request, se websession.Session) error {
+	f := r.PostForm
+	body := map[string]any{"comment": f.Get("comment"), "share_comment": f.Get("share_comment") == "yes"}
+	if v := f.Get("from"); v != "" {
+		body["from"] = v
+	}
+	if v := f.Get("rating"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return w.showReferral(rw, r, se, http.StatusBadRequest, "", formMessage(events.Invalid("rating", "is not a number")))
+		}
+		body["rating"] = n
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	var key string
+	if id := f.Get("form_id"); id != "" && len(id) <= 64 {
+		key = "web-" + id
+	}
+	id := r.PathValue("id")
+	if _, _, err := w.s.feedback(r.Context(), se.Principal, id, raw, key, "web"); err != nil {
+		pub := api.Public(err)
+		if pub.Code == events.CodeInvalid || pub.Code == events.CodeFailedPrecondition {
+			return w.showReferral(rw, r, se, api.Status(pub.Code), "", formMessage(pub))
+		}
+		return err
+	}
+	http.Redirect(rw, r, "/vcs/referrals/"+id+"?done=feedback", http.StatusSeeOther)
 	return nil
 }
 
@@ -473,6 +513,8 @@ func flash(done string) string {
 		return "Recorded that they stopped coming."
 	case "capacity":
 		return "Capacity updated. Link workers will see it in the directory."
+	case "feedback":
+		return "Feedback recorded. Thank you: it helps shape what is on offer."
 	}
 	return ""
 }
@@ -488,6 +530,14 @@ func formMessage(e *events.Error) string {
 		return "Say whether they came."
 	case "detail":
 		return "The detail is too long: keep it under " + strconv.Itoa(maxDetail) + " characters."
+	case "from":
+		return "Say whether the feedback is from the person or their carer."
+	case "rating":
+		return "Choose a rating from 1 to 5."
+	case "comment":
+		return "The comment is too long: keep it under " + strconv.Itoa(maxDetail) + " characters."
+	case "share_comment":
+		return "There is no comment to share: write one, or leave the box unticked."
 	}
 	if e.Code == events.CodeFailedPrecondition {
 		return "That cannot be done now: " + strings.TrimPrefix(e.Message, "cannot ") + "."
@@ -529,6 +579,23 @@ func reasonLabel(s string) string {
 		return "Another reason"
 	}
 	return s
+}
+
+// ratingLabel words a rating (5 best) as a volunteer would ask it.
+func ratingLabel(n int) string {
+	switch n {
+	case 5:
+		return "5: very good"
+	case 4:
+		return "4: good"
+	case 3:
+		return "3: all right"
+	case 2:
+		return "2: not good"
+	case 1:
+		return "1: poor"
+	}
+	return strconv.Itoa(n)
 }
 
 func capacityLabel(s string) string {
