@@ -525,10 +525,13 @@ func TestInboxOfTenThousandStaysQuick(t *testing.T) {
 	if st, _ := b.signIn(vcs1Key); st != 200 {
 		t.Fatalf("sign in: %d", st)
 	}
-	hubtest.Eventually(t, time.Minute, func() bool {
+	// Generous: under the race detector the reader applies every party's
+	// views several times slower.
+	hubtest.Eventually(t, 5*time.Minute, func() bool {
 		_, page := b.get("/vcs/")
 		return strings.Contains(page, fmt.Sprintf("(%d)", journeys*each))
 	}, "the inbox holds every onward referral")
+	t.Logf("the inbox holds them all %v after the first was written", time.Since(start))
 
 	timed := func(what string, do func() (int, string)) {
 		t.Helper()
@@ -572,7 +575,7 @@ func TestInboxOfTenThousandStaysQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hubtest.Eventually(t, time.Minute, func() bool {
+	hubtest.Eventually(t, 5*time.Minute, func() bool {
 		info, err := stream.Info(ctx)
 		return err == nil && info.State.Msgs == journeys*each
 	}, "the feed holds every onward referral")
