@@ -30,6 +30,7 @@
 //	POST /v1/journeys/{id}/follow-ups/{fid}/complete  {"measure": {...}} (optional)
 //	POST /v1/journeys/{id}/notes             {"text"} -> "note_id"
 //	POST /v1/journeys/{id}/risks             {"kind","detail","escalate_to_gp"} -> "risk_id"
+//	POST /v1/journeys/{id}/feedback          {"service_id","from","rating","comment","share_comment"} (also a VCS, for its own service)
 //	POST /v1/journeys/{id}/decline           {"detail"}
 //	POST /v1/journeys/{id}/close             {"reason"}
 //	POST /v1/journeys/{id}/reopen            {"reason"}
@@ -227,6 +228,7 @@ func (s *Service) routes() {
 	h.Handle("POST /v1/journeys/{id}/follow-ups/{fid}/complete", team, s.postCompleteFollowUp)
 	h.Handle("POST /v1/journeys/{id}/notes", team, s.postNote)
 	h.Handle("POST /v1/journeys/{id}/risks", team, s.postRisk)
+	h.Handle("POST /v1/journeys/{id}/feedback", feedbackKinds, s.postFeedback)
 	h.Handle("POST /v1/journeys/{id}/decline", team, s.postDecline)
 	h.Handle("POST /v1/journeys/{id}/close", team, s.postClose)
 	h.Handle("POST /v1/journeys/{id}/reopen", team, s.postReopen)
