@@ -1,6 +1,8 @@
 package outcomes
 
 import (
+	"bytes"
+	_ "embed" // the bundled sample
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -12,12 +14,27 @@ import (
 
 // deprivation maps postcodes to the Index of Multiple Deprivation decile
 // of their LSOA (1 most deprived, 10 least). The operator loads it from a
-// CSV (postcode, LSOA code, IMD decile; the ONS postcode directory joined to
-// the English indices of deprivation). Only the decile is kept: the LSOA
-// itself would narrow a person down to about 1,500 residents.
+// CSV (postcode, LSOA code, IMD decile: the ONS postcode directory joined to
+// the English indices of deprivation 2019; data/README.md says how). Only
+// the decile is kept: the LSOA itself would narrow a person down to about
+// 1,500 residents.
 type deprivation struct {
-	byPostcode map[string]int
+	// byPostcode is keyed by the packed postcode (postcodeKey): a full
+	// file holds about 2.6 million postcodes, so no strings.
+	byPostcode map[uint64]uint8
+	// source says where the lookup came from, for the start-up log.
+	source string
 }
+
+// sampleSource names the bundled sample in logs.
+const sampleSource = "bundled sample (data/imd2019-postcode-sample.csv; illustrative rows, see data/README.md)"
+
+// sample is a small postcode lookup bundled so that the demo shows
+// deprivation with no file to fetch. Its rows are illustrative (see
+// data/README.md): a deployment gives --deprivation-file.
+//
+//go:embed data/imd2019-postcode-sample.csv
+var sample []byte
 
 // normalisePostcode upper-cases a postcode and drops its spaces.
 func normalisePostcode(s string) string {
@@ -32,19 +49,50 @@ func normalisePostcode(s string) string {
 	}, s)
 }
 
+// postcodeKey packs a postcode (letters and digits, at most 12 of them
+// once normalised) into a number; ok is false for anything else.
+func postcodeKey(postcode string) (uint64, bool) {
+	p := normalisePostcode(postcode)
+	if p == "" || len(p) > 12 {
+		return 0, false
+	}
+	var k uint64
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c >= '0' && c <= '9':
+			k = k*37 + uint64(c-'0') + 1
+		case c >= 'A' && c <= 'Z':
+			k = k*37 + uint64(c-'A') + 11
+		default:
+			return 0, false
+		}
+	}
+	return k, true
+}
+
 // decile is the postcode's IMD decile, or 0 when unknown.
 func (d *deprivation) decile(postcode string) int {
 	if d == nil {
 		return 0
 	}
-	return d.byPostcode[normalisePostcode(postcode)]
+	k, ok := postcodeKey(postcode)
+	if !ok {
+		return 0
+	}
+	return int(d.byPostcode[k])
 }
 
-// loadDeprivation reads the CSV at path; an empty path gives an empty
-// lookup (every postcode unknown).
+// loadDeprivation reads the CSV at path; an empty path gives the bundled
+// sample, so deprivation works out of the box for the demo.
 func loadDeprivation(path string) (*deprivation, error) {
 	if path == "" {
-		return &deprivation{byPostcode: map[string]int{}}, nil
+		d, err := parseDeprivation(bytes.NewReader(sample))
+		if err != nil {
+			return nil, fmt.Errorf("bundled deprivation sample: %w", err)
+		}
+		d.source = sampleSource
+		return d, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -55,6 +103,7 @@ func loadDeprivation(path string) (*deprivation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deprivation file %s: %w", path, err)
 	}
+	d.source = path
 	return d, nil
 }
 
@@ -65,6 +114,8 @@ func parseDeprivation(r io.Reader) (*deprivation, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
+	cr.Comment = '#'      // the sample says what it is in comment lines
+	cr.ReuseRecord = true // the full file has 2.6 million rows
 	header, err := cr.Read()
 	if err != nil {
 		return nil, fmt.Errorf("header: %w", err)
@@ -84,15 +135,16 @@ func parseDeprivation(r io.Reader) (*deprivation, error) {
 	if pc < 0 || dec < 0 || lsoa < 0 {
 		return nil, errors.New("the header must name a postcode, an LSOA and a decile column")
 	}
-	d := &deprivation{byPostcode: map[string]int{}}
-	for line := 2; ; line++ {
+	d := &deprivation{byPostcode: map[uint64]uint8{}}
+	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
 			return d, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
+			return nil, err // a csv.ParseError names its line
 		}
+		line, _ := cr.FieldPos(0)
 		if len(rec) <= max(pc, dec, lsoa) {
 			return nil, fmt.Errorf("line %d: too few columns", line)
 		}
@@ -100,6 +152,10 @@ func parseDeprivation(r io.Reader) (*deprivation, error) {
 		if err != nil || n < 1 || n > 10 {
 			return nil, fmt.Errorf("line %d: decile %q is not 1 to 10", line, rec[dec])
 		}
-		d.byPostcode[normalisePostcode(rec[pc])] = n
+		k, ok := postcodeKey(rec[pc])
+		if !ok {
+			return nil, fmt.Errorf("line %d: %q is not a postcode", line, rec[pc])
+		}
+		d.byPostcode[k] = uint8(n)
 	}
 }

@@ -5,17 +5,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"linkway/services/platform/views"
+	"linkway/services/platform/viewstore"
 )
 
 // FeedEvent is one line of a commissioner's pseudonymised feed. It holds
 // codes, bands, counts, dates of service events and scores, and nothing a
-// person typed or that identifies them: see model.apply for how each field
-// is restricted to its value set.
+// person typed or that identifies them: see projection.line for how each
+// field is restricted to its value set.
 type FeedEvent struct {
 	// Cursor is the line's position in the feed: pass it as after= to
 	// read on from it. Set when the line is read, not stored.
@@ -29,10 +35,14 @@ type FeedEvent struct {
 	AgeBand           string `json:"age_band,omitempty"`
 	Sex               string `json:"sex,omitempty"`
 	DeprivationDecile *int   `json:"deprivation_decile,omitempty"`
-	Practice          string `json:"practice,omitempty"`
-	Team              string `json:"team"`
+	// Ethnicity is the NHS Data Dictionary ethnic category code (a
+	// category, never more), when the referral gave one.
+	Ethnicity string `json:"ethnicity,omitempty"`
+	Practice  string `json:"practice,omitempty"`
+	Team      string `json:"team"`
+	// Source is who referred: gp, self or the referring agency's sector.
+	Source string `json:"source,omitempty"`
 
-	Source           string             `json:"source,omitempty"`
 	Urgency          string             `json:"urgency,omitempty"`
 	Reasons          []string           `json:"reasons,omitempty"`
 	Outcome          string             `json:"outcome,omitempty"`
@@ -65,7 +75,7 @@ const (
 	FeedStream        = "OUTCOMES_FEED"
 	FeedSubjectPrefix = "lw.feed.outcomes."
 	// headerSourceSeq is the JOURNEYS sequence a feed message was made
-	// from: a replay of the log skips what the feed already holds.
+	// from: the feed's own high-water mark.
 	headerSourceSeq = "Lw-Source-Seq"
 )
 
@@ -74,16 +84,40 @@ func FeedSubject(commissioner, eventType string) string {
 	return FeedSubjectPrefix + commissioner + "." + eventType
 }
 
-// feed publishes and reads the feed stream.
+// feed publishes the outcome feed from the view's outbox and reads it
+// back for the HTTP feed.
+//
+// Every replica's projection writes the lines of new events to its own
+// outbox, in the same batch as the view's checkpoint, so a crash loses
+// none. One replica at a time (the holder of the lease) publishes them,
+// pipelined in batches, from the feed's high-water mark: the Lw-Source-Seq
+// of the feed's last message. Lines at or below it are never written to
+// an outbox again, so a rebuild of the view publishes nothing twice.
 type feed struct {
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	// published is the JOURNEYS sequence from which lines are to be
-	// published: one past the last in the feed, or that last one itself
-	// at start-up (when some commissioners' copies may be missing).
-	published uint64
-	metrics   *metrics
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	views   Views
+	commish func(team string) []string
+	log     *slog.Logger
+	metrics *metrics
+	leases  Leases // nil: this process runs alone
+
+	// hwm is the highest JOURNEYS sequence whose lines the feed holds (as
+	// far as this replica knows); processed the highest up to which this
+	// replica, publishing, has sent every line of the committed view.
+	hwm, processed atomic.Uint64
+	leader         atomic.Bool
+	// next is the first sequence the publisher reads from the outbox, and
+	// boundary the mark it started from (whose line some commissioners
+	// may hold already). Used by run's goroutine only.
+	next, boundary uint64
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced when hwm or processed moves
 }
+
+// feedBatch is the most messages published before waiting for their acks.
+const feedBatch = 512
 
 func openFeed(ctx context.Context, js jetstream.JetStream, replicas int) (*feed, error) {
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -99,61 +133,284 @@ func openFeed(ctx context.Context, js jetstream.JetStream, replicas int) (*feed,
 	if err != nil {
 		return nil, fmt.Errorf("feed stream: %w", err)
 	}
-	f := &feed{js: js, stream: s}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("feed stream: %w", err)
-	}
-	if last := info.State.LastSeq; last > 0 {
-		msg, err := s.GetMsg(ctx, last)
-		if err != nil {
-			return nil, fmt.Errorf("feed stream last message: %w", err)
-		}
-		f.published, _ = strconv.ParseUint(msg.Header.Get(headerSourceSeq), 10, 64)
+	f := &feed{js: js, stream: s, changed: make(chan struct{})}
+	if err := f.refresh(ctx); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
 
-// wants reports whether the event at a JOURNEYS sequence may still need
-// publishing.
-func (f *feed) wants(seq uint64) bool { return seq >= f.published }
+// from is the first JOURNEYS sequence whose lines may still need
+// publishing. The boundary itself is included: a stop can fall between
+// two commissioners' copies of one event's line.
+func (f *feed) from() uint64 { return f.hwm.Load() }
 
-// publish appends a line to each commissioner's feed. Lines the feed
-// already holds (a replay of the log after a restart) are skipped: those
-// before its last message by sequence, and for that last event, each
-// commissioner's copy found on its subject, since a stop can fall between
-// two commissioners' copies of one event.
-func (f *feed) publish(ctx context.Context, seq uint64, commissioners []string, ev *FeedEvent) error {
-	if seq < f.published || len(commissioners) == 0 {
+// refresh reads the high-water mark from the feed's last message.
+func (f *feed) refresh(ctx context.Context) error {
+	info, err := f.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("feed stream: %w", err)
+	}
+	if info.State.LastSeq == 0 {
 		return nil
 	}
-	data, err := json.Marshal(ev)
+	msg, err := f.stream.GetMsg(ctx, info.State.LastSeq)
+	if err != nil {
+		return fmt.Errorf("feed stream last message: %w", err)
+	}
+	seq, _ := strconv.ParseUint(msg.Header.Get(headerSourceSeq), 10, 64)
+	f.advance(&f.hwm, seq)
+	return nil
+}
+
+// advance moves a mark forward (never back) and wakes the waiters.
+func (f *feed) advance(mark *atomic.Uint64, to uint64) {
+	for {
+		cur := mark.Load()
+		if to <= cur {
+			return
+		}
+		if mark.CompareAndSwap(cur, to) {
+			break
+		}
+	}
+	if mark == &f.hwm && f.metrics != nil {
+		f.metrics.feedSeq.Set(float64(to))
+	}
+	f.mu.Lock()
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+func (f *feed) changes() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed
+}
+
+func (f *feed) view() *viewstore.View { return f.views.View(ProjectionName) }
+
+// feedLease names the lease of the feed's publisher.
+const feedLease = "outcomes_feed"
+
+// run publishes while this replica holds the feed's lease, and otherwise
+// follows the feed's high-water mark (so its outbox stays small), until
+// ctx ends. It waits for the process's reader first: a tool that builds
+// the parties without one (rebuild, snapshot) publishes nothing.
+func (f *feed) run(ctx context.Context) error {
+	for {
+		err := f.views.WaitFor(ctx, 0)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, views.ErrNotStarted) || !sleep(ctx, time.Second) {
+			return nil
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		for sleep(ctx, 2*time.Second) {
+			if !f.leader.Load() {
+				if err := f.refresh(ctx); err != nil && ctx.Err() == nil {
+					f.log.Warn("outcome feed: reading its high-water mark failed", "err", err)
+				}
+			}
+		}
+	})
+	if f.leases == nil {
+		return f.lead(ctx) // alone: nobody else publishes
+	}
+	return f.leases.Hold(ctx, feedLease, f.lead)
+}
+
+// lead publishes until ctx ends (the lease is lost, or the process stops).
+func (f *feed) lead(ctx context.Context) error {
+	f.leader.Store(true)
+	defer f.leader.Store(false)
+	// Newly the publisher: the feed's own mark is the truth.
+	for failures := 1; ; failures++ {
+		err := f.refresh(ctx)
+		if err == nil {
+			break
+		}
+		if !sleep(ctx, min(time.Duration(failures)*200*time.Millisecond, 5*time.Second)) {
+			return nil
+		}
+	}
+	f.boundary = f.hwm.Load()
+	f.next = max(f.boundary, 1)
+	f.log.Info("outcome feed: publishing from this replica", "from_seq", f.boundary)
+	failures := 0
+	for ctx.Err() == nil {
+		if err := f.drain(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			failures++
+			if f.metrics != nil {
+				f.metrics.publishRetries.Inc()
+			}
+			pause := min(time.Duration(failures)*200*time.Millisecond, 5*time.Second)
+			f.log.Warn("outcome feed: publishing failed; trying again", "err", err, "pause", pause)
+			sleep(ctx, pause)
+			continue
+		}
+		failures = 0
+		// Until the view moves on.
+		_ = f.views.WaitFor(ctx, f.processed.Load()+1, ProjectionName)
+	}
+	return nil
+}
+
+// drain publishes every outbox line of the committed view above the
+// high-water mark, in pipelined batches.
+func (f *feed) drain(ctx context.Context) error {
+	cp, err := f.view().Checkpoint()
 	if err != nil {
 		return err
 	}
-	for _, c := range commissioners {
-		if seq == f.published {
-			last, err := f.stream.GetLastMsgForSubject(ctx, FeedSubject(c, ev.Type))
-			if err == nil && last.Header.Get(headerSourceSeq) == strconv.FormatUint(seq, 10) {
-				continue
-			}
-			if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-				return fmt.Errorf("outcome feed: %w", err)
-			}
+	for {
+		lines, err := f.pending(f.next, cp, feedBatch)
+		if err != nil {
+			return err
 		}
-		msg := nats.NewMsg(FeedSubject(c, ev.Type))
-		msg.Data = data
-		msg.Header.Set(headerSourceSeq, strconv.FormatUint(seq, 10))
-		msg.Header.Set(nats.MsgIdHdr, c+":"+strconv.FormatUint(seq, 10))
-		if err := f.publishOnce(ctx, msg); err != nil {
-			return fmt.Errorf("publish to the outcome feed: %w", err)
+		if len(lines) == 0 {
+			break
 		}
-		if f.metrics != nil {
-			f.metrics.published.WithLabelValues(ev.Type).Inc()
+		if err := f.publish(ctx, lines); err != nil {
+			return err
+		}
+		f.next = lines[len(lines)-1].seq + 1
+		if ctx.Err() != nil {
+			return ctx.Err() // the lease was lost, or the process stops
 		}
 	}
-	f.published = seq + 1
+	f.advance(&f.processed, cp)
 	return nil
+}
+
+// outboxLine is a line of the outbox.
+type outboxLine struct {
+	seq  uint64
+	line FeedEvent
+	raw  []byte
+}
+
+// pending reads up to about n outbox lines with from <= seq <= upTo.
+func (f *feed) pending(from, upTo uint64, n int) ([]outboxLine, error) {
+	var out []outboxLine
+	errEnough := errors.New("enough")
+	for block := from / outboxBlock; block <= upTo/outboxBlock && len(out) < n; block++ {
+		err := f.view().ForEach(outboxBlockPrefix(block), func(key string, value []byte) error {
+			seq, err := strconv.ParseUint(key[len(outboxBlockPrefix(block)):], 10, 64)
+			if err != nil || seq < from {
+				return nil
+			}
+			if seq > upTo || len(out) >= n {
+				return errEnough
+			}
+			var l outboxLine
+			if err := json.Unmarshal(value, &l.line); err != nil {
+				return fmt.Errorf("outbox line %d: %w", seq, err)
+			}
+			l.seq, l.raw = seq, append([]byte(nil), value...)
+			out = append(out, l)
+			return nil
+		})
+		if err != nil && !errors.Is(err, errEnough) {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// publish sends lines to each commissioner's feed, asynchronously, then
+// waits for every ack before moving the high-water mark. A line's message
+// id is the commissioner and its JOURNEYS sequence, so sending it again
+// after a failure (or by two replicas while a lease changes hands) stores
+// it once within the stream's duplicate window. For the line at the mark
+// the publisher started from, the copies already in the feed are looked
+// up and skipped.
+func (f *feed) publish(ctx context.Context, lines []outboxLine) error {
+	mark := f.boundary
+	var futures []jetstream.PubAckFuture
+	var types []string
+	for _, l := range lines {
+		for _, c := range f.commish(l.line.Team) {
+			if l.seq == mark && mark > 0 {
+				last, err := f.stream.GetLastMsgForSubject(ctx, FeedSubject(c, l.line.Type))
+				if err == nil && last.Header.Get(headerSourceSeq) == strconv.FormatUint(l.seq, 10) {
+					continue
+				}
+				if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+					return fmt.Errorf("outcome feed: %w", err)
+				}
+			}
+			msg := nats.NewMsg(FeedSubject(c, l.line.Type))
+			msg.Data = l.raw
+			msg.Header.Set(headerSourceSeq, strconv.FormatUint(l.seq, 10))
+			msg.Header.Set(nats.MsgIdHdr, c+":"+strconv.FormatUint(l.seq, 10))
+			fut, err := f.js.PublishMsgAsync(msg)
+			if err != nil {
+				return fmt.Errorf("publish to the outcome feed: %w", err)
+			}
+			futures, types = append(futures, fut), append(types, l.line.Type)
+		}
+	}
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	for i, fut := range futures {
+		select {
+		case <-fut.Ok():
+			if f.metrics != nil {
+				f.metrics.published.WithLabelValues(types[i]).Inc()
+			}
+		case err := <-fut.Err():
+			return fmt.Errorf("publish to the outcome feed: %w", err)
+		case <-timeout.C:
+			return errors.New("publish to the outcome feed: no acknowledgement in 30s")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.advance(&f.hwm, lines[len(lines)-1].seq)
+	return nil
+}
+
+// waitPublished waits, bounded by ctx, until every line of the committed
+// view up to JOURNEYS sequence seq is in the feed: at once on the
+// publishing replica when it has drained that far; elsewhere when the
+// feed's mark passes the last such line in this replica's outbox.
+func (f *feed) waitPublished(ctx context.Context, seq uint64) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ch := f.changes()
+		if f.processed.Load() >= seq {
+			return nil
+		}
+		if !f.leader.Load() {
+			if err := f.refresh(ctx); err != nil {
+				return err
+			}
+			hwm := f.hwm.Load()
+			lines, err := f.pending(hwm+1, seq, 1)
+			if err != nil {
+				return err
+			}
+			if len(lines) == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ch:
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // read returns up to limit lines of a commissioner's feed after cursor.
@@ -206,35 +463,14 @@ func (f *feed) read(ctx context.Context, commissioner string, after uint64, limi
 	return out, nil
 }
 
-// errDuplicateInProcess (10158) answers a publish whose message id another
-// replica is storing at that moment: its outcome is not known yet.
-const errDuplicateInProcess = 10158
-
-// publishOnce publishes a feed line, trying again until the stream says
-// stored or duplicate: every replica publishes every line (the view is
-// local to each) under one message id, so another replica's copy may be in
-// the middle of being stored (10158), and while NATS elects a leader the
-// publish fails (503, timeouts). A slow feed is better than a stopped hub:
-// an error from Apply would stop the process.
-func (f *feed) publishOnce(ctx context.Context, msg *nats.Msg) error {
-	for attempt := 1; ; attempt++ {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := f.js.PublishMsg(pctx, msg)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode != errDuplicateInProcess && apiErr.Code < 500 {
-			return err // refused for good (a 4xx other than 10158)
-		}
-		if f.metrics != nil {
-			f.metrics.publishRetries.Inc()
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(min(attempt, 20)) * 50 * time.Millisecond):
-		}
+// sleep waits d or until ctx ends; false when ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }

@@ -126,6 +126,7 @@ func (g *journeyGen) generate(p person, practice, team string) string {
 		Notes: &eventsv1.FreeText{Text: g.text()}, Consent: &eventsv1.Consent{ShareWithVcs: true},
 		LinkWorkTeam: team, Urgency: "routine",
 	}
+	ref.Person.Ethnicity = events.EthnicCategories[g.r.IntN(len(events.EthnicCategories))].Code
 	g.do(events.Refer{Referral: ref})
 	g.do(events.Assign{WorkerID: "lw-" + word(g.r, 3), WorkerName: g.text()})
 	for range g.r.IntN(3) {
@@ -140,6 +141,14 @@ func (g *journeyGen) generate(p person, practice, team string) string {
 	g.do(events.AssessNeeds{WhatMatters: g.text(), Needs: []string{"befriending", g.text()},
 		Goals: []events.GoalInput{{GoalID: goal, Text: g.text()}}, Barriers: []string{"transport", g.text()}})
 	g.do(events.UpdateGoal{GoalID: goal, Status: events.GoalStatuses[g.r.IntN(len(events.GoalStatuses))]})
+	if g.r.IntN(3) == 0 {
+		g.do(events.SignpostTo{SignpostID: events.NewID(), Description: g.text()})
+	}
+	if g.r.IntN(4) == 0 {
+		g.do(events.RecordRisk{RiskID: events.NewID(), Kind: events.RiskKinds[g.r.IntN(len(events.RiskKinds))], Detail: g.text(),
+			EscalateToGP: g.r.IntN(2) == 0})
+	}
+	g.do(events.AddCaseNote{NoteID: events.NewID(), Text: g.text()})
 	answers := func() []int32 {
 		a := make([]int32, 7)
 		for i := range a {
@@ -282,6 +291,12 @@ func TestFeedCarriesNoIdentifiers(t *testing.T) {
 			if strings.Contains(text, `"`+field+`":`) {
 				t.Errorf("%s has a %s field", where, field)
 			}
+		}
+	}
+
+	for _, l := range lines {
+		if ty, _ := l["type"].(string); strings.Contains(ty, "risk") || strings.Contains(ty, "note") || strings.Contains(ty, "consent") {
+			t.Errorf("a %s line: risks are counts only, notes and consent never leave the team", ty)
 		}
 	}
 

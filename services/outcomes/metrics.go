@@ -9,11 +9,12 @@ import (
 type metrics struct {
 	published      *prometheus.CounterVec
 	publishRetries prometheus.Counter
+	feedSeq        prometheus.Gauge
 	summary        *prometheus.HistogramVec
-	journeys       prometheus.GaugeFunc
+	cached         prometheus.GaugeFunc
 }
 
-func newMetrics(reg prometheus.Registerer, m *model) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, c *monthCache) (*metrics, error) {
 	x := &metrics{
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "linkway_outcomes_feed_lines_published_total",
@@ -21,26 +22,26 @@ func newMetrics(reg prometheus.Registerer, m *model) (*metrics, error) {
 		}, []string{"type"}),
 		publishRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "linkway_outcomes_feed_publish_retries_total",
-			Help: "Outcome-feed publishes tried again (NATS unavailable, or another replica storing the same line).",
+			Help: "Outcome-feed publishing rounds tried again (NATS unavailable, an acknowledgement missing).",
+		}),
+		feedSeq: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "linkway_outcomes_feed_source_sequence",
+			Help: "The feed's high-water mark: the JOURNEYS sequence of the last line known to be in the outcome feed.",
 		}),
 		summary: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "linkway_outcomes_summary_seconds",
-			Help:    "Time to compute a commissioner's summary from the in-memory view, by grouping.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+			Help:    "Time to compute a commissioner's summary from the outcomes view, by grouping.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}, []string{"by"}),
-		journeys: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "linkway_outcomes_view_journeys",
-			Help: "Journeys held in the outcomes view.",
-		}, func() float64 {
-			m.mu.RLock()
-			defer m.mu.RUnlock()
-			return float64(len(m.journeys))
-		}),
+		cached: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "linkway_outcomes_summary_cached_records",
+			Help: "Journeys' records held decoded in memory for summaries (bounded).",
+		}, func() float64 { return float64(c.size()) }),
 	}
 	if reg == nil {
 		return x, nil
 	}
-	for _, c := range []prometheus.Collector{x.published, x.publishRetries, x.summary, x.journeys} {
+	for _, c := range []prometheus.Collector{x.published, x.publishRetries, x.feedSeq, x.summary, x.cached} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -25,11 +25,9 @@ import (
 	"linkway/services/platform/api"
 	"linkway/services/platform/orgs"
 	"linkway/services/platform/views"
+	"linkway/services/platform/viewstore"
 	"linkway/services/platform/websession"
 )
-
-// ProjectionName names the outcomes projection (its consumer and bucket).
-const ProjectionName = "outcomes"
 
 // Settings are the operator's settings for the outcomes service, read
 // once at start-up from flags and environment.
@@ -39,7 +37,9 @@ type Settings struct {
 	// one and keep it. PseudonymKeyID versions it ("k1").
 	PseudonymKey   string
 	PseudonymKeyID string
-	// DeprivationFile is a CSV mapping postcodes to LSOA and IMD decile.
+	// DeprivationFile is a CSV mapping postcodes to LSOA and IMD decile
+	// (data/README.md says how to make one from the published files);
+	// empty means the small illustrative sample bundled for the demo.
 	DeprivationFile string
 }
 
@@ -47,15 +47,31 @@ type Settings struct {
 func DefaultSettings() Settings { return Settings{PseudonymKeyID: "k1"} }
 
 // Journal is the log of journeys (journal.Store): a read waits until the
-// view holds what it held when the request came.
+// view holds what the log held when the request came.
 type Journal interface {
 	Stream() jetstream.Stream
 }
 
-// Projections starts a projection: the hub runs it until the process
-// stops and counts it for readiness.
-type Projections interface {
-	Project(ctx context.Context, p views.Projector) (*views.Runner, error)
+// Views is the process's read side (views.Registry): the service adds
+// its projection, reads its view, and waits for the view to reach a
+// stream sequence.
+type Views interface {
+	Add(views.Projection)
+	View(name string) *viewstore.View
+	WaitFor(ctx context.Context, seq uint64, views ...string) error
+}
+
+// Group runs the feed's publisher with the process's other long-running
+// parts (errgroup.Group).
+type Group interface {
+	Go(func() error)
+}
+
+// Leases decide which replica publishes the feed (leases.Leases): Hold
+// runs fn while this replica holds the named lease, and returns when ctx
+// ends.
+type Leases interface {
+	Hold(ctx context.Context, name string, fn func(ctx context.Context) error) error
 }
 
 // Organisations is the organisation register (orgs.Registry).
@@ -80,10 +96,11 @@ type Config struct {
 	JS jetstream.JetStream
 	// Journal is the log the view follows.
 	Journal Journal
-	// Projections starts the outcomes projection. Its view is this
-	// process's memory, so every replica must apply every event: give it a
-	// local projection (views.Config.Local).
-	Projections Projections
+	// Views is where the service's projection is applied and read.
+	Views Views
+	// Group runs the feed's publisher; nil runs it on a goroutine of its
+	// own until ctx ends.
+	Group Group
 	// Orgs tells which teams a commissioner commissions.
 	Orgs Organisations
 	// HTTP is the route table the service adds its routes to.
@@ -94,6 +111,12 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// Replicas of the buckets and streams the service creates.
 	Replicas int
+	// Leases give the feed one publisher among replicas on one NATS; nil
+	// when this process runs alone (the embedded server).
+	Leases Leases
+	// CacheRecords bounds the journeys' records kept decoded in memory for
+	// summaries; 250,000 when 0.
+	CacheRecords int
 	// Demo makes (and keeps) a pseudonym key when none is configured.
 	Demo bool
 	// Settings are the operator's settings.
@@ -104,21 +127,25 @@ type Config struct {
 type Service struct {
 	cfg     Config
 	ctx     context.Context
-	model   *model
+	proj    *projection
 	feed    *feed
-	runner  *views.Runner
+	months  *monthCache
 	web     *web
 	metrics *metrics
 }
 
-// New starts the service: it adds its routes and starts its projection.
-// Without a pseudonym key and outside demo mode it refuses to start.
+// New builds the service: it adds its projection to the read side, its
+// routes to the route table, and starts the feed's publisher. Without a
+// pseudonym key and outside demo mode it refuses to start.
 func New(ctx context.Context, cfg Config) (*Service, error) {
-	if cfg.JS == nil || cfg.Journal == nil || cfg.Projections == nil || cfg.Orgs == nil || cfg.HTTP == nil {
-		return nil, errors.New("outcomes: JS, Journal, Projections, Orgs and HTTP are required")
+	if cfg.JS == nil || cfg.Journal == nil || cfg.Views == nil || cfg.Orgs == nil || cfg.HTTP == nil {
+		return nil, errors.New("outcomes: JS, Journal, Views, Orgs and HTTP are required")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.CacheRecords <= 0 {
+		cfg.CacheRecords = 250_000
 	}
 	key, generated, err := loadKey(ctx, cfg.JS, cfg.Settings.PseudonymKey, cfg.Demo, cfg.Replicas)
 	if err != nil {
@@ -139,17 +166,18 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
-	s := &Service{cfg: cfg, ctx: ctx, model: newModel(p, dep), feed: f}
-	if s.metrics, err = newMetrics(cfg.Metrics, s.model); err != nil {
+	f.views, f.commish, f.log, f.leases = cfg.Views, cfg.Orgs.CommissionersOf, cfg.Log, cfg.Leases
+	s := &Service{cfg: cfg, ctx: ctx, feed: f, months: newMonthCache(cfg.CacheRecords)}
+	s.proj = &projection{pseudo: p, dep: dep, feed: f, months: s.months, view: f.view}
+	if s.metrics, err = newMetrics(cfg.Metrics, s.months); err != nil {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
 	f.metrics = s.metrics
-	// The view lives in memory, so it is replayed from the log at every
-	// start, by each replica on its own (a local projection). The feed
-	// keeps its own high-water mark, and a line two replicas both publish
-	// has one message id, so the replay publishes nothing twice.
-	if s.runner, err = cfg.Projections.Project(ctx, projector{s}); err != nil {
-		return nil, fmt.Errorf("outcomes: %w", err)
+	cfg.Views.Add(s.proj)
+	if cfg.Group != nil {
+		cfg.Group.Go(func() error { return f.run(ctx) })
+	} else {
+		go func() { _ = f.run(ctx) }()
 	}
 	commissioner := []events.Kind{events.KindCommissioner}
 	cfg.HTTP.Handle("GET /v1/outcomes/events", commissioner, s.serveEvents)
@@ -159,37 +187,28 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
 	s.web.routes(cfg.HTTP)
-	cfg.Log.Info("outcomes service started", "pseudonym_key_id", p.keyID,
-		"generated_key", generated, "deprivation_postcodes", len(dep.byPostcode))
+	cfg.Log.Info("outcomes service started", "pseudonym_key_id", p.keyID, "generated_key", generated,
+		"deprivation_postcodes", len(dep.byPostcode), "deprivation_source", dep.source, "feed_from_seq", f.from())
 	return s, nil
 }
 
-// projector folds journey events into the in-memory view and the feed.
-type projector struct{ s *Service }
-
-func (projector) Name() string { return ProjectionName }
-
-func (p projector) Apply(_ *views.Tx, ev views.Event) error {
-	line := p.s.model.applySeq(ev.Seq, ev.Envelope)
-	if line == nil || !p.s.feed.wants(ev.Seq) {
-		return nil // replaying what the feed already holds: skip the organisation lookup too
-	}
-	return p.s.feed.publish(p.s.ctx, ev.Seq, p.s.cfg.Orgs.CommissionersOf(line.Team), line)
-}
+// errCatchingUp answers a read while the view is behind the log.
+var errCatchingUp = &events.Error{Code: events.CodeUnavailable, Message: "the outcomes view is catching up; retry"}
 
 // caughtUp waits (briefly) until the view holds everything the log held
-// when the request came, so a commissioner reads their own world's writes.
-func (s *Service) caughtUp(ctx context.Context) error {
+// when the request came, so a commissioner reads their own world's
+// writes; it returns that sequence.
+func (s *Service) caughtUp(ctx context.Context) (uint64, error) {
 	info, err := s.cfg.Journal.Stream().Info(ctx)
 	if err != nil {
-		return &events.Error{Code: events.CodeUnavailable, Message: "the event log is unavailable"}
+		return 0, &events.Error{Code: events.CodeUnavailable, Message: "the event log is unavailable"}
 	}
 	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if err := s.runner.WaitFor(wctx, info.State.LastSeq); err != nil {
-		return &events.Error{Code: events.CodeUnavailable, Message: "the outcomes view is catching up; retry"}
+	if err := s.cfg.Views.WaitFor(wctx, info.State.LastSeq, ProjectionName); err != nil {
+		return 0, errCatchingUp
 	}
-	return nil
+	return info.State.LastSeq, nil
 }
 
 // teams are the link-worker teams a commissioner commissions.
@@ -224,9 +243,16 @@ func (s *Service) serveEvents(w http.ResponseWriter, r *http.Request, p api.Prin
 		}
 		limit = n
 	}
-	if err := s.caughtUp(r.Context()); err != nil {
+	seq, err := s.caughtUp(r.Context())
+	if err != nil {
 		return err
 	}
+	// The lines of what the log held are in the feed a moment after the
+	// view has them; wait for them, bounded, then answer what is there
+	// (the cursor reads on from it later).
+	wctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	_ = s.feed.waitPublished(wctx, seq)
+	cancel()
 	lines, err := s.feed.read(r.Context(), p.OrgID, after, limit)
 	if err != nil {
 		return fmt.Errorf("read the outcome feed: %w", err)
@@ -279,10 +305,13 @@ func (s *Service) serveSummary(w http.ResponseWriter, r *http.Request, p api.Pri
 	if err != nil {
 		return err
 	}
-	if err := s.caughtUp(r.Context()); err != nil {
+	if _, err := s.caughtUp(r.Context()); err != nil {
 		return err
 	}
-	sum := s.Summary(p.OrgID, q)
+	sum, err := s.Summary(r.Context(), p.OrgID, q)
+	if err != nil {
+		return err
+	}
 	if wantsCSV(r) {
 		writeCSVResponse(w, sum)
 		return nil
@@ -299,11 +328,56 @@ func writeCSVResponse(w http.ResponseWriter, sum Summary) {
 	_ = sum.writeCSV(w) // the client went away: nothing more to do
 }
 
-// Summary computes a commissioner's summary from the view (for the
-// benchmark and tests).
-func (s *Service) Summary(commissioner string, q Query) Summary {
+// Summary computes a commissioner's summary from the view.
+func (s *Service) Summary(ctx context.Context, commissioner string, q Query) (Summary, error) {
 	start := time.Now()
-	sum := s.model.summarise(commissioner, s.teams(commissioner), q)
+	sum := newSummary(q.By)
+	if err := s.walk(ctx, s.teams(commissioner), q, sum.add); err != nil {
+		return Summary{}, err
+	}
+	out := sum.publish(commissioner, q)
 	s.metrics.summary.WithLabelValues(q.By).Observe(time.Since(start).Seconds())
-	return sum
+	return out, nil
+}
+
+// walk calls fn with every journey of the teams referred within the
+// query's dates, month by month: from the cache, or the view.
+func (s *Service) walk(ctx context.Context, teams []string, q Query, fn func(*dated)) error {
+	from, to := "", "9999-12-31"
+	if !q.From.IsZero() {
+		from = q.From.Format(time.DateOnly)
+	}
+	if !q.To.IsZero() {
+		to = q.To.Format(time.DateOnly)
+	}
+	v := s.cfg.Views.View(ProjectionName)
+	teams = slices.Compact(slices.Sorted(slices.Values(teams))) // a team listed twice counts once
+	for _, team := range teams {
+		var months []string
+		err := v.ForEach(monthPrefix+team+".", func(key string, _ []byte) error {
+			m := key[len(monthPrefix)+len(team)+1:]
+			if m >= from[:min(len(from), 7)] && m <= to[:7] {
+				months = append(months, m)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("outcomes view: %w", err)
+		}
+		for _, m := range months {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			recs, err := s.months.get(v, team, m)
+			if err != nil {
+				return fmt.Errorf("outcomes view: %w", err)
+			}
+			for i := range recs {
+				if d := recs[i].day; d >= from && d <= to {
+					fn(&recs[i])
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -24,6 +26,9 @@ import (
 type pseudonymiser struct {
 	keyID string
 	key   []byte
+	// macs reuses keyed HMAC states: the projection makes one or two
+	// pseudonyms for most events it applies.
+	macs sync.Pool
 }
 
 func newPseudonymiser(keyID string, key []byte) (*pseudonymiser, error) {
@@ -36,14 +41,23 @@ func newPseudonymiser(keyID string, key []byte) (*pseudonymiser, error) {
 	if strings.ContainsAny(keyID, ": \t\n") {
 		return nil, fmt.Errorf("pseudonym key id %q may not hold ':' or spaces", keyID)
 	}
-	return &pseudonymiser{keyID: keyID, key: key}, nil
+	p := &pseudonymiser{keyID: keyID, key: key}
+	p.macs.New = func() any { return hmac.New(sha256.New, p.key) }
+	return p, nil
 }
 
 func (p *pseudonymiser) mac(domain, value string) string {
-	h := hmac.New(sha256.New, p.key)
+	h := p.macs.Get().(hash.Hash)
+	defer p.macs.Put(h)
+	h.Reset()
 	h.Write([]byte(domain))
 	h.Write([]byte(value))
-	return p.keyID + ":" + hex.EncodeToString(h.Sum(nil))
+	var sum [sha256.Size]byte
+	out := make([]byte, len(p.keyID)+1+2*sha256.Size)
+	copy(out, p.keyID)
+	out[len(p.keyID)] = ':'
+	hex.Encode(out[len(p.keyID)+1:], h.Sum(sum[:0]))
+	return string(out)
 }
 
 // person is the pseudonym of an NHS number: HMAC-SHA256 of its digits, so

@@ -146,17 +146,31 @@ type Wellbeing struct {
 	CILow      Figure `json:"ci95_low"`
 	CIHigh     Figure `json:"ci95_high"`
 	// Meaningful counts changes of at least the measure's meaningful
-	// threshold (3 metric points on SWEMWBS and WEMWBS); absent for
-	// measures without a published threshold.
-	Meaningful     *Count `json:"meaningful_change,omitempty"`
-	MeaningfulRate *Rate  `json:"meaningful_change_rate,omitempty"`
+	// threshold (MeaningfulThreshold points); absent for measures without
+	// a threshold.
+	Meaningful          *Count   `json:"meaningful_change,omitempty"`
+	MeaningfulRate      *Rate    `json:"meaningful_change_rate,omitempty"`
+	MeaningfulThreshold *float64 `json:"meaningful_change_threshold,omitempty"`
 }
 
 // Measures are the wellbeing measures summarised, in order.
 var Measures = [numMeasures]string{"SWEMWBS", "WEMWBS", "UCLA3", "ONS4.life_satisfaction", "ONS4.worthwhile", "ONS4.happiness", "ONS4.anxiety"}
 
-// meaningfulThreshold is the smallest change counted as meaningful
-// (Warwick Medical School guidance: 3 points on (S)WEMWBS).
+// meaningfulThreshold is the smallest change in score counted as a
+// meaningful improvement, per instrument (issue 16 fixes 3 points on both):
+//
+//   - SWEMWBS (metric score 7-35): 3 points. Shah et al. 2018 (Health and
+//     Quality of Life Outcomes 16:238, responsiveness of SWEMWBS) give a
+//     minimal important change of about 3: 2.77 standard errors of
+//     measurement, 2.87 points.
+//   - WEMWBS (14-70): 3 points, the lower end of the range of Maheswaran et
+//     al. 2012 (Health and Quality of Life Outcomes 10:156, responsiveness
+//     of WEMWBS), whose SEM of 2.4-3.1 puts the minimal important
+//     difference between about 3 and 8 points. So the share meeting 3 on
+//     WEMWBS is an upper figure; a stricter reading would take 8.
+//
+// UCLA3 and the ONS4 items have no threshold here, so no meaningful
+// change is counted for them.
 var meaningfulThreshold = map[string]float64{"SWEMWBS": 3, "WEMWBS": 3}
 
 func wellbeing(measure string, changes []float64) Wellbeing {
@@ -187,7 +201,7 @@ func wellbeing(measure string, changes []float64) Wellbeing {
 		}
 		m := Count{k}
 		r := Rate{num: m, den: w.N}
-		w.Meaningful, w.MeaningfulRate = &m, &r
+		w.Meaningful, w.MeaningfulRate, w.MeaningfulThreshold = &m, &r, &t
 	}
 	return w
 }
@@ -224,23 +238,47 @@ type Onward struct {
 	CompletionRate Rate             `json:"completion_rate"`
 }
 
-// needColumns are the need categories unmet need is counted by.
+// Continuity is how often a person referred again within 12 months was
+// seen by the worker who saw them before (issue 17): of the re-referrals
+// whose worker and previous worker are both known, those with the same
+// worker.
+type Continuity struct {
+	ReReferrals Count `json:"re_referrals_with_worker"`
+	SameWorker  Count `json:"same_worker"`
+	Rate        Rate  `json:"same_worker_rate"`
+}
+
+// Risks are the risks and safeguarding concerns link workers recorded:
+// counts only, never who or what.
+type Risks struct {
+	Recorded  Count            `json:"recorded"`
+	People    Count            `json:"people"`
+	Escalated Count            `json:"escalated_to_gp"`
+	ByKind    map[string]Count `json:"by_kind"`
+}
 
 // Row is one group's published figures.
 type Row struct {
-	Group            string      `json:"group"`
-	Referrals        Count       `json:"referrals"`
-	DeclinedByPerson Count       `json:"declined_by_person"`
-	DeclinedRate     Rate        `json:"declined_by_person_rate"`
-	Contacted        Count       `json:"contacted"`
-	Connected        Count       `json:"connected"`
-	AttendedPeople   Count       `json:"attended"`
-	ToFirstContact   Duration    `json:"referral_to_first_contact"`
-	ToFirstSession   Duration    `json:"referral_to_first_vcs_session"`
-	Onward           Onward      `json:"onward_referrals"`
-	Wellbeing        []Wellbeing `json:"wellbeing"`
-	ReReferrals      Count       `json:"re_referrals_12m"`
-	ReReferralRate   Rate        `json:"re_referral_rate"`
+	Group            string `json:"group"`
+	Referrals        Count  `json:"referrals"`
+	DeclinedByPerson Count  `json:"declined_by_person"`
+	DeclinedRate     Rate   `json:"declined_by_person_rate"`
+	Contacted        Count  `json:"contacted"`
+	Connected        Count  `json:"connected"`
+	ConnectedRate    Rate   `json:"connected_rate"`
+	// Signposted counts people told of a service without an onward
+	// referral taken up (events.ConnectionSignposted).
+	Signposted     Count       `json:"signposted"`
+	SignpostedRate Rate        `json:"signposted_rate"`
+	AttendedPeople Count       `json:"attended"`
+	ToFirstContact Duration    `json:"referral_to_first_contact"`
+	ToFirstSession Duration    `json:"referral_to_first_vcs_session"`
+	Onward         Onward      `json:"onward_referrals"`
+	Wellbeing      []Wellbeing `json:"wellbeing"`
+	ReReferrals    Count       `json:"re_referrals_12m"`
+	ReReferralRate Rate        `json:"re_referral_rate"`
+	Continuity     Continuity  `json:"continuity"`
+	Risks          Risks       `json:"risks"`
 }
 
 // Summary is the published summary.
@@ -257,9 +295,10 @@ type Summary struct {
 const suppressionNote = "counts of 1 to 7 are shown as \"*\" and other counts rounded to the nearest 5; rates are worked out from the rounded counts; means, medians and percentiles are not shown where n < 8"
 
 // Groupings of a summary.
-var Groupings = []string{"month", "practice", "reason", "age_band", "sex", "deprivation_decile"}
+var Groupings = []string{"month", "practice", "reason", "age_band", "sex", "deprivation_decile", "ethnicity", "source"}
 
-// Query selects journeys for a summary by referral date (inclusive).
+// Query selects journeys for a summary by referral date (inclusive, the
+// day in England).
 type Query struct {
 	From, To time.Time // zero: unbounded
 	By       string
@@ -267,186 +306,238 @@ type Query struct {
 
 // tally is one group's raw figures, never published as they are.
 type tally struct {
-	referrals, declined, contacted, connected, attendedPeople int
-	toContact, toSession                                      []float64
-	made, accepted, declinedOnward, attended, completed       int
-	declinedBy, declinedByNeed                                map[string]int
-	changes                                                   [numMeasures][]float64
-	reReferrals                                               int
+	referrals, declined, contacted, connected, signposted, attendedPeople int
+	toContact, toSession                                                  []float64
+	made, accepted, declinedOnward, attended, completed                   int
+	declinedBy, declinedByNeed                                            [16]int
+	changes                                                               [numMeasures][]float64
+	reReferrals, reReferralsKnown, sameWorker                             int
+	risks, riskPeople, escalated                                          int
+	riskKinds                                                             [numRiskKinds]int
 }
 
-func (t *tally) add(j *journey) {
+func (t *tally) add(r *record) {
 	t.referrals++
-	if j.declined {
+	if r.has(flagDeclined) {
 		t.declined++
 	}
-	if j.contacted() {
+	if r.has(flagContacted) {
 		t.contacted++
-		t.toContact = append(t.toContact, max(0, j.firstContact.Sub(j.referred).Hours()/24))
 	}
-	if j.connected() {
+	if r.FirstContact != 0 {
+		t.toContact = append(t.toContact, float64(r.FirstContact-r.Referred)/86400)
+	}
+	if r.has(flagConnected) {
 		t.connected++
 	}
-	if j.attended() {
-		t.attendedPeople++
+	if r.has(flagSignposted) {
+		t.signposted++
 	}
-	if !j.firstSession.IsZero() {
-		t.toSession = append(t.toSession, max(0, j.firstSession.Sub(dateOf(j.referred)).Hours()/24))
+	if r.FirstSession != 0 {
+		t.toSession = append(t.toSession, float64(r.FirstSession-dateOf(r.referredAt()).Unix())/86400)
 	}
-	for _, o := range j.onward {
+	attended := false
+	for _, o := range r.Onward {
 		t.made++
-		if o.accepted {
+		if o.Flags&onwardAccepted != 0 {
 			t.accepted++
 		}
-		if o.declineReason != "" {
+		if o.Decline > 0 && int(o.Decline) <= len(events.DeclineReasons) {
 			t.declinedOnward++
-			if t.declinedBy == nil {
-				t.declinedBy = map[string]int{}
+			t.declinedBy[o.Decline-1]++
+			if r.Needs == 0 {
+				t.declinedByNeed[len(needColumns)-1]++ // unassessed
 			}
-			t.declinedBy[o.declineReason]++
-			if t.declinedByNeed == nil {
-				t.declinedByNeed = map[string]int{}
-			}
-			if len(j.needs) == 0 {
-				t.declinedByNeed["unassessed"]++
-			}
-			for _, n := range j.needs {
-				t.declinedByNeed[n]++
+			for i := range needColumns {
+				if r.Needs&(1<<i) != 0 {
+					t.declinedByNeed[i]++
+				}
 			}
 		}
-		if o.attended {
+		if o.Flags&onwardAttended != 0 {
 			t.attended++
+			attended = true
 		}
-		if o.completed {
+		if o.Flags&onwardCompleted != 0 {
 			t.completed++
 		}
 	}
-	if j.hasFollowUp != 0 {
+	if attended {
+		t.attendedPeople++
+	}
+	if r.HasFollowUp != 0 {
 		for i := range numMeasures {
-			if c, ok := j.change(i); ok {
+			if c, ok := r.change(i); ok {
 				t.changes[i] = append(t.changes[i], c)
 			}
 		}
 	}
-	if j.reReferral {
+	if r.has(flagReReferral) {
 		t.reReferrals++
+		if r.has(flagSameKnown) {
+			t.reReferralsKnown++
+			if r.has(flagSameWorker) {
+				t.sameWorker++
+			}
+		}
 	}
+	n := 0
+	for i, k := range r.Risks {
+		t.riskKinds[i] += int(k)
+		n += int(k)
+	}
+	if n > 0 {
+		t.risks += n
+		t.riskPeople++
+	}
+	t.escalated += int(r.Escalated)
 }
 
-func dateOf(t time.Time) time.Time {
-	y, m, d := t.Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-}
+// dateOf is the referral's day in England, as midnight UTC of that day.
+func dateOf(t time.Time) time.Time { return events.UKDate(t) }
 
 func (t *tally) publish(group string) Row {
 	r := Row{
 		Group: group, Referrals: Count{t.referrals}, DeclinedByPerson: Count{t.declined},
-		Contacted: Count{t.contacted}, Connected: Count{t.connected}, AttendedPeople: Count{t.attendedPeople},
+		Contacted: Count{t.contacted}, Connected: Count{t.connected}, Signposted: Count{t.signposted},
+		AttendedPeople: Count{t.attendedPeople},
 		ToFirstContact: duration(t.toContact), ToFirstSession: duration(t.toSession),
 		ReReferrals: Count{t.reReferrals},
 	}
 	r.DeclinedRate = Rate{r.DeclinedByPerson, r.Referrals}
+	r.ConnectedRate = Rate{r.Connected, r.Referrals}
+	r.SignpostedRate = Rate{r.Signposted, r.Referrals}
 	r.ReReferralRate = Rate{r.ReReferrals, r.Referrals}
 	o := Onward{Made: Count{t.made}, Accepted: Count{t.accepted}, Declined: Count{t.declinedOnward},
 		Attended: Count{t.attended}, Completed: Count{t.completed}, DeclinedByReason: map[string]Count{}}
-	for _, reason := range events.DeclineReasons {
-		o.DeclinedByReason[reason] = Count{t.declinedBy[reason]}
+	for i, reason := range events.DeclineReasons {
+		o.DeclinedByReason[reason] = Count{t.declinedBy[i]}
 	}
 	o.DeclinedByNeed = map[string]Count{}
-	for _, n := range needColumns {
-		o.DeclinedByNeed[n] = Count{t.declinedByNeed[n]}
+	for i, n := range needColumns {
+		o.DeclinedByNeed[n] = Count{t.declinedByNeed[i]}
 	}
 	o.AttendanceRate, o.CompletionRate = Rate{o.Attended, o.Accepted}, Rate{o.Completed, o.Accepted}
 	r.Onward = o
 	for i, m := range Measures {
 		r.Wellbeing = append(r.Wellbeing, wellbeing(m, t.changes[i]))
 	}
+	c := Continuity{ReReferrals: Count{t.reReferralsKnown}, SameWorker: Count{t.sameWorker}}
+	c.Rate = Rate{c.SameWorker, c.ReReferrals}
+	r.Continuity = c
+	r.Risks = Risks{Recorded: Count{t.risks}, People: Count{t.riskPeople}, Escalated: Count{t.escalated}, ByKind: map[string]Count{}}
+	for i, k := range events.RiskKinds {
+		r.Risks.ByKind[k] = Count{t.riskKinds[i]}
+	}
 	return r
 }
 
 // eachGroup calls f with each group a journey falls in: one, but one per
 // reason when grouping by reason (so reason groups may add up to more than
-// the total). Labels are precomputed: this runs for every journey of every
-// summary.
-func eachGroup(j *journey, by string, f func(string)) {
+// the total).
+func eachGroup(d *dated, by string, f func(string)) {
+	r := &d.rec
 	switch by {
 	case "practice":
-		f(cmp.Or(j.practice, "unknown"))
+		f(cmp.Or(r.Practice, "unknown"))
 	case "reason":
-		if len(j.reasons) == 0 {
+		if len(r.Reasons) == 0 {
 			f("unknown")
 		}
-		for _, r := range j.reasons {
-			f(r)
+		for _, x := range r.Reasons {
+			f(x)
 		}
 	case "age_band":
-		f(j.ageBand)
+		f(cmp.Or(r.AgeBand, "unknown"))
 	case "sex":
-		f(j.sex)
+		f(cmp.Or(r.Sex, "unknown"))
 	case "deprivation_decile":
-		f(j.decileLabel)
+		if r.Decile == 0 {
+			f("unknown")
+		} else {
+			f(strconv.Itoa(int(r.Decile)))
+		}
+	case "ethnicity":
+		f(cmp.Or(r.Ethnicity, "unknown"))
+	case "source":
+		f(cmp.Or(r.Source, "unknown"))
 	default:
-		f(j.month)
+		f(d.day[:7])
 	}
 }
 
-// summarise computes the published summary of the journeys of the teams a
-// commissioner commissions. It reads the in-memory view only.
-func (m *model) summarise(commissioner string, teams []string, q Query) Summary {
-	s := Summary{Commissioner: commissioner, By: q.By, Suppression: suppressionNote}
-	if !q.From.IsZero() {
-		s.From = q.From.Format(time.DateOnly)
-	}
-	if !q.To.IsZero() {
-		s.To = q.To.Format(time.DateOnly)
-	}
-	var end time.Time
-	if !q.To.IsZero() {
-		end = q.To.AddDate(0, 0, 1)
-	}
-	groups := map[string]*tally{}
-	var total tally
-	var j *journey
-	addTo := func(g string) {
-		t := groups[g]
+// summary gathers the tallies of one summary.
+type summary struct {
+	by     string
+	groups map[string]*tally
+	total  tally
+	// swemwbs bins the SWEMWBS changes for the dashboard's chart.
+	swemwbs []int
+}
+
+func newSummary(by string) *summary {
+	return &summary{by: by, groups: map[string]*tally{}, swemwbs: make([]int, len(changeBands))}
+}
+
+func (s *summary) add(d *dated) {
+	s.total.add(&d.rec)
+	eachGroup(d, s.by, func(g string) {
+		t := s.groups[g]
 		if t == nil {
 			t = &tally{}
-			groups[g] = t
+			s.groups[g] = t
 		}
-		t.add(j)
-	}
-	teams = slices.Compact(slices.Sorted(slices.Values(teams))) // a team listed twice counts once
-	m.mu.RLock()
-	for _, team := range teams {
-		for _, j = range m.byTeam[team] {
-			if (!q.From.IsZero() && j.referred.Before(q.From)) || (!end.IsZero() && !j.referred.Before(end)) {
-				continue
+		t.add(&d.rec)
+	})
+	if c, ok := d.rec.change(0); ok { // Measures[0] is SWEMWBS
+		for i, band := range changeBands {
+			if c < band.below {
+				s.swemwbs[i]++
+				break
 			}
-			total.add(j)
-			eachGroup(j, q.By, addTo)
 		}
 	}
-	m.mu.RUnlock()
-	keys := make([]string, 0, len(groups))
-	for k := range groups {
+}
+
+func (s *summary) publish(commissioner string, q Query) Summary {
+	out := Summary{Commissioner: commissioner, By: q.By, Suppression: suppressionNote}
+	if !q.From.IsZero() {
+		out.From = q.From.Format(time.DateOnly)
+	}
+	if !q.To.IsZero() {
+		out.To = q.To.Format(time.DateOnly)
+	}
+	keys := make([]string, 0, len(s.groups))
+	for k := range s.groups {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, compareGroups)
-	s.Groups = make([]Row, 0, len(keys))
+	out.Groups = make([]Row, 0, len(keys))
 	for _, k := range keys {
-		s.Groups = append(s.Groups, groups[k].publish(k))
+		out.Groups = append(out.Groups, s.groups[k].publish(k))
 	}
-	s.Total = total.publish("total")
-	return s
+	out.Total = s.total.publish("total")
+	return out
 }
 
-// compareGroups orders groups naturally: numbers by value, "unknown" last.
+// changeBands are the bins of the wellbeing change distribution: 3 points
+// is the meaningful change on SWEMWBS (meaningfulThreshold).
+var changeBands = []struct {
+	label string
+	below float64 // upper bound, exclusive
+}{{"worse by 3+", -3 + 1e-9}, {"worse by <3", -1e-9}, {"no change", 1e-9}, {"better by <3", 3 - 1e-9}, {"better by 3+", math.Inf(1)}}
+
+// compareGroups orders groups naturally: numbers by value, age bands and
+// ethnic categories in their published order, "unknown" last.
 func compareGroups(a, b string) int {
 	if (a == "unknown") != (b == "unknown") {
 		if a == "unknown" {
 			return 1
 		}
 		return -1
+	}
+	if ia, ib := ethnicIndex(a), ethnicIndex(b); ia >= 0 && ib >= 0 {
+		return cmp.Compare(ia, ib)
 	}
 	ai, aerr := strconv.Atoi(a)
 	bi, berr := strconv.Atoi(b)
@@ -459,9 +550,19 @@ func compareGroups(a, b string) int {
 	return cmp.Compare(a, b)
 }
 
+// ethnicIndex places a group label among the ethnic categories (letters
+// and 99 only: a decile 9 is not one), or -1.
+func ethnicIndex(g string) int {
+	if len(g) != 1 && g != "99" {
+		return -1
+	}
+	return slices.IndexFunc(events.EthnicCategories, func(c events.EthnicCategory) bool { return c.Code == g })
+}
+
 // csvHeader is the header of the CSV form of a summary.
 func csvHeader() []string {
-	h := []string{"group", "referrals", "declined_by_person", "declined_by_person_rate", "contacted", "connected", "attended",
+	h := []string{"group", "referrals", "declined_by_person", "declined_by_person_rate", "contacted",
+		"connected", "connected_rate", "signposted", "signposted_rate", "attended",
 		"first_contact_n", "first_contact_median_days", "first_contact_p90_days",
 		"first_vcs_session_n", "first_vcs_session_median_days", "first_vcs_session_p90_days",
 		"onward_made", "onward_accepted", "onward_declined"}
@@ -471,7 +572,11 @@ func csvHeader() []string {
 	for _, n := range needColumns {
 		h = append(h, "onward_declined_need_"+n)
 	}
-	h = append(h, "onward_attended", "attendance_rate", "onward_completed", "completion_rate", "re_referrals_12m", "re_referral_rate")
+	h = append(h, "onward_attended", "attendance_rate", "onward_completed", "completion_rate", "re_referrals_12m", "re_referral_rate",
+		"re_referrals_with_worker", "same_worker", "same_worker_rate", "risks_recorded", "people_with_risks", "risks_escalated_to_gp")
+	for _, k := range events.RiskKinds {
+		h = append(h, "risks_"+k)
+	}
 	for _, m := range Measures {
 		h = append(h, m+"_n", m+"_mean_change", m+"_ci95_low", m+"_ci95_high", m+"_meaningful_change", m+"_meaningful_change_rate")
 	}
@@ -481,7 +586,8 @@ func csvHeader() []string {
 func (r Row) csv() []string {
 	o := r.Onward
 	rec := []string{r.Group, r.Referrals.String(), r.DeclinedByPerson.String(), r.DeclinedRate.String(),
-		r.Contacted.String(), r.Connected.String(), r.AttendedPeople.String(),
+		r.Contacted.String(), r.Connected.String(), r.ConnectedRate.String(), r.Signposted.String(), r.SignpostedRate.String(),
+		r.AttendedPeople.String(),
 		r.ToFirstContact.N.String(), r.ToFirstContact.Median.String(), r.ToFirstContact.P90.String(),
 		r.ToFirstSession.N.String(), r.ToFirstSession.Median.String(), r.ToFirstSession.P90.String(),
 		o.Made.String(), o.Accepted.String(), o.Declined.String()}
@@ -491,8 +597,13 @@ func (r Row) csv() []string {
 	for _, n := range needColumns {
 		rec = append(rec, o.DeclinedByNeed[n].String())
 	}
+	c, k := r.Continuity, r.Risks
 	rec = append(rec, o.Attended.String(), o.AttendanceRate.String(), o.Completed.String(), o.CompletionRate.String(),
-		r.ReReferrals.String(), r.ReReferralRate.String())
+		r.ReReferrals.String(), r.ReReferralRate.String(), c.ReReferrals.String(), c.SameWorker.String(), c.Rate.String(),
+		k.Recorded.String(), k.People.String(), k.Escalated.String())
+	for _, kind := range events.RiskKinds {
+		rec = append(rec, k.ByKind[kind].String())
+	}
 	for _, w := range r.Wellbeing {
 		m, mr := "", ""
 		if w.Meaningful != nil {

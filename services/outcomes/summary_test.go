@@ -6,13 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
@@ -78,49 +76,16 @@ func TestFiguresHiddenBelowEight(t *testing.T) {
 	}
 }
 
-// env wraps an event for journey jid at a time.
-func env(jid string, at time.Time, e proto.Message) *eventsv1.Envelope {
-	x := events.Wrap(e)
-	x.JourneyId, x.EventId, x.OccurredAt = jid, events.NewID(), timestamppb.New(at)
-	return x
-}
-
-func testModel(t testing.TB) *model {
-	t.Helper()
-	p, err := newPseudonymiser("k1", []byte("a test key of thirty-two bytes!!"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dep, err := parseDeprivation(strings.NewReader("postcode,lsoa_code,imd_decile\nM33 7XX,E01006090,3\nSK1 1AA,E01005900,9\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newModel(p, dep)
-}
-
-func referral(nhs, practice, team string) *eventsv1.ReferralReceived {
-	return &eventsv1.ReferralReceived{
-		Source: "gp", ReferrerOrganisationId: practice, SourceId: events.NewID(),
-		Person: &eventsv1.PersonalData{NhsNumber: nhs, GivenName: "Jane", FamilyName: "Doe", BirthDate: "1956-03-14",
-			Postcode: "M33 7XX", Phone: "07700 900123", Email: "jane@example.org"},
-		Sex: "female", Reasons: []string{"422650009"}, Notes: &eventsv1.FreeText{Text: "Recently bereaved"},
-		Consent: &eventsv1.Consent{ShareWithVcs: true}, LinkWorkTeam: team, Urgency: "routine",
-	}
-}
-
 // scenario is a small commissioned area with figures worked out by hand:
 // A81001 has 13 referrals, A81002 has 5 (two of them people A81001 referred
 // a month before), and a team QYG does not commission has one.
-func scenario(t testing.TB) *model {
-	m := testModel(t)
+func scenario(t testing.TB) *View {
+	v := NewView(t)
+	var evs []*eventsv1.Envelope
 	jan := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 	feb := time.Date(2026, 2, 10, 9, 0, 0, 0, time.UTC)
 	changes := []float64{4, 4, 4, 3, 3, 0, -1, 2, 5}
-	apply := func(e *eventsv1.Envelope) {
-		if m.apply(e) == nil {
-			t.Fatalf("event %s not applied", events.ShortName(e))
-		}
-	}
+	apply := func(e *eventsv1.Envelope) { evs = append(evs, e) }
 	for i := range 13 {
 		jid := events.NewID()
 		apply(env(jid, jan, referral(fmt.Sprintf("90000000%02d", i), "A81001", "U12345")))
@@ -152,7 +117,8 @@ func scenario(t testing.TB) *model {
 		apply(env(jid, feb.Add(48*time.Hour), &eventsv1.ContactMade{Method: "phone"}))
 	}
 	apply(env(events.NewID(), feb, referral("9000000099", "A81002", "U99999")))
-	return m
+	v.Apply(evs...)
+	return v
 }
 
 // columns picks named columns of a CSV summary, by group.
@@ -185,7 +151,7 @@ func columns(t *testing.T, s Summary, names ...string) map[string][]string {
 
 func TestSummaryByPracticeExactTable(t *testing.T) {
 	m := scenario(t)
-	s := m.summarise("QYG", []string{"U12345"}, Query{By: "practice"})
+	s := m.Summarise("QYG", []string{"U12345"}, Query{By: "practice"})
 	cols := []string{"referrals", "declined_by_person", "declined_by_person_rate", "contacted", "connected", "attended",
 		"first_contact_n", "first_contact_median_days", "first_contact_p90_days",
 		"first_vcs_session_n", "first_vcs_session_median_days", "first_vcs_session_p90_days",
@@ -241,7 +207,7 @@ func TestSummaryGroupingsAndDates(t *testing.T) {
 		{Query{By: "month", To: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)}, map[string]string{"2026-01": "15", "total": "15"}},
 		{Query{By: "month", To: time.Date(2026, 1, 4, 0, 0, 0, 0, time.UTC)}, map[string]string{"total": "0"}},
 	} {
-		got := columns(t, m.summarise("QYG", []string{"U12345"}, tc.q), "referrals")
+		got := columns(t, m.Summarise("QYG", []string{"U12345"}, tc.q), "referrals")
 		if len(got) != len(tc.want) {
 			t.Errorf("%+v: groups %v, want %v", tc.q, got, tc.want)
 			continue
@@ -252,7 +218,7 @@ func TestSummaryGroupingsAndDates(t *testing.T) {
 			}
 		}
 	}
-	if s := m.summarise("QXX", nil, Query{By: "month"}); len(s.Groups) != 0 || s.Total.Referrals.raw != 0 {
+	if s := m.Summarise("QXX", nil, Query{By: "month"}); len(s.Groups) != 0 || s.Total.Referrals.raw != 0 {
 		t.Errorf("a commissioner of no team sees %+v", s)
 	}
 }
@@ -263,7 +229,7 @@ var countPattern = regexp.MustCompile(`"(?:count|referrals|n)"\s*:\s*(\d+)`)
 func TestSummaryJSONHasOnlySuppressedOrRoundedCounts(t *testing.T) {
 	m := scenario(t)
 	for _, by := range Groupings {
-		b, err := json.Marshal(m.summarise("QYG", []string{"U12345"}, Query{By: by}))
+		b, err := json.Marshal(m.Summarise("QYG", []string{"U12345"}, Query{By: by}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,69 +309,159 @@ func TestParseDeprivation(t *testing.T) {
 }
 
 func TestFeedLineCarriesNoPersonalData(t *testing.T) {
-	m := testModel(t)
+	v := NewView(t)
 	jid := events.NewID()
 	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	lines := []*FeedEvent{
-		m.apply(env(jid, at, referral("9434765919", "A81001", "U12345"))),
-		m.apply(env(jid, at, &eventsv1.NeedsAssessed{WhatMatters: &eventsv1.FreeText{Text: "my garden"},
-			Needs: []string{"befriending", "Call Jane Doe"}, Barriers: []string{"transport", "Jane's dog"},
-			Goals: []*eventsv1.Goal{{GoalId: "g1", Text: &eventsv1.FreeText{Text: "walk to the shop"}}}})),
-		m.apply(env(jid, at, &eventsv1.ContactAttempted{Outcome: "no_answer", Method: "rang 07700 900123"})),
-		m.apply(env(jid, at, &eventsv1.WellbeingMeasured{Instrument: "ONS4", Timepoint: "baseline", Answers: []int32{4, 5, 4, 7}})),
-		m.apply(env(jid, at, &eventsv1.WellbeingMeasured{Instrument: "ONS4", Timepoint: "follow_up", Answers: []int32{6, 5, 7, 3}})),
-		m.apply(env(jid, at, &eventsv1.JourneyReopened{Reason: &eventsv1.FreeText{Text: "Jane rang back"}})),
-		m.apply(env(jid, at, &eventsv1.PersonalDataErased{})),
-	}
+	r := referral("9434765919", "A81001", "U12345")
+	r.Person.Ethnicity = "H"
+	v.Apply(
+		env(jid, at, r),
+		env(jid, at, &eventsv1.NeedsAssessed{WhatMatters: &eventsv1.FreeText{Text: "my garden"},
+			Needs: []string{"befriending", "Call Jane Doe"}, Barriers: []string{"transport", "Jane's dog", "Digital access"},
+			Goals: []*eventsv1.Goal{{GoalId: "g1", Text: &eventsv1.FreeText{Text: "walk to the shop"}}}}),
+		env(jid, at, &eventsv1.ContactAttempted{Outcome: "no_answer", Method: "rang 07700 900123"}),
+		env(jid, at, &eventsv1.WellbeingMeasured{Instrument: "ONS4", Timepoint: "baseline", Answers: []int32{4, 5, 4, 7}}),
+		env(jid, at, &eventsv1.WellbeingMeasured{Instrument: "ONS4", Timepoint: "follow_up", Answers: []int32{6, 5, 7, 3}}),
+		env(jid, at, &eventsv1.RiskRecorded{RiskId: "r1", Kind: "safeguarding_adult", Detail: &eventsv1.FreeText{Text: "Jane's neighbour"}, EscalateToGp: true}),
+		env(jid, at, &eventsv1.CaseNoteAdded{NoteId: "n1", Text: &eventsv1.FreeText{Text: "Jane is worried"}}),
+		env(jid, at, &eventsv1.Signposted{SignpostId: "s1", Description: &eventsv1.FreeText{Text: "Jane's library"}}),
+		env(jid, at, &eventsv1.JourneyReopened{Reason: &eventsv1.FreeText{Text: "Jane rang back"}}),
+		env(jid, at, &eventsv1.PersonalDataErased{}),
+	)
+	lines := v.Outbox()
 	b, _ := json.Marshal(lines)
-	for _, leak := range []string{"9434765919", "Jane", "Doe", "1956-03-14", "M33", "07700", "jane@", "bereaved", "garden", "shop", "dog"} {
+	for _, leak := range []string{"9434765919", "Jane", "Doe", "1956-03-14", "M33", "07700", "jane@", "bereaved", "garden", "shop", "dog",
+		"neighbour", "worried", "library", "safeguarding"} {
 		if bytes.Contains(b, []byte(leak)) {
 			t.Errorf("feed holds %q: %s", leak, b)
 		}
 	}
+	var types []string
+	for _, l := range lines {
+		types = append(types, l.Type)
+	}
+	if want := "referral_received needs_assessed contact_attempted wellbeing_measured wellbeing_measured signposted journey_reopened personal_data_erased"; strings.Join(types, " ") != want {
+		t.Errorf("feed types %v, want %s (no risk or case note line)", types, want)
+	}
 	if l := lines[0]; l.AgeBand != "65-74" || l.Sex != "female" || l.DeprivationDecile == nil || *l.DeprivationDecile != 3 ||
-		l.Practice != "A81001" || l.Team != "U12345" || l.Type != "referral_received" || !strings.HasPrefix(l.Person, "k1:") {
+		l.Practice != "A81001" || l.Team != "U12345" || l.Type != "referral_received" || !strings.HasPrefix(l.Person, "k1:") ||
+		l.Ethnicity != "H" || l.Source != "gp" {
 		t.Errorf("referral line %+v", l)
 	}
-	if got := lines[1].Needs; len(got) != 2 || got[0] != "befriending_and_social_groups" || got[1] != "other" {
-		t.Errorf("needs %v, want the category and other", got)
+	if got := lines[1].Needs; len(got) != 1 || got[0] != "befriending_and_social_groups" {
+		t.Errorf("needs %v, want the one category (words that fit none are not passed on)", got)
+	}
+	if got := lines[1].Barriers; strings.Join(got, ",") != "transport,digital_access" {
+		t.Errorf("barriers %v, want transport and digital_access", got)
 	}
 	if got := lines[4].ItemChanges; got["life_satisfaction"] != 2 || got["anxiety"] != -4 {
 		t.Errorf("ONS4 item changes %v", got)
 	}
-	if lines[6].Person != "" || lines[6].Type != "personal_data_erased" {
-		t.Errorf("after erasure the line still links the person: %+v", lines[6])
+	if l := lines[len(lines)-1]; l.Person != "" || l.Type != "personal_data_erased" || l.Ethnicity != "H" {
+		t.Errorf("after erasure the line still links the person: %+v", l)
 	}
-}
-
-func TestNeedCategories(t *testing.T) {
-	for need, want := range map[string]string{
-		"befriending": "befriending_and_social_groups", "Company": "befriending_and_social_groups",
-		"low mood": "mental_wellbeing", "food": "food", "Debt": "financial_and_debt_advice",
-		"physical-activity": "physical_activity", "jane": "other", "Call Jane on 07700 900123": "other", "": "other",
-	} {
-		if got := needCategory(need); got != want {
-			t.Errorf("needCategory(%q) = %q, want %q", need, got, want)
+	for _, l := range lines[:len(lines)-1] {
+		if l.Person != lines[0].Person || l.Journey != lines[0].Journey {
+			t.Errorf("line %s: person %s journey %s, want those of the referral", l.Type, l.Person, l.Journey)
 		}
 	}
+	s := v.Summarise("QYG", []string{"U12345"}, Query{By: "ethnicity"})
+	if k := s.Total.Risks; k.Recorded.raw != 1 || k.Escalated.raw != 1 || k.ByKind["safeguarding_adult"].raw != 1 || k.People.raw != 1 {
+		t.Errorf("risks %+v, want one safeguarding_adult escalated", k)
+	}
+	if s.Total.Signposted.raw != 1 || len(s.Groups) != 1 || s.Groups[0].Group != "H" {
+		t.Errorf("signposted %v, groups %+v", s.Total.Signposted.raw, s.Groups)
+	}
 }
 
-// TestReplayedEventsAreNotCountedTwice: a runner that replays from an older
-// checkpoint hands the view events it already holds.
-func TestReplayedEventsAreNotCountedTwice(t *testing.T) {
+// TestRebuildGivesTheSameView: the view rebuilt from the log holds what it
+// held, and its outbox holds no line again (they are before the feed's
+// mark once published).
+func TestRebuildGivesTheSameView(t *testing.T) {
 	evs := SyntheticYear(300, 5)
-	m := testModel(t)
-	for i, e := range evs {
-		m.applySeq(uint64(i+1), e)
+	v := NewView(t)
+	v.Apply(evs...)
+	cols := []string{"referrals", "onward_made", "SWEMWBS_n", "signposted", "re_referrals_12m", "same_worker"}
+	want := columns(t, v.Summarise("QYG", []string{"U12345"}, Query{By: "month"}), cols...)
+	if want["total"][0] != "300" {
+		t.Fatalf("total referrals %v, want 300", want["total"])
 	}
-	want := columns(t, m.summarise("QYG", []string{"U12345"}, Query{By: "month"}), "referrals", "onward_made", "SWEMWBS_n")
-	for i, e := range evs {
-		if m.applySeq(uint64(i+1), e) != nil {
-			t.Fatalf("event %d applied twice", i+1)
+	v.svc.feed.advance(&v.svc.feed.hwm, v.last) // as if the publisher had sent every line
+	if err := v.Reader.Rebuild(ProjectionName); err != nil {
+		t.Fatal(err)
+	}
+	v.Wait()
+	got := columns(t, v.Summarise("QYG", []string{"U12345"}, Query{By: "month"}), cols...)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after a rebuild %v, want %v", got, want)
+	}
+	if lines := v.Outbox(); len(lines) > 1 {
+		t.Errorf("the rebuilt view's outbox holds %d lines, want at most the one at the mark", len(lines))
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	if numRiskKinds != len(events.RiskKinds) {
+		t.Fatalf("numRiskKinds %d, events.RiskKinds %d", numRiskKinds, len(events.RiskKinds))
+	}
+	if len(needColumns) > 32 || len(events.DeclineReasons) > 16 {
+		t.Fatal("needs no longer fit the record's mask, or decline reasons its tally")
+	}
+	r := record{Practice: "A81001", Source: "housing", AgeBand: "65-74", Sex: "female", Ethnicity: "99", Decile: 7,
+		Reasons: []string{"422650009", "105529008"}, Needs: 0b101, Referred: 1767225600, FirstContact: 1767312000,
+		FirstSession: -5, Flags: flagContacted | flagSameWorker, Onward: []onwardFact{{Flags: onwardAccepted, Decline: 0}, {Decline: 2}},
+		HasBaseline: 0b11, HasFollowUp: 0b1, Risks: [numRiskKinds]uint8{1, 0, 2, 0, 0}, Escalated: 1, Worker: "U12345/lw-7"}
+	r.Baseline[0], r.Baseline[1], r.FollowUp[0] = 19.25, 40, 23.21
+	got, err := unmarshalRecord(r.marshal())
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(r) {
+		t.Errorf("round trip: %+v %v, want %+v", got, err, r)
+	}
+	if _, err := unmarshalRecord(r.marshal()[:20]); err == nil {
+		t.Error("a cut record was read")
+	}
+	es := []personEntry{{Journey: "j1", Key: "r.U1.2026-01-01.j1", Referred: 5}, {Journey: "j2", Key: "k"}}
+	if got, err := unmarshalPerson(marshalPerson(es)); err != nil || fmt.Sprint(got) != fmt.Sprint(es) {
+		t.Errorf("person round trip: %v %v", got, err)
+	}
+}
+
+// TestContinuity: re-referrals within 12 months, and whether the same
+// worker saw the person again.
+func TestContinuity(t *testing.T) {
+	day := func(s string) int64 {
+		d, _ := time.Parse(time.DateOnly, s)
+		return d.Unix()
+	}
+	es := []personEntry{
+		{Journey: "a", Referred: day("2025-01-10"), Worker: "U1/w1"},
+		{Journey: "b", Referred: day("2025-06-10"), Worker: "U1/w1"},
+		{Journey: "c", Referred: day("2026-05-01"), Worker: "U1/w2"},
+		{Journey: "d", Referred: day("2027-06-01")},
+		{Journey: "e", Referred: day("2027-06-01"), Worker: "U1/w2"},
+	}
+	for _, tc := range []struct {
+		j               string
+		re, known, same bool
+	}{
+		{"a", false, false, false}, // the first
+		{"b", true, true, true},    // a's worker again
+		{"c", true, true, false},   // within 12 months of b, another worker
+		{"d", false, false, false}, // more than 12 months after c; e is at the same instant but after d by id
+		{"e", true, false, false},  // d at the same instant comes first; d has no worker
+	} {
+		i := slices.IndexFunc(es, func(e personEntry) bool { return e.Journey == tc.j })
+		re, known, same := continuity(es, es[i])
+		if re != tc.re || known != tc.known || same != tc.same {
+			t.Errorf("%s: re %v known %v same %v, want %v %v %v", tc.j, re, known, same, tc.re, tc.known, tc.same)
 		}
 	}
-	got := columns(t, m.summarise("QYG", []string{"U12345"}, Query{By: "month"}), "referrals", "onward_made", "SWEMWBS_n")
-	if fmt.Sprint(got) != fmt.Sprint(want) || want["total"][0] != "300" {
-		t.Errorf("after a replay %v, want %v", got, want)
+}
+
+func TestCode(t *testing.T) {
+	for v, want := range map[string]string{"A81001": "A81001", "VCS001-walk": "VCS001-walk", "-x": "", "": "",
+		"a b": "", "x.y": "", strings.Repeat("a", 64): strings.Repeat("a", 64), strings.Repeat("a", 65): "", "é": ""} {
+		if got := code(v); got != want {
+			t.Errorf("code(%q) = %q, want %q", v, got, want)
+		}
 	}
 }

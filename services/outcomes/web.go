@@ -4,11 +4,8 @@ import (
 	"embed"
 	"html/template"
 	"io/fs"
-	"math"
 	"net/http"
-	"slices"
 	"strings"
-	"time"
 
 	"linkway/events"
 	"linkway/services/platform/api"
@@ -42,7 +39,7 @@ func newWeb(s *Service) (*web, error) {
 		KeyLabel:  "Your organisation's commissioner key",
 		Intro:     "The figures here are pseudonymised and small numbers are suppressed: no one person can be picked out.",
 		Home:      "Back to the dashboard",
-		Templates: pages, Funcs: template.FuncMap{"chart": barChart}, Assets: static, Stylesheet: "dashboard.css",
+		Templates: pages, Funcs: template.FuncMap{"chart": barChart, "ethnicName": ethnicName}, Assets: static, Stylesheet: "dashboard.css",
 		Orgs: s.cfg.Orgs, Keys: s.cfg.HTTP, Replicas: s.cfg.Replicas, Log: s.cfg.Log})
 	if err != nil {
 		return nil, err
@@ -63,11 +60,15 @@ func (wb *web) serveCSV(w http.ResponseWriter, r *http.Request, se websession.Se
 		http.Error(w, api.Public(err).Message, api.Status(events.ErrorCode(err)))
 		return nil
 	}
-	if err := wb.s.caughtUp(r.Context()); err != nil {
+	if _, err := wb.s.caughtUp(r.Context()); err != nil {
 		http.Error(w, "the outcomes view is catching up; retry", http.StatusServiceUnavailable)
 		return nil
 	}
-	writeCSVResponse(w, wb.s.Summary(se.Principal.OrgID, q))
+	sum, err := wb.s.Summary(r.Context(), se.Principal.OrgID, q)
+	if err != nil {
+		return err
+	}
+	writeCSVResponse(w, sum)
 	return nil
 }
 
@@ -77,6 +78,7 @@ type dashboard struct {
 	From, To   string
 	Months     []Row
 	Funnel     []bar
+	Connection []bar // connected, signposted only, neither
 	Wellbeing  []bar
 	Unmet      []bar // declined onward referrals by need category
 	Reasons    []bar // ... and by the service's reason
@@ -84,6 +86,8 @@ type dashboard struct {
 	MonthBars  []bar
 	DecileBars []bar
 	UnmetBars  []bar // declined onward referrals by decile
+	Ethnicity  []Row
+	EthnicBars []bar
 	Declines   []string
 	Total      Row
 	Note       string
@@ -103,74 +107,59 @@ func (wb *web) serveDashboard(w http.ResponseWriter, r *http.Request, se websess
 		wb.sessions.Render(w, http.StatusBadRequest, "dashboard.html", &d, &se)
 		return nil
 	}
-	if err := wb.s.caughtUp(r.Context()); err != nil {
+	if _, err := wb.s.caughtUp(r.Context()); err != nil {
 		d.Error = "The figures are catching up with the log; they may be a moment old."
 	}
 	org := se.Principal.OrgID
-	teams := wb.s.teams(org)
-	months := wb.s.model.summarise(org, teams, q)
-	q.By = "deprivation_decile"
-	deciles := wb.s.model.summarise(org, teams, q)
-	d.Months, d.Deciles, d.Total = months.Groups, deciles.Groups, months.Total
-	for _, g := range months.Groups {
+	// One walk over the journeys for every chart.
+	months, deciles, ethnic := newSummary("month"), newSummary("deprivation_decile"), newSummary("ethnicity")
+	err = wb.s.walk(r.Context(), wb.s.teams(org), q, func(x *dated) {
+		months.add(x)
+		deciles.add(x)
+		ethnic.add(x)
+	})
+	if err != nil {
+		return err
+	}
+	m, dec, eth := months.publish(org, q), deciles.publish(org, q), ethnic.publish(org, q)
+	d.Months, d.Deciles, d.Ethnicity, d.Total = m.Groups, dec.Groups, eth.Groups, m.Total
+	for _, g := range m.Groups {
 		d.MonthBars = append(d.MonthBars, bar{Label: g.Group, Value: g.Referrals})
 	}
-	for _, g := range deciles.Groups {
+	for _, g := range dec.Groups {
 		d.DecileBars = append(d.DecileBars, bar{Label: g.Group, Value: g.Referrals})
 		d.UnmetBars = append(d.UnmetBars, bar{Label: g.Group, Value: g.Onward.Declined})
 	}
+	for _, g := range eth.Groups {
+		d.EthnicBars = append(d.EthnicBars, bar{Label: g.Group, Value: g.Referrals})
+	}
 	d.Declines = events.DeclineReasons
-	t := months.Total
+	t := m.Total
 	d.Funnel = []bar{{"referred", t.Referrals}, {"contacted", t.Contacted}, {"connected", t.Connected}, {"attended", t.AttendedPeople}}
+	neither := months.total.referrals - months.total.connected - months.total.signposted
+	d.Connection = []bar{{"connected", t.Connected}, {"signposted only", t.Signposted}, {"neither yet", Count{neither}}}
 	for _, reason := range events.DeclineReasons {
 		d.Reasons = append(d.Reasons, bar{Label: reason, Value: t.Onward.DeclinedByReason[reason]})
 	}
 	for _, n := range needColumns {
 		d.Unmet = append(d.Unmet, bar{Label: n, Value: t.Onward.DeclinedByNeed[n]})
 	}
-	d.Wellbeing = wb.s.model.changeDistribution(teams, q, "SWEMWBS")
+	for i, band := range changeBands {
+		d.Wellbeing = append(d.Wellbeing, bar{Label: band.label, Value: Count{months.swemwbs[i]}})
+	}
 	wb.sessions.Render(w, http.StatusOK, "dashboard.html", &d, &se)
 	return nil
 }
 
-// changeBands are the bins of the wellbeing change distribution.
-var changeBands = []struct {
-	label string
-	below float64 // upper bound, exclusive
-}{{"worse by 3+", -3 + 1e-9}, {"worse by <3", -1e-9}, {"no change", 1e-9}, {"better by <3", 3 - 1e-9}, {"better by 3+", math.Inf(1)}}
-
-// changeDistribution bins the baseline-to-follow-up changes of a measure.
-func (m *model) changeDistribution(teams []string, q Query, measure string) []bar {
-	counts := make([]int, len(changeBands))
-	var end time.Time
-	if !q.To.IsZero() {
-		end = q.To.AddDate(0, 0, 1)
-	}
-	mi := slices.Index(Measures[:], measure)
-	m.mu.RLock()
-	for _, team := range teams {
-		for _, j := range m.byTeam[team] {
-			if (!q.From.IsZero() && j.referred.Before(q.From)) || (!end.IsZero() && !j.referred.Before(end)) {
-				continue
-			}
-			c, ok := j.change(mi)
-			if !ok {
-				continue
-			}
-			for i, band := range changeBands {
-				if c < band.below {
-					counts[i]++
-					break
-				}
-			}
+// ethnicName is the NHS Data Dictionary name of an ethnic category group.
+func ethnicName(code string) string {
+	if c, ok := events.EthnicCategoryByCode(code); ok {
+		if c.Group == c.Name {
+			return c.Name
 		}
+		return c.Group + ": " + c.Name
 	}
-	m.mu.RUnlock()
-	out := make([]bar, len(changeBands))
-	for i, band := range changeBands {
-		out[i] = bar{Label: band.label, Value: Count{counts[i]}}
-	}
-	return out
+	return "Not recorded"
 }
 
 // bar is one bar of a chart: a published (suppressed, rounded) count.

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"linkway/services/linkway/hubtest"
+	"linkway/services/outcomes"
 	"linkway/services/platform/websession/webtest"
 )
 
@@ -28,6 +29,25 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
+// screenshot writes a browser test's screenshot to the documented folder
+// (testdata/screenshots/README.md; LINKWAY_SCREENSHOTS to put it
+// elsewhere) and returns its path.
+func screenshot(t *testing.T, name string, png []byte) string {
+	t.Helper()
+	dir := os.Getenv("LINKWAY_SCREENSHOTS")
+	if dir == "" {
+		dir = filepath.Join("testdata", "screenshots")
+	}
+	path := filepath.Join(dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestDashboardInChromium signs in with the commissioner key, reads the
 // charts and their tables, downloads the CSV, and keeps a screenshot.
 func TestDashboardInChromium(t *testing.T) {
@@ -35,8 +55,12 @@ func TestDashboardInChromium(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	g := &journeyGen{t: t, store: h.Journal(), r: r}
 	var secrets []string
-	for range 40 {
+	postcodes := outcomes.SamplePostcodes()
+	for i := range 60 {
 		p := newPerson(r)
+		if i%4 != 0 { // most in the bundled sample: deprivation out of the box
+			p.postcode = postcodes[r.IntN(len(postcodes))]
+		}
 		secrets = append(secrets, p.secrets()...)
 		g.generate(p, "A81001", "U12345")
 	}
@@ -59,6 +83,7 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#key"), icbKey),
 		chromedp.Click(chromedp.CSS("#sign-in")),
 		chromedp.WaitVisible(chromedp.CSS("#uptake-funnel svg")),
+		chromedp.ScrollIntoView(chromedp.CSS("#ethnicity svg")),
 	), "sign in")
 	page, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
 	must(err, "read the dashboard")
@@ -69,13 +94,12 @@ func TestDashboardInChromium(t *testing.T) {
 	cookies := res.Cookies
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	must(err, "screenshot")
-	path := filepath.Join(t.TempDir(), "commissioner-dashboard.png")
-	if err := os.WriteFile(path, shot, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := screenshot(t, "commissioner-dashboard.png", shot)
 	t.Logf("screenshot: %s (%d bytes)", path, len(shot))
-	if keep := os.Getenv("OUTCOMES_SCREENSHOT"); keep != "" { // to look at it after the test
-		_ = os.WriteFile(keep, shot, 0o600)
+	for _, part := range []string{"connection", "ethnicity"} { // small ones, for the README
+		png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("#"+part)))
+		must(err, "screenshot of #"+part)
+		screenshot(t, "commissioner-"+part+".png", png)
 	}
 	if len(shot) < 10_000 {
 		t.Errorf("screenshot is only %d bytes", len(shot))
@@ -84,11 +108,29 @@ func TestDashboardInChromium(t *testing.T) {
 	if !strings.Contains(signIn, `name="csrf"`) {
 		t.Error("the sign-in form has no CSRF token")
 	}
-	if svgs != 6 {
-		t.Errorf("%d charts, want 6 (month, funnel, wellbeing, unmet need, and referrals and unmet need by deprivation)", svgs)
+	if svgs != 8 {
+		t.Errorf("%d charts, want 8 (month, funnel, signposted and connected, wellbeing, unmet need, referrals and unmet need by deprivation, ethnicity)", svgs)
+	}
+	ethnic, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#ethnicity table")))
+	must(err, "read the ethnicity table")
+	connection, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#connection table")))
+	must(err, "read the connection table")
+	deciles, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#deprivation tbody tr").length`))
+	must(err, "count the decile rows")
+	if !strings.Contains(ethnic, "Asian or Asian British: Indian") || !strings.Contains(ethnic, "Not stated") {
+		t.Errorf("the ethnicity table does not name the categories: %q", ethnic)
+	}
+	if !strings.Contains(connection, "signposted only") || !strings.Contains(connection, "connected") {
+		t.Errorf("the connection table: %q", connection)
+	}
+	if deciles < 3 {
+		t.Errorf("%d rows by deprivation decile, want the bundled sample's deciles and unknown", deciles)
 	}
 	for _, want := range []string{"Referrals per month", "Uptake", "referred", "contacted", "connected", "attended",
-		"Wellbeing change", "better by 3+", "Unmet need", "no_capacity", "befriending_and_social_groups", "Declined: not_eligible", "deprivation decile", "summary.csv?by=month"} {
+		"Signposted and connected", "signposted only", "Continuity", "By ethnic category", "Referrals by ethnic category",
+		"Risks recorded", "(+3 points)",
+		"Wellbeing change", "better by 3+", "Unmet need", "no_capacity", "befriending_and_social_groups", "Declined: not_eligible", "deprivation decile", "summary.csv?by=month",
+		"summary.csv?by=ethnicity"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the dashboard does not show %q", want)
 		}

@@ -72,12 +72,12 @@ func (h *Hub) startParties(ctx context.Context, only []string) (err error) {
 		}
 	}
 	if run("outcomes") {
-		// The outcomes view is this process's memory: every replica
-		// applies every event (a local projection).
+		// Its view is on the one reader; its feed is published by the
+		// replica holding the feed's lease.
 		// A tool reading a --demo folder (DemoKey) pseudonymises with the
 		// demo folder's key, as its hub does.
 		if p.Outcomes, err = outcomes.New(ctx, outcomes.Config{
-			JS: h.js, Journal: h.store, Projections: h.local, Orgs: h.orgs, HTTP: h.api,
+			JS: h.js, Journal: h.store, Views: h.views, Group: h.group, Leases: h.leases, Orgs: h.orgs, HTTP: h.api,
 			Log: log, Metrics: h.registry, Replicas: h.cfg.Replicas, Demo: h.cfg.Demo || h.cfg.DemoKey && demoFolder(h.cfg.Data), Settings: h.cfg.Outcomes,
 		}); err != nil {
 			return fmt.Errorf("start outcomes: %w", err)
