@@ -54,8 +54,10 @@ func secretFlags(fs *flag.FlagSet, cfg *hub.Config) (decode func() error) {
 		"secret for commissioners' person pseudonyms; required without --demo [LINKWAY_PSEUDONYM_KEY]")
 	fs.StringVar(&cfg.Outcomes.PseudonymKeyID, "pseudonym-key-id", env("LINKWAY_PSEUDONYM_KEY_ID", cfg.Outcomes.PseudonymKeyID),
 		"version of the pseudonym secret [LINKWAY_PSEUDONYM_KEY_ID]")
-	fs.StringVar(&cfg.Outcomes.DeprivationFile, "deprivation", env("LINKWAY_DEPRIVATION", ""),
-		"CSV of postcode, LSOA code, IMD decile for commissioners' deprivation figures [LINKWAY_DEPRIVATION]")
+	fs.StringVar(&cfg.Outcomes.DeprivationFile, "deprivation-file", env("LINKWAY_DEPRIVATION", ""),
+		"CSV of postcode, LSOA code, IMD 2019 decile for commissioners' deprivation figures (services/outcomes/data/README.md "+
+			"says how to make it); without it, a small illustrative sample bundled for the demo [LINKWAY_DEPRIVATION]")
+	fs.StringVar(&cfg.Outcomes.DeprivationFile, "deprivation", env("LINKWAY_DEPRIVATION", ""), "the same as --deprivation-file")
 	return func() error {
 		mk := cmp.Or(*masterKey, env("LINKWAY_MASTER_KEY", ""))
 		if mk == "" {

@@ -100,21 +100,6 @@ func code(v string) string {
 	return v
 }
 
-// sourceOf is who referred: gp, self or the agency's sector (events
-// ReferralSources). Referrals written before version 2 carry no source
-// (only practices referred then) or say council (an agency).
-func sourceOf(r *eventsv1.ReferralReceived) string {
-	switch s := r.GetSource(); {
-	case s == "":
-		return events.SourceGP
-	case s == "council":
-		return string(events.SectorOtherAgency)
-	case slices.Contains(events.ReferralSources, s):
-		return s
-	}
-	return "unknown"
-}
-
 // skipped are the events that change nothing a commissioner sees: neither
 // a record nor a feed line.
 func skipped(env *eventsv1.Envelope) bool {
@@ -203,7 +188,7 @@ func (p *projection) newRecord(ref *eventsv1.ReferralReceived, s events.State) r
 	person := ref.GetPerson()
 	rec := record{
 		Practice:  code(ref.GetReferrerOrganisationId()),
-		Source:    sourceOf(ref),
+		Source:    oneOf(s.Source(), events.ReferralSources, "unknown"),
 		AgeBand:   ageBand(person.GetBirthDate(), s.ReferredAt),
 		Sex:       oneOf(ref.GetSex(), sexes, "unknown"),
 		Decile:    uint8(p.dep.decile(person.GetPostcode())),
