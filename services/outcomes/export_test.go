@@ -57,10 +57,50 @@ func NewView(tb testing.TB) *View {
 func NewStoppedView(tb testing.TB) *View {
 	tb.Helper()
 	_, js := natsserver.Test(tb)
-	ctx, cancel := context.WithCancel(context.Background())
-	if _, err := js.CreateStream(ctx, journal.StreamConfig(journal.DefaultConfig())); err != nil {
+	if _, err := js.CreateStream(context.Background(), journal.StreamConfig(journal.DefaultConfig())); err != nil {
 		tb.Fatal(err)
 	}
+	return newView(tb, js)
+}
+
+// Replica is another process's view of the same log: its own view store
+// and reader (started), the same NATS.
+func (v *View) Replica() *View {
+	v.tb.Helper()
+	r := newView(v.tb, v.JS)
+	r.Start()
+	return r
+}
+
+// RunFeed runs the view's feed publisher, with leases (nil: alone), for
+// commissioner QYG of every team, until the returned stop is called (or
+// the test ends).
+func (v *View) RunFeed(leases Leases) (stop func()) {
+	f := v.svc.feed
+	f.leases, f.log = leases, slog.New(slog.NewTextHandler(io.Discard, nil))
+	f.commish = func(string) []string { return []string{"QYG"} }
+	ctx, cancel := context.WithCancel(v.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.run(ctx) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	v.tb.Cleanup(stop)
+	return stop
+}
+
+// Lines is how many lines the view's outbox has held: the lines of every
+// event after the feed's mark when it was applied.
+func (v *View) Lines() int { return len(v.Outbox()) }
+
+func newView(tb testing.TB, js jetstream.JetStream) *View {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	store, err := viewstore.Open(viewstore.DefaultConfig(tb.TempDir()))
 	if err != nil {
 		tb.Fatal(err)
