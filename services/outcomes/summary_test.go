@@ -465,3 +465,44 @@ func TestCode(t *testing.T) {
 		}
 	}
 }
+
+// TestErasureUnlinksThePerson: an erased journey leaves the person index
+// (and a person with no journey left, the index), is no longer a
+// re-referral, and its feed lines from then on name no person.
+func TestErasureUnlinksThePerson(t *testing.T) {
+	v := NewView(t)
+	j1, j2 := events.NewID(), events.NewID()
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	v.Apply(env(j1, at, referral("9434765919", "A81001", "U12345")),
+		env(j2, at.AddDate(0, 2, 0), referral("9434765919", "A81001", "U12345")),
+		env(j2, at.AddDate(0, 2, 0), &eventsv1.LinkWorkerAssigned{WorkerId: "w1"}))
+	persons := func() int {
+		n := 0
+		if err := v.Store.View(ProjectionName).ForEach(personPrefix, func(string, []byte) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	re := func() int {
+		return v.Summarise("QYG", []string{"U12345"}, Query{By: "month"}).Total.ReReferrals.raw
+	}
+	if persons() != 1 || re() != 1 {
+		t.Fatalf("%d people indexed, %d re-referrals; want 1 and 1", persons(), re())
+	}
+	v.Apply(env(j2, at.AddDate(0, 3, 0), &eventsv1.PersonalDataErased{}))
+	if persons() != 1 || re() != 0 {
+		t.Errorf("after erasing the second journey: %d people indexed, %d re-referrals; want 1 and 0", persons(), re())
+	}
+	v.Apply(env(j1, at.AddDate(0, 3, 0), &eventsv1.PersonalDataErased{}),
+		env(j1, at.AddDate(0, 3, 1), &eventsv1.JourneyClosed{Reason: "other"}))
+	if persons() != 0 {
+		t.Errorf("after erasing both journeys %d people indexed, want none", persons())
+	}
+	lines := v.Outbox()
+	if l := lines[len(lines)-1]; l.Type != "journey_closed" || l.Person != "" {
+		t.Errorf("a line after the erasure: %+v, want no person", l)
+	}
+	if s := v.Summarise("QYG", []string{"U12345"}, Query{By: "month"}); s.Total.Referrals.raw != 2 {
+		t.Errorf("the erased journeys still count as referrals: %d, want 2", s.Total.Referrals.raw)
+	}
+}
