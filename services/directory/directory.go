@@ -51,6 +51,8 @@ const (
 	// ViewBucket holds svc.<service id> and org.<organisation id> as JSON,
 	// and the last applied stream sequence under _checkpoint.
 	ViewBucket = "lw_directory"
+	// viewCheckpoint is the key of that sequence.
+	viewCheckpoint = "_checkpoint"
 )
 
 // maxRetries bounds reload-decide-append rounds on a conflict.
@@ -187,7 +189,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("directory view bucket: %w", err)
 		}
-		if e, err := s.view.Get(ctx, views.CheckpointKey); err == nil {
+		if e, err := s.view.Get(ctx, viewCheckpoint); err == nil {
 			_, _ = fmt.Sscan(string(e.Value()), &s.viewCP)
 		}
 	}
@@ -368,7 +370,7 @@ func (s *Service) writeView(ctx context.Context, ev *directoryv1.DirectoryEvent)
 	s.mu.RLock()
 	cp := s.applied
 	s.mu.RUnlock()
-	_, err := s.view.Put(ctx, views.CheckpointKey, []byte(fmt.Sprint(cp)))
+	_, err := s.view.Put(ctx, viewCheckpoint, []byte(fmt.Sprint(cp)))
 	return err
 }
 

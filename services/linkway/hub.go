@@ -29,7 +29,7 @@ func hubFlags(fs *flag.FlagSet, cfg *hub.Config) {
 		"this replica's name among replicas on one NATS (default: host name) [LINKWAY_REPLICA_NAME]")
 	fs.IntVar(&cfg.Replicas, "replicas", envInt("LINKWAY_REPLICAS", cfg.Replicas), "replicas of streams and buckets (3 on a cluster) [LINKWAY_REPLICAS]")
 	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", cfg.LeaseTTL,
-		"on an external NATS, how long a dead replica's projection partitions wait before another replica takes them over")
+		"on an external NATS, how long a dead replica's feed leases last before another replica publishes the feeds (views need no leases: each replica keeps its own)")
 }
 
 // runServe runs one service alone: `linkway serve <service> --nats URL`.

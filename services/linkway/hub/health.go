@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"linkway/services/platform/views"
+	"linkway/services/platform/leases"
 )
 
 // HealthBucket is where the embedded hub proves, every probeEvery, that
@@ -131,7 +131,7 @@ func (p *writeProbe) probe(ctx context.Context) error {
 	if kv == nil {
 		var err error
 		if p.external {
-			kv, err = p.js.KeyValue(ctx, views.LeasesBucket)
+			kv, err = p.js.KeyValue(ctx, leases.Bucket)
 		} else {
 			// One record kept: the bucket itself never fills.
 			kv, err = p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

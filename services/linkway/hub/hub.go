@@ -92,8 +92,9 @@ type Config struct {
 	// Member names this replica among the replicas sharing an external
 	// NATS (default: the host name); it must be stable across restarts.
 	Member string
-	// LeaseTTL is how long a dead replica's projection partitions wait
-	// before the others take them over.
+	// LeaseTTL is how long a dead replica's feed leases last before
+	// another replica takes the feeds over (external NATS only; views
+	// need no leases).
 	LeaseTTL time.Duration
 	// Journal configures the event store of journeys; its Replicas and
 	// Sealer are the hub's. The zero value is journal.DefaultConfig().
@@ -155,10 +156,6 @@ type Hub struct {
 	audit   *audit.Log
 	keyring *sealing.Keyring
 	parties Parties
-	// shared starts projections whose views are shared by the replicas
-	// (partitions held by lease on a cluster); local, projections whose
-	// view is this process's memory, applied by every replica.
-	shared, local projections
 	// The read side: the view store, the registry of every party's
 	// projections, and the one reader that applies them.
 	viewStore  *viewstore.Store
@@ -174,11 +171,10 @@ type Hub struct {
 	// none held in a tool (rebuild, snapshot).
 	leases *platformleases.Leases
 
-	mu      sync.Mutex
-	runners []*views.Runner
-	group   *errgroup.Group
-	ctx     context.Context
-	cancel  context.CancelFunc
+	mu     sync.Mutex
+	group  *errgroup.Group
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // Start brings the hub up: NATS, the event store, the services and their
@@ -272,13 +268,9 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}
 	h.api = httpAPI
 	httpAPI.SetRateLimit(cfg.RateLimit)
-	pm, err := views.NewMetrics(h.registry)
-	if err != nil {
-		return nil, err
-	}
-	// On an external NATS other replicas may run: projections then share
-	// their partitions by lease. The embedded server has this process only.
-	var leases *views.Leases
+	// On an external NATS other replicas may run: what one replica only
+	// may do (publish a feed) is held by lease. Views need none: every
+	// replica keeps its own. The embedded server has this process only.
 	if cfg.NATS != "" {
 		member := cfg.Member
 		if member == "" {
@@ -286,14 +278,6 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 				return nil, fmt.Errorf("replica name: %w", err)
 			}
 		}
-		if err := h.step(ctx, "open the leases", func(sctx context.Context) (err error) {
-			leases, err = views.OpenLeases(sctx, h.js, member, cfg.LeaseTTL, cfg.Replicas)
-			return err
-		}); err != nil {
-			return nil, err
-		}
-		h.group.Go(func() error { return leases.Run(h.ctx) })
-		// What one replica only may do (publish a feed) is held by lease.
 		if err := h.step(ctx, "open the leases", func(sctx context.Context) (err error) {
 			h.leases, err = platformleases.Open(sctx, h.js, member, cfg.LeaseTTL, cfg.Replicas)
 			return err
@@ -314,8 +298,6 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err := h.openViews(); err != nil {
 		return nil, err
 	}
-	h.shared = projections{h: h, metrics: pm, leases: leases}
-	h.local = projections{h: h, metrics: pm, local: true}
 	if err := h.startParties(h.ctx, cfg.Services); err != nil {
 		return nil, err
 	}
@@ -387,39 +369,6 @@ func (h *Hub) connect() error {
 	return err
 }
 
-// projections start the parties' projections.
-type projections struct {
-	h       *Hub
-	metrics *views.Metrics
-	leases  *views.Leases
-	local   bool
-}
-
-// Project creates a projection's runner, runs it in the hub's group and
-// counts it for readiness.
-func (p projections) Project(ctx context.Context, pr views.Projector) (*views.Runner, error) {
-	return p.h.project(ctx, pr, p.metrics, p.leases, p.local)
-}
-
-// project creates a projection's runner, runs it in the hub's group and
-// counts it for readiness.
-func (h *Hub) project(ctx context.Context, p views.Projector, pm *views.Metrics, leases *views.Leases, local bool) (*views.Runner, error) {
-	pcfg := views.DefaultConfig()
-	pcfg.Replicas = h.cfg.Replicas
-	pcfg.Leases = leases
-	pcfg.Local = local
-	pcfg.Decode = h.store.Decode
-	r, err := views.New(ctx, h.js, p, pcfg, pm, h.cfg.Log)
-	if err != nil {
-		return nil, err
-	}
-	h.mu.Lock()
-	h.runners = append(h.runners, r)
-	h.mu.Unlock()
-	h.group.Go(func() error { return r.Run(h.ctx) })
-	return r, nil
-}
-
 func (h *Hub) natsDescription() string {
 	if h.ns == nil {
 		return "external"
@@ -430,19 +379,13 @@ func (h *Hub) natsDescription() string {
 	return "embedded on " + h.ns.Addr().String() + ", users in " + h.natsUsers.Path
 }
 
-// serveReady is 200 once NATS is connected and every projection has caught
-// up with the log as it was at start-up.
+// serveReady is 200 once NATS is connected, JetStream takes writes, and the
+// views and the person index have caught up with the log as it was at
+// start-up.
 func (h *Hub) serveReady(w http.ResponseWriter, r *http.Request) {
 	var behind []string
-	h.mu.Lock()
-	for _, run := range h.runners {
-		if !run.Ready() {
-			behind = append(behind, run.Name())
-		}
-	}
-	h.mu.Unlock()
 	if !h.viewsReady() {
-		behind = append(behind, "views")
+		behind = append(behind, h.reader.Views()...)
 	}
 	if !h.indexReady.Load() {
 		behind = append(behind, "person index")
@@ -494,13 +437,6 @@ func (h *Hub) Metrics() *prometheus.Registry { return h.registry }
 
 // Parties are the parties this hub runs.
 func (h *Hub) Parties() Parties { return h.parties }
-
-// Runners are the hub's projection runners.
-func (h *Hub) Runners() []*views.Runner {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]*views.Runner(nil), h.runners...)
-}
 
 // Stop begins a graceful stop; Wait waits for it.
 func (h *Hub) Stop() { h.cancel() }

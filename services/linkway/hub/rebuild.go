@@ -9,9 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"linkway/events"
 	"linkway/services/platform/views"
 )
 
@@ -137,114 +134,9 @@ func (h *Hub) catchUp(ctx context.Context, progress func(applied, total uint64))
 }
 
 // Rebuild rebuilds one view (or "all") and returns the events replayed.
-// A view still on the old runtime (a views.Runner) is dropped and its
-// runner replays the log from the first event.
 func Rebuild(ctx context.Context, cfg Config, name string, progress func(applied, total uint64)) (uint64, error) {
-	if name != AllViews {
-		h, err := startOffline(ctx, cfg)
-		if err != nil {
-			return 0, err
-		}
-		ported := slices.Contains(h.viewNames(), name)
-		h.Stop()
-		if err := h.Wait(); err != nil {
-			return 0, err
-		}
-		if !ported {
-			return rebuildRunner(ctx, cfg, name, progress)
-		}
-	}
 	st, err := RebuildViews(ctx, cfg, []string{name}, progress)
 	return st.Folded, err
-}
-
-// rebuildRunner rebuilds a view of the old runtime: its runner replays the
-// log from the first event.
-func rebuildRunner(ctx context.Context, cfg Config, name string, progress func(applied, total uint64)) (uint64, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// Drop first, on a hub of its own, so that the runner that starts next
-	// finds no view and no consumer.
-	h, err := startOffline(ctx, cfg)
-	if err != nil {
-		return 0, err
-	}
-	names := []string{}
-	for _, r := range h.Runners() {
-		names = append(names, r.Name())
-	}
-	h.Stop()
-	if err := h.Wait(); err != nil {
-		return 0, err
-	}
-	if !slices.Contains(names, name) {
-		return 0, fmt.Errorf("no view %q (old runtime: %v)", name, names)
-	}
-	if err := dropWith(ctx, cfg, name); err != nil {
-		return 0, err
-	}
-	h, err = startOffline(ctx, cfg)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { h.Stop(); _ = h.Wait() }()
-	info, err := h.store.Stream().Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	total := info.State.LastSeq
-	var run *views.Runner
-	for _, r := range h.Runners() {
-		if r.Name() == name {
-			run = r
-		}
-	}
-	// Wait for every partition's last event, not only the log's last: a
-	// partitioned view is applied by one consumer per partition, and
-	// WaitFor follows the partition of the sequence it is given.
-	var lasts []uint64
-	for k := range events.JourneyPartitions {
-		m, err := h.store.Stream().GetLastMsgForSubject(ctx, events.PartitionFilter(k))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		lasts = append(lasts, m.Sequence)
-	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	done := make(chan error, 1)
-	go func() {
-		for _, seq := range lasts {
-			if err := run.WaitFor(ctx, seq); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- run.WaitFor(ctx, total)
-	}()
-	for {
-		select {
-		case err := <-done:
-			return run.Applied(), err
-		case <-tick.C:
-			if progress != nil {
-				progress(run.Applied(), total)
-			}
-		}
-	}
-}
-
-// dropWith connects as the hub would and drops one projection.
-func dropWith(ctx context.Context, cfg Config, name string) error {
-	c, err := Connect(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return views.Drop(ctx, c.JS, events.JourneyStream, name)
 }
 
 // demoFolder reports whether a --demo hub made the data folder (it keeps

@@ -44,8 +44,12 @@ func (h *Hub) readerConfig() views.ReaderConfig {
 }
 
 // startReader starts the one reader over every projection the parties
-// added, in the hub's group, and attaches it to the registry.
+// added, in the hub's group, and attaches it to the registry. A process
+// whose parties keep no view runs none.
 func (h *Hub) startReader() error {
+	if len(h.views.Projections()) == 0 {
+		return nil // no view here (admin alone): nothing to read the log for
+	}
 	rc := h.readerConfig()
 	m, err := views.NewReaderMetrics(h.registry)
 	if err != nil {
