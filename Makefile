@@ -53,11 +53,11 @@ test-cluster:
 	LINKWAY_CLUSTER=long $(GO) test -count=1 -v -run TestClusterFaults -timeout 40m ./services/cluster
 
 ## bench: every package's benchmarks, then the capacity benchmarks of
-## services/bench once each (HTTP referrals vs raw publishes, catch-up vs a
-## raw consumer, caseload latency at 200/s, the rebuild scaling curve),
-## which write ops/bench/README.md. LINKWAY_BENCH_JOURNEYS sets the curve's
-## sizes: default 5000,15000,45000, which keeps make bench near 15 minutes
-## here; the committed README has a run with 10000,30000,100000.
+## services/bench once each (HTTP referrals vs raw publishes, `linkway
+## rebuild all` vs a raw consumer over `linkway gen` histories with the
+## national-year extrapolation, caseload latency at 200/s), which write
+## ops/bench/README.md. LINKWAY_BENCH_JOURNEYS sets the history sizes
+## (default 20000,100000).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 60m $$($(GO) list ./services/... | grep -v '/services/bench$$')
 	LINKWAY_BENCH_WRITE=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m -v ./services/bench

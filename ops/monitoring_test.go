@@ -37,7 +37,7 @@ func linkwayMetrics(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, core := range []string{"linkway_appends_total", "linkway_projection_lag_events", "linkway_http_requests_total"} {
+	for _, core := range []string{"linkway_appends_total", "linkway_reader_lag_events", "linkway_http_requests_total"} {
 		if !names[core] {
 			t.Fatalf("metric %s not found in services/: the scan is broken", core)
 		}
@@ -231,7 +231,7 @@ func TestPrometheusRules(t *testing.T) {
 		}
 	}
 	// The alerts the brief asks for, by what they watch.
-	for _, want := range []string{"linkway_projection_lag_seconds", "linkway_projection_lag_events", `result="error"`,
+	for _, want := range []string{"linkway_reader_lag_seconds", "linkway_reader_lag_events", `result="error"`,
 		"linkway_append_conflicts_total", "nats_consumer_num_redelivered", "nats_varz_routes", `code=~"5.."`,
 		"kube_deployment_status_replicas_available"} {
 		found := false
@@ -349,7 +349,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 	// The panels the brief asks for, by what they show.
 	for _, want := range []string{"linkway_appends_total", "linkway_append_duration_seconds_bucket",
-		"linkway_append_conflicts_total", "linkway_projection_lag_events", "linkway_projection_lag_seconds",
+		"linkway_append_conflicts_total", "linkway_reader_lag_events", "linkway_reader_lag_seconds",
 		"linkway_http_requests_total", "linkway_http_request_duration_seconds_bucket"} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("no panel shows %s", want)

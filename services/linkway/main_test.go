@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -86,7 +87,7 @@ func TestHubServesAndStopsGracefully(t *testing.T) {
 	addr := freePort(t)
 	base := "http://" + addr
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- realMain(ctx, []string{"hub", "--demo", "--http", addr, "--data", t.TempDir(), "--nats-listen", "off"}, io.Discard, &stderr)
@@ -106,7 +107,7 @@ func TestHubServesAndStopsGracefully(t *testing.T) {
 		t.Errorf("/healthz %d", st)
 	}
 	st, body := get(t, base+"/metrics", "")
-	for _, m := range []string{"linkway_projection_lag_events", "linkway_http_requests_total", "go_goroutines"} {
+	for _, m := range []string{"linkway_reader_lag_events", "linkway_http_requests_total", "go_goroutines"} {
 		if st != http.StatusOK || !strings.Contains(body, m) {
 			t.Errorf("/metrics (%d) lacks %s", st, m)
 		}
@@ -251,4 +252,23 @@ func TestRebuildAllAndSnapshotCommands(t *testing.T) {
 	if err := realMain(context.Background(), []string{"snapshot", snap, "--demo", "--data", data}, io.Discard, &errs); err == nil {
 		t.Error("a snapshot into an existing folder succeeded")
 	}
+}
+
+// syncBuffer is a bytes.Buffer a running hub may write (its log) while the
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
