@@ -73,7 +73,7 @@ func TestProductionSetUpWithoutDemo(t *testing.T) {
 	httpAddr, natsAddr := freePort(t), freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	go func() {
 		done <- realMain(ctx, []string{"hub", "--http", httpAddr, "--data", data, "--nats-listen", natsAddr,
 			"--master-key", base64.StdEncoding.EncodeToString(raw), "--pseudonym-key", "test-pseudonym-secret"}, io.Discard, &stderr)
