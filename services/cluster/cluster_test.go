@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -450,19 +451,37 @@ func visibleCheck(t *testing.T, hubs []*hubReplica, journeys, accepts map[string
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
+	// The inbox pages (API.md "Lists page"): read every page.
+	inboxIDs := func(h *hubReplica) (map[string]string, bool) {
+		ids := map[string]string{}
+		token := ""
+		for {
+			code, b := get(h, vcsKey, "/v1/inbox?page_size=500&page_token="+url.QueryEscape(token))
+			var page struct {
+				OnwardReferrals []struct {
+					ID     string `json:"onward_referral_id"`
+					Status string `json:"status"`
+				} `json:"onward_referrals"`
+				Next string `json:"next_page_token"`
+			}
+			if code != http.StatusOK || json.Unmarshal(b, &page) != nil {
+				return nil, false
+			}
+			for _, o := range page.OnwardReferrals {
+				ids[o.ID] = o.Status
+			}
+			if page.Next == "" {
+				return ids, true
+			}
+			token = page.Next
+		}
+	}
 	missingAccepts := len(accepts)
 	for i := 0; missingAccepts > 0 && time.Now().Before(deadline.Add(30*time.Second)); i++ {
-		code, b := get(hubs[i%2], vcsKey, "/v1/inbox")
-		var inbox struct {
-			OnwardReferrals []struct {
-				ID     string `json:"onward_referral_id"`
-				Status string `json:"status"`
-			} `json:"onward_referrals"`
-		}
-		if code == http.StatusOK && json.Unmarshal(b, &inbox) == nil {
+		if ids, ok := inboxIDs(hubs[i%2]); ok {
 			missingAccepts = len(accepts)
-			for _, o := range inbox.OnwardReferrals {
-				if accepts[o.ID] && o.Status != string(events.OnwardSent) {
+			for id := range accepts {
+				if st, ok := ids[id]; ok && st != string(events.OnwardSent) {
 					missingAccepts--
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,8 +55,19 @@ func waitCaughtUp(t *testing.T, h *hubReplica, last uint64, timeout time.Duratio
 	}
 }
 
+// notFromTheLog are, per view, the key prefixes a rebuild from the log
+// leaves out by design: a feed's outbox holds messages not yet known to be
+// published, trimmed a block at a time behind the feed's mark, and a
+// rebuild never writes a message the feed has already published (vcs
+// outbox.go, outcomes record.go).
+var notFromTheLog = map[string][]string{
+	"inbox":    {"q.", "t", "x."},
+	"outcomes": {"f.", "f~"},
+}
+
 // readViews reads every view of the view store in dir (the machinery's own
-// tables, such as the folded journeys, left out) with its checkpoint.
+// tables, such as the folded journeys, and the feeds' outboxes left out)
+// with its checkpoint.
 func readViews(t *testing.T, dir string) (map[string]map[string][]byte, map[string]uint64) {
 	t.Helper()
 	st, err := viewstore.Open(viewstore.DefaultConfig(dir))
@@ -75,6 +87,9 @@ func readViews(t *testing.T, dir string) (map[string]map[string][]byte, map[stri
 		}
 		entries := map[string][]byte{}
 		if err := st.View(name).ForEach("", func(k string, v []byte) error {
+			if slices.ContainsFunc(notFromTheLog[name], func(p string) bool { return strings.HasPrefix(k, p) }) {
+				return nil
+			}
 			entries[k] = bytes.Clone(v)
 			return nil
 		}); err != nil {
