@@ -152,6 +152,28 @@ func UKDate(t time.Time) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
+// SessionBeforeReferral reports whether a session on date (YYYY-MM-DD)
+// predates the onward referral it is recorded against, and the day that
+// referral was made. Such a session is recorded (a person is often taken
+// along to a group before the referral is written up), but it is not one
+// the referral led to: "referral to first session" leaves it out rather
+// than counting it as no wait at all.
+func SessionBeforeReferral(o Onward, date string) (time.Time, bool) {
+	d, err := time.Parse(time.DateOnly, date)
+	if err != nil || o.MadeAt.IsZero() {
+		return time.Time{}, false
+	}
+	made := earliestDay(o.MadeAt)
+	return made, d.Before(made)
+}
+
+// AttendanceWarning is what recording a session dated before its onward
+// referral is answered with, beside the record.
+func AttendanceWarning(made time.Time) string {
+	return "date is before the onward referral was made (" + made.Format(time.DateOnly) +
+		"): recorded as given, and left out of the referral-to-first-session figure"
+}
+
 // earliestDay is the earliest calendar day a caller may take a moment to be
 // on: its day in UTC, which is never after its day in England. A rule that
 // refuses dates before a moment uses it, so that a caller counting days in

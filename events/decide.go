@@ -304,22 +304,14 @@ func Decide(s State, cmd Command) ([]*eventsv1.Envelope, error) {
 			w)
 
 	case RecordAttendance:
-		date, err := ParseDate("date", c.Date)
-		if err != nil {
+		if _, err := ParseDate("date", c.Date); err != nil {
 			return nil, err
 		}
-		evs, err := s.onwardStep(c.OnwardReferralID, "record attendance", []OnwardStatus{OnwardAccepted, OnwardAttending},
+		// A session dated before the onward referral was made is kept:
+		// paperwork is often written up after the fact (AttendanceWarning).
+		return s.onwardStep(c.OnwardReferralID, "record attendance", []OnwardStatus{OnwardAccepted, OnwardAttending},
 			&eventsv1.AttendanceRecorded{
 				OnwardReferralId: c.OnwardReferralID, Date: c.Date, Attended: c.Attended})
-		if err != nil {
-			return nil, err
-		}
-		// A session before the referral was made cannot be one it led to
-		// (and would make "referral to first session" negative).
-		if o, _ := s.OnwardByID(c.OnwardReferralID); !o.MadeAt.IsZero() && date.Before(earliestDay(o.MadeAt)) {
-			return nil, Invalid("date", "is before the onward referral was made (%s)", earliestDay(o.MadeAt).Format(time.DateOnly))
-		}
-		return evs, nil
 
 	case CompleteOnward:
 		return s.onwardStep(c.OnwardReferralID, "complete", []OnwardStatus{OnwardAttending},

@@ -113,7 +113,20 @@ func TestDecideVersion2Legal(t *testing.T) {
 		{"feedback on a service referred to", accepted, GiveFeedback{ServiceID: "VCS001-walk", From: "person", Rating: 5, Comment: "lovely", ShareComment: true}, []string{"FeedbackGiven"}, nil},
 		{"feedback on a service signposted to", append(slices.Clip(contacted), SignpostTo{Service: &debtAdvice}), GiveFeedback{ServiceID: "VCS002-debt", From: "carer", Rating: 1}, []string{"FeedbackGiven"}, nil},
 		{"feedback after closure", append(slices.Clip(accepted), closeMet), GiveFeedback{ServiceID: "VCS001-walk", From: "person", Rating: 3}, []string{"FeedbackGiven"}, nil},
-		{"attendance on the day of the onward referral", accepted, RecordAttendance{OnwardReferralID: "o1", Date: "2026-01-08", Attended: true}, []string{"AttendanceRecorded"}, nil},
+		{"attendance on the day of the onward referral", accepted, RecordAttendance{OnwardReferralID: "o1", Date: "2026-01-08", Attended: true}, []string{"AttendanceRecorded"}, func(s State) string {
+			if o, _ := s.OnwardByID("o1"); func() bool { _, before := SessionBeforeReferral(o, "2026-01-08"); return before }() {
+				return "a session on the day of the referral counted as before it"
+			}
+			return ""
+		}},
+		{"attendance written up after the fact", accepted, RecordAttendance{OnwardReferralID: "o1", Date: "2026-01-07", Attended: true}, []string{"AttendanceRecorded"}, func(s State) string {
+			o, _ := s.OnwardByID("o1")
+			made, before := SessionBeforeReferral(o, "2026-01-07")
+			if !before || made.Format(time.DateOnly) != "2026-01-08" || !strings.Contains(AttendanceWarning(made), "2026-01-08") {
+				return "a session before the onward referral not told apart"
+			}
+			return ""
+		}},
 		{"check-in after closure", closed, sched, []string{"FollowUpScheduled"}, func(s State) string {
 			if s.Status() != StatusClosed || len(s.OpenFollowUps()) != 1 || !s.FollowUps[0].AfterClosure || s.FollowUps[0].Timepoint != "3_months" {
 				return "check-in not kept, or the journey reopened"
@@ -179,7 +192,6 @@ func TestDecideVersion2Refused(t *testing.T) {
 		{"the person says no where the referrer said yes", withdrawnConsent, referOn, CodeFailedPrecondition, "consent.share_with_vcs"},
 		{"the latest choice counts", regiven, referOn, CodeFailedPrecondition, "written"},
 		{"a handover note with no one to hand over from", []Command{referral(true)}, Assign{WorkerID: "lw-7", WorkerName: "Sam", HandoverNote: "x"}, CodeInvalid, "handover_note"},
-		{"attendance before the onward referral", accepted, RecordAttendance{OnwardReferralID: "o1", Date: "2026-01-07", Attended: true}, CodeInvalid, "date"},
 		{"signpost to nothing", contacted, SignpostTo{}, CodeInvalid, "service_id"},
 		{"signpost to both", contacted, SignpostTo{Service: &debtAdvice, Description: "x"}, CodeInvalid, "description"},
 		{"signpost to a paused service", contacted, SignpostTo{Service: &pausedGroup}, CodeFailedPrecondition, "paused"},

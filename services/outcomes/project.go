@@ -248,6 +248,12 @@ func (p *projection) update(b *views.Batch, rec *record, c views.Change, key str
 		a := e.AttendanceRecorded
 		if d, err := time.Parse(time.DateOnly, a.GetDate()); err == nil && a.GetAttended() {
 			onward(a.GetOnwardReferralId()).Flags |= onwardAttended
+			// A session written up as before its referral was made is not
+			// one the referral led to: no wait, not a wait of 0 days.
+			o, _ := s.OnwardByID(a.GetOnwardReferralId())
+			if _, before := events.SessionBeforeReferral(o, a.GetDate()); before {
+				break
+			}
 			if rec.FirstSession == 0 || d.Unix() < rec.FirstSession {
 				rec.FirstSession = d.Unix()
 			}

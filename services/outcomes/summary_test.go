@@ -506,3 +506,35 @@ func TestErasureUnlinksThePerson(t *testing.T) {
 		t.Errorf("the erased journeys still count as referrals: %d, want 2", s.Total.Referrals.raw)
 	}
 }
+
+// TestSessionBeforeItsReferralIsNoWait: a session written up as before its
+// onward referral was made counts as attended, but not as a wait of 0 days
+// in "referral to first session" (issue 16).
+func TestSessionBeforeItsReferralIsNoWait(t *testing.T) {
+	v := NewView(t)
+	jan := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	var evs []*eventsv1.Envelope
+	for i := range 20 {
+		jid := events.NewID()
+		oid := events.NewID()
+		made := jan.AddDate(0, 0, 10)
+		evs = append(evs,
+			env(jid, jan, referral(fmt.Sprintf("90000002%02d", i), "A81001", "U12345")),
+			env(jid, jan.Add(24*time.Hour), &eventsv1.ContactMade{Method: "phone"}),
+			env(jid, made, &eventsv1.OnwardReferralMade{OnwardReferralId: oid, ServiceId: "VCS001-walk", OrganisationId: "VCS001"}),
+			env(jid, made, &eventsv1.OnwardReferralAccepted{OnwardReferralId: oid}))
+		date := "2026-01-25" // 20 days after the referral, 10 after the onward referral
+		if i%2 == 0 {
+			date = "2026-01-12" // before the onward referral was made (2026-01-15)
+		}
+		evs = append(evs, env(jid, made.Add(time.Hour), &eventsv1.AttendanceRecorded{OnwardReferralId: oid, Date: date, Attended: true}))
+	}
+	v.Apply(evs...)
+	s := v.Summarise("QYG", []string{"U12345"}, Query{By: "practice"})
+	got := columns(t, s, "onward_attended", "first_vcs_session_n", "first_vcs_session_median_days")["A81001"]
+	if want := []string{"20", "10", "20"}; !slices.Equal(got, want) {
+		// 10 sessions before their referral: attended, but no wait; the
+		// other 10 waited 20 days.
+		t.Errorf("onward_attended, first_vcs_session_n, median = %v, want %v", got, want)
+	}
+}

@@ -160,6 +160,9 @@ func TestTakeUpFollowsTheRules(t *testing.T) {
 		{"decline once accepted", "/decline", `{"reason":"no_capacity"}`, 409, "", "failed_precondition"},
 		{"did not attend", "/attendance", `{"date":"2026-11-13","attended":false}`, 200, "accepted", ""},
 		{"attended", "/attendance", `{"date":"2026-11-20","attended":true}`, 200, "attending", ""},
+		// A session written up after the fact, dated before the onward
+		// referral was made (2026-11-02, toOnward), is kept, with a warning.
+		{"attended before the referral was made", "/attendance", `{"date":"2026-10-28","attended":true}`, 200, "attending", ""},
 		{"complete", "/complete", `{}`, 200, "completed", ""},
 		{"drop out once completed", "/dropped-out", `{}`, 409, "", "failed_precondition"},
 	}
@@ -177,13 +180,17 @@ func TestTakeUpFollowsTheRules(t *testing.T) {
 			if it.Status != s.wantStatus {
 				t.Errorf("%s: item status %q, want %q", s.name, it.Status, s.wantStatus)
 			}
+			before := s.name == "attended before the referral was made"
+			if warned := slices.ContainsFunc(it.Warnings, func(w string) bool { return strings.Contains(w, "before the onward referral") }); warned != before {
+				t.Errorf("%s: warnings %q, want a session before the referral warned of: %v", s.name, it.Warnings, before)
+			}
 		} else if code, _ := errorField(t, out); code != s.code {
 			t.Errorf("%s: code %q, want %q", s.name, code, s.code)
 		}
 	}
 	var it inboxItem
 	h.JSON("GET", base, vcs1Key, nil, 200, &it)
-	if len(it.Attendance) != 2 || it.Attendance[0].Attended || !it.Attendance[1].Attended {
+	if len(it.Attendance) != 3 || it.Attendance[0].Attended || !it.Attendance[1].Attended {
 		t.Errorf("attendance not kept in order: %+v", it.Attendance)
 	}
 	// The link worker's and the GP practice's views show the take-up.

@@ -112,6 +112,7 @@ type inboxItem struct {
 		Date     string `json:"date"`
 		Attended bool   `json:"attended"`
 	} `json:"attendance"`
+	Warnings []string `json:"warnings"`
 }
 
 // inbox lists an organisation's inbox.

@@ -167,6 +167,9 @@ type Item struct {
 	Detail            string       `json:"detail,omitempty"`
 	Attendance        []Attendance `json:"attendance"`
 	Erased            bool         `json:"erased,omitempty"`
+	// Warnings are set on the answer to a command only: what the
+	// organisation should know of how it was recorded.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // item is the organisation's view of a record at now. Waiting time runs

@@ -481,7 +481,14 @@ func (s *Service) act(ctx context.Context, p api.Principal, id string, a action,
 		return Item{}, "", err
 	}
 	s.metrics.commands.WithLabelValues(a.name, channel, "ok").Inc()
-	return s.answer(ctx, rec, res), rec.JourneyID, nil
+	it := s.answer(ctx, rec, res)
+	if at, ok := cmd.(events.RecordAttendance); ok {
+		o, _ := res.State.OnwardByID(id)
+		if made, before := events.SessionBeforeReferral(o, at.Date); before {
+			it.Warnings = append(it.Warnings, events.AttendanceWarning(made))
+		}
+	}
+	return it, rec.JourneyID, nil
 }
 
 // ownOnward guards a command so that it is carried out only on an onward
