@@ -9,6 +9,7 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
+	"linkway/services/platform/feeds"
 	"linkway/services/platform/orgs"
 	"linkway/services/platform/views"
 )
@@ -27,7 +28,7 @@ const InboxProjection = "inbox"
 //	n.<org>.<section>                         how many items a section holds
 //	u.<org>                                   the sequence that last changed the organisation's items
 //	j.<journey id>                            the journey's items (for erasure)
-//	q., t, x.                                 the feed's outbox (outbox.go)
+//	q., t, x.                                 the feed's outbox (services/platform/feeds)
 //
 // Index keys end in the stream sequence of the onward referral's making:
 // items sent at the same moment keep the log's order, and a key is unique.
@@ -287,7 +288,7 @@ type journeyIndex struct {
 // inboxProjection keeps the inbox view from the reader's changes, and
 // writes each change's feed message into the view's outbox (feed.go).
 type inboxProjection struct {
-	feed *feedPosition
+	feed *feeds.Feed
 }
 
 func (p *inboxProjection) Name() string { return InboxProjection }
@@ -423,7 +424,7 @@ func (p *inboxProjection) erase(b *views.Batch, c views.Change) error {
 		return err
 	}
 	at := c.Envelope.GetOccurredAt().AsTime().UTC()
-	if err := eraseOutbox(b, c.JourneyID); err != nil {
+	if err := p.feed.EraseJourney(b, c.JourneyID); err != nil {
 		return err
 	}
 	for part, key := range ji.Items {

@@ -53,25 +53,3 @@ func TestNeedLabel(t *testing.T) {
 		t.Errorf("needLabel of an unknown need = %q", got)
 	}
 }
-
-// Outbox keys sort in the feed's order and read back as their position.
-func TestOutboxKeys(t *testing.T) {
-	ps := []position{{1, 0}, {1, 1}, {2, 0}, {255, 3}, {256, 0}, {1 << 40, 0}}
-	for i, p := range ps {
-		got, ok := parseOutboxKey(outboxKey(p))
-		if !ok || got != p {
-			t.Errorf("parseOutboxKey(outboxKey(%v)) = %v, %v", p, got, ok)
-		}
-		if i > 0 && (outboxKey(ps[i-1]) >= outboxKey(p) || !p.after(ps[i-1]) || ps[i-1].after(p)) {
-			t.Errorf("%v does not come after %v", p, ps[i-1])
-		}
-	}
-	if got := outboxKey(position{256, 0}); got[:len(outboxBlockPrefix(1))] != outboxBlockPrefix(1) {
-		t.Errorf("sequence 256 is not in block 1: %s", got)
-	}
-	for _, k := range []string{"q.x", "q.000000000000.zzzzzzzzzzzzzzzz.0000", "t"} {
-		if _, ok := parseOutboxKey(k); ok {
-			t.Errorf("parseOutboxKey(%q) read a position", k)
-		}
-	}
-}

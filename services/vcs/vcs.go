@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -23,6 +22,7 @@ import (
 
 	"linkway/events"
 	"linkway/services/platform/api"
+	"linkway/services/platform/feeds"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/orgs"
 	"linkway/services/platform/views"
@@ -147,28 +147,22 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, ctx: ctx, log: cfg.Log.With("service", "vcs"), metrics: m, now: time.Now}
-	if _, err := cfg.JS.CreateOrUpdateStream(ctx, FeedStreamConfig(cfg.Replicas)); err != nil {
-		return nil, fmt.Errorf("stream %s: %w", FeedStream, err)
-	}
 	// Where the feed stands, before the reader applies anything: a view
 	// rebuilt from the log writes nothing the feed has published.
-	pos := &feedPosition{}
-	mark, err := feedMark(ctx, cfg.JS)
+	feed, err := feeds.Open(ctx, cfg.JS, feedSpec, cfg.Replicas)
 	if err != nil {
-		return nil, fmt.Errorf("the VCS feed's position: %w", err)
+		return nil, err
 	}
-	pos.advance(mark)
-	cfg.Views.Add(&inboxProjection{feed: pos})
+	cfg.Views.Add(&inboxProjection{feed: feed})
 	s.view = cfg.Views.View(InboxProjection)
-	pub := &publisher{js: cfg.JS, nc: cfg.JS.Conn(), view: s.view, views: cfg.Views, pos: pos, leases: cfg.Leases,
-		log: s.log, metrics: m}
-	for _, run := range []func(context.Context) error{pub.run, pub.follow} {
-		if cfg.Group != nil {
-			cfg.Group.Go(func() error { return run(ctx) })
-		} else {
-			go func() { _ = run(ctx) }()
-		}
+	pub := feeds.Publishing{View: s.view, Views: cfg.Views, Log: s.log, Published: m.feedPublished, Errors: m.feedErrors}
+	if cfg.Leases != nil {
+		pub.Leases = cfg.Leases
 	}
+	if cfg.Group != nil {
+		pub.Group = cfg.Group
+	}
+	feed.Start(ctx, pub)
 	if s.web, err = newWeb(s); err != nil {
 		return nil, err
 	}
