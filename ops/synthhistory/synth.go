@@ -39,6 +39,17 @@ type Config struct {
 	Practices, Teams int
 	// Start is the first day referrals are dated; they spread over a year.
 	Start time.Time
+	// Until, when set, is now as the history sees it: nothing is dated
+	// after it. A journey referred within Recent of it is written as far as
+	// Until and stays open where it is (counted as "still_open"), as new
+	// referrals are in a living service; an earlier one that would run past
+	// Until is told faster (its steps closer together) so that it has ended
+	// by then. Zero writes every journey to its end, however late.
+	Until  time.Time
+	Recent time.Duration
+	// Referrers, when set, are the practices that refer (the first ones
+	// most); otherwise the first Practices of Practice(i).
+	Referrers []string
 	// Progress, when set, is called after each journey with the journeys
 	// and events written so far, never by two goroutines at once.
 	Progress func(journeys, events uint64)
@@ -109,14 +120,48 @@ func pick(r *rand.Rand, ws []weighted) string {
 	return ws[len(ws)-1].v
 }
 
+// DemoReferrers are the practices of the demo history: Hillside Surgery
+// (A81002, a demo organisation) and three more practices of the same
+// primary care network that have no key. Riverside (A81001) is left out so
+// that the demo's own referrals are the first a visitor sees of it: the GP
+// list is oldest first.
+var DemoReferrers = []string{"A81002", "A81007", "A81011", "A81016"}
+
+// Demo is a year of history of the --demo organisations: journeys referred
+// by DemoReferrers to the demo team (U12345) over the twelve months to now,
+// and on to the demo directory's services. The journeys of the last few
+// days are still open (about one in a hundred: new referrals, most not yet
+// reached); every earlier one has ended by now. So the caseload, inbox and
+// dashboard show a service in use, while the caseload's first page (urgent
+// first, then oldest) still has room for a visitor's own referrals.
+func Demo(journeys int, now time.Time) Config {
+	cfg := DefaultConfig()
+	cfg.Journeys, cfg.Teams, cfg.Referrers = journeys, 1, DemoReferrers
+	// Each journey's steps wait for the one before (an fsynced append), so
+	// many journeys at once is what makes the group commit's batches full.
+	cfg.Concurrency = 512
+	cfg.Until = now.UTC()
+	cfg.Recent = 4 * 24 * time.Hour
+	cfg.Start = cfg.Until.AddDate(-1, 0, 0)
+	return cfg
+}
+
 // Practice is the i-th practice's ODS-shaped code; 0 and 1 are the demo ones.
 func Practice(i int) string { return fmt.Sprintf("A%05d", 81001+i) }
 
 // Team is the i-th link-worker team's code; 0 is the demo one.
 func Team(i int) string { return fmt.Sprintf("U%05d", 12345+i) }
 
+// Executor is what history is written through: journal.Store.
+type Executor interface {
+	Execute(ctx context.Context, journeyID string, meta journal.Meta, cmd events.Command) (journal.Result, error)
+}
+
+// errUntil ends a journey at cfg.Until: the rest of it has not happened yet.
+var errUntil = errors.New("after the history's end")
+
 // Generate writes cfg.Journeys journeys through store.
-func Generate(ctx context.Context, store *journal.Store, cfg Config) (Stats, error) {
+func Generate(ctx context.Context, store Executor, cfg Config) (Stats, error) {
 	if cfg.Concurrency < 1 {
 		cfg.Concurrency = 1
 	}
@@ -144,9 +189,19 @@ func Generate(ctx context.Context, store *journal.Store, cfg Config) (Stats, err
 				if i >= uint64(cfg.Journeys) {
 					return
 				}
-				w := &writer{store: store, cfg: cfg, i: i,
-					r: rand.New(rand.NewPCG(cfg.Seed, i)), out: map[string]uint64{}, open: map[string]bool{}}
-				if err := w.journey(ctx); err != nil {
+				w := newWriter(store, cfg, i)
+				w.plan(ctx)
+				err := w.journey(ctx)
+				written := uint64(1)
+				if errors.Is(err, errUntil) {
+					if w.step == 0 { // referred after Until: not yet
+						written = 0
+					} else {
+						w.out["still_open"]++
+					}
+					err = nil
+				}
+				if err != nil {
 					mu.Lock()
 					if firstErr == nil && !errors.Is(err, context.Canceled) {
 						firstErr = fmt.Errorf("journey %d: %w", i, err)
@@ -159,7 +214,7 @@ func Generate(ctx context.Context, store *journal.Store, cfg Config) (Stats, err
 				for k, v := range w.out {
 					outcomes[k] += v
 				}
-				j, e := journeys.Add(1), evs.Add(w.events)
+				j, e := journeys.Add(written), evs.Add(w.events)
 				if cfg.Progress != nil {
 					cfg.Progress(j, e)
 				}
@@ -177,7 +232,13 @@ func Generate(ctx context.Context, store *journal.Store, cfg Config) (Stats, err
 
 // writer writes one journey.
 type writer struct {
-	store  *journal.Store
+	// dry runs the journey's script without writing it (plan).
+	dry bool
+	// scale shortens the waits between steps (1: as scripted).
+	scale      float64
+	referredAt time.Time
+
+	store  Executor
 	cfg    Config
 	i      uint64
 	r      *rand.Rand
@@ -190,6 +251,32 @@ type writer struct {
 	out    map[string]uint64
 	team   string
 	open   map[string]bool // services with a referral the rules count as open
+}
+
+func newWriter(store Executor, cfg Config, i uint64) *writer {
+	return &writer{store: store, cfg: cfg, i: i, scale: 1,
+		r: rand.New(rand.NewPCG(cfg.Seed, i)), out: map[string]uint64{}, open: map[string]bool{}}
+}
+
+// plan fits the journey to cfg.Until: its script is run dry (the same seed
+// takes the same path) to learn when it would end, and a journey referred
+// before Recent that would end after Until is told faster.
+func (w *writer) plan(ctx context.Context) {
+	if w.cfg.Until.IsZero() {
+		return
+	}
+	d := newWriter(nil, w.cfg, w.i)
+	d.dry = true
+	_ = d.journey(ctx) // a dry run writes nothing and fails on nothing
+	took, left := d.now.Sub(d.referredAt), w.cfg.Until.Sub(d.referredAt)
+	if left >= w.cfg.Recent && d.now.After(w.cfg.Until) && took > 0 {
+		w.scale = 0.95 * float64(left) / float64(took)
+	}
+}
+
+// wait is d as this journey is told (scaled).
+func (w *writer) wait(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * w.scale)
 }
 
 func (w *writer) uuid() string {
@@ -205,7 +292,7 @@ func (w *writer) uuid() string {
 
 // days moves the journey's clock on by lo to hi days (and some hours).
 func (w *writer) days(lo, hi int) {
-	w.now = w.now.Add(time.Duration(lo+w.r.IntN(hi-lo+1))*24*time.Hour + time.Duration(w.r.IntN(8*60))*time.Minute)
+	w.now = w.now.Add(w.wait(time.Duration(lo+w.r.IntN(hi-lo+1))*24*time.Hour + time.Duration(w.r.IntN(8*60))*time.Minute))
 }
 
 func (w *writer) chance(p float64) bool { return w.r.Float64() < p }
@@ -213,6 +300,12 @@ func (w *writer) chance(p float64) bool { return w.r.Float64() < p }
 // do carries out one command, dated at the journey's clock, with an
 // idempotency key of its own so that a rerun appends nothing.
 func (w *writer) do(ctx context.Context, actor eventsv1.OrganisationKind, org string, cmd events.Command) error {
+	if w.dry {
+		return nil
+	}
+	if !w.cfg.Until.IsZero() && w.now.After(w.cfg.Until) {
+		return errUntil
+	}
 	w.step++
 	meta := journal.Meta{
 		Actor:          &eventsv1.Actor{OrganisationId: org, OrganisationKind: actor, User: "synth"},
@@ -250,6 +343,9 @@ func (w *writer) journey(ctx context.Context) error {
 	r := w.r
 	// Practices are unequal in size: a few refer much more than most.
 	practice := Practice(int(float64(w.cfg.Practices) * r.Float64() * r.Float64()))
+	if n := len(w.cfg.Referrers); n > 0 {
+		practice = w.cfg.Referrers[int(float64(n)*r.Float64()*r.Float64())]
+	}
 	w.team = Team(r.IntN(w.cfg.Teams))
 	if practice == Practice(0) || practice == Practice(1) {
 		w.team = Team(0)
@@ -257,6 +353,7 @@ func (w *writer) journey(ctx context.Context) error {
 	w.sid = fmt.Sprintf("SYN-%d-%08d", w.cfg.Seed, w.i)
 	w.id = events.ReferralJourneyID(practice, w.sid)
 	w.now = w.cfg.Start.Add(time.Duration(r.IntN(365*24*60)) * time.Minute)
+	w.referredAt = w.now
 	consent := w.chance(0.88)
 	var rs []string
 	for range 1 + r.IntN(2) {
@@ -419,7 +516,7 @@ func (w *writer) support(ctx context.Context, consent bool, round int) error {
 	if w.chance(0.7) {
 		w.days(1, 5)
 		fid := w.uuid()
-		due := w.now.AddDate(0, 2, r.IntN(30))
+		due := w.now.Add(w.wait(w.now.AddDate(0, 2, r.IntN(30)).Sub(w.now)))
 		if err := w.do(ctx, kindLW, w.team, events.ScheduleFollowUp{FollowUpID: fid, Due: due.Format(time.DateOnly)}); err != nil {
 			return err
 		}

@@ -2,10 +2,14 @@ package synthhistory_test
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"linkway/events"
 	"linkway/ops/synthhistory"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/natsserver"
@@ -47,5 +51,90 @@ func TestGenerate(t *testing.T) {
 	}
 	if again.Events != 0 {
 		t.Errorf("a rerun with the same seed appended %d events", again.Events)
+	}
+}
+
+// recorder passes every command to the real store and notes what the
+// history said: when each step was dated, who referred, to which team.
+type recorder struct {
+	store *journal.Store
+	mu    sync.Mutex
+	last  time.Time
+	refs  map[string]int // referrer -> journeys
+	teams map[string]int
+	ids   []string
+}
+
+func (r *recorder) Execute(ctx context.Context, id string, meta journal.Meta, cmd events.Command) (journal.Result, error) {
+	r.mu.Lock()
+	if meta.OccurredAt.After(r.last) {
+		r.last = meta.OccurredAt
+	}
+	if ref, ok := cmd.(events.Refer); ok {
+		r.refs[ref.Referral.ReferrerOrganisationId]++
+		r.teams[ref.Referral.LinkWorkTeam]++
+		r.ids = append(r.ids, id)
+	}
+	r.mu.Unlock()
+	return r.store.Execute(ctx, id, meta, cmd)
+}
+
+// TestDemo writes the --demo history on a real server: a year to now from
+// the demo referrers to the demo team, nothing dated after now, and only
+// the last few days' journeys still open (so the caseload's first page has
+// room for a visitor's referrals).
+func TestDemo(t *testing.T) {
+	_, js := natsserver.Test(t)
+	ctx := context.Background()
+	store, err := journal.Open(ctx, js, journal.DefaultConfig(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	cfg := synthhistory.Demo(600, now)
+	rec := &recorder{store: store, refs: map[string]int{}, teams: map[string]int{}}
+	st, err := synthhistory.Generate(ctx, rec, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Journeys != 600 || len(rec.ids) != 600 {
+		t.Fatalf("%d journeys written, %d referred: want 600", st.Journeys, len(rec.ids))
+	}
+	if rec.last.After(now) {
+		t.Errorf("a step dated %s, after now (%s)", rec.last, now)
+	}
+	if len(rec.teams) != 1 || rec.teams["U12345"] != 600 {
+		t.Errorf("teams %v: want every journey with U12345", rec.teams)
+	}
+	for ref := range rec.refs {
+		if !slices.Contains(synthhistory.DemoReferrers, ref) {
+			t.Errorf("referred by %s, not one of %v", ref, synthhistory.DemoReferrers)
+		}
+	}
+	if rec.refs["A81001"] != 0 || rec.refs["A81002"] == 0 {
+		t.Errorf("referrers %v: want Hillside (A81002) among them and Riverside (A81001) left for the visitor", rec.refs)
+	}
+	var open, earliest int
+	for _, id := range rec.ids {
+		s, _, err := store.Load(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ReferredAt.Before(now.AddDate(-1, 0, -1)) {
+			earliest++
+		}
+		if s.Closed || s.Declined {
+			continue
+		}
+		open++
+		if now.Sub(s.ReferredAt) > cfg.Recent {
+			t.Errorf("journey referred %s ago still open: only the last %s's should be", now.Sub(s.ReferredAt), cfg.Recent)
+		}
+	}
+	if open == 0 || open > 600/20 || uint64(open) != st.Outcomes["still_open"] {
+		t.Errorf("%d journeys open (stats say %d): want a few, under 5%%", open, st.Outcomes["still_open"])
+	}
+	if earliest != 0 {
+		t.Errorf("%d journeys referred more than a year ago", earliest)
 	}
 }
