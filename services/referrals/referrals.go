@@ -132,6 +132,17 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// Settings are the service's settings.
 	Settings Settings
+	// JS holds the practices' NATS feed (FEED_GP, feed.go); without it the
+	// service keeps no feed.
+	JS jetstream.JetStream
+	// Leases decide which replica publishes the feed; nil when this
+	// process is alone (it publishes).
+	Leases Leases
+	// Group runs the feed's publisher; without one it runs on its own
+	// goroutines until ctx ends.
+	Group Group
+	// Replicas of the feed's stream.
+	Replicas int
 }
 
 // Service is the referrals service.
@@ -184,6 +195,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if s.form, err = newFormPage(); err != nil {
 		return nil, err
+	}
+	if cfg.JS != nil {
+		if err := s.startFeed(ctx); err != nil {
+			return nil, err
+		}
 	}
 	cfg.Views.Add(s.proj)
 	s.view = cfg.Views.View(ProjectionName)

@@ -10,6 +10,7 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
+	"linkway/services/platform/feeds"
 	"linkway/services/platform/views"
 )
 
@@ -122,6 +123,7 @@ func (p personal) empty() bool { return p == personal{} }
 //	c.<org>.<created>.<journey>            the list, oldest first by creation
 //	s.<org>.<status>.<created>.<journey>   the list by status
 //	u.<org>.<updated>.<journey>            the list by last change (value: the status)
+//	q., t, x.                              the GP feed's outbox (feed.go, services/platform/feeds)
 //
 // Times are fixed-width UTC, so keys sort in time order.
 func recordKey(org, id string) string    { return "r." + org + "." + id }
@@ -163,6 +165,9 @@ func owner(s events.State) (string, bool) {
 // projection renders the referrers' view on the process's one reader.
 type projection struct {
 	terms *events.Terminology
+	// feed is the practices' feed whose outbox the projection writes
+	// (feed.go); nil when the service keeps no feed.
+	feed *feeds.Feed
 }
 
 func (p *projection) Name() string { return ProjectionName }
@@ -219,7 +224,10 @@ func (p *projection) Apply(b *views.Batch, c views.Change) error {
 	if c.Envelope.GetPersonalDataErased() != nil {
 		b.Erase(personKey(org, c.JourneyID))
 	}
-	return b.SetJSON(recordKey(org, c.JourneyID), rec)
+	if err := b.SetJSON(recordKey(org, c.JourneyID), rec); err != nil {
+		return err
+	}
+	return p.toFeed(b, c, org, &rec)
 }
 
 // change is one event of a journey with the state before and after it,

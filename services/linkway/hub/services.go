@@ -51,6 +51,7 @@ func (h *Hub) startParties(ctx context.Context, only []string) (err error) {
 		if p.Referrals, err = referrals.New(ctx, referrals.Config{
 			Journal: h.store, Views: h.views, Audit: h.audit, Orgs: h.orgs, HTTP: h.api,
 			Log: log, Metrics: h.registry, Settings: h.cfg.Referrals,
+			JS: h.js, Leases: h.leases, Group: h.group, Replicas: h.cfg.Replicas, // FEED_GP, by lease like FEED_VCS
 		}); err != nil {
 			return fmt.Errorf("start referrals: %w", err)
 		}
