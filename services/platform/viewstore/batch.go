@@ -117,7 +117,7 @@ func (b *Batch) Commit(ctx context.Context, sync bool) error {
 	if sync || len(b.erase) > 0 {
 		opts = pebble.Sync
 	}
-	err := b.s.use(func(db *pebble.DB) error {
+	err := b.s.write(func(db *pebble.DB) error {
 		pb := db.NewBatchWithSize(b.Size() + 64)
 		defer pb.Close()
 		for _, r := range b.ranges {

@@ -9,6 +9,19 @@
 // contents and the reader only ever re-applies. Lists are prefix scans in
 // pages (Page) with an opaque page token. DropView and Erase delete a key
 // range and compact it, so deleted bytes leave the table files.
+//
+// A full disk: Pebble cannot go on after a failed write to its log or its
+// manifest (it calls such an error fatal and has no way back short of
+// reopening), so the store keeps it from getting there. Every write first
+// asks the file system for room, and while less than Config.ReserveBytes
+// is free it is refused with ErrNoSpace: nothing is written, the reader
+// retries from its checkpoints, and writes resume by themselves once space
+// is freed. Should Pebble fail all the same (another process took the
+// reserve between the check and the write), the store is failed for good:
+// every later write answers ErrFailed, which is ErrClosed to the reader, so
+// the process stops and its supervisor starts it again; Pebble's log
+// replay then reopens the store at its last committed batch, every view at
+// a checkpoint that matches its contents. See full.go.
 package viewstore
 
 import (
@@ -19,6 +32,7 @@ import (
 	"os"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -38,6 +52,10 @@ type Config struct {
 	MemTables     int
 	// Log receives Pebble's own messages (at debug level) and the store's.
 	Log *slog.Logger
+	// ReserveBytes is the free space below which writes are refused
+	// (ErrNoSpace) rather than risked: room for Pebble to flush its
+	// memtables and write its manifest. 0: twice the memtables' bound.
+	ReserveBytes uint64
 }
 
 // DefaultConfig is sized for a national year's views within about 1 GiB
@@ -50,6 +68,11 @@ func DefaultConfig(dir string) Config {
 type Store struct {
 	db  *pebble.DB
 	log *slog.Logger
+	dir string
+	// reserve, fatal and starved: see full.go.
+	reserve uint64
+	fatal   *fatal
+	starved atomic.Bool
 
 	// mu guards db against use after Close: Pebble panics on a closed DB,
 	// and a view read during shutdown must fail, never end the process.
@@ -78,9 +101,14 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ReserveBytes == 0 {
+		cfg.ReserveBytes = 2 * cfg.MemTableBytes * uint64(cfg.MemTables)
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("view store %s: %w", cfg.Dir, err)
 	}
+	failure := &fatal{log: cfg.Log, dir: cfg.Dir}
+	logger := &pebbleLogger{log: cfg.Log, fatal: failure}
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref() // the DB holds its own reference
 	opts := &pebble.Options{
@@ -88,7 +116,7 @@ func Open(cfg Config) (*Store, error) {
 		MemTableSize:                cfg.MemTableBytes,
 		MemTableStopWritesThreshold: cfg.MemTables,
 		FormatMajorVersion:          pebble.FormatNewest,
-		Logger:                      pebbleLogger{cfg.Log},
+		Logger:                      logger,
 		Cleaner:                     noRecycle{}, // erased data must not live on in a reused log
 	}
 	// Bloom filters on every level (the value of L0 is taken by the
@@ -99,11 +127,14 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("view store %s: %w", cfg.Dir, err)
 	}
-	return &Store{db: db, log: cfg.Log}, nil
+	return &Store{db: db, log: cfg.Log, dir: cfg.Dir, reserve: cfg.ReserveBytes, fatal: failure}, nil
 }
 
 // Close flushes nothing more than Pebble does (committed batches are in
-// the WAL) and closes the store; reads after it fail with ErrClosed.
+// the WAL) and closes the store; reads after it fail with ErrClosed. A
+// failed store is only marked closed, and its failure returned: Pebble's
+// own Close would wait for ever on a flush the full disk refuses, or end
+// the process, so its files and lock are left to the process's exit.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -111,6 +142,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	if err := s.fatal.get(); err != nil {
+		return fmt.Errorf("%w: %w", ErrFailed, err)
+	}
 	return s.db.Close()
 }
 
@@ -227,7 +261,7 @@ func (s *Store) DropView(ctx context.Context, name string) error {
 		return err
 	}
 	p := viewPrefix(name)
-	err := s.use(func(db *pebble.DB) error {
+	err := s.write(func(db *pebble.DB) error {
 		b := db.NewBatch()
 		defer b.Close()
 		if err := b.DeleteRange(p, prefixEnd(p), nil); err != nil {
@@ -257,7 +291,7 @@ func (s *Store) DeleteAndCompact(ctx context.Context, view, prefix string) error
 	}
 	start := viewKey(view, prefix)
 	end := prefixEnd(start)
-	err := s.use(func(db *pebble.DB) error {
+	err := s.write(func(db *pebble.DB) error {
 		if err := db.DeleteRange(start, end, pebble.Sync); err != nil {
 			return err
 		}
@@ -296,7 +330,7 @@ func compact(ctx context.Context, db *pebble.DB, start, end []byte) error {
 // of hard links where the file system allows. A process opened on dir
 // continues from the snapshot's checkpoints, replaying only the tail.
 func (s *Store) Snapshot(dir string) error {
-	err := s.use(func(db *pebble.DB) error { return db.Checkpoint(dir, pebble.WithFlushedWAL()) })
+	err := s.write(func(db *pebble.DB) error { return db.Checkpoint(dir, pebble.WithFlushedWAL()) })
 	if err != nil {
 		return fmt.Errorf("view store snapshot into %s: %w", dir, err)
 	}
@@ -306,7 +340,7 @@ func (s *Store) Snapshot(dir string) error {
 // Sync makes every batch committed so far durable (catch-up batches are
 // committed without waiting for the disk).
 func (s *Store) Sync() error {
-	return s.use(func(db *pebble.DB) error { return db.LogData(nil, pebble.Sync) })
+	return s.write(func(db *pebble.DB) error { return db.LogData(nil, pebble.Sync) })
 }
 
 // DiskBytes is the space the store's files take.
@@ -317,22 +351,4 @@ func (s *Store) DiskBytes() uint64 {
 		return nil
 	})
 	return n
-}
-
-// pebbleLogger sends Pebble's messages to slog. Fatalf is Pebble finding
-// its files corrupt: it must not return, so it panics after logging.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug("pebble: " + fmt.Sprintf(format, args...))
-}
-
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error("pebble: " + fmt.Sprintf(format, args...))
-}
-
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	msg := "pebble: " + fmt.Sprintf(format, args...)
-	l.log.Error(msg)
-	panic(msg)
 }
