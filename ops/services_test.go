@@ -256,6 +256,7 @@ func TestServicesRunUnderTheirPermissions(t *testing.T) {
 	}
 	readOwnFeed(t, s, "feed_vcs_VCS001", "FEED_VCS", "VCS001", "lw.feed.vcs.VCS001")
 	readOwnFeed(t, s, "feed_outcomes_QYG", "OUTCOMES_FEED", "QYG", "lw.feed.outcomes.QYG")
+	readOwnFeed(t, s, "feed_gp_A81001", "FEED_GP", "A81001", "lw.feed.gp.A81001")
 
 	// The practice reads the journey back: an audited read.
 	if st, body := call(t, "GET", bases["referrals"]+"/v1/referrals/"+ref.JourneyID, gpKey, nil); st != http.StatusOK {
@@ -277,6 +278,22 @@ func TestServicesRunUnderTheirPermissions(t *testing.T) {
 			map[string]string{"nhs_number": "9434765919"}); st/100 != 2 {
 			t.Fatalf("erasure: %d %s", st, body)
 		}
+		// The practice's feed drops the journey: the referrals service, as
+		// its own user, securely deletes its messages and leaves the notice.
+		waitFor(t, 10*time.Second, func() error {
+			feed, err := js.Stream(context.Background(), "FEED_GP")
+			if err != nil {
+				return err
+			}
+			info, err := feed.Info(context.Background(), jetstream.WithSubjectFilter("lw.feed.gp.A81001."+ref.JourneyID+".>"))
+			if err != nil {
+				return err
+			}
+			if len(info.State.Subjects) != 1 || info.State.Subjects["lw.feed.gp.A81001."+ref.JourneyID+".erased"] != 1 {
+				return fmt.Errorf("FEED_GP holds %v of the erased journey", info.State.Subjects)
+			}
+			return nil
+		})
 	}
 	if v := log.all(); len(v) > 0 {
 		t.Fatalf("the server refused the services %d operations, first: %v", len(v), v[:min(len(v), 10)])
