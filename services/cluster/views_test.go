@@ -58,11 +58,12 @@ func waitCaughtUp(t *testing.T, h *hubReplica, last uint64, timeout time.Duratio
 // notFromTheLog are, per view, the key prefixes a rebuild from the log
 // leaves out by design: a feed's outbox holds messages not yet known to be
 // published, trimmed a block at a time behind the feed's mark, and a
-// rebuild never writes a message the feed has already published (vcs
-// outbox.go, outcomes record.go).
+// rebuild never writes a message the feed has already published
+// (services/platform/feeds for vcs and referrals, outcomes record.go).
 var notFromTheLog = map[string][]string{
-	"inbox":    {"q.", "t", "x."},
-	"outcomes": {"f.", "f~"},
+	"inbox":     {"q.", "t", "x."},
+	"referrals": {"q.", "t", "x."},
+	"outcomes":  {"f.", "f~"},
 }
 
 // readViews reads every view of the view store in dir (the machinery's own
