@@ -90,7 +90,7 @@ func TestHubServesAndStopsGracefully(t *testing.T) {
 	var stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- realMain(ctx, []string{"hub", "--demo", "--http", addr, "--data", t.TempDir(), "--nats-listen", "off"}, io.Discard, &stderr)
+		done <- realMain(ctx, []string{"hub", "--demo", "--demo-history", "20", "--http", addr, "--data", t.TempDir(), "--nats-listen", "off"}, io.Discard, &stderr)
 	}()
 	exited := false
 	waitReady(t, base, func() bool {
@@ -105,6 +105,11 @@ func TestHubServesAndStopsGracefully(t *testing.T) {
 	})
 	if st, _ := get(t, base+"/healthz", ""); st != http.StatusOK {
 		t.Errorf("/healthz %d", st)
+	}
+	// --demo-history: the first start wrote the demo's history, and said
+	// how long it took, before it was ready.
+	if !strings.Contains(stderr.String(), "demo history: 20 journeys, ") {
+		t.Errorf("no 'demo history: 20 journeys, M events in Xs' in the log:\n%s", stderr.String())
 	}
 	st, body := get(t, base+"/metrics", "")
 	for _, m := range []string{"linkway_reader_lag_events", "linkway_http_requests_total", "go_goroutines"} {

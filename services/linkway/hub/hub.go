@@ -62,6 +62,11 @@ type Config struct {
 	NATSListen string
 	// Demo seeds the demo organisations and keys of API.md.
 	Demo bool
+	// DemoHistory is how many journeys of synthetic history (a year of the
+	// demo organisations', synthhistory.Demo) the first Demo start writes
+	// on an empty embedded store; 0, the default here, none. The linkway
+	// command's --demo-history sets it (3000 unless told).
+	DemoHistory int
 	// DemoKey lets a tool read a --demo folder's data with its demo master
 	// key without seeding anything (rebuild). The hub itself uses that key
 	// only with Demo; without, it refuses to start on such a folder.
@@ -162,6 +167,9 @@ type Hub struct {
 	views      *views.Registry
 	reader     *views.Reader
 	indexReady atomic.Bool
+	// demoHistory is true while the demo history is being written and
+	// applied (demohistory.go): /readyz waits for it.
+	demoHistory atomic.Bool
 	// started ends the start-up retries of the parties' calls (startJS);
 	// stepCancels end what successful steps started, once the hub stops.
 	started     atomic.Bool
@@ -301,9 +309,14 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err := h.startParties(h.ctx, cfg.Services); err != nil {
 		return nil, err
 	}
-	// The parties have added their projections: one reader applies them.
+	// The parties have added their projections: one reader applies them,
+	// after the demo history when this start writes one (demohistory.go).
 	if !cfg.offline {
-		if err := h.startReader(); err != nil {
+		history, err := h.demoHistoryDue(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.startReader(history); err != nil {
 			return nil, err
 		}
 	}
@@ -389,6 +402,9 @@ func (h *Hub) serveReady(w http.ResponseWriter, r *http.Request) {
 	}
 	if !h.indexReady.Load() {
 		behind = append(behind, "person index")
+	}
+	if h.demoHistory.Load() {
+		behind = append(behind, "demo history")
 	}
 	writable, _ := h.health.writable()
 	switch {

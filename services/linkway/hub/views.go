@@ -45,9 +45,14 @@ func (h *Hub) readerConfig() views.ReaderConfig {
 
 // startReader starts the one reader over every projection the parties
 // added, in the hub's group, and attaches it to the registry. A process
-// whose parties keep no view runs none.
-func (h *Hub) startReader() error {
+// whose parties keep no view runs none. With history, the demo history is
+// written first and the reader then catches up with it in bulk (unsynced
+// batches) rather than applying it live as it is written.
+func (h *Hub) startReader(history bool) error {
 	if len(h.views.Projections()) == 0 {
+		if history {
+			h.group.Go(func() error { h.writeDemoHistory(h.ctx); return nil })
+		}
 		return nil // no view here (admin alone): nothing to read the log for
 	}
 	rc := h.readerConfig()
@@ -62,7 +67,12 @@ func (h *Hub) startReader() error {
 	}
 	h.reader = rd
 	h.views.Attach(rd)
-	h.group.Go(func() error { return rd.Run(h.ctx) })
+	h.group.Go(func() error {
+		if history {
+			h.writeDemoHistory(h.ctx)
+		}
+		return rd.Run(h.ctx)
+	})
 	return nil
 }
 
