@@ -11,8 +11,8 @@
 // /fhir/R4/ServiceRequest, GET /fhir/R4/ServiceRequest/{id}, GET
 // /fhir/R4/Task?focus=ServiceRequest/{id} and /fhir/R4/Task/{id}, POST
 // /fhir/R4/$process-message, GET /fhir/R4/metadata (public); POST
-// /v1/self-referrals and the form at /refer/ (no key); GET /openapi.yaml
-// (public).
+// /v1/self-referrals and the form at /refer/ (no key). GET /openapi.yaml
+// is the hub's, for every process.
 //
 // The view is a projection on the process's one reader of the journey log
 // (views.Registry), rendered from the journey as events folds it; its
@@ -35,7 +35,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"linkway/events"
-	lwproto "linkway/proto"
 	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/platform/api"
 	"linkway/services/platform/journal"
@@ -206,10 +205,6 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	cfg.HTTP.Handle("POST /v1/referrals", referrers, s.postReferral)
 	cfg.HTTP.Handle("GET /v1/referrals/{id}", referrers, s.getReferral)
 	cfg.HTTP.Handle("GET /v1/referrals", referrers, s.listReferrals)
-	cfg.HTTP.HandlePublic("GET /openapi.yaml", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/yaml")
-		_, _ = w.Write(lwproto.OpenAPI)
-	}))
 	s.routesFHIR()
 	s.routesSelf()
 	return s, nil

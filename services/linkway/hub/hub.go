@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	lwproto "linkway/proto"
 	"linkway/services/linkwork"
 	"linkway/services/outcomes"
 	"linkway/services/platform/api"
@@ -327,6 +328,12 @@ func Start(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}))
 	httpAPI.HandlePublic("GET /readyz", http.HandlerFunc(h.serveReady))
 	httpAPI.HandlePublic("GET /metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{}))
+	// The API document, whichever parties this process runs (every
+	// replica of any service answers for the whole API).
+	httpAPI.HandlePublic("GET /openapi.yaml", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(lwproto.OpenAPI)
+	}))
 
 	h.listener, err = net.Listen("tcp", cfg.HTTP)
 	if err != nil {
