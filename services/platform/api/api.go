@@ -164,10 +164,11 @@ func (u *unmatched) WriteHeader(code int) {
 	}
 	u.replaced = true
 	e := errorDetail{Code: events.CodeNotFound, Message: "no such route"}
-	if code == http.StatusMethodNotAllowed {
-		e = errorDetail{Code: events.CodeInvalid, Message: "this route does not take that method; see Allow"}
+	if code == http.StatusMethodNotAllowed { // the mux has set Allow
+		e = errorDetail{Code: CodeMethodNotAllowed, Message: "this route does not take that method; it takes " +
+			strings.Join(u.Header().Values("Allow"), ", ")}
 	}
-	WriteJSON(u.ResponseWriter, code, errorBody{Error: e})
+	WriteJSON(u.ResponseWriter, Status(e.Code), errorBody{Error: e})
 }
 
 func (u *unmatched) Write(b []byte) (int, error) {

@@ -17,11 +17,18 @@ type answer struct {
 	issueType string
 }
 
+// CodeMethodNotAllowed answers a request whose path is a route that does
+// not take its method (405, with Allow listing those it takes). API.md's
+// table has no code for it, and it is no error of a journey's, so it is
+// the HTTP layer's own code rather than one of events'.
+const CodeMethodNotAllowed events.Code = "method_not_allowed"
+
 var answers = map[events.Code]answer{
 	events.CodeInvalid:            {http.StatusBadRequest, "invalid"},
 	events.CodeUnauthenticated:    {http.StatusUnauthorized, "login"},
 	events.CodePermissionDenied:   {http.StatusForbidden, "forbidden"},
 	events.CodeNotFound:           {http.StatusNotFound, "not-found"},
+	CodeMethodNotAllowed:          {http.StatusMethodNotAllowed, "not-supported"},
 	events.CodeFailedPrecondition: {http.StatusConflict, "business-rule"},
 	events.CodeTooLarge:           {http.StatusRequestEntityTooLarge, "too-costly"},
 	events.CodeTooManyRequests:    {http.StatusTooManyRequests, "transient"},

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,7 +41,7 @@ func TestRoutesAndUnmatched(t *testing.T) {
 		code         string
 	}{
 		{"GET", "/v1/nothing", 404, "not_found"},
-		{"DELETE", "/v1/things/1", 405, "invalid_argument"},
+		{"DELETE", "/v1/things/1", 405, "method_not_allowed"},
 		{"GET", "/static", http.StatusTemporaryRedirect, ""},
 	} {
 		req, _ := http.NewRequest(c.method, ts.URL+c.path, nil)
@@ -59,8 +60,10 @@ func TestRoutesAndUnmatched(t *testing.T) {
 		if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Content-Security-Policy") == "" {
 			t.Errorf("%s %s: headers %v", c.method, c.path, resp.Header)
 		}
-		if c.status == 405 && resp.Header.Get("Allow") == "" {
-			t.Errorf("405 without Allow")
+		if c.status == 405 && (!strings.Contains(resp.Header.Get("Allow"), "GET") ||
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json")) {
+			t.Errorf("405: Allow %q, Content-Type %q: want the route's methods and the JSON error shape",
+				resp.Header.Get("Allow"), resp.Header.Get("Content-Type"))
 		}
 	}
 	s.SetRateLimit(api.RateLimit{Rate: 0.001, Burst: 1})
