@@ -419,6 +419,10 @@ func (h *Hub) serveReady(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "nats unavailable"})
 	case !writable: // a full disk, a store over its limit, no quorum
 		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "jetstream cannot write"})
+	case h.viewStore != nil && h.viewStore.Writable() != nil:
+		// The views' disk is short of space (they wait, and catch up by
+		// themselves once it has room) or their store failed.
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "view store cannot write"})
 	case len(behind) > 0:
 		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "catching up", "projections": behind})
 	default:

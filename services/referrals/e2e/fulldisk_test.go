@@ -83,6 +83,9 @@ func TestViewsWaitOutAFullDisk(t *testing.T) {
 		if st, _ := h.Do("GET", "/healthz", "", nil); st != http.StatusOK {
 			t.Fatalf("/healthz %d while the views wait", st)
 		}
+		if st, b := h.Do("GET", "/readyz", "", nil); st != http.StatusServiceUnavailable || !strings.Contains(string(b), "view store cannot write") {
+			t.Fatalf("/readyz while the views cannot write: %d %s, want 503 naming the view store", st, b)
+		}
 		time.Sleep(50 * time.Millisecond) // observing that nothing changes
 	}
 
