@@ -134,10 +134,13 @@ func (p *projection) toFeed(b *views.Batch, c views.Change, practice string, rec
 	if p.feed == nil || c.After.Source() != events.SourceGP {
 		return nil
 	}
+	at, erased := feeds.Position{Seq: c.Seq}, c.Envelope.GetPersonalDataErased() != nil
+	if !p.feed.Wants(at) && !erased { // an erasure still erases the outbox
+		return nil // published before: this is a replay (a rebuild)
+	}
 	env := c.Envelope
 	msg := FeedMessage{EventID: env.GetEventId(), Event: eventType(env), OccurredAt: occurred(env).UTC(),
 		Practice: practice, JourneyID: rec.JourneyID, SourceID: rec.SourceID}
-	erased := env.GetPersonalDataErased() != nil
 	if erased {
 		msg.Event = FeedErased
 		if err := p.feed.EraseJourney(b, c.JourneyID); err != nil {
@@ -156,5 +159,5 @@ func (p *projection) toFeed(b *views.Batch, c views.Change, practice string, rec
 	if erased {
 		m.Erase = FeedSubject(practice, rec.JourneyID, "*")
 	}
-	return p.feed.Add(b, feeds.Position{Seq: c.Seq}, c.JourneyID, m)
+	return p.feed.Add(b, at, c.JourneyID, m)
 }

@@ -18,6 +18,10 @@ import (
 // notice erases, before it is published, what the feed holds of the
 // onward referral.
 func (p *inboxProjection) outbox(b *views.Batch, c views.Change, part int, name string, r record) error {
+	pos := feeds.Position{Seq: c.Seq, Part: part}
+	if !p.feed.Wants(pos) {
+		return nil // published before: this is a replay
+	}
 	at := c.Envelope.GetOccurredAt().AsTime().UTC()
 	body, err := json.Marshal(FeedMessage{EventID: c.Envelope.GetEventId(), Event: name, OccurredAt: at,
 		OrganisationID: r.OrganisationID, OnwardReferral: r.item(at)})
@@ -32,5 +36,5 @@ func (p *inboxProjection) outbox(b *views.Batch, c views.Change, part int, name 
 		m.MsgID += "/" + r.ID
 		m.Erase = FeedSubject(r.OrganisationID, r.ID, "*")
 	}
-	return p.feed.Add(b, feeds.Position{Seq: c.Seq, Part: part}, c.JourneyID, m)
+	return p.feed.Add(b, pos, c.JourneyID, m)
 }

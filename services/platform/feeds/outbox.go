@@ -125,12 +125,17 @@ type Message struct {
 	Body  json.RawMessage `json:"body"`
 }
 
+// Wants reports whether the feed still wants the message of the change at
+// 'at': false for a replay of what it has published (a rebuild), so that
+// the projection need not render it.
+func (f *Feed) Wants(at Position) bool { return at.After(f.mark.get()) }
+
 // Add writes a message made by the change at 'at' of journeyID into the
 // outbox, unless the feed is already past it (a replay). A message with
 // nothing to erase is listed under its journey, so that an erasure erases
 // it; the outbox's published blocks are trimmed.
 func (f *Feed) Add(b *views.Batch, at Position, journeyID string, m Message) error {
-	if !at.After(f.mark.get()) {
+	if !f.Wants(at) {
 		return nil // published before: this is a replay
 	}
 	key := OutboxKey(at)
