@@ -100,67 +100,106 @@ func run(n, conc int, op func(i int) error) (float64, error) {
 
 // BenchmarkReferralsHTTP is (a): GP referrals accepted per second through
 // the HTTP API (JSON decoding, validation, sealing, decide, the
-// expected-sequence append fsynced by the server) at concurrency 64, and
-// raw JetStream publishes of a message of the stored event's size, with
-// the same expected-sequence header and message id, on the same server.
+// expected-sequence append fsynced by the server), at concurrency 1 and
+// 64, beside raw JetStream publishes of a message of the stored event's
+// size, with the same expected-sequence header and message id, on the same
+// server at the same concurrency. Half the referrals are of eight people
+// referred again and again (the person index and key pool under
+// contention); every request must be answered 201, and the POST's own
+// latency is recorded.
 func BenchmarkReferralsHTTP(b *testing.B) {
-	const conc = 64
-	n := max(b.N, 3000)
 	h := hubtest.Start(b, noLimit)
-	c := httpClient(conc)
-	run(200, conc, func(i int) error { // warm up connections and caches
+	c := httpClient(64)
+	run(200, 64, func(i int) error { // warm up connections and caches
 		_, err := post(c, h.Base+"/v1/referrals", gpKey, referralBody(fmt.Sprintf("WARM-%d", i), i))
 		return err
 	})
 	idle(b, h, 0)
-	b.ResetTimer()
-	httpRate, err := run(n, conc, func(i int) error {
-		st, err := post(c, h.Base+"/v1/referrals", gpKey, referralBody(fmt.Sprintf("BENCH-%d", i), 1000+i))
-		if err == nil && st != http.StatusCreated {
-			err = fmt.Errorf("POST /v1/referrals: status %d", st)
-		}
-		return err
-	})
-	b.StopTimer()
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx := context.Background()
 	js := h.JS()
-	stream, err := js.Stream(ctx, events.JourneyStream)
-	if err != nil {
-		b.Fatal(err)
-	}
-	last, err := stream.GetLastMsgForSubject(ctx, events.JourneySubjects+".*")
-	if err != nil {
-		b.Fatal(err)
-	}
-	// The projections apply the referrals after they are acknowledged;
-	// let them finish, so the raw publishes do not share the server with
-	// them.
-	idle(b, h, last.Sequence)
 	// Raw publishes go to a stream of their own with the log's settings
 	// (file storage, same replicas, the server fsyncing every write), so
-	// that the hub's projections do not try to apply them.
+	// that the hub's reader does not apply them.
 	sc := journal.StreamConfig(journal.DefaultConfig())
 	sc.Name, sc.Subjects, sc.SubjectTransform = "RAW_BENCH", []string{"rawbench.*"}, nil
 	if _, err := js.CreateStream(ctx, sc); err != nil {
 		b.Fatal(err)
 	}
-	payload := make([]byte, len(last.Data))
-	rawRate, err := run(n, conc, func(int) error {
-		_, err := js.PublishMsg(ctx, &nats.Msg{Subject: "rawbench." + events.NewID(), Data: payload},
-			jetstream.WithMsgID(events.NewID()), jetstream.WithExpectLastSequencePerSubject(0))
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
+	type metric struct {
+		v    float64
+		unit string
 	}
-	b.ReportMetric(httpRate, "referrals/s")
-	b.ReportMetric(rawRate, "raw_publishes/s")
-	b.ReportMetric(httpRate/rawRate, "ratio")
-	results.set("a", fmt.Sprintf("| referrals accepted through HTTP, concurrency 64 (%d requests, event %d B sealed) | %s/s | %s/s publishes | %.2f |",
-		n, len(payload), thousands(httpRate), thousands(rawRate), httpRate/rawRate))
+	var (
+		lines   []string
+		metrics []metric
+	)
+	for _, conc := range []int{1, 64} {
+		n := max(b.N, 3000)
+		if conc == 1 {
+			n = max(b.N, 500)
+		}
+		lat := make([]time.Duration, n)
+		var failures atomic.Int64
+		var firstFailure atomic.Value
+		b.ResetTimer()
+		httpRate, _ := run(n, conc, func(i int) error {
+			person := 1_000_000*conc + i // a new person
+			if i%2 == 0 {
+				person = i / 2 % 8 // one of eight people referred again and again
+			}
+			start := time.Now()
+			st, err := post(c, h.Base+"/v1/referrals", gpKey, referralBody(fmt.Sprintf("BENCH-%d-%d", conc, i), person))
+			lat[i] = time.Since(start)
+			if err == nil && st != http.StatusCreated {
+				err = fmt.Errorf("POST /v1/referrals: status %d", st)
+			}
+			if err != nil {
+				failures.Add(1)
+				firstFailure.CompareAndSwap(nil, err)
+			}
+			return nil // count it and go on
+		})
+		b.StopTimer()
+		if err, _ := firstFailure.Load().(error); err != nil {
+			b.Errorf("concurrency %d: %d of %d referrals failed, e.g. %v", conc, failures.Load(), n, err)
+		}
+		stream, err := js.Stream(ctx, events.JourneyStream)
+		if err != nil {
+			b.Fatal(err)
+		}
+		last, err := stream.GetLastMsgForSubject(ctx, events.JourneySubjects+".*")
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The reader applies the referrals after they are acknowledged;
+		// let it finish, so the raw publishes do not share the server
+		// with it.
+		idle(b, h, last.Sequence)
+		payload := make([]byte, len(last.Data))
+		rawRate, err := run(n, conc, func(int) error {
+			_, err := js.PublishMsg(ctx, &nats.Msg{Subject: "rawbench." + events.NewID(), Data: payload},
+				jetstream.WithMsgID(events.NewID()), jetstream.WithExpectLastSequencePerSubject(0))
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p50, p99 := percentile(lat, 50), percentile(lat, 99)
+		// Reported after the loop: ResetTimer clears reported metrics.
+		metrics = append(metrics,
+			metric{httpRate, fmt.Sprintf("referrals/s@c%d", conc)},
+			metric{rawRate, fmt.Sprintf("raw_publishes/s@c%d", conc)},
+			metric{httpRate / rawRate, fmt.Sprintf("ratio@c%d", conc)},
+			metric{float64(p99.Microseconds()) / 1000, fmt.Sprintf("p99_ms@c%d", conc)})
+		b.Logf("concurrency %d: %d referrals (half of 8 people again and again), %.0f/s, %d failed, POST p50 %s p99 %s; raw publishes %.0f/s; ratio %.2f",
+			conc, n, httpRate, failures.Load(), ms(p50), ms(p99), rawRate, httpRate/rawRate)
+		lines = append(lines, fmt.Sprintf("| referrals accepted through HTTP, concurrency %d (%d requests, half of 8 people referred again and again; %d failed; event %d B sealed) | %s/s, POST p50 %s, p99 %s | %s/s publishes | %.2f |",
+			conc, n, failures.Load(), len(payload), thousands(httpRate), ms(p50), ms(p99), thousands(rawRate), httpRate/rawRate))
+	}
+	for _, m := range metrics {
+		b.ReportMetric(m.v, m.unit)
+	}
+	results.set("a", strings.Join(lines, "\n"))
 }
 
 // BenchmarkCaseloadLatency is (c): a GP's POST to the referral's entry in
