@@ -8,7 +8,7 @@ build:
 	$(GO) build -o bin/linkway ./services/linkway
 
 run:
-	$(GO) run ./services/linkway hub --demo
+	$(GO) run ./services/linkway hub --demo --demo-history $${LINKWAY_DEMO_HISTORY:-2000}
 
 ## proto: regenerate the Go code of proto/ with the tools pinned in go.mod.
 proto:

@@ -72,12 +72,6 @@ func secretFlags(fs *flag.FlagSet, cfg *hub.Config) (decode func() error) {
 	}
 }
 
-// defaultDemoHistory is the demo's year: 2,000 journeys (about 25,000
-// events) to the demo team, so that each of its eight link workers has
-// carried a safe year's caseload (200-250 people) and the views hold
-// enough to page through.
-const defaultDemoHistory = 2000
-
 func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writer, only ...string) error {
 	cfg := hub.DefaultConfig()
 	cfg.Log = log
@@ -91,9 +85,11 @@ func runHub(ctx context.Context, args []string, log *slog.Logger, stderr io.Writ
 	fs.SetOutput(stderr)
 	hubFlags(fs, &cfg)
 	fs.BoolVar(&cfg.Demo, "demo", envBool("LINKWAY_DEMO"), "seed the demo organisations and keys [LINKWAY_DEMO]")
-	fs.IntVar(&cfg.DemoHistory, "demo-history", envInt("LINKWAY_DEMO_HISTORY", defaultDemoHistory),
+	// None unless asked (make run asks for 2,000): a plain --demo hub, as
+	// the acceptance checks start, reads its feeds from their beginning.
+	fs.IntVar(&cfg.DemoHistory, "demo-history", envInt("LINKWAY_DEMO_HISTORY", 0),
 		"with --demo, journeys of synthetic history (a year of the demo organisations') written on the first start, "+
-			"when the log is empty; 0 for none [LINKWAY_DEMO_HISTORY]")
+			"when the log is empty; make run writes 2000; 0 for none [LINKWAY_DEMO_HISTORY]")
 	decodeSecrets := secretFlags(fs, &cfg)
 	fs.StringVar(&cfg.TLSCert, "tls-cert", env("LINKWAY_TLS_CERT", ""), "TLS certificate file: serve HTTPS [LINKWAY_TLS_CERT]")
 	fs.StringVar(&cfg.TLSKey, "tls-key", env("LINKWAY_TLS_KEY", ""), "TLS private key file [LINKWAY_TLS_KEY]")

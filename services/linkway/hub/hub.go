@@ -66,7 +66,7 @@ type Config struct {
 	// DemoHistory is how many journeys of synthetic history (a year of the
 	// demo organisations', synthhistory.Demo) the first Demo start writes
 	// on an empty embedded store; 0, the default here, none. The linkway
-	// command's --demo-history sets it (3000 unless told).
+	// command's --demo-history sets it (make run asks for 2000).
 	DemoHistory int
 	// DemoKey lets a tool read a --demo folder's data with its demo master
 	// key without seeding anything (rebuild). The hub itself uses that key
