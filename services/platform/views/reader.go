@@ -476,7 +476,14 @@ func (r *Reader) runOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer of %s: %w", r.cfg.Stream, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(r.cfg.Prefetch))
+	// Heartbeats every second: when the server feeding the consumer dies
+	// (a NATS node killed, a stream leader moved), the ordered consumer
+	// notices two missed heartbeats and starts again on a live one. With
+	// the default (5 s, and a 30 s pull) the views stood still for 10 s
+	// and more after a node's kill -9, and writes waiting to read their
+	// own answer timed out.
+	it, err := cons.Messages(jetstream.PullMaxMessages(r.cfg.Prefetch),
+		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("consumer of %s: %w", r.cfg.Stream, err)
 	}
