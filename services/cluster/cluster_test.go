@@ -413,6 +413,11 @@ func readLog(nodes []*natsNode) (logContents, error) {
 			if err != nil {
 				return out, err
 			}
+			if md.Sequence.Stream <= last {
+				// Delivered again by the reading consumer: not a second
+				// message in the log.
+				continue
+			}
 			last = md.Sequence.Stream
 			out.events++
 			if id := m.Headers().Get(jetstream.MsgIDHeader); id != "" {
