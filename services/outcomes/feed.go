@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"linkway/services/platform/ctxwait"
 	"linkway/services/platform/views"
 	"linkway/services/platform/viewstore"
 )
@@ -204,14 +205,14 @@ func (f *feed) run(ctx context.Context) error {
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, views.ErrNotStarted) || !sleep(ctx, time.Second) {
+		if !errors.Is(err, views.ErrNotStarted) || !ctxwait.Sleep(ctx, time.Second) {
 			return nil
 		}
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() {
-		for sleep(ctx, 2*time.Second) {
+		for ctxwait.Sleep(ctx, 2*time.Second) {
 			if !f.leader.Load() {
 				if err := f.refresh(ctx); err != nil && ctx.Err() == nil {
 					f.log.Warn("outcome feed: reading its high-water mark failed", "err", err)
@@ -235,7 +236,7 @@ func (f *feed) lead(ctx context.Context) error {
 		if err == nil {
 			break
 		}
-		if !sleep(ctx, min(time.Duration(failures)*200*time.Millisecond, 5*time.Second)) {
+		if !ctxwait.Sleep(ctx, min(time.Duration(failures)*200*time.Millisecond, 5*time.Second)) {
 			return nil
 		}
 	}
@@ -254,7 +255,7 @@ func (f *feed) lead(ctx context.Context) error {
 			}
 			pause := min(time.Duration(failures)*200*time.Millisecond, 5*time.Second)
 			f.log.Warn("outcome feed: publishing failed; trying again", "err", err, "pause", pause)
-			sleep(ctx, pause)
+			ctxwait.Sleep(ctx, pause)
 			continue
 		}
 		failures = 0
@@ -461,16 +462,4 @@ func (f *feed) read(ctx context.Context, commissioner string, after uint64, limi
 		}
 	}
 	return out, nil
-}
-
-// sleep waits d or until ctx ends; false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"linkway/events"
 	"linkway/services/platform/api"
+	"linkway/services/platform/ctxwait"
 	"linkway/services/platform/viewstore"
 	"linkway/services/platform/websession"
 )
@@ -430,7 +431,7 @@ func (w *web) events(rw http.ResponseWriter, r *http.Request) {
 			continue
 		case !errors.Is(err, context.DeadlineExceeded):
 			// No reader (a tool's process): nothing will change.
-			if !sleepCtx(ctx, sseKeepAlive) {
+			if !ctxwait.Sleep(ctx, sseKeepAlive) {
 				return
 			}
 		}
@@ -441,18 +442,6 @@ func (w *web) events(rw http.ResponseWriter, r *http.Request) {
 		if w.send(rc, rw, ": keep-alive\n\n") != nil {
 			return
 		}
-	}
-}
-
-// sleepCtx waits d, or less if ctx ends first (then false).
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"linkway/services/platform/ctxwait"
 	"linkway/services/platform/sealing"
 )
 
@@ -43,7 +44,7 @@ func (h *Hub) step(ctx context.Context, what string, fn func(ctx context.Context
 		}
 		h.cfg.Log.Warn("start-up: NATS cannot answer yet; retrying", "step", what, "attempt", attempt,
 			"pause", pause, "err", err)
-		if !sleep(ctx, pause) {
+		if !ctxwait.Sleep(ctx, pause) {
 			return err
 		}
 		pause = min(2*pause, retryMost)
@@ -77,17 +78,6 @@ func transient(err error) bool {
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting) ||
 		errors.Is(err, nats.ErrNoServers) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // startJS is the JetStream the parties are given: until the hub has

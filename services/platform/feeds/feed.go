@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"linkway/events"
+	"linkway/services/platform/ctxwait"
 	"linkway/services/platform/viewstore"
 )
 
@@ -181,7 +182,7 @@ func (p *publisher) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		if err := p.cfg.Leases.Hold(ctx, p.feed.spec.Lease, p.lead); err != nil {
 			p.cfg.Log.Warn(p.feed.spec.Title+"'s lease failed; trying again", "err", err)
-			sleepCtx(ctx, time.Second)
+			ctxwait.Sleep(ctx, time.Second)
 		}
 	}
 	return nil
@@ -190,7 +191,7 @@ func (p *publisher) run(ctx context.Context) error {
 // follow keeps the feed's position while another replica publishes: the
 // outbox is trimmed by it, and a rebuild writes nothing before it.
 func (p *publisher) follow(ctx context.Context) error {
-	for sleepCtx(ctx, 2*time.Second) {
+	for ctxwait.Sleep(ctx, 2*time.Second) {
 		if p.leading.Load() {
 			continue
 		}
@@ -261,20 +262,20 @@ func (p *publisher) publishMark(ctx context.Context) error {
 func (p *publisher) pause(ctx context.Context, what string, err error, failures int) {
 	d := time.Duration(min(failures, 25)) * 200 * time.Millisecond
 	p.cfg.Log.Warn(what+" failed; trying again", "err", err, "attempt", failures, "pause", d)
-	sleepCtx(ctx, d)
+	ctxwait.Sleep(ctx, d)
 }
 
 // awaitOutbox waits until the view commits again (a second at most).
 func (p *publisher) awaitOutbox(ctx context.Context) {
 	cp, err := p.cfg.View.Checkpoint()
 	if err != nil {
-		sleepCtx(ctx, time.Second)
+		ctxwait.Sleep(ctx, time.Second)
 		return
 	}
 	wait, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if err := p.cfg.Views.WaitFor(wait, cp+1, p.cfg.View.Name()); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		sleepCtx(wait, time.Second) // no reader runs (a tool): look again later
+		ctxwait.Sleep(wait, time.Second) // no reader runs (a tool): look again later
 	}
 }
 
@@ -480,16 +481,4 @@ func (f *Feed) legacyMark(ctx context.Context) (Position, error) {
 		return Position{}, fmt.Errorf("%w; stream %s: %w", errLegacyFeed, events.JourneyStream, err)
 	}
 	return Position{Seq: info.State.LastSeq, Part: 1 << 15}, nil
-}
-
-// sleepCtx waits d, or until ctx ends (false).
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

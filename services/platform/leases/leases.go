@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"linkway/services/platform/ctxwait"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -89,7 +90,7 @@ func (l *Leases) Hold(ctx context.Context, name string, fn func(ctx context.Cont
 		rev, ok := l.acquire(ctx, name)
 		if !ok {
 			// Jitter spreads the replicas' attempts.
-			if !sleep(ctx, l.ttl/3+time.Duration(rand.Int64N(int64(l.ttl/6)+1))) {
+			if !ctxwait.Sleep(ctx, l.ttl/3+time.Duration(rand.Int64N(int64(l.ttl/6)+1))) {
 				return nil
 			}
 			continue
@@ -128,7 +129,7 @@ func (l *Leases) acquire(ctx context.Context, name string) (uint64, bool) {
 // fails (another replica may take the lease once it expires).
 func (l *Leases) renew(ctx context.Context, cancel context.CancelFunc, name string, rev uint64) {
 	defer cancel()
-	for sleep(ctx, l.ttl/3) {
+	for ctxwait.Sleep(ctx, l.ttl/3) {
 		var err error
 		if rev, err = l.kv.Update(ctx, name, []byte(l.member), rev); err != nil {
 			return
@@ -158,16 +159,4 @@ func (l *Leases) Holder(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	return string(e.Value()), nil
-}
-
-// sleep waits d, or less when ctx ends; it reports whether ctx is alive.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
+	"linkway/services/platform/ctxwait"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/viewstore"
 )
@@ -373,7 +374,7 @@ func (r *Reader) Run(ctx context.Context) error {
 		r.m.restarts.WithLabelValues(cause).Inc()
 		pause := min(time.Duration(failures)*200*time.Millisecond, 10*time.Second)
 		r.log.Warn("reader stopped; starting again from the views' checkpoints", "err", err, "attempt", failures, "pause", pause)
-		if !sleep(ctx, pause) {
+		if !ctxwait.Sleep(ctx, pause) {
 			return nil
 		}
 	}
@@ -564,7 +565,7 @@ func (r *Reader) decode(ctx context.Context, data []byte) (*eventsv1.Envelope, e
 			return env, err
 		}
 		r.log.Warn("opening an event failed; retrying", "err", err, "attempt", attempt)
-		if !sleep(ctx, time.Duration(min(attempt+1, 10))*200*time.Millisecond) {
+		if !ctxwait.Sleep(ctx, time.Duration(min(attempt+1, 10))*200*time.Millisecond) {
 			return nil, ctx.Err()
 		}
 	}
