@@ -1,12 +1,10 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,24 +12,6 @@ import (
 	"linkway/services/linkway/hub"
 	"linkway/services/linkway/hubtest"
 )
-
-// syncBuffer collects the hub's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 const nhs = "9476719931"
 
@@ -85,7 +65,7 @@ func everything(t *testing.T, js jetstream.JetStream) string {
 // none of their data in any stream, any KV revision, any view or the log;
 // a rebuild of every view from the log still succeeds.
 func TestErasureLeavesNothingReadable(t *testing.T) {
-	var logs syncBuffer
+	var logs hubtest.LogBuffer
 	data := t.TempDir()
 	h := hubtest.Start(t, func(c *hub.Config) {
 		c.Data = data

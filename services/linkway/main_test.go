@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
+	"linkway/services/linkway/hubtest"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/natsserver"
 )
@@ -87,7 +87,7 @@ func TestHubServesAndStopsGracefully(t *testing.T) {
 	addr := freePort(t)
 	base := "http://" + addr
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr hubtest.LogBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- realMain(ctx, []string{"hub", "--demo", "--demo-history", "20", "--http", addr, "--data", t.TempDir(), "--nats-listen", "off"}, io.Discard, &stderr)
@@ -257,23 +257,4 @@ func TestRebuildAllAndSnapshotCommands(t *testing.T) {
 	if err := realMain(context.Background(), []string{"snapshot", snap, "--demo", "--data", data}, io.Discard, &errs); err == nil {
 		t.Error("a snapshot into an existing folder succeeded")
 	}
-}
-
-// syncBuffer is a bytes.Buffer a running hub may write (its log) while the
-// test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

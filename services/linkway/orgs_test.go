@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"io"
+	"linkway/services/linkway/hubtest"
 	"net/http"
 	"os"
 	"strconv"
@@ -73,7 +74,7 @@ func TestProductionSetUpWithoutDemo(t *testing.T) {
 	httpAddr, natsAddr := freePort(t), freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var stderr syncBuffer
+	var stderr hubtest.LogBuffer
 	go func() {
 		done <- realMain(ctx, []string{"hub", "--http", httpAddr, "--data", data, "--nats-listen", natsAddr,
 			"--master-key", base64.StdEncoding.EncodeToString(raw), "--pseudonym-key", "test-pseudonym-secret"}, io.Discard, &stderr)

@@ -1,7 +1,6 @@
 package linkwork_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/linkway/hub"
+	"linkway/services/linkway/hubtest"
 	"linkway/services/linkwork"
 	"linkway/services/platform/journal"
 )
@@ -137,7 +137,7 @@ func TestCheckInsAfterClosure(t *testing.T) {
 }
 
 func TestCaseNotesAndRisks(t *testing.T) {
-	var logs syncBuffer
+	var logs hubtest.LogBuffer
 	e := newEnv(t, events.UncontactablePolicy{Attempts: 3}, func(c *hub.Config) {
 		c.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -212,24 +212,6 @@ func TestCaseNotesAndRisks(t *testing.T) {
 	if l := logs.String(); strings.Contains(l, "NoteMark") || strings.Contains(l, "RiskMark") || strings.Contains(l, "Jane") {
 		t.Fatalf("the log holds a note, a risk or a name")
 	}
-}
-
-// syncBuffer is a log destination the hub's goroutines may write at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestSupervisionAndTheWorkersYear(t *testing.T) {

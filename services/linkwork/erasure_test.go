@@ -1,12 +1,8 @@
 package linkwork_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +73,7 @@ func TestErasureLeavesNothingOfNotesAndRisks(t *testing.T) {
 	// destroyed key sealed, the views compacted what they deleted.
 	var files []string
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if files = holding(t, e.h.Data, marks); len(files) == 0 || time.Now().After(deadline) {
+		if files = hubtest.FilesHolding(t, e.h.Data, marks...); len(files) == 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval
@@ -85,38 +81,4 @@ func TestErasureLeavesNothingOfNotesAndRisks(t *testing.T) {
 	if len(files) > 0 {
 		t.Fatalf("still on disk: %v", files)
 	}
-}
-
-// holding lists the files under dir that hold any of marks, and which.
-func holding(t *testing.T, dir string, marks []string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if os.IsNotExist(err) {
-				return nil // removed while we walked (an obsolete table file)
-			}
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			if os.IsNotExist(err) {
-				return nil
-			}
-			return err
-		}
-		for _, m := range marks {
-			if bytes.Contains(data, []byte(m)) {
-				out = append(out, strings.TrimPrefix(path, dir)+": "+m)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -55,29 +52,6 @@ func act(t *testing.T, h *hubtest.Hub, id, org string, kind eventsv1.Organisatio
 	return res
 }
 
-// gpFeed reads every message FEED_GP holds on subjects matching filter,
-// in order.
-func gpFeed(t *testing.T, h *hubtest.Hub, filter string) []*jetstream.RawStreamMsg {
-	t.Helper()
-	ctx := context.Background()
-	stream, err := h.JS().Stream(ctx, referrals.FeedStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*jetstream.RawStreamMsg
-	for seq := uint64(1); ; {
-		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, m)
-		seq = m.Sequence + 1
-	}
-}
-
 func decodeFeed(t *testing.T, data []byte) referrals.FeedMessage {
 	t.Helper()
 	var fm referrals.FeedMessage
@@ -105,8 +79,8 @@ func TestGPFeedCredentialsReadOnlyTheirPractice(t *testing.T) {
 	h := hubtest.Start(t, hubtest.Services("referrals"))
 	mine, theirs := refer(t, h, keyGP), refer(t, h, keyGP2)
 	h.Eventually(func() bool {
-		return len(gpFeed(t, h, referrals.FeedSubject("A81001", mine, "*"))) == 1 &&
-			len(gpFeed(t, h, referrals.FeedSubject("A81002", theirs, "*"))) == 1
+		return len(h.StreamMessages(referrals.FeedStream, referrals.FeedSubject("A81001", mine, "*"))) == 1 &&
+			len(h.StreamMessages(referrals.FeedStream, referrals.FeedSubject("A81002", theirs, "*"))) == 1
 	}, "both practices' referrals are on FEED_GP")
 
 	users, err := natsserver.LoadUsers(h.Data)
@@ -176,7 +150,9 @@ func TestGPFeedCredentialsReadOnlyTheirPractice(t *testing.T) {
 	if m, err := own.NextMsg(10 * time.Second); err != nil || !strings.Contains(m.Subject, mine2) {
 		t.Fatalf("the practice's live feed: %v %v", m, err)
 	}
-	h.Eventually(func() bool { return len(gpFeed(t, h, referrals.FeedSubject("A81002", theirs2, "*"))) == 1 }, "the other practice's referral is on FEED_GP")
+	h.Eventually(func() bool {
+		return len(h.StreamMessages(referrals.FeedStream, referrals.FeedSubject("A81002", theirs2, "*"))) == 1
+	}, "the other practice's referral is on FEED_GP")
 	if m, err := other.NextMsg(300 * time.Millisecond); err == nil {
 		t.Errorf("the practice received another practice's message: %s", m.Subject)
 	}
@@ -234,8 +210,8 @@ func TestGPFeedCarriesTheReferralsChangesInOrder(t *testing.T) {
 		{"onward_referral_made", "in_progress"}, {"onward_referral_accepted", "connected"}, {"journey_closed", "closed"},
 	}
 	filter := referrals.FeedSubject("A81001", id, "*")
-	h.Eventually(func() bool { return len(gpFeed(t, h, filter)) >= len(want) }, "the journey's changes reach FEED_GP")
-	msgs := gpFeed(t, h, filter)
+	h.Eventually(func() bool { return len(h.StreamMessages(referrals.FeedStream, filter)) >= len(want) }, "the journey's changes reach FEED_GP")
+	msgs := h.StreamMessages(referrals.FeedStream, filter)
 	if len(msgs) != len(want) {
 		t.Fatalf("FEED_GP holds %d messages of the journey, want %d", len(msgs), len(want))
 	}
@@ -275,7 +251,7 @@ func TestGPFeedCarriesTheReferralsChangesInOrder(t *testing.T) {
 		t.Errorf("the feed's last referral differs from GET's:\n feed %s\n GET  %s", feedView, body)
 	}
 	// A referral from a referring agency is not the GP feed's.
-	if ms := gpFeed(t, h, "lw.feed.gp.HSG01.>"); len(ms) != 0 {
+	if ms := h.StreamMessages(referrals.FeedStream, "lw.feed.gp.HSG01.>"); len(ms) != 0 {
 		t.Errorf("FEED_GP holds %d messages of the agency's referral %s: %s", len(ms), agency, ms[0].Subject)
 	}
 }
@@ -292,25 +268,25 @@ func TestGPFeedErasureLeavesOnlyTheNotice(t *testing.T) {
 	keep := refer(t, h, keyGP) // another journey: untouched
 	filter := referrals.FeedSubject("A81001", id, "*")
 	h.Eventually(func() bool {
-		return len(gpFeed(t, h, filter)) == 2 && len(gpFeed(t, h, referrals.FeedSubject("A81001", keep, "*"))) == 1
+		return len(h.StreamMessages(referrals.FeedStream, filter)) == 2 && len(h.StreamMessages(referrals.FeedStream, referrals.FeedSubject("A81001", keep, "*"))) == 1
 	}, "received and assigned on the feed")
-	if n := feedFilesHolding(t, h.Data, worker); n == 0 {
+	if len(feedFilesHolding(t, h.Data, worker)) == 0 {
 		t.Fatal("before the erasure no file of FEED_GP holds the worker's name: the test would prove nothing")
 	}
 	act(t, h, id, "OPERATOR", eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN, events.ErasePersonalData{})
 	h.Eventually(func() bool {
-		ms := gpFeed(t, h, filter)
+		ms := h.StreamMessages(referrals.FeedStream, filter)
 		return len(ms) == 1 && ms[0].Subject == referrals.FeedSubject("A81001", id, referrals.FeedErased)
 	}, "the feed holds only the erasure notice of the journey")
-	notice := decodeFeed(t, gpFeed(t, h, filter)[0].Data)
+	notice := decodeFeed(t, h.StreamMessages(referrals.FeedStream, filter)[0].Data)
 	if notice.Referral != nil || notice.JourneyID != id || notice.SourceID == "" || notice.Event != referrals.FeedErased {
 		t.Errorf("the erasure notice: %+v", notice)
 	}
-	if n := len(gpFeed(t, h, referrals.FeedSubject("A81001", keep, "*"))); n != 1 {
+	if n := len(h.StreamMessages(referrals.FeedStream, referrals.FeedSubject("A81001", keep, "*"))); n != 1 {
 		t.Errorf("the other journey's messages: %d, want 1", n)
 	}
-	if n := feedFilesHolding(t, h.Data, worker); n != 0 {
-		t.Errorf("after the erasure %d file(s) of FEED_GP hold what its messages held", n)
+	if files := feedFilesHolding(t, h.Data, worker); len(files) != 0 {
+		t.Errorf("after the erasure files of FEED_GP hold what its messages held: %v", files)
 	}
 	// Nor does the view's outbox keep a message of the journey.
 	err := h.Views().View(referrals.ProjectionName).ForEach("q.", func(k string, v []byte) error {
@@ -324,31 +300,13 @@ func TestGPFeedErasureLeavesOnlyTheNotice(t *testing.T) {
 	}
 }
 
-// feedFilesHolding counts the files of FEED_GP's store under dir holding s.
-func feedFilesHolding(t *testing.T, dir, s string) int {
+// feedFilesHolding lists the files of FEED_GP's store under dir holding s.
+func feedFilesHolding(t *testing.T, dir, s string) []string {
 	t.Helper()
-	n := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.Contains(path, string(filepath.Separator)+referrals.FeedStream+string(filepath.Separator)) {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, []byte(s)) {
-			t.Logf("%s holds %q", path, s)
-			n++
-		}
-		return nil
+	sep := string(filepath.Separator)
+	return slices.DeleteFunc(hubtest.FilesHolding(t, dir, s), func(f string) bool {
+		return !strings.Contains(f, sep+referrals.FeedStream+sep)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // A rebuild of the referrals view from the log publishes nothing again;
@@ -357,9 +315,9 @@ func TestGPFeedIsNotRepublishedByARebuild(t *testing.T) {
 	h := hubtest.Start(t, hubtest.Services("referrals"))
 	a, b := refer(t, h, keyGP), refer(t, h, keyGP2)
 	act(t, h, a, "U12345", teamKind, events.Assign{WorkerID: "lw-7", WorkerName: "Sam Link"})
-	h.Eventually(func() bool { return len(gpFeed(t, h, referrals.FeedSubjects)) == 3 }, "the feed holds received, received, assigned")
+	h.Eventually(func() bool { return len(h.StreamMessages(referrals.FeedStream, referrals.FeedSubjects)) == 3 }, "the feed holds received, received, assigned")
 	var last uint64
-	for _, m := range gpFeed(t, h, referrals.FeedSubjects) {
+	for _, m := range h.StreamMessages(referrals.FeedStream, referrals.FeedSubjects) {
 		last = max(last, sourceOf(t, m.Header))
 	}
 	h.Stop()
@@ -372,8 +330,8 @@ func TestGPFeedIsNotRepublishedByARebuild(t *testing.T) {
 	}
 	h2 := hubtest.Start(t, hubtest.Services("referrals"), func(c *hub.Config) { c.Data = h.Data })
 	act(t, h2, b, "U12345", teamKind, events.Assign{WorkerID: "lw-8", WorkerName: "Ana"})
-	h2.Eventually(func() bool { return len(gpFeed(t, h2, referrals.FeedSubjects)) >= 4 }, "the new change reaches the feed")
-	after := gpFeed(t, h2, referrals.FeedSubjects)
+	h2.Eventually(func() bool { return len(h2.StreamMessages(referrals.FeedStream, referrals.FeedSubjects)) >= 4 }, "the new change reaches the feed")
+	after := h2.StreamMessages(referrals.FeedStream, referrals.FeedSubjects)
 	if len(after) != 4 {
 		var subjects []string
 		for _, m := range after {

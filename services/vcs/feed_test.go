@@ -1,14 +1,9 @@
 package vcs_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,29 +166,6 @@ func TestErasureBlanksTheInboxAndTheFeedSaysSo(t *testing.T) {
 	}
 }
 
-// feedMessages reads every message FEED_VCS holds on subjects matching
-// filter, in order.
-func feedMessages(t *testing.T, h *hubtest.Hub, filter string) []*jetstream.RawStreamMsg {
-	t.Helper()
-	ctx := context.Background()
-	stream, err := h.JS().Stream(ctx, vcs.FeedStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*jetstream.RawStreamMsg
-	for seq := uint64(1); ; {
-		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, m)
-		seq = m.Sequence + 1
-	}
-}
-
 // sourceSeq is a feed message's source: the JOURNEYS sequence of its event.
 func sourceSeq(t *testing.T, m *jetstream.RawStreamMsg) uint64 {
 	t.Helper()
@@ -214,8 +186,8 @@ func TestFeedIsNotRepublishedByARebuild(t *testing.T) {
 	waitInInbox(t, h, vcs1Key, a.OnwardID)
 	h.JSON("POST", "/v1/onward-referrals/"+a.OnwardID+"/accept", vcs1Key, nil, 200, nil)
 	h.JSON("POST", "/v1/onward-referrals/"+a.OnwardID+"/attendance", vcs1Key, map[string]any{"date": "2026-11-20", "attended": true}, 200, nil)
-	h.Eventually(func() bool { return len(feedMessages(t, h, vcs.FeedSubjects)) == 4 }, "the feed holds made, made, accepted, attendance")
-	before := feedMessages(t, h, vcs.FeedSubjects)
+	h.Eventually(func() bool { return len(h.StreamMessages(vcs.FeedStream, vcs.FeedSubjects)) == 4 }, "the feed holds made, made, accepted, attendance")
+	before := h.StreamMessages(vcs.FeedStream, vcs.FeedSubjects)
 	var last uint64
 	for _, m := range before {
 		if s := sourceSeq(t, m); s <= last {
@@ -235,8 +207,8 @@ func TestFeedIsNotRepublishedByARebuild(t *testing.T) {
 	h2 := hubtest.Start(t, hubtest.Services("vcs"), func(c *hub.Config) { c.Data = h.Data })
 	waitInInbox(t, h2, vcs2Key, b.OnwardID)
 	h2.JSON("POST", "/v1/onward-referrals/"+b.OnwardID+"/decline", vcs2Key, map[string]string{"reason": "no_capacity"}, 200, nil)
-	h2.Eventually(func() bool { return len(feedMessages(t, h2, vcs.FeedSubjects)) >= 5 }, "the decline reaches the feed")
-	after := feedMessages(t, h2, vcs.FeedSubjects)
+	h2.Eventually(func() bool { return len(h2.StreamMessages(vcs.FeedStream, vcs.FeedSubjects)) >= 5 }, "the decline reaches the feed")
+	after := h2.StreamMessages(vcs.FeedStream, vcs.FeedSubjects)
 	if len(after) != 5 {
 		var subjects []string
 		for _, m := range after {
@@ -256,7 +228,7 @@ func TestFeedCatchesUpAfterAnOutage(t *testing.T) {
 	ctx := context.Background()
 	a := toOnward(t, h, walk, "name")
 	waitInInbox(t, h, vcs1Key, a.OnwardID)
-	h.Eventually(func() bool { return len(feedMessages(t, h, vcs.FeedSubjects)) == 1 }, "made is on the feed")
+	h.Eventually(func() bool { return len(h.StreamMessages(vcs.FeedStream, vcs.FeedSubjects)) == 1 }, "made is on the feed")
 	if err := h.JS().DeleteStream(ctx, vcs.FeedStream); err != nil {
 		t.Fatal(err)
 	}
@@ -267,8 +239,8 @@ func TestFeedCatchesUpAfterAnOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Eventually(func() bool {
-		return len(feedMessages(t, h, vcs.FeedSubject("VCS001", a.OnwardID, "accepted"))) == 1 &&
-			len(feedMessages(t, h, vcs.FeedSubject("VCS001", b.OnwardID, "made"))) == 1
+		return len(h.StreamMessages(vcs.FeedStream, vcs.FeedSubject("VCS001", a.OnwardID, "accepted"))) == 1 &&
+			len(h.StreamMessages(vcs.FeedStream, vcs.FeedSubject("VCS001", b.OnwardID, "made"))) == 1
 	}, "what happened during the outage reaches the feed")
 }
 
@@ -291,8 +263,8 @@ func TestErasureLeavesNoBytesInTheDataFolder(t *testing.T) {
 	oid := steps[len(steps)-1].cmd.(events.ReferOnward).OnwardReferralID
 	waitInInbox(t, h, vcs1Key, oid)
 	h.JSON("POST", "/v1/onward-referrals/"+oid+"/accept", vcs1Key, nil, 200, nil)
-	h.Eventually(func() bool { return len(feedMessages(t, h, vcs.FeedSubject("VCS001", oid, "*"))) == 2 }, "made and accepted on the feed")
-	if n := filesHolding(t, h.Data, family); n == 0 {
+	h.Eventually(func() bool { return len(h.StreamMessages(vcs.FeedStream, vcs.FeedSubject("VCS001", oid, "*"))) == 2 }, "made and accepted on the feed")
+	if len(hubtest.FilesHolding(t, h.Data, family)) == 0 {
 		t.Fatalf("before the erasure no file holds the name: the test would prove nothing")
 	}
 	admin := journal.Meta{Actor: &eventsv1.Actor{OrganisationId: "OPERATOR", OrganisationKind: eventsv1.OrganisationKind_ORGANISATION_KIND_ADMIN}}
@@ -300,37 +272,10 @@ func TestErasureLeavesNoBytesInTheDataFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Eventually(func() bool {
-		ms := feedMessages(t, h, vcs.FeedSubject("VCS001", oid, "*"))
+		ms := h.StreamMessages(vcs.FeedStream, vcs.FeedSubject("VCS001", oid, "*"))
 		return len(ms) == 1 && strings.HasSuffix(ms[0].Subject, ".erased")
 	}, "the feed holds only the erasure notice")
-	if n := filesHolding(t, h.Data, family); n != 0 {
-		t.Errorf("after the erasure %d file(s) under the data folder hold the person's name", n)
+	if files := hubtest.FilesHolding(t, h.Data, family); len(files) != 0 {
+		t.Errorf("after the erasure files under the data folder hold the person's name: %v", files)
 	}
-}
-
-// filesHolding counts the files under dir holding s (each one logged).
-func filesHolding(t *testing.T, dir, s string) int {
-	t.Helper()
-	n := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // removed while walking (a compaction)
-		}
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, []byte(s)) {
-			t.Logf("%s holds %q", path, s)
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }

@@ -8,31 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"linkway/services/linkway/hub"
 	"linkway/services/linkway/hubtest"
 )
-
-// lockedBuffer is a log the hub writes while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // runHub starts a hub with cfg, waits until /readyz is 200, runs fn on it
 // and stops it.
@@ -82,7 +63,7 @@ func getJSON(t *testing.T, base, path, key string, v any) {
 // without --demo none is written.
 func TestDemoHistory(t *testing.T) {
 	const n = 60
-	var log lockedBuffer
+	var log hubtest.LogBuffer
 	cfg := hubtest.Config(t, func(c *hub.Config) {
 		c.DemoHistory = n
 		c.Log = slog.New(slog.NewTextHandler(&log, nil))
@@ -126,7 +107,7 @@ func TestDemoHistory(t *testing.T) {
 		t.Errorf("no 'demo history: %d journeys, M events in Xs' line in the log:\n%s", n, log.String())
 	}
 
-	var again lockedBuffer
+	var again hubtest.LogBuffer
 	cfg.Log = slog.New(slog.NewTextHandler(&again, nil))
 	runHub(t, cfg, func(h *hub.Hub, base string) {
 		info, err := h.Journal().Stream().Info(context.Background())
