@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -18,9 +20,28 @@ import (
 )
 
 // orukDir is shared/oruk beside the repository root: the ORUK 3.0 schemas
-// are read from there, never copied into the project.
+// are read from there, never copied into the project. A clone elsewhere
+// (CI's clean checkout) finds them beside the repository it was cloned
+// from; LINKWAY_ORUK_DIR names them outright.
 func orukDir(t *testing.T) string {
 	t.Helper()
+	var tried []string
+	for _, oruk := range orukCandidates(t) {
+		if _, err := os.Stat(filepath.Join(oruk, "schema-service.json")); err == nil {
+			return oruk
+		}
+		tried = append(tried, oruk)
+	}
+	t.Fatalf("the ORUK schemas (schema-service.json) are expected in one of %v (or LINKWAY_ORUK_DIR)", tried)
+	return ""
+}
+
+// orukCandidates are where the schemas may be, in order.
+func orukCandidates(t *testing.T) []string {
+	t.Helper()
+	if dir := os.Getenv("LINKWAY_ORUK_DIR"); dir != "" {
+		return []string{dir}
+	}
 	dir, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
@@ -35,11 +56,14 @@ func orukDir(t *testing.T) string {
 		}
 		dir = parent
 	}
-	oruk := filepath.Join(dir, "..", "shared", "oruk")
-	if _, err := os.Stat(filepath.Join(oruk, "schema-service.json")); err != nil {
-		t.Fatalf("the ORUK schemas are expected in %s: %v", oruk, err)
+	out := []string{filepath.Join(dir, "..", "shared", "oruk")}
+	// A clone of a local repository: the shared folder beside that one.
+	if origin, err := exec.Command("git", "-C", dir, "remote", "get-url", "origin").Output(); err == nil {
+		if o := strings.TrimSpace(string(origin)); filepath.IsAbs(o) {
+			out = append(out, filepath.Join(o, "..", "shared", "oruk"))
+		}
 	}
-	return oruk
+	return out
 }
 
 // orukSchemas compiles the ORUK documents' schemas: a full service, a
