@@ -528,14 +528,32 @@ func (s State) signpost(c SignpostTo) ([]*eventsv1.Envelope, error) {
 	return one(p)
 }
 
+// CheckFeedbackFrom and CheckRating are the rules for who feedback is
+// from and its rating: the parties' HTTP layers check a request's fields
+// with them before anything is loaded, and Decide again.
+func CheckFeedbackFrom(from string) error {
+	if !slices.Contains(FeedbackFrom, from) {
+		return Invalid("from", "must be one of %v", FeedbackFrom)
+	}
+	return nil
+}
+
+// CheckRating: see CheckFeedbackFrom.
+func CheckRating(rating int) error {
+	if rating < MinRating || rating > MaxRating {
+		return Invalid("rating", "must be from %d to %d", MinRating, MaxRating)
+	}
+	return nil
+}
+
 func (s State) giveFeedback(c GiveFeedback) ([]*eventsv1.Envelope, error) {
-	switch {
-	case c.ServiceID == "":
+	if c.ServiceID == "" {
 		return nil, Invalid("service_id", "is required")
-	case !slices.Contains(FeedbackFrom, c.From):
-		return nil, Invalid("from", "must be one of %v", FeedbackFrom)
-	case c.Rating < MinRating || c.Rating > MaxRating:
-		return nil, Invalid("rating", "must be from %d to %d", MinRating, MaxRating)
+	}
+	if err := cmp.Or(CheckFeedbackFrom(c.From), CheckRating(c.Rating)); err != nil {
+		return nil, err
+	}
+	switch {
 	case c.ShareComment && strings.TrimSpace(c.Comment) == "":
 		return nil, Invalid("share_comment", "there is no comment to share")
 	}

@@ -114,12 +114,12 @@ func feedbackCommand(b feedbackBody) (events.GiveFeedback, error) {
 		return events.GiveFeedback{}, events.Invalid("service_id", "is too long")
 	case b.From == nil || *b.From == "":
 		return events.GiveFeedback{}, events.Invalid("from", "is required: one of %v", events.FeedbackFrom)
-	case !slices.Contains(events.FeedbackFrom, *b.From):
-		return events.GiveFeedback{}, events.Invalid("from", "must be one of %v", events.FeedbackFrom)
+	case events.CheckFeedbackFrom(*b.From) != nil:
+		return events.GiveFeedback{}, events.CheckFeedbackFrom(*b.From)
 	case b.Rating == nil:
 		return events.GiveFeedback{}, events.Invalid("rating", "is required: %d to %d", events.MinRating, events.MaxRating)
-	case *b.Rating < events.MinRating || *b.Rating > events.MaxRating:
-		return events.GiveFeedback{}, events.Invalid("rating", "must be from %d to %d", events.MinRating, events.MaxRating)
+	case events.CheckRating(*b.Rating) != nil:
+		return events.GiveFeedback{}, events.CheckRating(*b.Rating)
 	}
 	if err := text("comment", b.Comment, maxText, false); err != nil {
 		return events.GiveFeedback{}, err

@@ -3,7 +3,6 @@ package vcs
 import (
 	"context"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -107,8 +106,8 @@ func feedbackCommand(serviceID string, body []byte) (events.Command, error) {
 	switch {
 	case b.From == nil || *b.From == "":
 		return nil, events.Invalid("from", "is required: one of %v", events.FeedbackFrom)
-	case !slices.Contains(events.FeedbackFrom, *b.From):
-		return nil, events.Invalid("from", "must be one of %v", events.FeedbackFrom)
+	case events.CheckFeedbackFrom(*b.From) != nil:
+		return nil, events.CheckFeedbackFrom(*b.From)
 	case b.Rating == nil:
 		return nil, events.Invalid("rating", "is required: %d to %d", events.MinRating, events.MaxRating)
 	case len(b.Comment) > maxDetail:
