@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -101,19 +100,14 @@ func (e *env) referAs(team, nhs string, consent bool) string {
 }
 
 // newNHS is an NHS number no other referral of the test used: 999 and a
-// count, with its modulus-11 check digit.
+// count, completed with events' check digit (counts that admit none are skipped).
 func (e *env) newNHS() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for {
 		e.people++
-		n := fmt.Sprintf("999%06d", e.people)
-		sum := 0
-		for i, c := range n {
-			sum += int(c-'0') * (10 - i)
-		}
-		if check := (11 - sum%11) % 11; check != 10 {
-			return n + strconv.Itoa(check)
+		if nhs, ok := events.CompleteNHSNumber(fmt.Sprintf("999%06d", e.people)); ok {
+			return nhs
 		}
 	}
 }
