@@ -2,12 +2,10 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"linkway/services/platform/views"
 )
@@ -100,37 +98,7 @@ func (h *Hub) catchUp(ctx context.Context, progress func(applied, total uint64))
 	if err != nil {
 		return views.RebuildStats{}, err
 	}
-	info, err := h.store.Stream().Info(ctx)
-	if err != nil {
-		return views.RebuildStats{}, fmt.Errorf("the journey log: %w", err)
-	}
-	st := views.RebuildStats{Views: rd.Views(), Total: info.State.LastSeq}
-	start := time.Now()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ran := make(chan error, 1)
-	go func() { ran <- rd.Run(ctx) }()
-	done := make(chan error, 1)
-	go func() { done <- rd.WaitFor(ctx, st.Total) }()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			st.Elapsed, st.Folded = time.Since(start), rd.Folded()
-			cancel()
-			if rerr := <-ran; rerr != nil && err == nil {
-				err = rerr
-			}
-			return st, err
-		case err := <-ran:
-			return st, errors.Join(errors.New("the reader stopped before the views caught up"), err, ctx.Err())
-		case <-tick.C:
-			if progress != nil {
-				progress(rd.Applied(), st.Total)
-			}
-		}
-	}
+	return views.CatchUp(ctx, rd, nil, progress)
 }
 
 // Rebuild rebuilds one view (or "all") and returns the events replayed.

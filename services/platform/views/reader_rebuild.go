@@ -51,7 +51,23 @@ func RebuildViews(ctx context.Context, js jetstream.JetStream, store *viewstore.
 	if err := r.Rebuild(names...); err != nil {
 		return RebuildStats{}, err
 	}
-	stream, err := js.Stream(ctx, r.cfg.Stream)
+	st, err := CatchUp(ctx, r, names, progress)
+	if progress != nil && err == nil {
+		progress(st.Total, st.Total)
+	}
+	return st, err
+}
+
+// CatchUp runs r until the named views (every view when names is empty)
+// have applied the log's last event as it is when CatchUp starts, then
+// stops it. No other Run of r may be going. progress, when set, is called
+// about once a second with the sequence the views have reached and the
+// total. It is the wait of RebuildViews and of a snapshot's catch-up.
+func CatchUp(ctx context.Context, r *Reader, names []string, progress func(applied, total uint64)) (RebuildStats, error) {
+	if len(names) == 0 {
+		names = r.Views()
+	}
+	stream, err := r.js.Stream(ctx, r.cfg.Stream)
 	if err != nil {
 		return RebuildStats{}, fmt.Errorf("stream %s: %w", r.cfg.Stream, err)
 	}
@@ -77,15 +93,9 @@ func RebuildViews(ctx context.Context, js jetstream.JetStream, store *viewstore.
 			if rerr := <-ran; rerr != nil && err == nil {
 				err = rerr
 			}
-			if progress != nil && err == nil {
-				progress(st.Total, st.Total)
-			}
 			return st, err
 		case err := <-ran:
-			if err == nil {
-				err = ctx.Err()
-			}
-			return st, errors.Join(errors.New("the reader stopped before the rebuild was done"), err)
+			return st, errors.Join(errors.New("the reader stopped before the views caught up"), err, ctx.Err())
 		case <-tick.C:
 			if progress != nil {
 				progress(r.Applied(names...), st.Total)
