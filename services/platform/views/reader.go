@@ -428,6 +428,7 @@ func (r *Reader) start(ctx context.Context, lastSeq uint64) (uint64, error) {
 	}
 	for i, n := range r.names {
 		r.cps[i] = cps[n]
+		r.batches[i].reset() // what the views' Records hold is read again from the store
 	}
 	r.stateCP, r.pos = stateCP, stateCP
 	r.mu.Lock()
@@ -732,6 +733,12 @@ func (r *Reader) commit(ctx context.Context) error {
 		}
 	}
 	r.w.SetCheckpoint(StateTable, last)
+	for i, b := range r.batches {
+		if err := b.flush(); err != nil {
+			r.discard()
+			return fmt.Errorf("%w: view %s: %w", errApply, r.names[i], err)
+		}
+	}
 	if err := r.states.write(r.w); err != nil {
 		r.discard()
 		return fmt.Errorf("%w: %w", errApply, err)
@@ -749,6 +756,9 @@ func (r *Reader) commit(ctx context.Context) error {
 		r.lastSync, r.unsynced = time.Now(), 0
 	}
 	r.states.committed()
+	for _, b := range r.batches {
+		b.committed()
+	}
 	for i := range r.cps {
 		r.cps[i] = max(r.cps[i], last)
 		if n := r.slice.applied[i]; n > 0 {
@@ -773,6 +783,9 @@ func (r *Reader) commit(ctx context.Context) error {
 func (r *Reader) discard() {
 	r.w.Discard()
 	r.states.rollback()
+	for _, b := range r.batches {
+		b.rollback()
+	}
 	r.pos = r.stateCP
 	r.resetSlice()
 }

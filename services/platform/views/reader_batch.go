@@ -3,6 +3,7 @@ package views
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"linkway/services/platform/viewstore"
 )
@@ -12,8 +13,45 @@ import (
 // view store, and all changes commit with the view's checkpoint, at once.
 // Reads see the slice's own changes first.
 type Batch struct {
-	view string
-	w    *viewstore.Batch
+	view   string
+	w      *viewstore.Batch
+	caches []cache // the Records the projection keeps (records.go)
+}
+
+func (b *Batch) attach(c cache) { b.caches = append(b.caches, c) }
+
+func (b *Batch) detach(c cache) {
+	b.caches = slices.DeleteFunc(b.caches, func(x cache) bool { return x == c })
+}
+
+// flush writes what the projection's Records changed in the slice.
+func (b *Batch) flush() error {
+	for _, c := range b.caches {
+		if err := c.flush(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// committed, rollback and reset pass the slice's outcome on to the
+// projection's Records.
+func (b *Batch) committed() {
+	for _, c := range b.caches {
+		c.committed()
+	}
+}
+
+func (b *Batch) rollback() {
+	for _, c := range b.caches {
+		c.rollback()
+	}
+}
+
+func (b *Batch) reset() {
+	for _, c := range b.caches {
+		c.reset()
+	}
 }
 
 // View is the name of the view the batch writes.

@@ -1,0 +1,224 @@
+package views
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Records keeps a projection's per-journey records decoded in memory
+// while the reader applies the log: a bounded LRU over the view's JSON
+// values. A record loaded through it is read from the view store (and
+// decoded) only when it is not in memory, and encoded and written once per
+// commit however many events changed it, where GetJSON and SetJSON read,
+// decode, encode and write it again for every event.
+//
+// The rules, because the records in memory are the ones the projection
+// changes:
+//   - A record obtained from Load is written back at the commit, changed or
+//     not; change it only through that pointer, only within Apply.
+//   - A record from Get is only read.
+//   - Keys it keeps are read and written only through it (Get, Load, Put,
+//     Delete, Erase), never with Batch's own methods; but Batch.Erase (or
+//     DeletePrefix) of a range holding records loaded in the same Apply is
+//     allowed: they are written again after it, as Records.Erase does.
+//   - If the slice is abandoned, every record loaded in it is forgotten,
+//     so the next Load reads the view store as the last commit left it.
+//
+// Only the reader's goroutine uses it; HTTP reads go to the view store.
+type Records[T any] struct {
+	max     int
+	entries map[string]*recordEntry[T]
+	head    recordEntry[T] // sentinel of the recency ring; head.next is the most recent
+	touched []*recordEntry[T]
+	batch   *Batch // the batch of the reader it serves
+}
+
+type recordEntry[T any] struct {
+	key        string
+	v          *T // nil: no record under key
+	touched    bool
+	prev, next *recordEntry[T]
+}
+
+// CachedRecords is the size of a Records cache that needs no other: about
+// the journeys a day brings nationally, at a few kilobytes each.
+const CachedRecords = 20_000
+
+// NewRecords makes a cache of at most max records (a few thousand is
+// plenty when the log's events of a journey come close together; each
+// costs its decoded size).
+func NewRecords[T any](max int) *Records[T] {
+	r := &Records[T]{max: max, entries: map[string]*recordEntry[T]{}}
+	r.head.prev, r.head.next = &r.head, &r.head
+	return r
+}
+
+// Get returns the record under key to read, not to change (nil and false
+// when there is none); it is not written back.
+func (r *Records[T]) Get(b *Batch, key string) (*T, bool, error) {
+	e, err := r.entry(b, key)
+	if err != nil {
+		return nil, false, err
+	}
+	return e.v, e.v != nil, nil
+}
+
+// entry finds key's entry, reading it from the view store if it is not in
+// memory, and marks it recently used.
+func (r *Records[T]) entry(b *Batch, key string) (*recordEntry[T], error) {
+	r.attach(b)
+	e := r.entries[key]
+	if e == nil {
+		e = &recordEntry[T]{key: key}
+		raw, found, err := b.Get(key)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			e.v = new(T)
+			if err := json.Unmarshal(raw, e.v); err != nil {
+				return nil, fmt.Errorf("view %s key %s: %w", b.view, key, err)
+			}
+		}
+		r.entries[key] = e
+	} else {
+		r.unlink(e)
+	}
+	r.pushFront(e)
+	return e, nil
+}
+
+// Load returns the record under key to change, read from the view store
+// if it is not in memory; ok is false (and v a new zero record, not yet stored) when
+// there is none. Either way v is written under key at the commit; Delete
+// instead to remove it.
+func (r *Records[T]) Load(b *Batch, key string) (v *T, ok bool, err error) {
+	e, err := r.entry(b, key)
+	if err != nil {
+		return nil, false, err
+	}
+	ok = e.v != nil
+	if !ok {
+		e.v = new(T)
+	}
+	r.touch(e)
+	return e.v, ok, nil
+}
+
+// Put sets the record under key to v, written at the commit. The records
+// keeps v: change it afterwards only as Load's rules allow.
+func (r *Records[T]) Put(b *Batch, key string, v *T) {
+	r.attach(b)
+	e := r.entries[key]
+	if e == nil {
+		e = &recordEntry[T]{key: key}
+		r.entries[key] = e
+	} else {
+		r.unlink(e)
+	}
+	r.pushFront(e)
+	e.v = v
+	r.touch(e)
+}
+
+// Delete removes the record under key at the commit.
+func (r *Records[T]) Delete(b *Batch, key string) {
+	r.Put(b, key, nil)
+}
+
+// Erase erases every earlier version of the record under key from the
+// store's files (Batch.Erase: for personal data) and writes v in its
+// place at the commit; v nil leaves no record.
+func (r *Records[T]) Erase(b *Batch, key string, v *T) {
+	b.Erase(key)
+	r.Put(b, key, v)
+}
+
+// attach ties the records to the batch of the reader applying, and
+// forgets what was read for another reader's batch (a rebuild's reader
+// over the same projection, after a view was dropped).
+func (r *Records[T]) attach(b *Batch) {
+	if r.batch == b {
+		return
+	}
+	if r.batch != nil {
+		r.batch.detach(r)
+	}
+	r.reset()
+	r.batch = b
+	b.attach(r)
+}
+
+func (r *Records[T]) touch(e *recordEntry[T]) {
+	if !e.touched {
+		e.touched = true
+		r.touched = append(r.touched, e)
+	}
+}
+
+// flush writes every record touched in the slice into the batch.
+func (r *Records[T]) flush(b *Batch) error {
+	for _, e := range r.touched {
+		if e.v == nil {
+			b.Delete(e.key)
+			continue
+		}
+		if err := b.SetJSON(e.key, e.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// committed marks the slice's records as stored and trims the cache to max.
+func (r *Records[T]) committed() {
+	for _, e := range r.touched {
+		e.touched = false
+	}
+	clear(r.touched)
+	r.touched = r.touched[:0]
+	for e := r.head.prev; len(r.entries) > r.max && e != &r.head; e = r.head.prev {
+		r.unlink(e)
+		delete(r.entries, e.key)
+	}
+}
+
+// rollback forgets the records touched in an abandoned slice.
+func (r *Records[T]) rollback() {
+	for _, e := range r.touched {
+		if r.entries[e.key] == e {
+			r.unlink(e)
+			delete(r.entries, e.key)
+		}
+		e.touched = false
+	}
+	clear(r.touched)
+	r.touched = r.touched[:0]
+}
+
+// reset forgets every record (the view was dropped, or the reader restarts).
+func (r *Records[T]) reset() {
+	clear(r.entries)
+	clear(r.touched)
+	r.touched = r.touched[:0]
+	r.head.prev, r.head.next = &r.head, &r.head
+}
+
+func (r *Records[T]) unlink(e *recordEntry[T]) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func (r *Records[T]) pushFront(e *recordEntry[T]) {
+	e.prev, e.next = &r.head, r.head.next
+	r.head.next.prev = e
+	r.head.next = e
+}
+
+// cache is what a Batch asks of the Records attached to it.
+type cache interface {
+	flush(b *Batch) error
+	committed()
+	rollback()
+	reset()
+}
