@@ -187,7 +187,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, terms: terms, proj: &projection{terms: terms}, log: cfg.Log.With("service", "referrals"),
+	s := &Service{cfg: cfg, terms: terms, proj: &projection{terms: terms, records: views.NewRecords[record](views.CachedRecords)}, log: cfg.Log.With("service", "referrals"),
 		now: time.Now, self: newClientLimits(cfg.Settings.SelfReferrals), isTeam: func(id string) bool { return cfg.Orgs.Is(id, events.KindLinkwork) }}
 	if s.metrics, err = newMetrics(cfg.Metrics); err != nil {
 		return nil, err

@@ -168,6 +168,8 @@ type projection struct {
 	// feed is the practices' feed whose outbox the projection writes
 	// (feed.go); nil when the service keeps no feed.
 	feed *feeds.Feed
+	// records are the referrers' records as the reader applies the log.
+	records *views.Records[record]
 }
 
 func (p *projection) Name() string { return ProjectionName }
@@ -180,27 +182,26 @@ func (p *projection) Apply(b *views.Batch, c views.Change) error {
 	if !ok || events.ParseID(c.JourneyID) != nil {
 		return nil // no referrer's view, or not a journey id Linkway issues
 	}
-	var rec record
-	found, err := b.GetJSON(recordKey(org, c.JourneyID), &rec)
+	rec, found, err := p.records.Load(b, recordKey(org, c.JourneyID))
 	if err != nil {
 		return err
 	}
 	if !found {
-		rec = p.start(c.JourneyID, c.After)
+		*rec = p.start(c.JourneyID, c.After)
 	}
-	before := rec
+	before := *rec // its fields that the lists' keys are made of
 	ch := change{Envelope: c.Envelope, Before: c.Before, After: c.After}
-	if !p.render(&rec, ch) {
+	if !p.render(rec, ch) {
 		if found {
 			return nil // nothing the referrer sees changed
 		}
 		// A journey whose referral this view never rendered (not expected:
 		// views replay from the start): its record, from the state.
 		rec.UpdatedAt, rec.RecordedAt = occurred(c.Envelope), recorded(c.Envelope)
-		p.settle(&rec, ch)
+		p.settle(rec, ch)
 	}
 	if !found {
-		b.Set(createdKey(&rec), nil)
+		b.Set(createdKey(rec), nil)
 		if pd := personalOf(c.After.Referral); !pd.empty() && !c.After.Erased {
 			if err := b.SetJSON(personKey(org, c.JourneyID), pd); err != nil {
 				return err
@@ -211,23 +212,20 @@ func (p *projection) Apply(b *views.Batch, c views.Change) error {
 		if found {
 			b.Delete(statusKey(&before))
 		}
-		b.Set(statusKey(&rec), nil)
+		b.Set(statusKey(rec), nil)
 	}
 	if !found || !before.UpdatedAt.Equal(rec.UpdatedAt) {
 		if found {
 			b.Delete(updatedKey(&before))
 		}
-		b.Set(updatedKey(&rec), []byte(rec.Status))
+		b.Set(updatedKey(rec), []byte(rec.Status))
 	} else if before.Status != rec.Status {
-		b.Set(updatedKey(&rec), []byte(rec.Status))
+		b.Set(updatedKey(rec), []byte(rec.Status))
 	}
 	if c.Envelope.GetPersonalDataErased() != nil {
 		b.Erase(personKey(org, c.JourneyID))
 	}
-	if err := b.SetJSON(recordKey(org, c.JourneyID), rec); err != nil {
-		return err
-	}
-	return p.toFeed(b, c, org, &rec)
+	return p.toFeed(b, c, org, rec)
 }
 
 // change is one event of a journey with the state before and after it,

@@ -16,6 +16,7 @@ import (
 
 	"linkway/events"
 	"linkway/services/platform/ctxwait"
+	"linkway/services/platform/views"
 	"linkway/services/platform/viewstore"
 )
 
@@ -90,6 +91,9 @@ type Feed struct {
 	spec Spec
 	js   jetstream.JetStream
 	mark *mark
+	// journeys are the outbox's lists of each journey's messages
+	// (OutboxOfJourney) as the reader applies the log.
+	journeys *views.Records[[]string]
 }
 
 // Open creates or updates the feed's stream and reads where the feed
@@ -99,7 +103,7 @@ func Open(ctx context.Context, js jetstream.JetStream, spec Spec, replicas int) 
 	if _, err := js.CreateOrUpdateStream(ctx, spec.StreamConfig(replicas)); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", spec.Stream, err)
 	}
-	f := &Feed{spec: spec, js: js, mark: &mark{}}
+	f := &Feed{spec: spec, js: js, mark: &mark{}, journeys: views.NewRecords[[]string](views.CachedRecords)}
 	pos, err := f.Mark(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s's position: %w", spec.Title, err)

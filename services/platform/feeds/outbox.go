@@ -143,13 +143,11 @@ func (f *Feed) Add(b *views.Batch, at Position, journeyID string, m Message) err
 		return err
 	}
 	if m.Erase == "" {
-		var keys []string
-		if _, err := b.GetJSON(OutboxOfJourney+journeyID, &keys); err != nil {
+		keys, _, err := f.journeys.Load(b, OutboxOfJourney+journeyID)
+		if err != nil {
 			return err
 		}
-		if err := b.SetJSON(OutboxOfJourney+journeyID, append(keys, key)); err != nil {
-			return err
-		}
+		*keys = append(*keys, key)
 	}
 	return f.trim(b, at.Seq)
 }
@@ -157,14 +155,16 @@ func (f *Feed) Add(b *views.Batch, at Position, journeyID string, m Message) err
 // EraseJourney erases the outbox's messages of a journey, published (and
 // trimmed, so deleted but perhaps still in the store's files) or not.
 func (f *Feed) EraseJourney(b *views.Batch, journeyID string) error {
-	var keys []string
-	if _, err := b.GetJSON(OutboxOfJourney+journeyID, &keys); err != nil {
+	keys, _, err := f.journeys.Get(b, OutboxOfJourney+journeyID)
+	if err != nil {
 		return err
 	}
-	for _, k := range keys {
-		b.Erase(k)
+	if keys != nil {
+		for _, k := range *keys {
+			b.Erase(k)
+		}
 	}
-	b.Delete(OutboxOfJourney + journeyID)
+	f.journeys.Delete(b, OutboxOfJourney+journeyID)
 	return nil
 }
 
