@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,11 +31,23 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 	}
 	name := args[0]
 	cfg.Command = "rebuild " + name
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the rebuild to `FILE` (go tool pprof reads it)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if err := decodeSecrets(); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	mem := watchMemory()
 	bar := newProgress(stderr, log, "rebuilding "+name, "events", 0)
