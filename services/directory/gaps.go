@@ -24,9 +24,6 @@ import (
 // POST records the gap once.
 var gapNamespace = uuid.MustParse("5d0f3c2e-8a61-4f7b-b0a4-6c2e9d1f7a35")
 
-// maxIdempotencyKey bounds an Idempotency-Key header.
-const maxIdempotencyKey = 200
-
 // Gap statuses.
 const (
 	GapOpen   = "open"
@@ -188,13 +185,10 @@ type GapRequest struct {
 
 // RecordGap records a gap on p's organisation's subject. The need may be a
 // category id or a word link workers use ("debt"); idempotencyKey, when
-// set, makes a retry record it once.
+// set (checked by api.IdempotencyKey), makes a retry record it once.
 func (s *Service) RecordGap(ctx context.Context, p api.Principal, b GapRequest, idempotencyKey string) (GapView, bool, error) {
 	id := events.NewID()
 	if idempotencyKey != "" {
-		if len(idempotencyKey) > maxIdempotencyKey {
-			return GapView{}, false, events.Invalid("Idempotency-Key", "is longer than %d characters", maxIdempotencyKey)
-		}
 		id = uuid.NewSHA1(gapNamespace, []byte(p.OrgID+"\x00"+idempotencyKey)).String()
 	}
 	need := strings.TrimSpace(b.Need)
@@ -219,7 +213,11 @@ func (s *Service) recordGap(w http.ResponseWriter, r *http.Request, p api.Princi
 	if err := api.DecodeJSON(w, r, bodyLimit, &b); err != nil {
 		return err
 	}
-	v, changed, err := s.RecordGap(r.Context(), p, b, r.Header.Get("Idempotency-Key"))
+	key, err := api.IdempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	v, changed, err := s.RecordGap(r.Context(), p, b, key)
 	if err != nil {
 		return err
 	}

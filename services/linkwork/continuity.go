@@ -156,9 +156,9 @@ func (s *Service) postSupervision(w http.ResponseWriter, r *http.Request, p api.
 	// refused as future by a caller a timezone apart.
 	now := s.now()
 	today := later(events.UKDate(now), utcDay(now)).Format(time.DateOnly)
-	key := r.Header.Get("Idempotency-Key")
-	if len(key) > 200 {
-		return events.Invalid("Idempotency-Key", "is over 200 characters")
+	key, err := api.IdempotencyKey(r)
+	if err != nil {
+		return err
 	}
 	cmd := events.RecordSupervision{SupervisionID: events.NewID(), Team: p.OrgID, WorkerID: b.WorkerID, Date: b.Date,
 		Kind: b.Kind, Today: today}

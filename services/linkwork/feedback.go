@@ -54,12 +54,13 @@ func (s *Service) postFeedback(w http.ResponseWriter, r *http.Request, p api.Pri
 	if err != nil {
 		return err
 	}
-	id, key := r.PathValue("id"), r.Header.Get("Idempotency-Key")
+	id := r.PathValue("id")
 	if events.ParseID(id) != nil {
 		return events.ErrNotFound
 	}
-	if len(key) > 200 {
-		return events.Invalid("Idempotency-Key", "is over 200 characters")
+	key, err := api.IdempotencyKey(r)
+	if err != nil {
+		return err
 	}
 	check := teamOnly(p.OrgID)
 	if p.Kind == events.KindVCS {

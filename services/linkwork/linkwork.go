@@ -383,13 +383,11 @@ func teamOnly(team string) func(events.State) error {
 }
 
 // execute carries out cmd on a journey of the caller's team and waits,
-// bounded, until the caseload view shows it.
+// bounded, until the caseload view shows it. key is already bounded
+// (api.IdempotencyKey, or the web form's nonce).
 func (s *Service) execute(ctx context.Context, p api.Principal, id, key string, cmd events.Command) (journal.Result, error) {
 	if events.ParseID(id) != nil {
 		return journal.Result{}, events.ErrNotFound
-	}
-	if len(key) > 200 {
-		return journal.Result{}, events.Invalid("Idempotency-Key", "is over 200 characters")
 	}
 	name := events.CommandName(cmd)
 	meta := journal.Meta{Actor: p.Actor(), IdempotencyKey: key}
@@ -454,7 +452,14 @@ func (s *Service) answer(p api.Principal, id string, res journal.Result) (*write
 
 func (s *Service) respond(w http.ResponseWriter, r *http.Request, p api.Principal, cmd events.Command) error {
 	id := r.PathValue("id")
-	res, err := s.execute(r.Context(), p, id, r.Header.Get("Idempotency-Key"), cmd)
+	if events.ParseID(id) != nil {
+		return events.ErrNotFound // before the key, as execute would
+	}
+	key, err := api.IdempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.execute(r.Context(), p, id, key, cmd)
 	if err != nil {
 		return err
 	}

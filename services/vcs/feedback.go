@@ -48,9 +48,9 @@ func (s *Service) apiFeedback(w http.ResponseWriter, r *http.Request, p api.Prin
 	if err != nil {
 		return err
 	}
-	key := r.Header.Get(idempotencyHdr)
-	if len(key) > maxIdempotency {
-		return events.Invalid(idempotencyHdr, "must be at most %d characters", maxIdempotency)
+	key, err := api.IdempotencyKey(r)
+	if err != nil {
+		return err
 	}
 	fb, replayed, err := s.feedback(r.Context(), p, r.PathValue("id"), body, key, "api")
 	if err != nil {

@@ -35,8 +35,6 @@ const (
 	bodyLimit       = 8 << 10
 	maxDetail       = 1000
 	readYourWrites  = 2 * time.Second
-	idempotencyHdr  = "Idempotency-Key"
-	maxIdempotency  = 200
 	attendanceSlack = 36 * time.Hour // a session "today" anywhere in the UK, whatever the server's clock zone
 )
 
@@ -429,9 +427,9 @@ func (s *Service) apiAction(a action) api.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		key := r.Header.Get(idempotencyHdr)
-		if len(key) > maxIdempotency {
-			return events.Invalid(idempotencyHdr, "must be at most %d characters", maxIdempotency)
+		key, err := api.IdempotencyKey(r)
+		if err != nil {
+			return err
 		}
 		it, journeyID, err := s.act(r.Context(), p, r.PathValue("id"), a, body, key, "api")
 		if err != nil {

@@ -29,6 +29,21 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return body, nil
 }
 
+// MaxIdempotencyKey bounds an Idempotency-Key header (openapi.yaml's
+// maxLength).
+const MaxIdempotencyKey = 200
+
+// IdempotencyKey is the request's Idempotency-Key header ("" when none
+// was sent): the one place the header is read and checked. A key over
+// MaxIdempotencyKey characters is invalid_argument naming the header.
+func IdempotencyKey(r *http.Request) (string, error) {
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > MaxIdempotencyKey {
+		return "", events.Invalid("Idempotency-Key", "must be at most %d characters", MaxIdempotencyKey)
+	}
+	return key, nil
+}
+
 // DecodeJSON strictly decodes a request body of at most limit bytes into v:
 // unknown fields, trailing data and wrong types are invalid_argument naming
 // the field; a body over the limit is too_large.
