@@ -453,10 +453,8 @@ func (s State) referOnward(c ReferOnward) ([]*eventsv1.Envelope, error) {
 	}) {
 		return nil, s.refuse("refer on to " + svc.ID + ": a referral to it is already open")
 	}
-	for i, f := range c.Share {
-		if !slices.Contains(ShareableFields, f) {
-			return nil, Invalid(fieldIndex("share", i), "must be one of %v", ShareableFields)
-		}
+	if err := CheckShare(c.Share, false); err != nil {
+		return nil, err
 	}
 	// Needs are those the link worker assessed, in the taxonomy: never the
 	// referrer's clinical reason codes.

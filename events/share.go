@@ -35,3 +35,19 @@ func ShareWithVCS(from *eventsv1.SharedWithVcs, fields []string) *eventsv1.Share
 	}
 	return shared
 }
+
+// CheckShare is the rule for the fields an onward referral shares: each
+// one of ShareableFields and, when required, at least one. Decide checks
+// the names only (a command sharing nothing stands, as it always has); the
+// link workers' API, whose requests name a service, requires one.
+func CheckShare(share []string, required bool) error {
+	if required && len(share) == 0 {
+		return Invalid("share", "name at least one of %v", ShareableFields)
+	}
+	for i, f := range share {
+		if !slices.Contains(ShareableFields, f) {
+			return Invalid(fieldIndex("share", i), "must be one of %v", ShareableFields)
+		}
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -41,6 +42,35 @@ func TestShareWithVCS(t *testing.T) {
 			}
 			if len(got.GetNeeds()) != tt.needs || got.GetNotes().GetText() != tt.notes {
 				t.Errorf("needs %v, notes %q", got.GetNeeds(), got.GetNotes().GetText())
+			}
+		})
+	}
+}
+
+func TestCheckShare(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		share     []string
+		required  bool
+		wantField string // "" for no error
+	}{
+		{"every field", ShareableFields, true, ""},
+		{"none, not required", nil, false, ""},
+		{"none, required", nil, true, "share"},
+		{"an unknown field", []string{"name", "nhs_number"}, false, "share[1]"},
+		{"an unknown field, required", []string{"postcode"}, true, "share[0]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckShare(tt.share, tt.required)
+			if tt.wantField == "" {
+				if err != nil {
+					t.Fatalf("CheckShare(%v, %v) = %v, want nil", tt.share, tt.required, err)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Code != CodeInvalid || e.Field != tt.wantField {
+				t.Fatalf("CheckShare(%v, %v) = %v, want invalid_argument on %s", tt.share, tt.required, err, tt.wantField)
 			}
 		})
 	}

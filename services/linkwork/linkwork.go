@@ -714,13 +714,8 @@ func (s *Service) postOnward(w http.ResponseWriter, r *http.Request, p api.Princ
 }
 
 func (s *Service) onwardCommand(ctx context.Context, p api.Principal, row caseRow, b onwardBody) (events.ReferOnward, error) {
-	if len(b.Share) == 0 && b.ServiceID != "" {
-		return events.ReferOnward{}, events.Invalid("share", "name at least one of %v", events.ShareableFields)
-	}
-	for i, f := range b.Share {
-		if !slices.Contains(events.ShareableFields, f) {
-			return events.ReferOnward{}, events.Invalid(fmt.Sprintf("share[%d]", i), "must be one of %v", events.ShareableFields)
-		}
+	if err := events.CheckShare(b.Share, b.ServiceID != ""); err != nil {
+		return events.ReferOnward{}, err
 	}
 	facts, err := s.service(ctx, b.ServiceID)
 	if err != nil {
