@@ -1,12 +1,12 @@
-// Package synth writes synthetic journey history through the event store:
-// GP referrals and what follows them, in proportions like those reported
-// for social prescribing in England (people who decline, people who cannot
-// be reached, several onward referrals, VCS declines by reason, attendance,
-// completion, follow-ups with wellbeing measures, reopenings after a
-// setback), across many practices and link-worker teams, dated over a year.
-// It is for benchmarks, rebuild timings and demos: every event goes through
-// journal.Store.Execute, so the rules, sealing and idempotency are the
-// real ones, and a second run with the same seed appends nothing.
+// Package synthhistory writes synthetic journey history through the event
+// store: GP referrals and what follows them, in proportions like those
+// reported for social prescribing in England (people who decline, people
+// who cannot be reached, several onward referrals, VCS declines by reason,
+// attendance, completion, follow-ups with wellbeing measures, reopenings
+// after a setback), across many practices and link-worker teams, dated over
+// a year. It is for benchmarks, rebuild timings and demos: every event goes
+// through journal.Store.Execute, so the rules, sealing and idempotency are
+// the real ones, and a second run with the same seed appends nothing.
 package synthhistory
 
 import (

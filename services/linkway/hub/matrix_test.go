@@ -1,7 +1,7 @@
-// Package authz holds the security tests of a whole Linkway hub: the
-// authorization matrix (every route by every kind of caller, on their own
-// and on another organisation's resources) and the HTTP hardening checks.
-// It has tests only.
+// The authorization matrix of a whole Linkway hub: every route by every
+// kind of caller, on their own and on another organisation's resources
+// (the HTTP hardening checks are in hardening_test.go).
+
 package hub_test
 
 import (
