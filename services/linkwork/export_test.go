@@ -13,7 +13,7 @@ import (
 // Projection is the caseload projection as the service renders it, for a
 // second view folded beside the live one.
 func (s *Service) Projection() views.Projection {
-	return projection{policy: s.policy, personRef: s.cfg.PersonRef}
+	return newProjection(s.policy, s.cfg.PersonRef)
 }
 
 // View is the caseload view.

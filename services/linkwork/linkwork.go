@@ -194,7 +194,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("linkwork metrics: %w", err)
 		}
 	}
-	cfg.Views.Add(projection{policy: s.policy, personRef: cfg.PersonRef})
+	cfg.Views.Add(newProjection(s.policy, cfg.PersonRef))
 	s.view = cfg.Views.View(ProjectionName)
 	var err error
 	if s.sessions, err = openSessions(ctx, cfg); err != nil {

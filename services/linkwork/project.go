@@ -93,6 +93,17 @@ type projection struct {
 	// personRef names a person by NHS number (sealing's keyed hash); nil
 	// keeps no person index (no history, no suggested worker).
 	personRef func(nhsNumber string) string
+	// The rows and the teams' and workers' figures as the reader applies
+	// the log (views.Records): read and written once a commit, not once an
+	// event.
+	rows    *views.Records[caseRow]
+	teams   *views.Records[figures]
+	workers *views.Records[workerFigures]
+}
+
+func newProjection(policy events.UncontactablePolicy, personRef func(string) string) projection {
+	return projection{policy: policy, personRef: personRef, rows: views.NewRecords[caseRow](views.CachedRecords),
+		teams: views.NewRecords[figures](1_000), workers: views.NewRecords[workerFigures](10_000)}
 }
 
 func (projection) Name() string { return ProjectionName }
@@ -107,29 +118,29 @@ func (p projection) Apply(b *views.Batch, c views.Change) error {
 	if c.JourneyID == "" || !after.Exists() || !events.ValidOrgCode(team) {
 		return nil // nothing a team holds
 	}
-	var old caseRow
-	found, err := b.GetJSON(rowKey(c.JourneyID), &old)
+	row, found, err := p.rows.Load(b, rowKey(c.JourneyID))
 	if err != nil {
 		return err
 	}
+	old := *row // as it was: its slices are not changed below (FollowUps is cloned)
+	row.FollowUps = slices.Clone(old.FollowUps)
 	j := &journeyChange{b: b, c: c, id: c.JourneyID, seq: seqID(c.Seq), at: c.Envelope.GetOccurredAt().AsTime().UTC(),
 		by: c.Envelope.GetActor().GetOrganisationId()}
 	if j.at.Before(time.Unix(0, 1)) {
 		j.at = c.Stored.UTC()
 	}
-	row := old
-	row.FollowUps = slices.Clone(old.FollowUps)
 	if !found {
-		if err := p.refer(j, &row, team); err != nil {
+		if err := p.refer(j, row, team); err != nil {
 			return err
 		}
 	}
-	if err := j.render(&row); err != nil {
+	if err := j.render(row); err != nil {
 		return err
 	}
-	p.sync(&row, after, j.at)
+	p.sync(row, after, j.at)
 	if row.Erased && !(found && old.Erased) {
-		if err := j.erase(&row); err != nil {
+		// The row is written again after its erasure (views.Records).
+		if err := j.erase(row); err != nil {
 			return err
 		}
 	}
@@ -137,10 +148,7 @@ func (p projection) Apply(b *views.Batch, c views.Change) error {
 	if found {
 		before = &old
 	}
-	if err := reindex(b, before, &row); err != nil {
-		return err
-	}
-	return b.SetJSON(rowKey(c.JourneyID), &row)
+	return p.reindex(b, before, row)
 }
 
 // journeyChange is one event being rendered into a journey's detail.
@@ -217,7 +225,7 @@ func (p projection) refer(j *journeyChange, row *caseRow, team string) error {
 	if _, err := j.b.GetJSON(personKey(team, row.Ref), &pj); err != nil {
 		return err
 	}
-	sug, err := suggest(j.b, pj.Journeys, row.ReferredAt)
+	sug, err := p.suggest(j.b, pj.Journeys, row.ReferredAt)
 	if err != nil {
 		return err
 	}
@@ -229,13 +237,12 @@ func (p projection) refer(j *journeyChange, row *caseRow, team string) error {
 // suggest finds the worker who last held the person's case: on a journey
 // still open, or closed within suggestWithin months of the new referral;
 // the latest of them.
-func suggest(b *views.Batch, journeys []string, referred time.Time) (suggestion, error) {
+func (p projection) suggest(b *views.Batch, journeys []string, referred time.Time) (suggestion, error) {
 	var best suggestion
 	var bestAt time.Time
 	since := referred.AddDate(0, -suggestWithin, 0)
 	for _, id := range journeys {
-		var r caseRow
-		ok, err := b.GetJSON(rowKey(id), &r)
+		r, ok, err := p.rows.Get(b, rowKey(id))
 		if err != nil {
 			return suggestion{}, err
 		}
@@ -719,7 +726,7 @@ func contribution(r *caseRow) counted {
 
 // reindex moves a journey's list and figure keys from what its row was to
 // what it is, and its team's and workers' counts with them.
-func reindex(b *views.Batch, old, cur *caseRow) error {
+func (p projection) reindex(b *views.Batch, old, cur *caseRow) error {
 	if !sameKeys(old, cur) {
 		was, is := rowKeys(old), rowKeys(cur)
 		for k := range was {
@@ -737,15 +744,12 @@ func reindex(b *views.Batch, old, cur *caseRow) error {
 		return nil
 	}
 	if contribution(old) != contribution(cur) {
-		var team figures
-		if _, err := b.GetJSON(teamKey(cur.Team), &team); err != nil {
+		team, _, err := p.teams.Load(b, teamKey(cur.Team))
+		if err != nil {
 			return err
 		}
 		team.add(old, -1)
 		team.add(cur, 1)
-		if err := b.SetJSON(teamKey(cur.Team), team); err != nil {
-			return err
-		}
 	}
 	workers := []string{}
 	if old != nil && old.WorkerID != "" {
@@ -755,8 +759,8 @@ func reindex(b *views.Batch, old, cur *caseRow) error {
 		workers = append(workers, cur.WorkerID)
 	}
 	for _, w := range workers {
-		var wf workerFigures
-		if _, err := b.GetJSON(workerKey(cur.Team, w), &wf); err != nil {
+		wf, _, err := p.workers.Load(b, workerKey(cur.Team, w))
+		if err != nil {
 			return err
 		}
 		if old != nil && old.WorkerID == w {
@@ -765,9 +769,6 @@ func reindex(b *views.Batch, old, cur *caseRow) error {
 		if cur.WorkerID == w {
 			wf.add(cur, 1)
 			wf.Name = cur.WorkerName
-		}
-		if err := b.SetJSON(workerKey(cur.Team, w), wf); err != nil {
-			return err
 		}
 	}
 	return nil

@@ -289,6 +289,8 @@ type journeyIndex struct {
 // writes each change's feed message into the view's outbox (feed.go).
 type inboxProjection struct {
 	feed *feeds.Feed
+	// items are the inbox's records as the reader applies the log.
+	items *views.Records[record]
 }
 
 func (p *inboxProjection) Name() string { return InboxProjection }
@@ -311,21 +313,21 @@ func (p *inboxProjection) Apply(b *views.Batch, c views.Change) error {
 		return nil // never made on this journey: nothing to show
 	}
 	key := itemKey(o.OrganisationID, id)
-	var r record
-	if ok, err := b.GetJSON(key, &r); err != nil || !ok || r.JourneyID != c.JourneyID {
+	if r, ok, err := p.items.Get(b, key); err != nil || !ok || r.JourneyID != c.JourneyID {
+		return err
+	}
+	r, _, err := p.items.Load(b, key)
+	if err != nil {
 		return err
 	}
 	before := events.OnwardStatus(r.Status)
 	r.render(c.Envelope, c.After)
 	r.Seq = c.Seq
-	if err := b.SetJSON(key, r); err != nil {
-		return err
-	}
-	if err := moveIndexes(b, r, before); err != nil {
+	if err := moveIndexes(b, *r, before); err != nil {
 		return err
 	}
 	touch(b, r.OrganisationID, c.Seq)
-	return p.outbox(b, c, 0, name, r)
+	return p.outbox(b, c, 0, name, *r)
 }
 
 // made adds an onward referral to its organisation's inbox and lists.
@@ -335,13 +337,11 @@ func (p *inboxProjection) made(b *views.Batch, c views.Change, m *eventsv1.Onwar
 		return nil // not addressable: the rules never make one
 	}
 	key := itemKey(org, id)
-	if _, ok, err := b.Get(key); err != nil || ok {
+	if _, ok, err := p.items.Get(b, key); err != nil || ok {
 		return err // already there: one id, one referral
 	}
 	r := madeRecord(c.Seq, c.Envelope, m, c.After)
-	if err := b.SetJSON(key, r); err != nil {
-		return err
-	}
+	p.items.Put(b, key, &r)
 	st := events.OnwardStatus(r.Status)
 	b.Set(allListPrefix(org)+newestFirst(r.SentAt, r.MadeSeq), []byte(id))
 	b.Set(statusListPrefix(org, string(st))+newestFirst(r.SentAt, r.MadeSeq), []byte(id))
@@ -428,22 +428,21 @@ func (p *inboxProjection) erase(b *views.Batch, c views.Change) error {
 		return err
 	}
 	for part, key := range ji.Items {
-		var r record
-		ok, err := b.GetJSON(key, &r)
+		if _, ok, err := p.items.Get(b, key); err != nil || !ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		r, _, err := p.items.Load(b, key)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			continue
-		}
 		r.Person, r.Needs, r.Notes, r.Detail, r.Shared = Person{}, nil, "", "", nil
 		r.Erased, r.UpdatedAt, r.Seq = true, at, c.Seq
-		b.Erase(key)
-		if err := b.SetJSON(key, r); err != nil {
-			return err
-		}
+		p.items.Erase(b, key, r)
 		touch(b, r.OrganisationID, c.Seq)
-		if err := p.outbox(b, c, part, "erased", r); err != nil {
+		if err := p.outbox(b, c, part, "erased", *r); err != nil {
 			return err
 		}
 	}

@@ -151,9 +151,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Views.Add(&inboxProjection{feed: feed})
+	cfg.Views.Add(&inboxProjection{feed: feed, items: views.NewRecords[record](views.CachedRecords)})
 	s.view = cfg.Views.View(InboxProjection)
-	pub := feeds.Publishing{View: s.view, Views: cfg.Views, Log: s.log, Published: m.feedPublished, Errors: m.feedErrors}
+	pub := feeds.Publishing{View: s.view, Views: cfg.Views, Log: s.log, Published: m.feedPublished, Errors: m.feedErrors, Through: m.feedThrough}
 	if cfg.Leases != nil {
 		pub.Leases = cfg.Leases
 	}
