@@ -87,18 +87,21 @@ type Group interface {
 
 // feedMetrics count the feed's messages by event (bounded: event types)
 // and its failed publishes.
-func feedMetrics(reg prometheus.Registerer) (*prometheus.CounterVec, prometheus.Counter, error) {
+func feedMetrics(reg prometheus.Registerer) (*prometheus.CounterVec, prometheus.Counter, prometheus.Gauge, error) {
 	published := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "linkway_referrals_feed_published_total", Help: "Events published on the GP practices' NATS feed (FEED_GP), by event."},
 		[]string{"event"})
 	failed := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "linkway_referrals_feed_publish_errors_total", Help: "Failed publishes to the GP feed (retried)."})
-	for _, c := range []prometheus.Collector{published, failed} {
+	through := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "linkway_referrals_feed_source_sequence",
+		Help: "The JOURNEYS sequence through which the GP feed is published, as the replica publishing it last found its outbox empty."})
+	for _, c := range []prometheus.Collector{published, failed, through} {
 		if err := reg.Register(c); err != nil {
-			return nil, nil, fmt.Errorf("referrals metrics: %w", err)
+			return nil, nil, nil, fmt.Errorf("referrals metrics: %w", err)
 		}
 	}
-	return published, failed, nil
+	return published, failed, through, nil
 }
 
 // startFeed opens FEED_GP and starts its publisher on the service's view:
@@ -110,12 +113,12 @@ func (s *Service) startFeed(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	published, failed, err := feedMetrics(cfg.Metrics)
+	published, failed, through, err := feedMetrics(cfg.Metrics)
 	if err != nil {
 		return err
 	}
 	s.proj.feed = feed
-	pub := feeds.Publishing{View: cfg.Views.View(ProjectionName), Views: cfg.Views, Log: s.log, Published: published, Errors: failed}
+	pub := feeds.Publishing{View: cfg.Views.View(ProjectionName), Views: cfg.Views, Log: s.log, Published: published, Errors: failed, Through: through}
 	if cfg.Leases != nil {
 		pub.Leases = cfg.Leases
 	}

@@ -11,6 +11,7 @@ import (
 type metrics struct {
 	feedPublished *prometheus.CounterVec
 	feedErrors    prometheus.Counter
+	feedThrough   prometheus.Gauge
 	commands      *prometheus.CounterVec
 	sseClients    prometheus.Gauge
 	signIns       *prometheus.CounterVec
@@ -21,6 +22,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		feedPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "linkway_vcs_feed_published_total", Help: "Events published on the VCS organisations' NATS feed, by event."},
 			[]string{"event"}),
+		feedThrough: prometheus.NewGauge(prometheus.GaugeOpts{Name: "linkway_vcs_feed_source_sequence",
+			Help: "The JOURNEYS sequence through which the VCS feed is published, as the replica publishing it last found its outbox empty."}),
 		feedErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "linkway_vcs_feed_publish_errors_total", Help: "Failed publishes to the VCS feed (retried)."}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -35,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.feedPublished, m.feedErrors, m.commands, m.sseClients, m.signIns} {
+	for _, c := range []prometheus.Collector{m.feedPublished, m.feedErrors, m.feedThrough, m.commands, m.sseClients, m.signIns} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("vcs metrics: %w", err)
 		}

@@ -94,6 +94,9 @@ type Feed struct {
 	// journeys are the outbox's lists of each journey's messages
 	// (OutboxOfJourney) as the reader applies the log.
 	journeys *views.Records[[]string]
+	// low is the outbox's lowest block that may hold messages
+	// (OutboxLowKey), a JSON number.
+	low *views.Records[uint64]
 }
 
 // Open creates or updates the feed's stream and reads where the feed
@@ -103,7 +106,8 @@ func Open(ctx context.Context, js jetstream.JetStream, spec Spec, replicas int) 
 	if _, err := js.CreateOrUpdateStream(ctx, spec.StreamConfig(replicas)); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", spec.Stream, err)
 	}
-	f := &Feed{spec: spec, js: js, mark: &mark{}, journeys: views.NewRecords[[]string](views.CachedRecords)}
+	f := &Feed{spec: spec, js: js, mark: &mark{}, journeys: views.NewRecords[[]string](views.CachedRecords),
+		low: views.NewRecords[uint64](1)}
 	pos, err := f.Mark(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s's position: %w", spec.Title, err)
@@ -144,6 +148,9 @@ type Publishing struct {
 	// publishes. Either may be nil.
 	Published *prometheus.CounterVec
 	Errors    prometheus.Counter
+	// Through, if set, is the JOURNEYS sequence through which this
+	// replica, publishing, last found its outbox fully published.
+	Through prometheus.Gauge
 }
 
 // Start starts the feed's publisher (publishing while this process holds
@@ -245,6 +252,9 @@ func (p *publisher) lead(ctx context.Context) error {
 		if len(entries) > 0 {
 			quietSince = time.Now()
 		} else {
+			if p.cfg.Through != nil {
+				p.cfg.Through.Set(float64(p.scanned))
+			}
 			p.awaitOutbox(ctx)
 		}
 	}
@@ -303,8 +313,8 @@ func (p *publisher) pending(from Position) ([]Message, []Position, error) {
 			if !ok || !at.After(from) {
 				return nil
 			}
-			var e Message
-			if err := json.Unmarshal(value, &e); err != nil {
+			e, err := decodeMessage(value)
+			if err != nil {
 				return fmt.Errorf("outbox %s: %w", key, err)
 			}
 			out, pos = append(out, e), append(pos, at)

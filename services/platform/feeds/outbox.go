@@ -139,9 +139,7 @@ func (f *Feed) Add(b *views.Batch, at Position, journeyID string, m Message) err
 		return nil // published before: this is a replay
 	}
 	key := OutboxKey(at)
-	if err := b.SetJSON(key, m); err != nil {
-		return err
-	}
+	b.Set(key, encodeMessage(m))
 	if m.Erase == "" {
 		keys, _, err := f.journeys.Load(b, OutboxOfJourney+journeyID)
 		if err != nil {
@@ -170,26 +168,16 @@ func (f *Feed) EraseJourney(b *views.Batch, journeyID string) error {
 
 // trim deletes the outbox's blocks the feed has published entirely.
 func (f *Feed) trim(b *views.Batch, seq uint64) error {
-	low := outboxBlock(seq)
-	raw, ok, err := b.Get(OutboxLowKey)
+	low, ok, err := f.low.Load(b, OutboxLowKey)
 	if err != nil {
 		return err
 	}
-	if ok {
-		if low, err = strconv.ParseUint(string(raw), 10, 64); err != nil {
-			return fmt.Errorf("outbox low block %q: %w", raw, err)
-		}
+	if !ok {
+		*low = outboxBlock(seq)
 	}
 	upto := outboxBlock(f.mark.get().Seq) // blocks below it are published
-	if upto <= low {
-		if !ok {
-			b.Set(OutboxLowKey, []byte(strconv.FormatUint(low, 10)))
-		}
-		return nil
+	for ; *low < upto; *low++ {
+		b.DeletePrefix(outboxBlockPrefix(*low))
 	}
-	for blk := low; blk < upto; blk++ {
-		b.DeletePrefix(outboxBlockPrefix(blk))
-	}
-	b.Set(OutboxLowKey, []byte(strconv.FormatUint(upto, 10)))
 	return nil
 }
