@@ -178,6 +178,9 @@ func (f *feed) advance(mark *atomic.Uint64, to uint64) {
 	if mark == &f.hwm && f.metrics != nil {
 		f.metrics.feedSeq.Set(float64(to))
 	}
+	if mark == &f.processed && f.metrics != nil {
+		f.metrics.feedThrough.Set(float64(to))
+	}
 	f.mu.Lock()
 	close(f.changed)
 	f.changed = make(chan struct{})

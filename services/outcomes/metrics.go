@@ -10,6 +10,7 @@ type metrics struct {
 	published      *prometheus.CounterVec
 	publishRetries prometheus.Counter
 	feedSeq        prometheus.Gauge
+	feedThrough    prometheus.Gauge
 	summary        *prometheus.HistogramVec
 	cached         prometheus.GaugeFunc
 }
@@ -23,6 +24,10 @@ func newMetrics(reg prometheus.Registerer, c *monthCache) (*metrics, error) {
 		publishRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "linkway_outcomes_feed_publish_retries_total",
 			Help: "Outcome-feed publishing rounds tried again (NATS unavailable, an acknowledgement missing).",
+		}),
+		feedThrough: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "linkway_outcomes_feed_published_through_sequence",
+			Help: "The JOURNEYS sequence through which the outcome feed is published, as the replica publishing it last drained its outbox.",
 		}),
 		feedSeq: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "linkway_outcomes_feed_source_sequence",
@@ -41,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, c *monthCache) (*metrics, error) {
 	if reg == nil {
 		return x, nil
 	}
-	for _, c := range []prometheus.Collector{x.published, x.publishRetries, x.feedSeq, x.summary, x.cached} {
+	for _, c := range []prometheus.Collector{x.published, x.publishRetries, x.feedSeq, x.feedThrough, x.summary, x.cached} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -94,7 +94,7 @@ func feedMetrics(reg prometheus.Registerer) (*prometheus.CounterVec, prometheus.
 	failed := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "linkway_referrals_feed_publish_errors_total", Help: "Failed publishes to the GP feed (retried)."})
 	through := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "linkway_referrals_feed_source_sequence",
+		Name: "linkway_referrals_feed_published_through_sequence",
 		Help: "The JOURNEYS sequence through which the GP feed is published, as the replica publishing it last found its outbox empty."})
 	for _, c := range []prometheus.Collector{published, failed, through} {
 		if err := reg.Register(c); err != nil {

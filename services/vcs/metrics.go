@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		feedPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "linkway_vcs_feed_published_total", Help: "Events published on the VCS organisations' NATS feed, by event."},
 			[]string{"event"}),
-		feedThrough: prometheus.NewGauge(prometheus.GaugeOpts{Name: "linkway_vcs_feed_source_sequence",
+		feedThrough: prometheus.NewGauge(prometheus.GaugeOpts{Name: "linkway_vcs_feed_published_through_sequence",
 			Help: "The JOURNEYS sequence through which the VCS feed is published, as the replica publishing it last found its outbox empty."}),
 		feedErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "linkway_vcs_feed_publish_errors_total", Help: "Failed publishes to the VCS feed (retried)."}),
