@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -126,7 +127,13 @@ func toolFlags(name string, log *slog.Logger, stderr io.Writer) (*hub.Config, *f
 	fs.BoolVar(&cfg.Demo, "demo", envBool("LINKWAY_DEMO"), "data of a --demo hub: read them with its demo master key [LINKWAY_DEMO]")
 	// The parties are built and open the data as the hub does.
 	decode := secretFlags(fs, &cfg)
-	return &cfg, fs, decode
+	limit := fs.Int("memory-limit-mib", 768, "soft limit of the Go heap in MiB: the garbage collector works harder near it, so the process stays within about 1 GiB; 0 for none; GOMEMLIMIT, when set, wins")
+	return &cfg, fs, func() error {
+		if os.Getenv("GOMEMLIMIT") == "" && *limit > 0 {
+			debug.SetMemoryLimit(int64(*limit) << 20)
+		}
+		return decode()
+	}
 }
 
 // memoryWatch samples the Go heap while a long operation runs; the
