@@ -27,8 +27,9 @@ proto-check:
 vet:
 	$(GO) vet ./...
 
-## lint: go vet, staticcheck and openapi-lint (tools pinned in go.mod), run by `make test`.
+## lint: gofmt, go vet, staticcheck and openapi-lint (tools pinned in go.mod), run by `make test`.
 lint: vet openapi-lint
+	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l events proto services ops); if [ -n "$$unformatted" ]; then echo "gofmt -l: not formatted:"; echo "$$unformatted"; exit 1; fi
 	$(GO) tool staticcheck ./...
 
 ## openapi-lint: load and validate the API document (OpenAPI 3.1) with kin-openapi,
