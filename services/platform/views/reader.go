@@ -92,7 +92,7 @@ type ReaderConfig struct {
 
 // DefaultReaderConfig is right for one process on an ordinary machine.
 func DefaultReaderConfig() ReaderConfig {
-	return ReaderConfig{Stream: events.JourneyStream, StateCache: 25_000, BatchEvents: 2000, BatchDelay: 50 * time.Millisecond,
+	return ReaderConfig{Stream: events.JourneyStream, StateCache: 10_000, BatchEvents: 2000, BatchDelay: 50 * time.Millisecond,
 		SyncEvents: 200_000, SyncInterval: 5 * time.Second, Prefetch: 2048}
 }
 

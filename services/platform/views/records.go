@@ -41,11 +41,11 @@ type recordEntry[T any] struct {
 }
 
 // CachedRecords is the size of a Records cache that needs no other: about
-// the journeys two days bring nationally, at a few kilobytes each. The
+// the journeys a day brings nationally, at a few kilobytes each. The
 // records of the journeys a catch-up is in the middle of are what it
 // saves reading back; beyond that, memory (a national rebuild within
 // 1 GiB) matters more than hits.
-const CachedRecords = 8_000
+const CachedRecords = 4_000
 
 // NewRecords makes a cache of at most max records (a few thousand is
 // plenty when the log's events of a journey come close together; each
