@@ -33,6 +33,7 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 	name := args[0]
 	cfg.Command = "rebuild " + name
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the rebuild to `FILE` (go tool pprof reads it)")
+	memProfile := fs.String("memprofile", "", "write a profile of the heap in use to `FILE` when the rebuild is 70% through")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -52,9 +53,16 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 	}
 	mem := watchMemory()
 	bar := newProgress(stderr, log, "rebuilding "+name, "events", 0)
+	heapWritten := false
 	progress := func(applied, total uint64) {
 		bar.setTotal(total)
 		bar.update(applied)
+		if *memProfile != "" && !heapWritten && total > 0 && applied*10 >= total*7 {
+			heapWritten = true
+			if err := writeHeapProfile(*memProfile); err != nil {
+				log.Warn("heap profile", "err", err)
+			}
+		}
 	}
 	start := time.Now()
 	var (
@@ -80,6 +88,20 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 	fmt.Fprintf(stdout, "rebuilt %s: %d events in %s, %.0f events/s; peak memory: %s\n",
 		strings.Join(st.Views, ", "), st.Folded, st.Elapsed.Round(time.Millisecond), st.EventsPerSecond(), peak)
 	return nil
+}
+
+// writeHeapProfile writes the heap in use (after a collection) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // runSnapshot brings the views up to the log's end and writes a Pebble
