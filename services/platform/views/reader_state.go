@@ -1,6 +1,7 @@
 package views
 
 import (
+	"container/list"
 	"context"
 	"fmt"
 
@@ -25,8 +26,7 @@ type journeyState struct {
 	// referral. nil once the person is erased.
 	record []byte
 
-	prev, next *journeyState // recency list; the head is the most recent
-	dirty      bool
+	dirty bool
 }
 
 // stateCache is a bounded LRU of journey states over the state table.
@@ -34,8 +34,8 @@ type journeyState struct {
 // exist nowhere else until the batch that writes them commits.
 type stateCache struct {
 	max   int
-	byID  map[string]*journeyState
-	head  journeyState // sentinel of the recency ring
+	byID  map[string]*list.Element // of *journeyState, in lru
+	lru   list.List                // most recently used first
 	dirty []*journeyState
 	store *viewstore.Store
 	// open reads a referral record back (the log's decoding, which opens
@@ -45,39 +45,32 @@ type stateCache struct {
 }
 
 func newStateCache(max int, store *viewstore.Store, open func(context.Context, []byte) (*eventsv1.Envelope, error), m *ReaderMetrics) *stateCache {
-	c := &stateCache{max: max, byID: make(map[string]*journeyState, min(max, 1<<16)), store: store, open: open, metrics: m}
-	c.head.prev, c.head.next = &c.head, &c.head
-	return c
-}
-
-func (c *stateCache) unlink(e *journeyState) {
-	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next = nil, nil
-}
-
-func (c *stateCache) pushFront(e *journeyState) {
-	e.prev, e.next = &c.head, c.head.next
-	c.head.next.prev = e
-	c.head.next = e
+	return &stateCache{max: max, byID: make(map[string]*list.Element, min(max, 1<<16)), store: store, open: open, metrics: m}
 }
 
 // cached returns a journey's state when it is in memory (and marks it
 // recently used), else nil.
 func (c *stateCache) cached(id string) *journeyState {
-	e := c.byID[id]
-	if e != nil {
-		c.unlink(e)
-		c.pushFront(e)
+	el := c.byID[id]
+	if el == nil {
+		return nil
 	}
-	return e
+	c.lru.MoveToFront(el)
+	return el.Value.(*journeyState)
+}
+
+// forget drops e from memory, if it is still its journey's state.
+func (c *stateCache) forget(e *journeyState) {
+	if el := c.byID[e.id]; el != nil && el.Value == e {
+		c.lru.Remove(el)
+		delete(c.byID, e.id)
+	}
 }
 
 // get returns a journey's state: from memory, else from the state table
 // (as of the last commit), else the empty state.
 func (c *stateCache) get(ctx context.Context, id string) (*journeyState, error) {
-	if e := c.byID[id]; e != nil {
-		c.unlink(e)
-		c.pushFront(e)
+	if e := c.cached(id); e != nil {
 		return e, nil
 	}
 	e := &journeyState{id: id}
@@ -91,21 +84,19 @@ func (c *stateCache) get(ctx context.Context, id string) (*journeyState, error) 
 			return nil, fmt.Errorf("journey state: %w", err)
 		}
 	}
-	c.byID[id] = e
-	c.pushFront(e)
+	c.byID[id] = c.lru.PushFront(e)
 	c.evict()
 	return e, nil
 }
 
 // evict drops the least recently used clean states beyond max.
 func (c *stateCache) evict() {
-	for e := c.head.prev; len(c.byID) > c.max && e != &c.head; {
-		prev := e.prev
-		if !e.dirty {
-			c.unlink(e)
-			delete(c.byID, e.id)
+	for el := c.lru.Back(); c.lru.Len() > c.max && el != nil; {
+		prev := el.Prev()
+		if e := el.Value.(*journeyState); !e.dirty {
+			c.forget(e)
 		}
-		e = prev
+		el = prev
 	}
 }
 
@@ -145,10 +136,7 @@ func (c *stateCache) committed() {
 // last commit left them.
 func (c *stateCache) rollback() {
 	for _, e := range c.dirty {
-		if c.byID[e.id] == e {
-			c.unlink(e)
-			delete(c.byID, e.id)
-		}
+		c.forget(e)
 		e.dirty = false
 	}
 	clear(c.dirty)
@@ -160,7 +148,7 @@ func (c *stateCache) reset() {
 	clear(c.byID)
 	clear(c.dirty)
 	c.dirty = c.dirty[:0]
-	c.head.prev, c.head.next = &c.head, &c.head
+	c.lru.Init()
 }
 
 // encode is the state at rest: the JourneyState message with the referral

@@ -1,6 +1,7 @@
 package views
 
 import (
+	"container/list"
 	"encoding/json"
 	"fmt"
 )
@@ -27,17 +28,16 @@ import (
 // Only the reader's goroutine uses it; HTTP reads go to the view store.
 type Records[T any] struct {
 	max     int
-	entries map[string]*recordEntry[T]
-	head    recordEntry[T] // sentinel of the recency ring; head.next is the most recent
+	entries map[string]*list.Element // of *recordEntry[T], in lru
+	lru     list.List                // most recently used first
 	touched []*recordEntry[T]
 	batch   *Batch // the batch of the reader it serves
 }
 
 type recordEntry[T any] struct {
-	key        string
-	v          *T // nil: no record under key
-	touched    bool
-	prev, next *recordEntry[T]
+	key     string
+	v       *T // nil: no record under key
+	touched bool
 }
 
 // CachedRecords is the size of a Records cache that needs no other: about
@@ -51,9 +51,7 @@ const CachedRecords = 4_000
 // plenty when the log's events of a journey come close together; each
 // costs its decoded size).
 func NewRecords[T any](max int) *Records[T] {
-	r := &Records[T]{max: max, entries: map[string]*recordEntry[T]{}}
-	r.head.prev, r.head.next = &r.head, &r.head
-	return r
+	return &Records[T]{max: max, entries: map[string]*list.Element{}}
 }
 
 // Get returns the record under key to read, not to change (nil and false
@@ -69,26 +67,45 @@ func (r *Records[T]) Get(b *Batch, key string) (*T, bool, error) {
 // entry finds key's entry, reading it from the view store if it is not in
 // memory, and marks it recently used.
 func (r *Records[T]) entry(b *Batch, key string) (*recordEntry[T], error) {
-	r.attach(b)
-	e := r.entries[key]
-	if e == nil {
-		e = &recordEntry[T]{key: key}
-		raw, found, err := b.Get(key)
-		if err != nil {
-			return nil, err
-		}
-		if found {
-			e.v = new(T)
-			if err := json.Unmarshal(raw, e.v); err != nil {
-				return nil, fmt.Errorf("view %s key %s: %w", b.view, key, err)
-			}
-		}
-		r.entries[key] = e
-	} else {
-		r.unlink(e)
+	e, cached := r.remember(b, key)
+	if cached {
+		return e, nil
 	}
-	r.pushFront(e)
+	raw, found, err := b.Get(key)
+	if err != nil {
+		r.forget(e)
+		return nil, err
+	}
+	if found {
+		v := new(T)
+		if err := json.Unmarshal(raw, v); err != nil {
+			r.forget(e)
+			return nil, fmt.Errorf("view %s key %s: %w", b.view, key, err)
+		}
+		e.v = v
+	}
 	return e, nil
+}
+
+// remember returns key's entry, most recently used, and whether it was in
+// memory; a new one holds no record yet.
+func (r *Records[T]) remember(b *Batch, key string) (*recordEntry[T], bool) {
+	r.attach(b)
+	if el := r.entries[key]; el != nil {
+		r.lru.MoveToFront(el)
+		return el.Value.(*recordEntry[T]), true
+	}
+	e := &recordEntry[T]{key: key}
+	r.entries[key] = r.lru.PushFront(e)
+	return e, false
+}
+
+// forget drops e from memory, if it is still key's entry.
+func (r *Records[T]) forget(e *recordEntry[T]) {
+	if el := r.entries[e.key]; el != nil && el.Value == e {
+		r.lru.Remove(el)
+		delete(r.entries, e.key)
+	}
 }
 
 // Load returns the record under key to change, read from the view store
@@ -111,15 +128,7 @@ func (r *Records[T]) Load(b *Batch, key string) (v *T, ok bool, err error) {
 // Put sets the record under key to v, written at the commit. The records
 // keeps v: change it afterwards only as Load's rules allow.
 func (r *Records[T]) Put(b *Batch, key string, v *T) {
-	r.attach(b)
-	e := r.entries[key]
-	if e == nil {
-		e = &recordEntry[T]{key: key}
-		r.entries[key] = e
-	} else {
-		r.unlink(e)
-	}
-	r.pushFront(e)
+	e, _ := r.remember(b, key)
 	e.v = v
 	r.touch(e)
 }
@@ -180,19 +189,15 @@ func (r *Records[T]) committed() {
 	}
 	clear(r.touched)
 	r.touched = r.touched[:0]
-	for e := r.head.prev; len(r.entries) > r.max && e != &r.head; e = r.head.prev {
-		r.unlink(e)
-		delete(r.entries, e.key)
+	for r.lru.Len() > r.max {
+		r.forget(r.lru.Back().Value.(*recordEntry[T]))
 	}
 }
 
 // rollback forgets the records touched in an abandoned slice.
 func (r *Records[T]) rollback() {
 	for _, e := range r.touched {
-		if r.entries[e.key] == e {
-			r.unlink(e)
-			delete(r.entries, e.key)
-		}
+		r.forget(e)
 		e.touched = false
 	}
 	clear(r.touched)
@@ -204,18 +209,7 @@ func (r *Records[T]) reset() {
 	clear(r.entries)
 	clear(r.touched)
 	r.touched = r.touched[:0]
-	r.head.prev, r.head.next = &r.head, &r.head
-}
-
-func (r *Records[T]) unlink(e *recordEntry[T]) {
-	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next = nil, nil
-}
-
-func (r *Records[T]) pushFront(e *recordEntry[T]) {
-	e.prev, e.next = &r.head, r.head.next
-	r.head.next.prev = e
-	r.head.next = e
+	r.lru.Init()
 }
 
 // cache is what a Batch asks of the Records attached to it.
