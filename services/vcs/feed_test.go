@@ -95,35 +95,6 @@ func TestFeedCarriesOnlyTheOrganisationsMinimisedEvents(t *testing.T) {
 	}, "FEED_VCS holds VCS002's made and declined")
 }
 
-func TestFeedDeduplicatesARepublishedEvent(t *testing.T) {
-	h := hubtest.Start(t)
-	a := toOnward(t, h, walk, "name")
-	waitInInbox(t, h, vcs1Key, a.OnwardID)
-	ctx := context.Background()
-	stream, err := h.JS().Stream(ctx, vcs.FeedStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var first jetstream.RawStreamMsg
-	h.Eventually(func() bool {
-		m, err := stream.GetLastMsgForSubject(ctx, "lw.feed.vcs.VCS001."+a.OnwardID+".made")
-		if err == nil {
-			first = *m
-		}
-		return err == nil
-	}, "the made event is on the feed")
-	// A crash between publishing and checkpointing re-publishes with the
-	// same Nats-Msg-Id: the stream must keep one copy.
-	ack, err := h.JS().PublishMsg(ctx, &nats.Msg{Subject: first.Subject, Data: first.Data, Header: first.Header},
-		jetstream.WithMsgID(first.Header.Get(vcs.HeaderFeedEventID)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !ack.Duplicate {
-		t.Errorf("a re-published feed event was stored twice")
-	}
-}
-
 func TestErasureBlanksTheInboxAndTheFeedSaysSo(t *testing.T) {
 	h := hubtest.Start(t)
 	var mine collector

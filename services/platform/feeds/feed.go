@@ -78,7 +78,13 @@ func (s Spec) StreamConfig(replicas int) jetstream.StreamConfig {
 		Replicas:    max(replicas, 1),
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      90 * 24 * time.Hour,
-		Duplicates:  10 * time.Minute,
+		// The server's least window (100 ms). A publish is never taken twice
+		// because each one expects the stream's last sequence the publisher
+		// knows, not because of Nats-Msg-Id: a window of minutes made every
+		// start of the server read back, and hold in memory, each message of
+		// the window (after a feed caught up with a year of history, all of
+		// it).
+		Duplicates: 100 * time.Millisecond,
 		// The publisher sends the outbox in atomic batches: a batch lands
 		// whole or not at all, so the feed's last message is its mark.
 		AllowAtomicPublish: true,
@@ -180,6 +186,13 @@ type publisher struct {
 	// and found to hold nothing more: the next read starts there, not at
 	// the feed's mark (a feed's events may be far apart). Owned by lead.
 	scanned uint64
+	// last is the stream's last sequence as this publisher last saw or
+	// made it. Every publish expects it (Nats-Expected-Last-Sequence), so
+	// one that follows a publish this publisher does not know of (another
+	// replica's, or its own that timed out and landed) is refused, and the
+	// publisher reads where the feed stands again, instead of publishing a
+	// message twice. Owned by lead.
+	last uint64
 }
 
 // errFull stops an outbox scan once a batch is full.
@@ -221,14 +234,14 @@ func (p *publisher) lead(ctx context.Context) error {
 	for ctx.Err() == nil {
 		if fresh {
 			// Where the feed stands: another publisher may have moved it.
-			pos, err := p.feed.Mark(ctx)
+			pos, last, err := p.feed.position(ctx)
 			if err != nil {
 				failures++
 				p.pause(ctx, "reading "+p.feed.spec.Title+"'s position", err, failures)
 				continue
 			}
 			p.feed.mark.advance(pos)
-			fresh, p.scanned = false, 0
+			fresh, p.scanned, p.last = false, 0, last
 		}
 		entries, last, err := p.pending(p.feed.mark.get())
 		if err == nil && len(entries) > 0 {
@@ -267,9 +280,11 @@ func (p *publisher) publishMark(ctx context.Context) error {
 	m := p.feed.message(Message{Subject: p.feed.spec.MarkSubject(), MsgID: fmt.Sprintf("mark/%d/%d", at.Seq, at.Part), Body: []byte("{}")}, at)
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	if _, err := p.feed.js.PublishMsg(ctx, m); err != nil {
+	ack, err := p.feed.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequence(p.last))
+	if err != nil {
 		return fmt.Errorf("publish to %s: %w", p.feed.spec.Stream, err)
 	}
+	p.last = ack.Sequence
 	return nil
 }
 
@@ -388,20 +403,27 @@ func (f *Feed) message(e Message, at Position) *nats.Msg {
 }
 
 // send publishes one run: a lone message as a plain publish (an atomic
-// batch of one costs more), several as one atomic batch.
+// batch of one costs more), several as one atomic batch. Either expects
+// the stream's last sequence to be p.last, and moves p.last on.
 func (p *publisher) send(ctx context.Context, entries []Message, pos []Position) error {
 	stream := p.feed.spec.Stream
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	if len(entries) == 1 {
-		if _, err := p.feed.js.PublishMsg(ctx, p.feed.message(entries[0], pos[0])); err != nil {
+		ack, err := p.feed.js.PublishMsg(ctx, p.feed.message(entries[0], pos[0]), jetstream.WithExpectLastSequence(p.last))
+		if err != nil {
 			return fmt.Errorf("publish to %s: %w", stream, err)
 		}
+		p.last = ack.Sequence
 		return nil
 	}
 	id := events.NewID()
 	for i, e := range entries {
 		m := p.feed.message(e, pos[i])
+		if i == 0 {
+			// Only a batch's first message may carry it.
+			m.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(p.last, 10))
+		}
 		m.Header.Set(headerBatchID, id)
 		m.Header.Set(headerBatchSeq, strconv.Itoa(i+1))
 		if i < len(entries)-1 {
@@ -419,6 +441,7 @@ func (p *publisher) send(ctx context.Context, entries []Message, pos []Position)
 		}
 		var ack struct {
 			Error *jetstream.APIError `json:"error,omitempty"`
+			Seq   uint64              `json:"seq"`
 			Count int                 `json:"count"`
 		}
 		if err := json.Unmarshal(reply.Data, &ack); err != nil {
@@ -430,6 +453,7 @@ func (p *publisher) send(ctx context.Context, entries []Message, pos []Position)
 		if ack.Count != 0 && ack.Count != len(entries) {
 			return fmt.Errorf("publish to %s: %d of %d messages acknowledged", stream, ack.Count, len(entries))
 		}
+		p.last = ack.Seq
 	}
 	return nil
 }
@@ -464,23 +488,35 @@ var errLegacyFeed = errors.New("the feed's last message carries no source sequen
 // message. A feed written before messages carried their source (version
 // 1) is taken to be as far as the log is now, rather than published again.
 func (f *Feed) Mark(ctx context.Context) (Position, error) {
-	stream, err := f.js.Stream(ctx, f.spec.Stream)
+	pos, _, err := f.position(ctx)
+	return pos, err
+}
+
+// position is the feed's mark and the stream's last sequence, read in that
+// order of time: the sequence first, so that a message published between
+// the two reads makes the mark newer than the sequence, and the next
+// publish, expecting the older sequence, is refused rather than repeating
+// that message.
+func (f *Feed) position(ctx context.Context) (Position, uint64, error) {
+	stream, err := f.js.Stream(ctx, f.spec.Stream) // reads the stream's info
 	if err != nil {
-		return Position{}, fmt.Errorf("stream %s: %w", f.spec.Stream, err)
+		return Position{}, 0, fmt.Errorf("stream %s: %w", f.spec.Stream, err)
 	}
+	last := stream.CachedInfo().State.LastSeq
 	m, err := stream.GetLastMsgForSubject(ctx, f.spec.Subjects())
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return Position{}, nil
+		return Position{}, last, nil
 	}
 	if err != nil {
-		return Position{}, fmt.Errorf("stream %s: %w", f.spec.Stream, err)
+		return Position{}, 0, fmt.Errorf("stream %s: %w", f.spec.Stream, err)
 	}
 	seq, err := strconv.ParseUint(m.Header.Get(HeaderSourceSeq), 10, 64)
 	if err != nil {
-		return f.legacyMark(ctx)
+		pos, err := f.legacyMark(ctx)
+		return pos, last, err
 	}
 	part, _ := strconv.Atoi(m.Header.Get(HeaderSourcePart))
-	return Position{Seq: seq, Part: part}, nil
+	return Position{Seq: seq, Part: part}, last, nil
 }
 
 // legacyMark is the log's last sequence: where a version 1 feed, which

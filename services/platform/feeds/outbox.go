@@ -111,8 +111,9 @@ func (f *mark) advance(p Position) {
 // Message is one feed message as the projection renders it.
 type Message struct {
 	Subject string `json:"subject"`
-	// MsgID is the message's Nats-Msg-Id: the same on a republish, so
-	// the stream keeps one copy.
+	// MsgID is the message's Nats-Msg-Id (the journey event's id), for
+	// subscribers. The stream keeps each message once because every
+	// publish expects the stream's last sequence, not by this id.
 	MsgID string `json:"msg_id"`
 	// EventID is the journey event's id (header Lw-Event-Id).
 	EventID string `json:"event_id"`
