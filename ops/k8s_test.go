@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -224,6 +225,9 @@ func TestKubernetesManifests(t *testing.T) {
 		env := map[string]bool{}
 		for _, e := range c.Env {
 			env[e.Name] = true
+			if e.Name == "GOMEMLIMIT" {
+				checkMemLimit(t, name, e.Value, c.Resources.Limits["memory"])
+			}
 			if strings.HasPrefix(e.Name, "LINKWAY_") && !linkwayEnv[e.Name] {
 				t.Errorf("%s: %s is not read by linkway", name, e.Name)
 			}
@@ -234,7 +238,7 @@ func TestKubernetesManifests(t *testing.T) {
 				}
 			}
 		}
-		for _, want := range []string{"LINKWAY_NATS", "LINKWAY_REPLICA_NAME", "LINKWAY_MASTER_KEY"} {
+		for _, want := range []string{"LINKWAY_NATS", "LINKWAY_REPLICA_NAME", "LINKWAY_MASTER_KEY", "GOMEMLIMIT"} {
 			if !env[want] {
 				t.Errorf("%s: no %s", name, want)
 			}
@@ -293,6 +297,32 @@ func TestKubernetesManifests(t *testing.T) {
 		if out, err := exec.Command(kubectl, "kustomize", "k8s").CombinedOutput(); err != nil {
 			t.Errorf("kubectl kustomize ops/k8s: %v\n%s", err, out)
 		}
+	}
+}
+
+// checkMemLimit: the Go heap's soft limit (GOMEMLIMIT's syntax) is from 70%
+// to 90% of the container's memory limit (Kubernetes' syntax): below it
+// enough to leave room for stacks and the runtime, near it enough that
+// the collector, not the kernel, keeps the pod within its limit.
+func checkMemLimit(t *testing.T, deployment, soft, hard string) {
+	t.Helper()
+	parse := func(s string, units map[string]float64) (float64, bool) {
+		for suffix, mult := range units {
+			if n, ok := strings.CutSuffix(s, suffix); ok {
+				v, err := strconv.ParseFloat(n, 64)
+				return v * mult, err == nil
+			}
+		}
+		return 0, false
+	}
+	s, ok1 := parse(soft, map[string]float64{"GiB": 1 << 30, "MiB": 1 << 20})
+	h, ok2 := parse(hard, map[string]float64{"Gi": 1 << 30, "Mi": 1 << 20})
+	if !ok1 || !ok2 {
+		t.Errorf("%s: GOMEMLIMIT %q or memory limit %q does not parse", deployment, soft, hard)
+		return
+	}
+	if s < 0.7*h || s > 0.9*h {
+		t.Errorf("%s: GOMEMLIMIT %s is %.0f%% of the memory limit %s; want 70-90%%", deployment, soft, 100*s/h, hard)
 	}
 }
 
