@@ -23,3 +23,15 @@ func (m *ReaderMetrics) StateLoadsForTest() float64  { return value(m.stateLoads
 func (m *ReaderMetrics) UndecodableForTest() float64 { return value(m.undecodable) }
 
 func (m *ReaderMetrics) RestartsForTest() float64 { return value(m.restarts.WithLabelValues("log")) }
+
+// CommitsForTest counts the slices committed, synced or not.
+func (m *ReaderMetrics) CommitsForTest() uint64 {
+	var n uint64
+	for _, synced := range []string{"true", "false"} {
+		var d dto.Metric
+		if err := m.commitSeconds.WithLabelValues(synced).(prometheus.Histogram).Write(&d); err == nil {
+			n += d.Histogram.GetSampleCount()
+		}
+	}
+	return n
+}

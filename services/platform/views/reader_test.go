@@ -636,6 +636,29 @@ func TestBoundedStateCacheAndNoPlainPersonalDataAtRest(t *testing.T) {
 	}
 }
 
+// TestCatchUpCommitsFullSlices: while the events already waiting fill a
+// slice, it is committed when full, not each time its first event has
+// waited BatchDelay (which, with a 1 ns delay, would be after about every
+// chunk of 128 the consumer passes on).
+func TestCatchUpCommitsFullSlices(t *testing.T) {
+	l := newLog(t, false)
+	last := l.journeys(t, 600, "U12345", "U12346")
+	reg := prometheus.NewRegistry()
+	m, err := views.NewReaderMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := views.DefaultReaderConfig()
+	cfg.BatchEvents, cfg.BatchDelay, cfg.Metrics = 1000, time.Nanosecond, m
+	r := newReader(t, l, openStore(t, t.TempDir()), cfg, &caseView{name: "caseload"})
+	start(t, r)
+	waitFor(t, r, last)
+	full := (last + 999) / 1000
+	if got := m.CommitsForTest(); got > full+1 {
+		t.Fatalf("%d events caught up in %d commits; want at most %d (slices of 1000, and the last)", last, got, full+1)
+	}
+}
+
 func TestErasedJourneyStateKeepsNoPersonalData(t *testing.T) {
 	l := newLog(t, true)
 	id, _ := l.refer(t, "U12345", "Erasable", 0)
