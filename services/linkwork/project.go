@@ -222,7 +222,7 @@ func (p projection) refer(j *journeyChange, row *caseRow, team string) error {
 	}
 	row.Ref = p.personRef(pd.GetNhsNumber())
 	var pj personJourneys
-	if _, err := j.b.GetJSON(personKey(team, row.Ref), &pj); err != nil {
+	if _, err := j.b.LookupJSON(personKey(team, row.Ref), &pj); err != nil { // most people are new
 		return err
 	}
 	sug, err := p.suggest(j.b, pj.Journeys, row.ReferredAt)

@@ -125,7 +125,7 @@ func newView(tb testing.TB, js jetstream.JetStream) *View {
 	}
 	months := newMonthCache(250_000)
 	s := &Service{cfg: Config{Views: reg}, feed: f, months: months, metrics: m,
-		proj: &projection{pseudo: p, dep: dep, feed: f, months: months, view: f.view}}
+		proj: &projection{pseudo: p, dep: dep, feed: f, months: months}}
 	reg.Add(s.proj)
 	rc := views.DefaultReaderConfig()
 	rc.Log = slog.New(slog.NewTextHandler(io.Discard, nil))

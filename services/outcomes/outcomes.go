@@ -168,7 +168,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	f.views, f.commish, f.log, f.leases = cfg.Views, cfg.Orgs.CommissionersOf, cfg.Log, cfg.Leases
 	s := &Service{cfg: cfg, ctx: ctx, feed: f, months: newMonthCache(cfg.CacheRecords)}
-	s.proj = &projection{pseudo: p, dep: dep, feed: f, months: s.months, view: f.view}
+	s.proj = &projection{pseudo: p, dep: dep, feed: f, months: s.months}
 	if s.metrics, err = newMetrics(cfg.Metrics, s.months); err != nil {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"linkway/events"
 	eventsv1 "linkway/proto/linkway/events/v1"
 	"linkway/services/platform/views"
-	"linkway/services/platform/viewstore"
 )
 
 // ProjectionName names the outcomes view in the view store.
@@ -31,39 +30,6 @@ type projection struct {
 	// months is told which team-months changed, so cached summaries of
 	// them are read again.
 	months *monthCache
-	// view reads the committed view, and recent names the person keys
-	// this projection wrote (or erased) at a sequence the view may not
-	// have committed yet: see personGet.
-	view    func() *viewstore.View
-	recent  map[string]uint64
-	applies int
-}
-
-// personGet reads a person's index entry. Most people a referral names
-// are new, and a key that is nowhere costs a read of every level of the
-// store through the batch; the committed view's Lookup asks the levels'
-// Bloom filters first. That read misses only what this projection wrote
-// in the slice not yet committed, which recent remembers: those keys are
-// read through the batch.
-func (p *projection) personGet(b *views.Batch, key string, seq uint64) ([]byte, bool, error) {
-	if p.recent == nil {
-		p.recent = map[string]uint64{}
-	}
-	if p.applies++; p.applies%4096 == 0 || len(p.recent) > 100_000 {
-		if cp, err := p.view().Checkpoint(); err == nil {
-			for k, s := range p.recent {
-				if s <= cp {
-					delete(p.recent, k)
-				}
-			}
-		}
-	}
-	_, pending := p.recent[key]
-	p.recent[key] = seq // it is written (or erased) below
-	if pending {
-		return b.Get(key)
-	}
-	return p.view().Lookup(key)
 }
 
 func (p *projection) Name() string { return ProjectionName }
@@ -365,7 +331,8 @@ func (p *projection) link(b *views.Batch, rec *record, c views.Change, key strin
 	}
 	pkey := personPrefix + person
 	var entries []personEntry
-	if raw, ok, err := p.personGet(b, pkey, c.Seq); err != nil {
+	// Most people a referral names are new: Lookup, not Get.
+	if raw, ok, err := b.Lookup(pkey); err != nil {
 		return err
 	} else if ok {
 		entries, _ = unmarshalPerson(raw) // unreadable: start the person again

@@ -351,7 +351,8 @@ func (p *inboxProjection) made(b *views.Batch, c views.Change, m *eventsv1.Onwar
 		return err
 	}
 	var ji journeyIndex
-	if _, err := b.GetJSON(journeyPrefix+c.JourneyID, &ji); err != nil {
+	// Most journeys are referred on once: Lookup, not Get.
+	if _, err := b.LookupJSON(journeyPrefix+c.JourneyID, &ji); err != nil {
 		return err
 	}
 	ji.Items = append(ji.Items, key)

@@ -63,6 +63,13 @@ func (b *Batch) Get(key string) (value []byte, ok bool, err error) {
 	return b.w.Get(b.view, key)
 }
 
+// Lookup is Get for a key that is usually absent (a journey's first
+// event): a key that is nowhere costs no read of the store's data blocks
+// (viewstore.View.Lookup).
+func (b *Batch) Lookup(key string) (value []byte, ok bool, err error) {
+	return b.w.Lookup(b.view, key)
+}
+
 // Set sets a key. The batch keeps value: do not change it afterwards.
 func (b *Batch) Set(key string, value []byte) { b.w.Set(b.view, key, value) }
 
@@ -78,7 +85,16 @@ func (b *Batch) Erase(prefix string) { b.w.Erase(b.view, prefix) }
 
 // GetJSON decodes a key's JSON value into v; ok is false when there is none.
 func (b *Batch) GetJSON(key string, v any) (ok bool, err error) {
-	raw, ok, err := b.Get(key)
+	return b.decode(key, v, b.Get)
+}
+
+// LookupJSON is GetJSON for a key that is usually absent (Lookup).
+func (b *Batch) LookupJSON(key string, v any) (ok bool, err error) {
+	return b.decode(key, v, b.Lookup)
+}
+
+func (b *Batch) decode(key string, v any, get func(string) ([]byte, bool, error)) (ok bool, err error) {
+	raw, ok, err := get(key)
 	if err != nil || !ok {
 		return ok, err
 	}

@@ -71,7 +71,9 @@ func (r *Records[T]) entry(b *Batch, key string) (*recordEntry[T], error) {
 	if cached {
 		return e, nil
 	}
-	raw, found, err := b.Get(key)
+	// Not in memory: most often a journey's first event (a catch-up of
+	// 100,000 journeys found 199 records of 295,000 it did not hold).
+	raw, found, err := b.Lookup(key)
 	if err != nil {
 		r.forget(e)
 		return nil, err

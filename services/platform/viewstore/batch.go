@@ -32,6 +32,18 @@ func (s *Store) NewBatch() *Batch {
 // change when there is one, else the store's. The value must not be
 // changed.
 func (b *Batch) Get(view, key string) (value []byte, ok bool, err error) {
+	return b.read(view, key, b.s.get)
+}
+
+// Lookup is Get for a key that is usually absent (View.Lookup): one that
+// is nowhere costs no read of a data block.
+func (b *Batch) Lookup(view, key string) (value []byte, ok bool, err error) {
+	return b.read(view, key, b.s.lookup)
+}
+
+// read reads key as the view will hold it after the batch: from the
+// batch's own changes, else from the store with get.
+func (b *Batch) read(view, key string, get func(view string, k []byte) ([]byte, bool, error)) ([]byte, bool, error) {
 	k := viewKeyString(view, key)
 	if v, changed := b.writes[k]; changed {
 		return v, v != nil, nil
@@ -41,7 +53,7 @@ func (b *Batch) Get(view, key string) (value []byte, ok bool, err error) {
 			return nil, false, nil
 		}
 	}
-	return b.s.get(view, bytesOf(k))
+	return get(view, bytesOf(k))
 }
 
 // Set sets a key of a view. The batch keeps value: it must not be changed

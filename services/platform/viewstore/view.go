@@ -54,8 +54,12 @@ func (v *View) Get(key string) (value []byte, ok bool, err error) {
 // too, which a Get does not (there most keys are found, and its filters
 // are large), so a key that is nowhere costs no read of a data block.
 func (v *View) Lookup(key string) (value []byte, ok bool, err error) {
-	k := viewKey(v.name, key)
-	err = v.s.use(func(db *pebble.DB) error {
+	return v.s.lookup(v.name, viewKey(v.name, key))
+}
+
+// lookup reads one full key that is usually absent (View.Lookup).
+func (s *Store) lookup(view string, k []byte) (value []byte, ok bool, err error) {
+	err = s.use(func(db *pebble.DB) error {
 		it, err := db.NewIter(&pebble.IterOptions{UseL6Filters: true})
 		if err != nil {
 			return err
@@ -66,7 +70,7 @@ func (v *View) Lookup(key string) (value []byte, ok bool, err error) {
 		return it.Close()
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("view %s get: %w", v.name, err)
+		return nil, false, fmt.Errorf("view %s get: %w", view, err)
 	}
 	return value, ok, nil
 }

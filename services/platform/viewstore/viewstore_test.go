@@ -85,7 +85,7 @@ func TestBatchReadsItsOwnChanges(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, t.TempDir())
 	b := s.NewBatch()
-	for _, k := range []string{"a.1", "a.2", "b.1"} {
+	for _, k := range []string{"a.1", "a.2", "b.1", "c.1"} {
 		b.Set("v", k, []byte("stored "+k))
 	}
 	if err := b.Commit(ctx, false); err != nil {
@@ -95,7 +95,7 @@ func TestBatchReadsItsOwnChanges(t *testing.T) {
 	b.Delete("v", "b.1")
 	b.DeletePrefix("v", "a.")
 	b.Set("v", "a.3", []byte("after the range delete"))
-	want := map[string]string{"a.1": "", "a.2": "", "a.3": "after the range delete", "b.1": ""}
+	want := map[string]string{"a.1": "", "a.2": "", "a.3": "after the range delete", "b.1": "", "c.1": "stored c.1", "c.2": ""}
 	check := func(when string, read func(k string) (string, bool)) {
 		for k, w := range want {
 			v, ok := read(k)
@@ -104,13 +104,16 @@ func TestBatchReadsItsOwnChanges(t *testing.T) {
 			}
 		}
 	}
-	check("in the batch", func(k string) (string, bool) {
-		v, ok, err := b.Get("v", k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(v), ok
-	})
+	// Get and Lookup (for keys usually absent) read the same.
+	for name, read := range map[string]func(view, key string) ([]byte, bool, error){"Get": b.Get, "Lookup": b.Lookup} {
+		check("in the batch, "+name, func(k string) (string, bool) {
+			v, ok, err := read("v", k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(v), ok
+		})
+	}
 	if err := b.Commit(ctx, true); err != nil {
 		t.Fatal(err)
 	}
