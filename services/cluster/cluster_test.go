@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -324,6 +325,19 @@ func TestClusterFaults(t *testing.T) {
 	for _, h := range hubs {
 		h.stop(syscall.SIGTERM)
 	}
+	// Each NATS feed holds every message once, in the log's order: its
+	// publishers (one replica at a time, by lease, through node kills and
+	// hub kills) publish expecting the stream's last sequence.
+	for _, feed := range []string{"FEED_GP", "FEED_VCS"} {
+		n, bad, err := feedOrder(nodes, feed)
+		if err != nil {
+			t.Fatalf("%s: %v", feed, err)
+		}
+		t.Logf("%s: %d messages, %d out of the log's order or twice", feed, n, len(bad))
+		if n == 0 || len(bad) > 0 {
+			t.Errorf("%s: %d messages; twice or out of order: %v", feed, n, bad[:min(5, len(bad))])
+		}
+	}
 	fresh := filepath.Join(dir, "rebuild", "views")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	out, err := rebuild(ctx, linkwayBin, dir, fresh, nodes)
@@ -442,6 +456,74 @@ func readLog(nodes []*natsNode) (logContents, error) {
 		}
 	}
 	return out, nil
+}
+
+// feedOrder reads a feed's stream whole and returns how many messages it
+// holds and those whose source (Lw-Source-Seq, Lw-Source-Part: the
+// journey event and which of its messages) is not after the one before
+// it: a message published twice, or out of the log's order.
+func feedOrder(nodes []*natsNode, name string) (int, []string, error) {
+	nc, err := nats.Connect(natsURLs(nodes))
+	if err != nil {
+		return 0, nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stream, err := js.Stream(ctx, name)
+	if err != nil {
+		return 0, nil, err
+	}
+	info := stream.CachedInfo()
+	if info.State.Msgs == 0 {
+		return 0, nil, nil
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return 0, nil, err
+	}
+	var (
+		n           int
+		bad         []string
+		last        uint64
+		prevSeq     uint64
+		prevPart    int
+		prevSubject string
+	)
+	for last < info.State.LastSeq && n < int(info.State.Msgs) {
+		batch, err := cons.Fetch(min(1000, int(info.State.Msgs)-n), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return n, bad, err
+		}
+		for m := range batch.Messages() {
+			md, err := m.Metadata()
+			if err != nil {
+				return n, bad, err
+			}
+			if md.Sequence.Stream <= last {
+				continue // delivered again to this reader
+			}
+			last = md.Sequence.Stream
+			n++
+			seq, err := strconv.ParseUint(m.Headers().Get("Lw-Source-Seq"), 10, 64)
+			if err != nil {
+				return n, bad, fmt.Errorf("message %d (%s): Lw-Source-Seq: %w", last, m.Subject(), err)
+			}
+			part, _ := strconv.Atoi(m.Headers().Get("Lw-Source-Part"))
+			if seq < prevSeq || (seq == prevSeq && part <= prevPart) {
+				bad = append(bad, fmt.Sprintf("%s from JOURNEYS %d/%d after %s from %d/%d", m.Subject(), seq, part, prevSubject, prevSeq, prevPart))
+			}
+			prevSeq, prevPart, prevSubject = seq, part, m.Subject()
+		}
+		if err := batch.Error(); err != nil {
+			return n, bad, err
+		}
+	}
+	return n, bad, nil
 }
 
 // visibleCheck polls until every acknowledged referral is visible to its
