@@ -99,11 +99,15 @@ type projection struct {
 	rows    *views.Records[caseRow]
 	teams   *views.Records[figures]
 	workers *views.Records[workerFigures]
+	// onwards are the journeys' onward referral items (itemKey, kind
+	// kindOnward): each answer of the organisation changes one.
+	onwards *views.Records[OnwardView]
 }
 
 func newProjection(policy events.UncontactablePolicy, personRef func(string) string) projection {
 	return projection{policy: policy, personRef: personRef, rows: views.NewRecords[caseRow](views.CachedRecords),
-		teams: views.NewRecords[figures](1_000), workers: views.NewRecords[workerFigures](10_000)}
+		teams: views.NewRecords[figures](1_000), workers: views.NewRecords[workerFigures](10_000),
+		onwards: views.NewRecords[OnwardView](views.CachedRecords)}
 }
 
 func (projection) Name() string { return ProjectionName }
@@ -124,7 +128,7 @@ func (p projection) Apply(b *views.Batch, c views.Change) error {
 	}
 	old := *row // as it was: its slices are not changed below (FollowUps is cloned)
 	row.FollowUps = slices.Clone(old.FollowUps)
-	j := &journeyChange{b: b, c: c, id: c.JourneyID, seq: seqID(c.Seq), at: c.Envelope.GetOccurredAt().AsTime().UTC(),
+	j := &journeyChange{b: b, c: c, onwards: p.onwards, id: c.JourneyID, seq: seqID(c.Seq), at: c.Envelope.GetOccurredAt().AsTime().UTC(),
 		by: c.Envelope.GetActor().GetOrganisationId()}
 	if j.at.Before(time.Unix(0, 1)) {
 		j.at = c.Stored.UTC()
@@ -153,12 +157,13 @@ func (p projection) Apply(b *views.Batch, c views.Change) error {
 
 // journeyChange is one event being rendered into a journey's detail.
 type journeyChange struct {
-	b   *views.Batch
-	c   views.Change
-	id  string
-	seq string
-	at  time.Time
-	by  string
+	b       *views.Batch
+	c       views.Change
+	onwards *views.Records[OnwardView]
+	id      string
+	seq     string
+	at      time.Time
+	by      string
 }
 
 func (j *journeyChange) setItem(kind, id string, v any) error {
@@ -372,9 +377,7 @@ func (j *journeyChange) render(row *caseRow) error {
 		if st, ok := after.OnwardByID(v.OnwardReferralID); ok {
 			v.Status = st.Status
 		}
-		if err := j.setItem(kindOnward, v.OnwardReferralID, v); err != nil {
-			return err
-		}
+		j.onwards.Put(j.b, itemKey(j.id, kindOnward, v.OnwardReferralID), &v)
 		summary := "referred on to " + cmp.Or(o.GetServiceName(), o.GetServiceId())
 		if o.GetWaitingList() {
 			summary += " (waiting list)"
@@ -531,13 +534,17 @@ func (j *journeyChange) assessed(n *eventsv1.NeedsAssessed) error {
 // onwardStep brings an onward referral's entry up to the folded state and
 // returns its service's name.
 func (j *journeyChange) onwardStep(id, reason, detail string, attended *Attendance) (string, error) {
-	var o OnwardView
-	ok, err := j.getItem(kindOnward, id, &o)
+	key := itemKey(j.id, kindOnward, id)
+	_, ok, err := j.onwards.Get(j.b, key)
 	if err != nil {
 		return "", err
 	}
 	if !ok {
 		return "an unknown service", nil
+	}
+	o, _, err := j.onwards.Load(j.b, key) // in memory now; written at the commit
+	if err != nil {
+		return "", err
 	}
 	if st, found := j.c.After.OnwardByID(id); found {
 		o.Status = st.Status
@@ -551,9 +558,6 @@ func (j *journeyChange) onwardStep(id, reason, detail string, attended *Attendan
 	}
 	if detail != "" {
 		j.setText(kindOnward, id, detail)
-	}
-	if err := j.setItem(kindOnward, id, o); err != nil {
-		return "", err
 	}
 	return cmp.Or(o.ServiceName, o.ServiceID), nil
 }
