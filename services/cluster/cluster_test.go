@@ -329,7 +329,16 @@ func TestClusterFaults(t *testing.T) {
 	// publishers (one replica at a time, by lease, through node kills and
 	// hub kills) publish expecting the stream's last sequence.
 	for _, feed := range []string{"FEED_GP", "FEED_VCS"} {
-		n, bad, err := feedOrder(nodes, feed)
+		var (
+			n   int
+			bad []string
+		)
+		// The stream's group may still be electing a leader after the
+		// last kill ("no responders"): read it again until it answers.
+		err := waitFor(time.Minute, 500*time.Millisecond, func() (err error) {
+			n, bad, err = feedOrder(nodes, feed)
+			return err
+		})
 		if err != nil {
 			t.Fatalf("%s: %v", feed, err)
 		}
