@@ -79,6 +79,13 @@ func (s *Service) postFeedback(w http.ResponseWriter, r *http.Request, p api.Pri
 		return err
 	}
 	s.commands.WithLabelValues("give_feedback", map[bool]string{true: "replayed", false: "ok"}[res.Replayed]).Inc()
+	// Read-your-writes, as every other command here: once answered, the
+	// journey read from this replica's view shows the feedback.
+	if err := s.awaitView(r.Context(), res.LastSeq); err != nil {
+		s.log.Warn("caseload view lagging behind a write", "command", "give_feedback", "err", err)
+		return &events.Error{Code: events.CodeUnavailable,
+			Message: "recorded, but the caseload has not caught up with it yet; read the journey again shortly"}
+	}
 	for _, rec := range res.Events {
 		if f := rec.Event.GetFeedbackGiven(); f != nil {
 			status := http.StatusCreated
