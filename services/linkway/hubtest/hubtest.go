@@ -58,7 +58,11 @@ func Config(tb testing.TB, opts ...Option) hub.Config {
 	cfg.Data = tb.TempDir()
 	cfg.NATSListen = "127.0.0.1:0"
 	cfg.Demo = true
-	cfg.ShutdownTimeout = 5 * time.Second
+	// Over 5 s: net/http's Shutdown counts a connection that has sent no
+	// request yet (one the test's client dialled and then did not need) as
+	// idle only once it is 5 s old, so a bound of exactly 5 s could run out
+	// on it and fail a test that did nothing wrong.
+	cfg.ShutdownTimeout = 10 * time.Second
 	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, o := range opts {
 		o(&cfg)
