@@ -534,17 +534,12 @@ func (j *journeyChange) assessed(n *eventsv1.NeedsAssessed) error {
 // onwardStep brings an onward referral's entry up to the folded state and
 // returns its service's name.
 func (j *journeyChange) onwardStep(id, reason, detail string, attended *Attendance) (string, error) {
-	key := itemKey(j.id, kindOnward, id)
-	_, ok, err := j.onwards.Get(j.b, key)
+	o, ok, err := j.onwards.Edit(j.b, itemKey(j.id, kindOnward, id))
 	if err != nil {
 		return "", err
 	}
 	if !ok {
 		return "an unknown service", nil
-	}
-	o, _, err := j.onwards.Load(j.b, key) // in memory now; written at the commit
-	if err != nil {
-		return "", err
 	}
 	if st, found := j.c.After.OnwardByID(id); found {
 		o.Status = st.Status

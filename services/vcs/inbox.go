@@ -429,15 +429,12 @@ func (p *inboxProjection) erase(b *views.Batch, c views.Change) error {
 		return err
 	}
 	for part, key := range ji.Items {
-		if _, ok, err := p.items.Get(b, key); err != nil || !ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		r, _, err := p.items.Load(b, key)
+		r, ok, err := p.items.Edit(b, key)
 		if err != nil {
 			return err
+		}
+		if !ok {
+			continue
 		}
 		r.Person, r.Needs, r.Notes, r.Detail, r.Shared = Person{}, nil, "", "", nil
 		r.Erased, r.UpdatedAt, r.Seq = true, at, c.Seq

@@ -127,6 +127,18 @@ func (r *Records[T]) Load(b *Batch, key string) (v *T, ok bool, err error) {
 	return e.v, ok, nil
 }
 
+// Edit returns the record under key to change, if there is one: it is
+// then written back at the commit, as Load's are. When there is none, ok
+// is false and nothing is made or written.
+func (r *Records[T]) Edit(b *Batch, key string) (v *T, ok bool, err error) {
+	e, err := r.entry(b, key)
+	if err != nil || e.v == nil {
+		return nil, false, err
+	}
+	r.touch(e)
+	return e.v, true, nil
+}
+
 // Put sets the record under key to v, written at the commit. The records
 // keeps v: change it afterwards only as Load's rules allow.
 func (r *Records[T]) Put(b *Batch, key string, v *T) {

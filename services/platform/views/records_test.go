@@ -23,9 +23,22 @@ func (p *cachedTimeline) Name() string { return "timeline" }
 
 func (p *cachedTimeline) Apply(b *views.Batch, c views.Change) error {
 	p.seen.add(c.Seq)
-	steps, _, err := p.records.Load(b, "t."+c.JourneyID)
+	// A journey's later events change its record through Edit, which
+	// makes none where there is none: the view compared key for key
+	// below would show one.
+	if v, ok, err := p.records.Edit(b, "none."+c.JourneyID); err != nil || ok || v != nil {
+		return fmt.Errorf("Edit of a record never made: %v, %v, %v", v, ok, err)
+	}
+	load := p.records.Load
+	if c.Before.Exists() {
+		load = p.records.Edit
+	}
+	steps, ok, err := load(b, "t."+c.JourneyID)
 	if err != nil {
 		return err
+	}
+	if ok != c.Before.Exists() {
+		return fmt.Errorf("journey %s at %d: a record %v, an earlier event %v", c.JourneyID, c.Seq, ok, c.Before.Exists())
 	}
 	// Changed before the failure below: an abandoned slice must not leave
 	// this in memory.
