@@ -122,7 +122,7 @@ func (p projection) Apply(b *views.Batch, c views.Change) error {
 	if c.JourneyID == "" || !after.Exists() || !events.ValidOrgCode(team) {
 		return nil // nothing a team holds
 	}
-	row, found, err := p.rows.Load(b, rowKey(c.JourneyID))
+	row, found, err := p.rows.LoadJourney(b, c, rowKey(c.JourneyID))
 	if err != nil {
 		return err
 	}

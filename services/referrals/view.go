@@ -182,7 +182,7 @@ func (p *projection) Apply(b *views.Batch, c views.Change) error {
 	if !ok || events.ParseID(c.JourneyID) != nil {
 		return nil // no referrer's view, or not a journey id Linkway issues
 	}
-	rec, found, err := p.records.Load(b, recordKey(org, c.JourneyID))
+	rec, found, err := p.records.LoadJourney(b, c, recordKey(org, c.JourneyID))
 	if err != nil {
 		return err
 	}

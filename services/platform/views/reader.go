@@ -46,6 +46,10 @@ type Change struct {
 	Stored        time.Time
 	Envelope      *eventsv1.Envelope
 	Before, After events.State
+	// First: the journey's first event the fold has seen (Before is the
+	// empty state). No view holds a key of the journey yet: a projection
+	// need not read its journey's records (Records.LoadJourney).
+	First bool
 }
 
 // Projection renders one view from the folded journeys.
@@ -676,7 +680,8 @@ func (r *Reader) applyItem(ctx context.Context, in item) error {
 		record = nil
 	}
 	r.states.set(js, after, record)
-	c := Change{Seq: in.seq, Subject: in.subject, JourneyID: id, Stored: in.stored, Envelope: in.env, Before: before, After: after}
+	c := Change{Seq: in.seq, Subject: in.subject, JourneyID: id, Stored: in.stored, Envelope: in.env, Before: before, After: after,
+		First: !before.Exists()}
 	for i, p := range r.projs {
 		if r.cps[i] >= in.seq {
 			continue // the view has it already

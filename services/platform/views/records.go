@@ -127,6 +127,24 @@ func (r *Records[T]) Load(b *Batch, key string) (v *T, ok bool, err error) {
 	return e.v, ok, nil
 }
 
+// LoadJourney is Load for a key of c's journey alone (one only its events
+// write): at the journey's first event (c.First) there is nothing under it
+// yet, so the store is not read. While catching up most records a
+// projection loads are new journeys', and a read that finds nothing
+// still costs a search of every level's filters.
+func (r *Records[T]) LoadJourney(b *Batch, c Change, key string) (v *T, ok bool, err error) {
+	if !c.First {
+		return r.Load(b, key)
+	}
+	e, _ := r.remember(b, key)
+	ok = e.v != nil
+	if !ok {
+		e.v = new(T)
+	}
+	r.touch(e)
+	return e.v, ok, nil
+}
+
 // Edit returns the record under key to change, if there is one: it is
 // then written back at the commit, as Load's are. When there is none, ok
 // is false and nothing is made or written.

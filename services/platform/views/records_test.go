@@ -29,7 +29,11 @@ func (p *cachedTimeline) Apply(b *views.Batch, c views.Change) error {
 	if v, ok, err := p.records.Edit(b, "none."+c.JourneyID); err != nil || ok || v != nil {
 		return fmt.Errorf("Edit of a record never made: %v, %v, %v", v, ok, err)
 	}
-	load := p.records.Load
+	if c.First == c.Before.Exists() {
+		return fmt.Errorf("journey %s at %d: First %v with an earlier event %v", c.JourneyID, c.Seq, c.First, c.Before.Exists())
+	}
+	// A journey's first event does not read its record (LoadJourney).
+	load := func(b *views.Batch, key string) (*[]string, bool, error) { return p.records.LoadJourney(b, c, key) }
 	if c.Before.Exists() {
 		load = p.records.Edit
 	}
@@ -134,5 +138,36 @@ func TestRecordsViewEqualsTheReadBackOne(t *testing.T) {
 	}
 	if got := dumpView(t, store, "timeline"); !maps.Equal(got, want) {
 		t.Fatalf("kept through Records after an offline rebuild:\n%v\nwant\n%v", got, want)
+	}
+}
+
+// LoadJourney does not read the store at a journey's first event: a
+// record left under the key (by nothing the log did) is neither found nor
+// kept, and the view comes out as if it were not there. Load would find
+// it, and cachedTimeline would refuse a first event with a record.
+func TestLoadJourneyReadsNothingAtAJourneysFirstEvent(t *testing.T) {
+	l := newLog(t, false)
+	last := l.journeys(t, 5, "U12345")
+	cfg := views.DefaultReaderConfig()
+	plain := openStore(t, t.TempDir())
+	rp := newReader(t, l, plain, cfg, &timelineView{})
+	start(t, rp)
+	waitFor(t, rp, last)
+	want := dumpView(t, plain, "timeline")
+
+	store := openStore(t, t.TempDir())
+	b := store.NewBatch()
+	for key := range want {
+		b.Set("timeline", key, []byte(`["left by nothing the log did"]`))
+	}
+	if err := b.Commit(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	cached := &cachedTimeline{records: views.NewRecords[[]string](100)}
+	r := newReader(t, l, store, cfg, cached)
+	start(t, r)
+	waitFor(t, r, last)
+	if got := dumpView(t, store, "timeline"); !maps.Equal(got, want) {
+		t.Fatalf("got\n%v\nwant\n%v", got, want)
 	}
 }
