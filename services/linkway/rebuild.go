@@ -149,7 +149,7 @@ func toolFlags(name string, log *slog.Logger, stderr io.Writer) (*hub.Config, *f
 	fs.BoolVar(&cfg.Demo, "demo", envBool("LINKWAY_DEMO"), "data of a --demo hub: read them with its demo master key [LINKWAY_DEMO]")
 	// The parties are built and open the data as the hub does.
 	decode := secretFlags(fs, &cfg)
-	limit := fs.Int("memory-limit-mib", 768, "soft limit of the Go heap in MiB: the garbage collector works harder near it, so the process stays within about 1 GiB; 0 for none; GOMEMLIMIT, when set, wins")
+	limit := fs.Int("memory-limit-mib", 768, "soft limit of the Go heap in MiB: the garbage collector works harder near it, so the process stays within about 1 GiB (with the NATS server embedded, its subject trees share this heap and grow with the log: past a few hundred thousand journeys the collector then runs almost without pause; raise the limit for speed); 0 for none; GOMEMLIMIT, when set, wins")
 	return &cfg, fs, func() error {
 		if os.Getenv("GOMEMLIMIT") == "" && *limit > 0 {
 			debug.SetMemoryLimit(int64(*limit) << 20)
