@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -441,40 +442,127 @@ func clearPlain(pm protoreflect.Message) {
 	})
 }
 
-// walk calls fn on every PersonalData and FreeText message inside m.
+// walk calls fn on every PersonalData and FreeText message inside m. It
+// looks only into the fields whose type can hold one (reaches), so an
+// event's timestamps, codes and the like cost nothing: every event is
+// walked when it is appended and each time it is read.
 func walk(m protoreflect.Message, fn func(protoreflect.Message) error) error {
 	var err error
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
-			return true
+	visit := func(child protoreflect.Message) bool {
+		name := child.Descriptor().FullName()
+		if name == personalName || name == freeTextName {
+			err = fn(child)
+		} else {
+			err = walk(child, fn)
 		}
-		visit := func(child protoreflect.Message) bool {
-			name := child.Descriptor().FullName()
-			if name == personalName || name == freeTextName {
-				err = fn(child)
-			} else {
-				err = walk(child, fn)
-			}
-			return err == nil
-		}
+		return err == nil
+	}
+	p := planOf(m.Descriptor())
+	each := func(fd protoreflect.FieldDescriptor) error {
+		v := m.Get(fd)
 		switch {
 		case fd.IsList():
 			l := v.List()
 			for i := range l.Len() {
 				if !visit(l.Get(i).Message()) {
-					return false
+					break
 				}
 			}
 		case fd.IsMap():
-			if fd.MapValue().Kind() == protoreflect.MessageKind {
-				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool { return visit(mv.Message()) })
-			}
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool { return visit(mv.Message()) })
 		default:
-			return visit(v.Message())
+			visit(v.Message())
 		}
-		return err == nil
-	})
-	return err
+		return err
+	}
+	for _, fd := range p.fields {
+		if m.Has(fd) {
+			if err := each(fd); err != nil {
+				return err
+			}
+		}
+	}
+	for _, od := range p.oneofs {
+		if fd := m.WhichOneof(od); fd != nil && p.inOneof[fd.Number()] {
+			if err := each(fd); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// plan is the fields of a message type whose values can hold a
+// PersonalData or a FreeText message, directly or further down: fields
+// outside a oneof, and the oneofs with such a field (an event's payload
+// is one of some hundred, found with one look rather than a hundred).
+type plan struct {
+	fields  []protoreflect.FieldDescriptor
+	oneofs  []protoreflect.OneofDescriptor
+	inOneof map[protoreflect.FieldNumber]bool
+}
+
+// plans holds the plan of each message type walked
+// (protoreflect.FullName -> *plan).
+var plans sync.Map
+
+// planOf is md's plan, made the first time md is walked.
+func planOf(md protoreflect.MessageDescriptor) *plan {
+	if p, ok := plans.Load(md.FullName()); ok {
+		return p.(*plan)
+	}
+	p := &plan{inOneof: map[protoreflect.FieldNumber]bool{}}
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		t := messageOf(fd)
+		if t == nil || !reaches(t, map[protoreflect.FullName]bool{}) {
+			continue
+		}
+		od := fd.ContainingOneof()
+		if od == nil || od.IsSynthetic() {
+			p.fields = append(p.fields, fd)
+			continue
+		}
+		if !slices.Contains(p.oneofs, od) {
+			p.oneofs = append(p.oneofs, od)
+		}
+		p.inOneof[fd.Number()] = true
+	}
+	plans.Store(md.FullName(), p)
+	return p
+}
+
+// messageOf is the message type a field's values are (a map's values),
+// or nil for a field of scalars.
+func messageOf(fd protoreflect.FieldDescriptor) protoreflect.MessageDescriptor {
+	if fd.IsMap() {
+		fd = fd.MapValue()
+	}
+	if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
+		return nil
+	}
+	return fd.Message()
+}
+
+// reaches reports whether a message of type md can hold a PersonalData or
+// a FreeText message. seen breaks cycles: a type already being looked at
+// adds nothing new.
+func reaches(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+	if md.FullName() == personalName || md.FullName() == freeTextName {
+		return true
+	}
+	if seen[md.FullName()] {
+		return false
+	}
+	seen[md.FullName()] = true
+	fields := md.Fields()
+	for i := range fields.Len() {
+		if t := messageOf(fields.Get(i)); t != nil && reaches(t, seen) {
+			return true
+		}
+	}
+	return false
 }
 
 // lru is a bounded map of opened keys, least recently used out first.
