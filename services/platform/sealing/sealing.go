@@ -495,7 +495,7 @@ func walk(m protoreflect.Message, fn func(protoreflect.Message) error) error {
 // plan is the fields of a message type whose values can hold a
 // PersonalData or a FreeText message, directly or further down: fields
 // outside a oneof, and the oneofs with such a field (an event's payload
-// is one of some hundred, found with one look rather than a hundred).
+// is one of dozens, found with one look rather than one a payload).
 type plan struct {
 	fields  []protoreflect.FieldDescriptor
 	oneofs  []protoreflect.OneofDescriptor
