@@ -368,6 +368,10 @@ var (
 	freeTextName = (&eventsv1.FreeText{}).ProtoReflect().Descriptor().FullName()
 )
 
+// sealable reports whether a message of the named type is sealed whole
+// (what walk hands to its fn).
+func sealable(name protoreflect.FullName) bool { return name == personalName || name == freeTextName }
+
 // Seal encrypts, in place, every PersonalData and FreeText inside m with
 // the person's key. With keyID empty (an erased person), or a key that has
 // since been destroyed, it clears them instead: an erased person takes no
@@ -449,8 +453,7 @@ func clearPlain(pm protoreflect.Message) {
 func walk(m protoreflect.Message, fn func(protoreflect.Message) error) error {
 	var err error
 	visit := func(child protoreflect.Message) bool {
-		name := child.Descriptor().FullName()
-		if name == personalName || name == freeTextName {
+		if sealable(child.Descriptor().FullName()) {
 			err = fn(child)
 		} else {
 			err = walk(child, fn)
@@ -549,7 +552,7 @@ func messageOf(fd protoreflect.FieldDescriptor) protoreflect.MessageDescriptor {
 // a FreeText message. seen breaks cycles: a type already being looked at
 // adds nothing new.
 func reaches(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
-	if md.FullName() == personalName || md.FullName() == freeTextName {
+	if sealable(md.FullName()) {
 		return true
 	}
 	if seen[md.FullName()] {

@@ -17,7 +17,7 @@ func refWalk(m protoreflect.Message, fn func(protoreflect.Message)) {
 			return true
 		}
 		visit := func(child protoreflect.Message) {
-			if n := child.Descriptor().FullName(); n == personalName || n == freeTextName {
+			if sealable(child.Descriptor().FullName()) {
 				fn(child)
 			} else {
 				refWalk(child, fn)
