@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -439,20 +440,28 @@ func BenchmarkRebuild(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		rawCPU := processCPU()
 		rawEvents, lastSeq, rawRate := rawConsume(b, c.JS)
+		rawCPU = processCPU() - rawCPU
 		c.Close()
 
 		// First catch-up: nothing of this history was ever published on the
 		// feeds, so the projections also write every feed message into
 		// their outboxes.
-		first := rebuildAll(b, bin, cfg.Data)
+		first := rebuild(b, bin, cfg.Data, "all")
 		// Then the feeds published, as a hub would have while the history
 		// happened, and the views rebuilt: a rebuild never writes again what
 		// a feed has published.
 		publishFeeds(b, bin, cfg.Data, lastSeq)
-		p := rebuildAll(b, bin, cfg.Data)
+		p := rebuild(b, bin, cfg.Data, "all")
+		// The reader's own cost: the same replay (decoded, unsealed and
+		// folded, the journeys' states written) into the view that writes
+		// least, the directory's feedback (a count per service).
+		floor := rebuild(b, bin, cfg.Data, readerView)
 		p.journeys, p.events, p.rawRate, p.genRate, p.firstSeconds = size, rawEvents, rawRate, genRate, first.seconds
-		for _, r := range []curvePoint{first, p} {
+		p.rawCPUMicros = float64(rawCPU.Microseconds()) / float64(rawEvents)
+		p.readerRate, p.readerCPUMicros = float64(rawEvents)/floor.seconds, floor.cpuMicros
+		for _, r := range []curvePoint{first, p, floor} {
 			if r.folded != rawEvents {
 				b.Errorf("the rebuild read %d events, the log holds %d", r.folded, rawEvents)
 			}
@@ -463,6 +472,8 @@ func BenchmarkRebuild(b *testing.B) {
 		rows = append(rows, p)
 		b.Logf("%d journeys, %d events, feeds published: all %d views (%s) rebuilt in %s (%.0f events/s), raw consumer %.0f/s, ratio %.2f, peak RSS %d MiB (Go heap %d MiB); generated at %.0f events/s",
 			size, rawEvents, p.views, p.viewNames, elapsed.Round(time.Millisecond), p.rate(), rawRate, p.rate()/rawRate, p.peakMB, p.heapMB, genRate)
+		b.Logf("%d journeys: the reader with %s alone %.0f events/s (ratio %.2f); CPU an event: raw consumer %.1f µs, reader alone %.1f µs, all views %.1f µs; at ratio 0.5 on %d cores a rebuild may spend %.1f µs",
+			size, readerView, p.readerRate, p.readerRate/rawRate, p.rawCPUMicros, p.readerCPUMicros, p.cpuMicros, runtime.NumCPU(), p.cpuBudgetMicros())
 	}
 	if len(rows) == 0 {
 		return
@@ -482,25 +493,27 @@ func BenchmarkRebuild(b *testing.B) {
 
 var (
 	reGenRate = regexp.MustCompile(`\(([0-9.]+) events/s\)`)
-	// "rebuilt a, b: 123 events in 1.5s, 82 events/s; peak memory: 80 MiB resident (maxrss), Go heap 20 MiB"
-	reRebuilt = regexp.MustCompile(`rebuilt (.*): (\d+) events in (\S+), (\d+) events/s; peak memory: (\d+) MiB resident \(maxrss\), Go heap (\d+) MiB`)
+	// "rebuilt a, b: 123 events in 1.5s, 82 events/s; CPU 2.1 s, 17.0 µs an event (2 cores); peak memory: 80 MiB resident (maxrss), Go heap 20 MiB"
+	reRebuilt = regexp.MustCompile(`rebuilt (.*): (\d+) events in (\S+), (\d+) events/s; CPU \S+ s, ([0-9.]+) µs an event \(\d+ cores\); peak memory: (\d+) MiB resident \(maxrss\), Go heap (\d+) MiB`)
 )
 
-// rebuildAll runs `linkway rebuild all` and reads what it printed.
-func rebuildAll(b *testing.B, bin, data string) curvePoint {
-	out := runLinkway(b, bin, "rebuild", "all", "--demo", "--data", data)
+// rebuild runs `linkway rebuild <what>` (all, or a view) and reads what
+// it printed.
+func rebuild(b *testing.B, bin, data, what string) curvePoint {
+	out := runLinkway(b, bin, "rebuild", what, "--demo", "--data", data)
 	m := reRebuilt.FindStringSubmatch(out)
 	if m == nil {
-		b.Fatalf("linkway rebuild all printed %q", out)
+		b.Fatalf("linkway rebuild %s printed %q", what, out)
 	}
 	folded, _ := strconv.Atoi(m[2])
 	elapsed, err := time.ParseDuration(m[3])
 	if err != nil {
-		b.Fatalf("linkway rebuild all printed %q: %v", out, err)
+		b.Fatalf("linkway rebuild %s printed %q: %v", what, out, err)
 	}
-	rss, _ := strconv.Atoi(m[5])
-	heap, _ := strconv.Atoi(m[6])
-	return curvePoint{folded: folded, seconds: elapsed.Seconds(), peakMB: rss, heapMB: heap,
+	cpu, _ := strconv.ParseFloat(m[5], 64)
+	rss, _ := strconv.Atoi(m[6])
+	heap, _ := strconv.Atoi(m[7])
+	return curvePoint{folded: folded, seconds: elapsed.Seconds(), cpuMicros: cpu, peakMB: rss, heapMB: heap,
 		views: len(strings.Split(m[1], ", ")), viewNames: m[1]}
 }
 
@@ -593,9 +606,27 @@ func runLinkway(b *testing.B, bin string, args ...string) string {
 	return stdout.String()
 }
 
+// readerView is the view whose rebuild measures the reader's own cost:
+// it writes a count per service, next to nothing.
+const readerView = "directory_feedback"
+
+// processCPU is the CPU time this process has used (every thread: the
+// embedded NATS server's included).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 type curvePoint struct {
 	journeys, events, folded int
 	seconds                  float64
+	// cpuMicros is the rebuild's CPU time an event (what `linkway
+	// rebuild` prints), rawCPUMicros the raw consumer's (this process, its
+	// embedded server included).
+	cpuMicros, rawCPUMicros float64
+	// readerRate and readerCPUMicros are the rebuild of readerView alone.
+	readerRate, readerCPUMicros float64
 	// firstSeconds is the first catch-up's, with the feeds never published.
 	firstSeconds     float64
 	peakMB, heapMB   int
@@ -605,6 +636,12 @@ type curvePoint struct {
 }
 
 func (p curvePoint) rate() float64 { return float64(p.events) / p.seconds }
+
+// cpuBudgetMicros is the most CPU an event a rebuild can spend and still
+// reach half the raw consumer's rate, with every core busy throughout.
+func (p curvePoint) cpuBudgetMicros() float64 {
+	return float64(runtime.NumCPU()) / (0.5 * p.rawRate) * 1e6
+}
 
 // rawConsume reads the whole JOURNEYS stream with an ordered consumer.
 func rawConsume(b *testing.B, js jetstream.JetStream) (n int, lastSeq uint64, rate float64) {

@@ -140,7 +140,17 @@ func writeReport(path string) error {
 		fmt.Fprintf(&sb, "by a least-squares line through the points above: rebuild time %.1f s + %.2f µs/event = **%s** (goal <= 3 min);\n", a, b*1e6, (time.Duration(secs * float64(time.Second))).Round(time.Second))
 		fmt.Fprintf(&sb, "peak resident memory %.0f MiB + %.2f MiB per 1,000 journeys = **%.0f MiB** (goal <= 1 GiB), on %d cores (GOMAXPROCS %d).\n",
 			ma, mb*1000, ma+mb*national, runtime.NumCPU(), runtime.GOMAXPROCS(0))
-		sb.WriteString("Memory is bounded by design (a bounded LRU of folded journeys, a 64 MiB block cache and at most four 16 MiB\n")
+		sb.WriteString("\nWhere the time goes, in the same run: CPU time an event (user and system, every thread, the embedded NATS\n")
+		sb.WriteString("server's included) of the raw consumer, of the reader alone (`linkway rebuild " + readerView + "`: the same replay,\n")
+		sb.WriteString("each event decoded, unsealed and folded and each journey's state written, into the view that writes least) and of\n")
+		sb.WriteString("`linkway rebuild all`; and the budget the goal leaves: to reach half the raw rate with every core busy throughout,\n")
+		sb.WriteString("a rebuild may spend at most cores / (0.5 x raw rate) of CPU an event.\n\n")
+		sb.WriteString("| journeys | raw consumer CPU an event | reader alone events/s (ratio) | reader alone CPU an event | all views CPU an event | budget at ratio 0.5 |\n| --- | --- | --- | --- | --- | --- |\n")
+		for _, p := range results.curve {
+			fmt.Fprintf(&sb, "| %s | %.1f µs | %s (%.2f) | %.1f µs | %.1f µs | %.1f µs |\n", thousands(float64(p.journeys)), p.rawCPUMicros,
+				thousands(p.readerRate), p.readerRate/p.rawRate, p.readerCPUMicros, p.cpuMicros, p.cpuBudgetMicros())
+		}
+		sb.WriteString("\nMemory is bounded by design (a bounded LRU of folded journeys, a 64 MiB block cache and at most four 16 MiB\n")
 		sb.WriteString("memtables in the view store, person keys in a bounded cache), so the line's slope is what the bounds have not yet\n")
 		sb.WriteString("reached at these sizes; the machine is shared with other work, so the ratio, against the same server in the same\n")
 		sb.WriteString("run, is the steadier figure.\n")

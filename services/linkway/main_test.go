@@ -240,7 +240,7 @@ func TestRebuildAllAndSnapshotCommands(t *testing.T) {
 	}
 	run("gen", "--demo", "--data", data, "--journeys", "40")
 	out := run("rebuild", "all", "--demo", "--data", data)
-	for _, want := range []string{"rebuilt ", "events/s", "peak memory", "resident (maxrss)"} {
+	for _, want := range []string{"rebuilt ", "events/s", "µs an event", "peak memory", "resident (maxrss)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("rebuild all printed %q, want %q in it", out, want)
 		}

@@ -64,7 +64,7 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 			}
 		}
 	}
-	start := time.Now()
+	start, cpuStart := time.Now(), cpuTime()
 	var (
 		st  views.RebuildStats
 		err error
@@ -77,7 +77,7 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 		n, err = hub.Rebuild(ctx, *cfg, name, progress)
 		st = views.RebuildStats{Views: []string{name}, Total: n, Folded: n, Elapsed: time.Since(start)}
 	}
-	peak := mem.stop()
+	peak, cpu := mem.stop(), cpuTime()-cpuStart
 	if err != nil {
 		return err
 	}
@@ -85,8 +85,13 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return ctx.Err()
 	}
-	fmt.Fprintf(stdout, "rebuilt %s: %d events in %s, %.0f events/s; peak memory: %s\n",
-		strings.Join(st.Views, ", "), st.Folded, st.Elapsed.Round(time.Millisecond), st.EventsPerSecond(), peak)
+	perEvent := 0.0
+	if st.Folded > 0 {
+		perEvent = float64(cpu.Microseconds()) / float64(st.Folded)
+	}
+	fmt.Fprintf(stdout, "rebuilt %s: %d events in %s, %.0f events/s; CPU %.1f s, %.1f µs an event (%d cores); peak memory: %s\n",
+		strings.Join(st.Views, ", "), st.Folded, st.Elapsed.Round(time.Millisecond), st.EventsPerSecond(),
+		cpu.Seconds(), perEvent, runtime.NumCPU(), peak)
 	return nil
 }
 
@@ -187,6 +192,16 @@ func (m *memoryWatch) sample() {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	m.peakHeap = max(m.peakHeap, ms.HeapInuse)
+}
+
+// cpuTime is the CPU time the process has used so far, user and system,
+// on every thread (an embedded NATS server's included).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // peakMemory is what stop reports.
