@@ -141,7 +141,8 @@ func writeReport(path string) error {
 		fmt.Fprintf(&sb, "peak resident memory %.0f MiB + %.2f MiB per 1,000 journeys = **%.0f MiB** (goal <= 1 GiB), on %d cores (GOMAXPROCS %d).\n",
 			ma, mb*1000, ma+mb*national, runtime.NumCPU(), runtime.GOMAXPROCS(0))
 		sb.WriteString("\nWhere the time goes, in the same run: CPU time an event (user and system, every thread, the embedded NATS\n")
-		sb.WriteString("server's included) of the raw consumer, of the reader alone (`linkway rebuild " + readerView + "`: the same replay,\n")
+		sb.WriteString("server's included; for a rebuild the whole command's, opening and dropping the views included) of the raw\n")
+		sb.WriteString("consumer, of the reader alone (`linkway rebuild " + readerView + "`: the same replay,\n")
 		sb.WriteString("each event decoded, unsealed and folded and each journey's state written, into the view that writes least) and of\n")
 		sb.WriteString("`linkway rebuild all`; and the budget the goal leaves: to reach half the raw rate with every core busy throughout,\n")
 		sb.WriteString("a rebuild may spend at most cores / (0.5 x raw rate) of CPU an event.\n\n")
