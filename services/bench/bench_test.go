@@ -30,6 +30,7 @@ import (
 	"linkway/services/linkway/hub"
 	"linkway/services/linkway/hubtest"
 	"linkway/services/platform/journal"
+	"linkway/services/platform/procstat"
 )
 
 const (
@@ -440,9 +441,9 @@ func BenchmarkRebuild(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rawCPU := processCPU()
+		rawCPU := procstat.CPU()
 		rawEvents, lastSeq, rawRate := rawConsume(b, c.JS)
-		rawCPU = processCPU() - rawCPU
+		rawCPU = procstat.CPU() - rawCPU
 		c.Close()
 
 		// First catch-up: nothing of this history was ever published on the
@@ -609,14 +610,6 @@ func runLinkway(b *testing.B, bin string, args ...string) string {
 // readerView is the view whose rebuild measures the reader's own cost:
 // it writes a count per service, next to nothing.
 const readerView = "directory_feedback"
-
-// processCPU is the CPU time this process has used (every thread: the
-// embedded NATS server's included).
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 type curvePoint struct {
 	journeys, events, folded int

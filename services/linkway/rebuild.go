@@ -13,10 +13,10 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"linkway/services/linkway/hub"
+	"linkway/services/platform/procstat"
 	"linkway/services/platform/views"
 )
 
@@ -64,7 +64,7 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 			}
 		}
 	}
-	start, cpuStart := time.Now(), cpuTime()
+	start, cpuStart := time.Now(), procstat.CPU()
 	var (
 		st  views.RebuildStats
 		err error
@@ -77,7 +77,7 @@ func runRebuild(ctx context.Context, args []string, log *slog.Logger, stdout, st
 		n, err = hub.Rebuild(ctx, *cfg, name, progress)
 		st = views.RebuildStats{Views: []string{name}, Total: n, Folded: n, Elapsed: time.Since(start)}
 	}
-	peak, cpu := mem.stop(), cpuTime()-cpuStart
+	peak, cpu := mem.stop(), procstat.CPU()-cpuStart
 	if err != nil {
 		return err
 	}
@@ -194,16 +194,6 @@ func (m *memoryWatch) sample() {
 	m.peakHeap = max(m.peakHeap, ms.HeapInuse)
 }
 
-// cpuTime is the CPU time the process has used so far, user and system,
-// on every thread (an embedded NATS server's included).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // peakMemory is what stop reports.
 type peakMemory struct {
 	// Resident is the process's peak resident set size (getrusage maxrss).
@@ -220,7 +210,5 @@ func (m *memoryWatch) stop() peakMemory {
 	close(m.stopc)
 	m.wg.Wait()
 	m.sample()
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return peakMemory{Resident: uint64(ru.Maxrss) << 10, Heap: m.peakHeap} // Linux: maxrss in KiB
+	return peakMemory{Resident: procstat.PeakResident(), Heap: m.peakHeap}
 }

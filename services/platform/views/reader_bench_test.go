@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"linkway/ops/synthhistory"
 	"linkway/services/platform/journal"
 	"linkway/services/platform/natsserver"
+	"linkway/services/platform/procstat"
 	"linkway/services/platform/sealing"
 	"linkway/services/platform/views"
 	"linkway/services/platform/viewstore"
@@ -210,9 +210,9 @@ func benchCatchUp(b *testing.B, journeys int, projections []views.Projection) {
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
-		cpu0 := cpuTime()
+		cpu0 := procstat.CPU()
 		rawRate := float64(total) / rawOrdered(b, js, total).Seconds()
-		rawCPU := cpuTime() - cpu0
+		rawCPU := procstat.CPU() - cpu0
 		dir := b.TempDir()
 		vs, err := viewstore.Open(viewstore.DefaultConfig(dir))
 		if err != nil {
@@ -235,7 +235,7 @@ func benchCatchUp(b *testing.B, journeys int, projections []views.Projection) {
 		base = max(base, heapBytes())
 		hp := startHeapPeak()
 		b.StartTimer()
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), procstat.CPU()
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- r.Run(rctx) }()
@@ -243,7 +243,7 @@ func benchCatchUp(b *testing.B, journeys int, projections []views.Projection) {
 			b.Fatal(err)
 		}
 		readRate := float64(total) / time.Since(start).Seconds()
-		readCPU := cpuTime() - cpu0
+		readCPU := procstat.CPU() - cpu0
 		b.StopTimer()
 		peak = max(peak, hp.stop())
 		cancel()
@@ -279,15 +279,6 @@ func benchCatchUp(b *testing.B, journeys int, projections []views.Projection) {
 		"peak Go heap %.0f MiB (%.0f MiB before the catch-up, the NATS server included); %.0f states read back; %d CPUs, load %s",
 		total, journeys, b.N, len(projections), bestRead, bestRaw, bestRead/bestRaw, float64(peak)/(1<<20), float64(base)/(1<<20), loads,
 		runtime.NumCPU(), loadAverage())
-}
-
-// cpuTime is the CPU time this process has used (user and system).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func loadAverage() string {
