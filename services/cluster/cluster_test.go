@@ -191,6 +191,16 @@ func TestClusterFaults(t *testing.T) {
 		}
 	}
 
+	// Let what the hubs still hold land before the log is read: a command
+	// whose client gave up when the load stopped is appended all the same
+	// if it was queued. Each publish waits at most the journal's
+	// PublishTimeout, and a batch that fails is published again one by
+	// one: the log is final once its last sequence has not moved for
+	// longer than two of those.
+	if err := waitLogQuiet(nodes, 2*journal.DefaultConfig().PublishTimeout+2*time.Second, 3*time.Minute); err != nil {
+		t.Fatalf("the log did not settle after the load: %v", err)
+	}
+
 	// Read the log itself (the API may still be electing leaders: retry).
 	var read logContents
 	if err := waitFor(90*time.Second, time.Second, func() (err error) {
@@ -392,6 +402,41 @@ type logContents struct {
 	referrals       map[string]int // ReferralReceived per journey id
 	accepts         map[string]int // OnwardReferralAccepted per onward id
 	duplicateMsgIDs int
+}
+
+// waitLogQuiet returns once JOURNEYS' last sequence has not moved for
+// quiet, or an error after within.
+func waitLogQuiet(nodes []*natsNode, quiet, within time.Duration) error {
+	nc, err := nats.Connect(natsURLs(nodes))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	var last uint64
+	var since time.Time
+	return waitFor(within, 500*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stream, err := js.Stream(ctx, events.JourneyStream)
+		if err != nil {
+			return err // electing a leader still: ask again
+		}
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if seq := info.State.LastSeq; since.IsZero() || seq != last {
+			last, since = seq, time.Now()
+		}
+		if d := time.Since(since); d < quiet {
+			return fmt.Errorf("the log's last sequence %d has stood for %s of %s", last, d.Round(time.Millisecond), quiet)
+		}
+		return nil
+	})
 }
 
 // readLog reads the whole JOURNEYS stream with an ordered consumer.
